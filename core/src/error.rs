@@ -1,0 +1,301 @@
+//! Typed errors, split by origin: the server said no ([`ServerError`]), the
+//! bytes on the wire were wrong ([`ProtocolError`]), or the caller asked for
+//! something invalid ([`ConfigError`]).
+
+use bytes::Bytes;
+
+/// An error reply from the server (`-ERR ...`, `-NOGROUP ...`, `!<len>...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server error {kind:?}: {message}")]
+pub struct ServerError {
+    /// What kind of error, from the reply's first word.
+    pub kind: ServerErrorKind,
+    /// The whole error text as the server sent it (lossy UTF-8).
+    pub message: String,
+}
+
+/// The kinds of server error replies the consumer tells apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerErrorKind {
+    /// `NOGROUP`: the stream or the consumer group does not exist.
+    NoGroup,
+    /// `BUSYGROUP`: the consumer group already exists.
+    BusyGroup,
+    /// `WRONGTYPE`: the key holds another type than a stream.
+    WrongType,
+    /// `NOAUTH`: authentication required.
+    NoAuth,
+    /// `WRONGPASS` (or the pre-6 `ERR invalid password`): bad credentials.
+    WrongPass,
+    /// `NOPERM`: the ACL user may not run this command or touch this key.
+    NoPerm,
+    /// `LOADING`: the server is loading its data set.
+    Loading,
+    /// `BUSY`: a script or function is running.
+    Busy,
+    /// `TRYAGAIN`: cluster resharding in progress.
+    TryAgain,
+    /// `CLUSTERDOWN`: the cluster is down.
+    ClusterDown,
+    /// `MASTERDOWN`: a replica lost its link to its master.
+    MasterDown,
+    /// `READONLY`: a write was sent to a replica.
+    ReadOnly,
+    /// `MOVED <slot> <addr>`: the slot lives elsewhere.
+    Moved {
+        /// Hash slot.
+        slot: u16,
+        /// `host:port` of the node that owns it.
+        addr: String,
+    },
+    /// `ASK <slot> <addr>`: ask that node once.
+    Ask {
+        /// Hash slot.
+        slot: u16,
+        /// `host:port` of the node to ask.
+        addr: String,
+    },
+    /// `ERR unknown command` / `ERR unknown subcommand`.
+    UnknownCommand,
+    /// `ERR The XGROUP subcommand requires the key to exist`: the stream is
+    /// missing and `MKSTREAM` was not given.
+    StreamMissing,
+    /// `EXECABORT`: a transaction was discarded.
+    ExecAbort,
+    /// Any other error; the prefix is in the message.
+    Other,
+}
+
+impl ServerError {
+    /// Classifies an error reply by its text.
+    pub fn from_message(message: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(message).into_owned();
+        let mut words = text.split_ascii_whitespace();
+        let first = words.next().unwrap_or("");
+        let kind = match first {
+            "NOGROUP" => ServerErrorKind::NoGroup,
+            "BUSYGROUP" => ServerErrorKind::BusyGroup,
+            "WRONGTYPE" => ServerErrorKind::WrongType,
+            "NOAUTH" => ServerErrorKind::NoAuth,
+            "WRONGPASS" => ServerErrorKind::WrongPass,
+            "NOPERM" => ServerErrorKind::NoPerm,
+            "LOADING" => ServerErrorKind::Loading,
+            "BUSY" => ServerErrorKind::Busy,
+            "TRYAGAIN" => ServerErrorKind::TryAgain,
+            "CLUSTERDOWN" => ServerErrorKind::ClusterDown,
+            "MASTERDOWN" => ServerErrorKind::MasterDown,
+            "READONLY" => ServerErrorKind::ReadOnly,
+            "EXECABORT" => ServerErrorKind::ExecAbort,
+            "MOVED" | "ASK" => {
+                let slot = words.next().and_then(|s| s.parse::<u16>().ok());
+                let addr = words.next().map(str::to_owned);
+                match (first, slot, addr) {
+                    ("MOVED", Some(slot), Some(addr)) => ServerErrorKind::Moved { slot, addr },
+                    ("ASK", Some(slot), Some(addr)) => ServerErrorKind::Ask { slot, addr },
+                    _ => ServerErrorKind::Other,
+                }
+            }
+            "ERR" => {
+                let rest = text[3..].trim_start().to_ascii_lowercase();
+                if rest.starts_with("unknown command") || rest.starts_with("unknown subcommand") {
+                    ServerErrorKind::UnknownCommand
+                } else if rest.starts_with("invalid password")
+                    || rest.starts_with("invalid username-password")
+                {
+                    ServerErrorKind::WrongPass
+                } else if rest.contains("requires the key to exist") {
+                    ServerErrorKind::StreamMissing
+                } else {
+                    ServerErrorKind::Other
+                }
+            }
+            _ => ServerErrorKind::Other,
+        };
+        ServerError {
+            kind,
+            message: text,
+        }
+    }
+
+    /// Whether waiting and trying again may succeed without anyone changing
+    /// configuration (the server is loading, busy, resharding or failing over).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            ServerErrorKind::Loading
+                | ServerErrorKind::Busy
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        )
+    }
+}
+
+/// The bytes from the server were not what the protocol allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Not valid RESP.
+    #[error("malformed RESP: {0}")]
+    Malformed(String),
+    /// Valid RESP, but not the shape this command's reply has.
+    #[error("unexpected reply to {command}: {detail}")]
+    UnexpectedReply {
+        /// The command whose reply it was.
+        command: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// A reply arrived when no command was waiting for one.
+    #[error("reply with no command waiting for it")]
+    UnsolicitedReply,
+    /// A frame was larger than the configured limit.
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    FrameTooLarge {
+        /// Declared or seen size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl ProtocolError {
+    /// A reply of the wrong shape for `command`.
+    pub fn unexpected(command: &'static str, detail: impl Into<String>) -> Self {
+        ProtocolError::UnexpectedReply {
+            command,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// An invalid option, found before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid option `{option}`: {reason}")]
+pub struct ConfigError {
+    /// The option's name, as the builder method is called.
+    pub option: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(option: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            option,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything that can stop a consumer or fail a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The server's bytes broke the protocol.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A configuration value is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The consumer group is missing and creating it is switched off.
+    #[error("consumer group {group:?} on stream {stream:?} does not exist and auto-create is off")]
+    GroupMissing {
+        /// Stream key.
+        stream: Bytes,
+        /// Group name.
+        group: Bytes,
+    },
+    /// The stream is missing and creating it (`MKSTREAM`) is switched off.
+    #[error("stream {stream:?} does not exist and make_stream is off")]
+    StreamMissing {
+        /// Stream key.
+        stream: Bytes,
+    },
+    /// The connection was lost and the request's reply with it.
+    #[error("connection lost before the reply arrived")]
+    ConnectionLost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_errors() {
+        let kind = |m: &str| ServerError::from_message(m.as_bytes()).kind;
+        assert_eq!(
+            kind("NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option"),
+            ServerErrorKind::NoGroup
+        );
+        assert_eq!(
+            kind("BUSYGROUP Consumer Group name already exists"),
+            ServerErrorKind::BusyGroup
+        );
+        assert_eq!(
+            kind("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ServerErrorKind::WrongType
+        );
+        assert_eq!(
+            kind("NOAUTH Authentication required."),
+            ServerErrorKind::NoAuth
+        );
+        assert_eq!(
+            kind("WRONGPASS invalid username-password pair or user is disabled."),
+            ServerErrorKind::WrongPass
+        );
+        assert_eq!(kind("ERR invalid password"), ServerErrorKind::WrongPass);
+        assert_eq!(
+            kind("NOPERM this user has no permissions to run the 'xreadgroup' command"),
+            ServerErrorKind::NoPerm
+        );
+        assert_eq!(
+            kind("LOADING Redis is loading the dataset in memory"),
+            ServerErrorKind::Loading
+        );
+        assert_eq!(
+            kind("BUSY Redis is busy running a script."),
+            ServerErrorKind::Busy
+        );
+        assert_eq!(
+            kind("TRYAGAIN Multiple keys request during rehashing of slot"),
+            ServerErrorKind::TryAgain
+        );
+        assert_eq!(
+            kind("CLUSTERDOWN The cluster is down"),
+            ServerErrorKind::ClusterDown
+        );
+        assert_eq!(
+            kind("MOVED 3999 127.0.0.1:6381"),
+            ServerErrorKind::Moved {
+                slot: 3999,
+                addr: "127.0.0.1:6381".into()
+            }
+        );
+        assert_eq!(
+            kind("ASK 3999 127.0.0.1:6381"),
+            ServerErrorKind::Ask {
+                slot: 3999,
+                addr: "127.0.0.1:6381".into()
+            }
+        );
+        assert_eq!(kind("MOVED x"), ServerErrorKind::Other);
+        assert_eq!(
+            kind("ERR unknown command 'XAUTOCLAIM', with args beginning with: "),
+            ServerErrorKind::UnknownCommand
+        );
+        assert_eq!(
+            kind("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."),
+            ServerErrorKind::StreamMissing
+        );
+        assert_eq!(kind("ERR syntax error"), ServerErrorKind::Other);
+        assert_eq!(kind(""), ServerErrorKind::Other);
+        assert!(ServerError::from_message(b"LOADING x").is_transient());
+        assert!(!ServerError::from_message(b"NOPERM x").is_transient());
+    }
+}

@@ -1,0 +1,22 @@
+//! # xgroup-core
+//!
+//! The sans-IO core of xgroup: a Redis Streams consumer-group state machine.
+//! It emits RESP commands and consumes replies; it opens no sockets, reads no
+//! clock, sleeps never and spawns nothing. Runtime adapters (tokio,
+//! async-std/smol, blocking std) drive it over their own sockets.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// Network input must never panic the core.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod command;
+pub mod error;
+pub mod id;
+pub mod reply;
+pub mod resp;
+
+pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
+pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
+pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
+pub use reply::{Entry, Fields, Value};
+pub use resp::{Decoder, Frame};
