@@ -14,6 +14,8 @@ pub mod error;
 pub mod id;
 pub mod reply;
 pub mod resp;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};

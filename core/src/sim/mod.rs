@@ -1,0 +1,1 @@
+//! In-memory model of Redis Streams (feature `sim`).
