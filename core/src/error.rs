@@ -217,9 +217,19 @@ pub enum Error {
         /// Stream key.
         stream: Bytes,
     },
-    /// The connection was lost and the request's reply with it.
-    #[error("connection lost before the reply arrived")]
-    ConnectionLost,
+    /// The connection was lost (or never opened); the text says why.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// A reply did not arrive in time; the connection is taken for dead.
+    #[error("no reply to {command} within the reply timeout")]
+    ReplyTimeout {
+        /// The command that got no reply.
+        command: &'static str,
+    },
+    /// The server is a cluster node pointing elsewhere (`MOVED`/`ASK`);
+    /// cluster routing is not supported.
+    #[error("cluster redirection is not supported: {0}")]
+    Redirected(ServerError),
 }
 
 #[cfg(test)]

@@ -7,9 +7,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Network input must never panic the core.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod command;
+pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod id;
 pub mod reply;
@@ -18,6 +23,10 @@ pub mod resp;
 pub mod sim;
 
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
+pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder};
+pub use consumer::{
+    Batch, BatchId, Consumer, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
+};
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
 pub use reply::{Entry, Fields, Value};

@@ -1,0 +1,329 @@
+//! Consumer options, validated when built.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::ConfigError;
+use crate::id::GroupStart;
+
+/// How to log in and set up each new connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// ACL user name for `AUTH`/`HELLO AUTH` (`None`: the default user).
+    pub username: Option<String>,
+    /// Password; `None` sends no `AUTH`.
+    pub password: Option<String>,
+    /// Database index (`SELECT`), 0 by default.
+    pub db: u32,
+    /// Speak RESP3 (`HELLO 3`) instead of RESP2.
+    pub resp3: bool,
+    /// `CLIENT SETNAME` value; `None` names the connection after the
+    /// consumer (spaces replaced, as Redis forbids them).
+    pub client_name: Option<String>,
+}
+
+/// Validated options of a [`Consumer`](crate::Consumer).
+///
+/// Defaults follow the first reference consumer: count 10, block 5000 ms,
+/// claim interval 30 s, claim min idle 60 s; the group (and the stream) are
+/// created when missing, starting at `0` so nothing already in the stream is
+/// skipped silently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub(crate) stream: Bytes,
+    pub(crate) group: Bytes,
+    pub(crate) consumer: Bytes,
+    pub(crate) count: u64,
+    pub(crate) block: Duration,
+    pub(crate) claim_interval: Option<Duration>,
+    pub(crate) claim_min_idle: Duration,
+    pub(crate) auto_create_group: bool,
+    pub(crate) group_start: GroupStart,
+    pub(crate) make_stream: bool,
+    pub(crate) replay_pending: bool,
+    pub(crate) max_in_flight_batches: usize,
+    pub(crate) reconnect_initial: Duration,
+    pub(crate) reconnect_max: Duration,
+    pub(crate) reply_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) jitter_seed: u64,
+    pub(crate) connect: ConnectOptions,
+}
+
+/// Builder for [`ConsumerConfig`]; see each method for the option it sets.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfigBuilder {
+    cfg: ConsumerConfig,
+}
+
+impl ConsumerConfig {
+    /// Starts a builder for consumer `consumer` of group `group` on `stream`.
+    pub fn builder(
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+    ) -> ConsumerConfigBuilder {
+        ConsumerConfigBuilder {
+            cfg: ConsumerConfig {
+                stream: Bytes::copy_from_slice(stream.as_ref()),
+                group: Bytes::copy_from_slice(group.as_ref()),
+                consumer: Bytes::copy_from_slice(consumer.as_ref()),
+                count: 10,
+                block: Duration::from_millis(5000),
+                claim_interval: Some(Duration::from_secs(30)),
+                claim_min_idle: Duration::from_secs(60),
+                auto_create_group: true,
+                group_start: GroupStart::Beginning,
+                make_stream: true,
+                replay_pending: true,
+                max_in_flight_batches: 1,
+                reconnect_initial: Duration::from_millis(100),
+                reconnect_max: Duration::from_secs(10),
+                reply_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(5),
+                drain_timeout: Duration::from_secs(30),
+                jitter_seed: 0x9e37_79b9_7f4a_7c15,
+                connect: ConnectOptions::default(),
+            },
+        }
+    }
+
+    /// Stream key.
+    pub fn stream(&self) -> &Bytes {
+        &self.stream
+    }
+    /// Consumer group name.
+    pub fn group(&self) -> &Bytes {
+        &self.group
+    }
+    /// Consumer name within the group.
+    pub fn consumer(&self) -> &Bytes {
+        &self.consumer
+    }
+    /// Entries per read (`COUNT`).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    /// Longest wait of a blocking read (`BLOCK`).
+    pub fn block(&self) -> Duration {
+        self.block
+    }
+    /// Time between claim sweeps, `None` when claiming is off.
+    pub fn claim_interval(&self) -> Option<Duration> {
+        self.claim_interval
+    }
+    /// Minimum idle time of entries claimed from other consumers.
+    pub fn claim_min_idle(&self) -> Duration {
+        self.claim_min_idle
+    }
+    /// Batches handed out and not yet completed, at most.
+    pub fn max_in_flight_batches(&self) -> usize {
+        self.max_in_flight_batches
+    }
+    /// How long an adapter may take to open a connection.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+    /// Connection set-up options.
+    pub fn connect_options(&self) -> &ConnectOptions {
+        &self.connect
+    }
+}
+
+impl ConsumerConfigBuilder {
+    /// Max entries per `XREADGROUP`/`XAUTOCLAIM` call (`COUNT`), default 10.
+    pub fn count(mut self, count: u64) -> Self {
+        self.cfg.count = count;
+        self
+    }
+    /// Longest wait of a blocking read (`BLOCK`), default 5 s. Capped at run
+    /// time so that no other deadline (claim sweep, shutdown) is overshot.
+    pub fn block(mut self, block: Duration) -> Self {
+        self.cfg.block = block;
+        self
+    }
+    /// Time between `XAUTOCLAIM` sweeps, default 30 s.
+    pub fn claim_interval(mut self, interval: Duration) -> Self {
+        self.cfg.claim_interval = Some(interval);
+        self
+    }
+    /// Never claim other consumers' pending entries.
+    pub fn no_claiming(mut self) -> Self {
+        self.cfg.claim_interval = None;
+        self
+    }
+    /// Minimum idle time of entries to claim, default 60 s.
+    pub fn claim_min_idle(mut self, min_idle: Duration) -> Self {
+        self.cfg.claim_min_idle = min_idle;
+        self
+    }
+    /// Create the group when it is missing (default on). Off: a missing group
+    /// stops the consumer with [`Error::GroupMissing`](crate::Error::GroupMissing).
+    pub fn auto_create_group(mut self, on: bool) -> Self {
+        self.cfg.auto_create_group = on;
+        self
+    }
+    /// Where a newly created group starts, default `0` (everything).
+    pub fn group_start(mut self, start: GroupStart) -> Self {
+        self.cfg.group_start = start;
+        self
+    }
+    /// Create the stream with the group (`MKSTREAM`), default on.
+    pub fn make_stream(mut self, on: bool) -> Self {
+        self.cfg.make_stream = on;
+        self
+    }
+    /// Replay this consumer's own pending entries on every connection before
+    /// reading new ones (default on).
+    pub fn replay_pending(mut self, on: bool) -> Self {
+        self.cfg.replay_pending = on;
+        self
+    }
+    /// Batches handed out and not yet completed, at most (default 1). More
+    /// lets the next read run while a handler works.
+    pub fn max_in_flight_batches(mut self, n: usize) -> Self {
+        self.cfg.max_in_flight_batches = n;
+        self
+    }
+    /// First and longest delay between reconnection attempts (exponential
+    /// backoff with jitter in between), default 100 ms and 10 s.
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.cfg.reconnect_initial = initial;
+        self.cfg.reconnect_max = max;
+        self
+    }
+    /// How long past its expected time a reply may be late before the
+    /// connection is taken for dead, default 10 s.
+    pub fn reply_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.reply_timeout = timeout;
+        self
+    }
+    /// How long adapters may take to open a connection, default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.connect_timeout = timeout;
+        self
+    }
+    /// On shutdown, how long to wait for in-flight batches, default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.drain_timeout = timeout;
+        self
+    }
+    /// Seed of the reconnect jitter, so runs can be replayed.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.cfg.jitter_seed = seed;
+        self
+    }
+    /// Connection set-up: credentials, database, protocol, client name.
+    pub fn connect_options(mut self, options: ConnectOptions) -> Self {
+        self.cfg.connect = options;
+        self
+    }
+
+    /// Checks every option and returns the config, or the first bad option.
+    pub fn build(self) -> Result<ConsumerConfig, ConfigError> {
+        let c = self.cfg;
+        for (option, value) in [
+            ("stream", &c.stream),
+            ("group", &c.group),
+            ("consumer", &c.consumer),
+        ] {
+            if value.is_empty() {
+                return Err(ConfigError::new(option, "must not be empty"));
+            }
+        }
+        if c.count == 0 {
+            return Err(ConfigError::new("count", "must be at least 1"));
+        }
+        if c.block.is_zero() {
+            return Err(ConfigError::new(
+                "block",
+                "must be at least 1 ms (BLOCK 0 would wait forever and starve every timer)",
+            ));
+        }
+        if c.block > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::new("block", "must be at most 24 hours"));
+        }
+        if let Some(interval) = c.claim_interval {
+            if interval < Duration::from_millis(1) {
+                return Err(ConfigError::new("claim_interval", "must be at least 1 ms"));
+            }
+            if c.claim_min_idle < Duration::from_millis(1) {
+                return Err(ConfigError::new(
+                    "claim_min_idle",
+                    "must be at least 1 ms when claiming is on (0 would steal entries other consumers are still working on)",
+                ));
+            }
+        }
+        if c.max_in_flight_batches == 0 {
+            return Err(ConfigError::new(
+                "max_in_flight_batches",
+                "must be at least 1",
+            ));
+        }
+        if c.reconnect_initial.is_zero() || c.reconnect_max < c.reconnect_initial {
+            return Err(ConfigError::new(
+                "reconnect_backoff",
+                "initial delay must be positive and at most the maximum delay",
+            ));
+        }
+        for (option, value) in [
+            ("reply_timeout", c.reply_timeout),
+            ("connect_timeout", c.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(option, "must be positive"));
+            }
+        }
+        if c.connect.username.is_some() && c.connect.password.is_none() {
+            return Err(ConfigError::new("username", "a user name needs a password"));
+        }
+        if c.connect.db > i32::MAX as u32 {
+            return Err(ConfigError::new("db", "out of range"));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_first_references() {
+        let c = ConsumerConfig::builder("s", "g", "c").build().unwrap();
+        assert_eq!(c.count(), 10);
+        assert_eq!(c.block(), Duration::from_millis(5000));
+        assert_eq!(c.claim_interval(), Some(Duration::from_secs(30)));
+        assert_eq!(c.claim_min_idle(), Duration::from_secs(60));
+        assert_eq!(c.group_start, GroupStart::Beginning);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let err = |b: ConsumerConfigBuilder| b.build().unwrap_err().option;
+        assert_eq!(err(ConsumerConfig::builder("", "g", "c")), "stream");
+        assert_eq!(err(ConsumerConfig::builder("s", "", "c")), "group");
+        assert_eq!(err(ConsumerConfig::builder("s", "g", "")), "consumer");
+        let b = || ConsumerConfig::builder("s", "g", "c");
+        assert_eq!(err(b().count(0)), "count");
+        assert_eq!(err(b().block(Duration::ZERO)), "block");
+        assert_eq!(err(b().claim_min_idle(Duration::ZERO)), "claim_min_idle");
+        assert!(b()
+            .claim_min_idle(Duration::ZERO)
+            .no_claiming()
+            .build()
+            .is_ok());
+        assert_eq!(err(b().max_in_flight_batches(0)), "max_in_flight_batches");
+        assert_eq!(
+            err(b().reconnect_backoff(Duration::from_secs(2), Duration::from_secs(1))),
+            "reconnect_backoff"
+        );
+        let user_only = ConnectOptions {
+            username: Some("u".into()),
+            ..Default::default()
+        };
+        assert_eq!(err(b().connect_options(user_only)), "username");
+    }
+}

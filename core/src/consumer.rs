@@ -1,0 +1,1199 @@
+//! The consumer-group state machine.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::command::CommandWriter;
+use crate::config::{ConnectOptions, ConsumerConfig};
+use crate::error::{Error, ProtocolError, ServerError, ServerErrorKind};
+use crate::id::{ReadFrom, StreamId};
+use crate::reply::{self, Entry, Fields, GroupCreated, ReplyError};
+use crate::resp::{Decoder, Frame};
+
+/// Identifies a batch handed to the application until it is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub u64);
+
+/// Where the entries of a batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Never delivered before (`XREADGROUP ... >`).
+    New,
+    /// This consumer's own pending entries, replayed after a (re)connection.
+    OwnPending,
+    /// Claimed from a consumer that left them idle (`XAUTOCLAIM`).
+    Claimed,
+}
+
+/// One stream entry handed to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Entry id.
+    pub id: StreamId,
+    /// Field/value pairs in the order the server sent them.
+    pub fields: Fields,
+    /// Delivery count from the server: 1 for new entries, the server's count
+    /// (`XPENDING`) for replayed and claimed ones.
+    pub attempt: u64,
+}
+
+/// Entries to handle; complete it with [`Consumer::handle_completion`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Its id, to complete it with.
+    pub id: BatchId,
+    /// Stream key.
+    pub stream: Bytes,
+    /// Where the entries came from.
+    pub source: Source,
+    /// The entries, in id order.
+    pub messages: Vec<Message>,
+}
+
+/// What the handler decided for a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Acknowledge every entry of the batch.
+    AckAll,
+    /// Acknowledge these ids only; the rest stay pending (redelivered later).
+    /// Ids that are not in the batch are ignored with a warning.
+    AckOnly(Vec<StreamId>),
+    /// Acknowledge nothing; every entry stays pending and is redelivered
+    /// (by this consumer's replay or another's claim).
+    AckNone,
+}
+
+/// Something the application or the adapter must act on.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Open a connection, then call [`Consumer::handle_connected`] or
+    /// [`Consumer::handle_connect_failed`].
+    Connect,
+    /// Close the current connection. Do not call
+    /// [`Consumer::handle_disconnected`] for it: the core already knows.
+    Disconnect,
+    /// Hand this batch to the handler.
+    Deliver(Batch),
+    /// Something went wrong and was handled; worth logging.
+    Warning(Warning),
+    /// The consumer stopped: `None` after a graceful shutdown, the cause
+    /// otherwise. No further events follow.
+    Stopped(Option<Error>),
+}
+
+/// A problem the consumer handled by itself.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The connection failed or was given up; reconnecting after `delay`.
+    Reconnecting {
+        /// Consecutive attempts so far.
+        attempt: u32,
+        /// Wait before the next attempt.
+        delay: Duration,
+        /// Why.
+        cause: Error,
+    },
+    /// The group vanished while running (`NOGROUP`) and was created again.
+    GroupRecreated,
+    /// Pending entries deleted from the stream were acknowledged without
+    /// reaching the handler.
+    DeletedEntriesAcked {
+        /// How many.
+        count: usize,
+    },
+    /// A completion named a batch that is not in flight (already completed,
+    /// or never delivered).
+    UnknownBatch(BatchId),
+    /// `AckOnly` named ids that were not in the batch; they were not acked.
+    AckIdsNotInBatch {
+        /// The batch.
+        batch: BatchId,
+        /// The ignored ids.
+        ids: Vec<StreamId>,
+    },
+    /// The drain deadline passed with work unfinished; it stays pending for
+    /// this consumer's next start or another consumer's claim.
+    DrainTimedOut {
+        /// Batches still in the handler.
+        batches: usize,
+        /// Acknowledgements not confirmed by the server.
+        unacked: usize,
+    },
+}
+
+/// Why a deadline exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// Time to try connecting again.
+    Reconnect,
+    /// Time for the next claim sweep.
+    ClaimSweep,
+    /// A reply is overdue: the connection is taken for dead.
+    Reply,
+    /// The shutdown drain period ends.
+    Drain,
+}
+
+/// Counters since the consumer was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handed to the handler.
+    pub delivered: u64,
+    /// Acknowledgements the server confirmed (sum of `XACK` replies).
+    pub acked: u64,
+    /// Messages handed out with an attempt above 1.
+    pub redelivered: u64,
+    /// Entries claimed from other consumers.
+    pub claimed: u64,
+    /// Deleted pending entries acknowledged without delivery.
+    pub deleted_acked: u64,
+    /// Errors met (connection failures, protocol errors, server errors).
+    pub errors: u64,
+    /// Connections opened successfully.
+    pub connections: u64,
+}
+
+/// A Redis Streams consumer-group consumer as a sans-IO state machine.
+///
+/// Drive it with one input at a time, each with the current time, and after
+/// every input drain all outputs: bytes to write, events, the next deadline.
+///
+/// ```no_run
+/// use std::time::Instant;
+/// use xgroup_core::{Consumer, ConsumerConfig, Event, Outcome};
+///
+/// # fn connect() {} fn write(_: &[u8]) {} fn read_or_timeout(_: Option<Instant>) -> Option<Vec<u8>> { None }
+/// let config = ConsumerConfig::builder("orders", "processors", "proc-1").build()?;
+/// let mut consumer = Consumer::new(config);
+/// loop {
+///     // Drain every output after each input.
+///     while let Some(event) = consumer.poll_event() {
+///         match event {
+///             Event::Connect => { connect(); consumer.handle_connected(Instant::now()); }
+///             Event::Deliver(batch) => {
+///                 // ... handle batch.messages ...
+///                 consumer.handle_completion(Instant::now(), batch.id, Outcome::AckAll);
+///             }
+///             Event::Stopped(_) => return Ok(()),
+///             _ => {}
+///         }
+///     }
+///     while let Some(bytes) = consumer.poll_transmit() { write(&bytes); }
+///     // Then wait for one input: bytes, or the deadline.
+///     match read_or_timeout(consumer.poll_timeout().map(|(at, _)| at)) {
+///         Some(bytes) => consumer.handle_input(Instant::now(), &bytes),
+///         None => consumer.handle_timeout(Instant::now()),
+///     }
+/// }
+/// # Ok::<(), xgroup_core::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    cfg: ConsumerConfig,
+    decoder: Decoder,
+    out: BytesMut,
+    events: VecDeque<Event>,
+    conn: Conn,
+    stage: Stage,
+    sent: VecDeque<SentCmd>,
+    fetching: bool,
+    in_flight: Vec<InFlight>,
+    acks_pending: Vec<StreamId>,
+    next_batch: u64,
+    replay_from: Option<StreamId>,
+    claim: ClaimState,
+    group_recreates: u32,
+    reconnect_at: Option<Instant>,
+    backoff_attempt: u32,
+    drain_at: Option<Instant>,
+    shutting_down: bool,
+    rng: SplitMix64,
+    stats: Stats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    Down,
+    Connecting,
+    Up,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for handshake replies.
+    Handshake { left: usize },
+    /// Waiting for `XGROUP CREATE`.
+    Group,
+    /// Group ensured: replay, claim, read.
+    Running,
+    /// Stopped for good.
+    Stopped,
+}
+
+#[derive(Debug)]
+struct ClaimState {
+    cursor: StreamId,
+    /// A sweep is in progress (more `XAUTOCLAIM` calls to make).
+    active: bool,
+    /// A sweep is due and starts as soon as the connection is free.
+    due: bool,
+    next_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    id: BatchId,
+    ids: Vec<StreamId>,
+}
+
+#[derive(Debug)]
+struct SentCmd {
+    what: Sent,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+enum Sent {
+    Hello,
+    Auth,
+    SetName,
+    Select,
+    GroupCreate,
+    Fetch(Fetch),
+    Counts(PendingCounts),
+    Ack(Vec<StreamId>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Replay,
+    Claim,
+    Read,
+}
+
+/// Replayed or claimed entries waiting for their delivery counts.
+#[derive(Debug)]
+struct PendingCounts {
+    source: Source,
+    entries: Vec<(StreamId, Fields)>,
+    counts: Vec<Option<u64>>,
+    /// Last id covered by the `XPENDING` page just asked for.
+    last: StreamId,
+}
+
+/// How many ids one `XACK` carries at most.
+const MAX_IDS_PER_ACK: usize = 10_000;
+
+impl Consumer {
+    /// A consumer that will ask for a connection first ([`Event::Connect`]).
+    pub fn new(config: ConsumerConfig) -> Self {
+        let seed = config.jitter_seed;
+        let mut events = VecDeque::new();
+        events.push_back(Event::Connect);
+        Consumer {
+            cfg: config,
+            decoder: Decoder::new(),
+            out: BytesMut::new(),
+            events,
+            conn: Conn::Connecting,
+            stage: Stage::Handshake { left: 0 },
+            sent: VecDeque::new(),
+            fetching: false,
+            in_flight: Vec::new(),
+            acks_pending: Vec::new(),
+            next_batch: 0,
+            replay_from: None,
+            claim: ClaimState {
+                cursor: StreamId::ZERO,
+                active: false,
+                due: false,
+                next_at: None,
+            },
+            group_recreates: 0,
+            reconnect_at: None,
+            backoff_attempt: 0,
+            drain_at: None,
+            shutting_down: false,
+            rng: SplitMix64(seed),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.cfg
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Batches handed out and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether the consumer has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.stage == Stage::Stopped
+    }
+
+    // ----- inputs -----
+
+    /// The connection asked for by [`Event::Connect`] is open.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.stage == Stage::Stopped || self.conn != Conn::Connecting {
+            return;
+        }
+        self.conn = Conn::Up;
+        self.stats.connections += 1;
+        self.decoder.reset();
+        self.out.clear();
+        self.sent.clear();
+        self.fetching = false;
+        self.replay_from = self.cfg.replay_pending.then_some(StreamId::ZERO);
+        self.claim.active = false;
+        self.claim.due = self.cfg.claim_interval.is_some() && !self.cfg.replay_pending;
+        self.claim.next_at = None;
+        let left = self.write_handshake(now);
+        self.stage = Stage::Handshake { left };
+        if !self.shutting_down && self.cfg.auto_create_group {
+            self.write_group_create(now);
+        }
+        self.advance_handshake(now);
+        self.pump(now);
+    }
+
+    /// Opening the connection failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, reason: impl std::fmt::Display) {
+        if self.stage == Stage::Stopped || self.conn != Conn::Connecting {
+            return;
+        }
+        self.stats.errors += 1;
+        self.conn = Conn::Down;
+        self.schedule_reconnect(now, Error::Connection(reason.to_string()));
+    }
+
+    /// The connection closed or failed (read/write error, EOF).
+    pub fn handle_disconnected(&mut self, now: Instant, reason: impl std::fmt::Display) {
+        if self.stage == Stage::Stopped || self.conn == Conn::Down {
+            return;
+        }
+        self.connection_failed(now, Error::Connection(reason.to_string()), false);
+    }
+
+    /// Bytes arrived on the connection.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if self.conn != Conn::Up || self.stage == Stage::Stopped {
+            return;
+        }
+        self.decoder.feed(bytes);
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    if matches!(frame, Frame::Push { .. }) {
+                        continue;
+                    }
+                    let Some(cmd) = self.sent.pop_front() else {
+                        self.protocol_failure(now, ProtocolError::UnsolicitedReply);
+                        return;
+                    };
+                    self.on_reply(now, cmd.what, frame);
+                    if self.conn != Conn::Up || self.stage == Stage::Stopped {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_failure(now, e);
+                    return;
+                }
+            }
+        }
+        self.pump(now);
+        self.try_finish(now);
+    }
+
+    /// The handler finished a batch.
+    pub fn handle_completion(&mut self, now: Instant, batch: BatchId, outcome: Outcome) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        let Some(pos) = self.in_flight.iter().position(|b| b.id == batch) else {
+            self.warn(Warning::UnknownBatch(batch));
+            return;
+        };
+        let done = self.in_flight.swap_remove(pos);
+        match outcome {
+            Outcome::AckAll => self.acks_pending.extend_from_slice(&done.ids),
+            Outcome::AckOnly(ids) => {
+                let mut unknown = Vec::new();
+                for id in ids {
+                    if done.ids.contains(&id) {
+                        self.acks_pending.push(id);
+                    } else {
+                        unknown.push(id);
+                    }
+                }
+                if !unknown.is_empty() {
+                    self.warn(Warning::AckIdsNotInBatch {
+                        batch,
+                        ids: unknown,
+                    });
+                }
+            }
+            Outcome::AckNone => {}
+        }
+        self.pump(now);
+        self.try_finish(now);
+    }
+
+    /// A deadline from [`poll_timeout`](Self::poll_timeout) passed (spurious
+    /// calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        if self.drain_at.is_some_and(|at| at <= now) {
+            let warning = Warning::DrainTimedOut {
+                batches: self.in_flight.len(),
+                unacked: self.acks_pending.len()
+                    + self
+                        .sent
+                        .iter()
+                        .map(|c| {
+                            if let Sent::Ack(ids) = &c.what {
+                                ids.len()
+                            } else {
+                                0
+                            }
+                        })
+                        .sum::<usize>(),
+            };
+            self.warn(warning);
+            self.finish(None);
+            return;
+        }
+        if self.reconnect_at.is_some_and(|at| at <= now) {
+            self.reconnect_at = None;
+            self.conn = Conn::Connecting;
+            self.events.push_back(Event::Connect);
+        }
+        if self.conn == Conn::Up {
+            if let Some(front) = self.sent.front() {
+                if front.deadline <= now {
+                    let command = front.what.name();
+                    self.stats.errors += 1;
+                    self.connection_failed(now, Error::ReplyTimeout { command }, true);
+                    return;
+                }
+            }
+        }
+        if self.claim.next_at.is_some_and(|at| at <= now) {
+            self.claim.next_at = None;
+            self.claim.due = true;
+        }
+        self.pump(now);
+    }
+
+    /// Stop gracefully: no new reads; wait for in-flight batches until the
+    /// drain timeout, flush their acknowledgements, then report
+    /// [`Event::Stopped`].
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        if self.stage == Stage::Stopped || self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.drain_at = Some(now + self.cfg.drain_timeout);
+        self.replay_from = None;
+        self.claim.active = false;
+        self.claim.due = false;
+        self.claim.next_at = None;
+        self.try_finish(now);
+    }
+
+    // ----- outputs -----
+
+    /// Bytes to write to the connection, in order.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline and what it is for; call
+    /// [`handle_timeout`](Self::handle_timeout) when it passes.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<(Instant, TimerKind)> {
+        if self.stage == Stage::Stopped {
+            return None;
+        }
+        let reply = match (self.conn, self.sent.front()) {
+            (Conn::Up, Some(cmd)) => Some((cmd.deadline, TimerKind::Reply)),
+            _ => None,
+        };
+        [
+            self.reconnect_at.map(|at| (at, TimerKind::Reconnect)),
+            self.claim.next_at.map(|at| (at, TimerKind::ClaimSweep)),
+            self.drain_at.map(|at| (at, TimerKind::Drain)),
+            reply,
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at)
+    }
+
+    // ----- replies -----
+
+    fn on_reply(&mut self, now: Instant, what: Sent, frame: Frame) {
+        match what {
+            Sent::Hello => match reply::hello(frame) {
+                Ok(_) => self.handshake_step(now),
+                Err(e) => self.handshake_failed(now, e),
+            },
+            Sent::Auth | Sent::SetName | Sent::Select => match reply::ok(frame, what.name()) {
+                Ok(()) => self.handshake_step(now),
+                Err(e) => self.handshake_failed(now, e),
+            },
+            Sent::GroupCreate => match reply::group_create(frame) {
+                Ok(GroupCreated::Created | GroupCreated::AlreadyExisted) => {
+                    if self.stage == Stage::Group {
+                        self.stage = Stage::Running;
+                    }
+                }
+                Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::StreamMissing => {
+                    let stream = self.cfg.stream.clone();
+                    self.fatal(Error::StreamMissing { stream });
+                }
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::Fetch(kind) => {
+                self.fetching = false;
+                self.on_fetch_reply(now, kind, frame);
+            }
+            Sent::Counts(pending) => match reply::xpending_extended(frame) {
+                Ok(rows) => self.on_counts(now, pending, rows),
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::Ack(ids) => match reply::integer(frame, "XACK") {
+                Ok(n) => self.stats.acked += u64::try_from(n).unwrap_or(0),
+                Err(e) => {
+                    // Keep the ids: they are sent again after reconnecting.
+                    self.acks_pending.extend(ids);
+                    self.command_failed(now, e);
+                }
+            },
+        }
+    }
+
+    fn on_fetch_reply(&mut self, now: Instant, kind: Fetch, frame: Frame) {
+        let parsed = match kind {
+            Fetch::Replay | Fetch::Read => {
+                reply::xreadgroup(frame, &self.cfg.stream).map(|entries| (entries, None))
+            }
+            Fetch::Claim => reply::xautoclaim(frame).map(|c| {
+                let more = (c.next, c.nil_entries, c.deleted.len());
+                (c.entries, Some(more))
+            }),
+        };
+        let (entries, claim) = match parsed {
+            Ok(ok) => ok,
+            Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {
+                self.group_vanished(now, e);
+                return;
+            }
+            Err(e) => {
+                self.command_failed(now, e);
+                return;
+            }
+        };
+        self.backoff_attempt = 0;
+        self.group_recreates = 0;
+        match kind {
+            Fetch::Replay => {
+                match entries.last() {
+                    Some(last) => self.replay_from = Some(last.id),
+                    None => {
+                        self.replay_from = None;
+                        if self.cfg.claim_interval.is_some() && !self.shutting_down {
+                            self.claim.due = true;
+                        }
+                    }
+                }
+                self.take_entries(now, Source::OwnPending, entries);
+            }
+            Fetch::Claim => {
+                if let Some((next, nil_entries, _deleted)) = claim {
+                    self.claim.cursor = next;
+                    if next.is_zero() {
+                        self.claim.active = false;
+                        self.claim.next_at = self.cfg.claim_interval.map(|i| now + i);
+                    }
+                    if nil_entries > 0 && self.cfg.replay_pending && !self.shutting_down {
+                        // 6.2 claims deleted entries as bare nils: the replay
+                        // of our own pending list finds their ids to ack.
+                        self.replay_from = Some(StreamId::ZERO);
+                    }
+                }
+                self.stats.claimed += entries.len() as u64;
+                self.take_entries(now, Source::Claimed, entries);
+            }
+            Fetch::Read => self.take_entries(now, Source::New, entries),
+        }
+    }
+
+    /// Sorts fetched entries: held ones skipped, deleted ones acked, new ones
+    /// delivered, replayed/claimed ones sent for their delivery counts.
+    fn take_entries(&mut self, now: Instant, source: Source, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let held = if source == Source::New {
+            HashSet::new()
+        } else {
+            self.held_ids()
+        };
+        let mut live = Vec::with_capacity(entries.len());
+        let mut deleted = 0;
+        for entry in entries {
+            if held.contains(&entry.id) {
+                continue;
+            }
+            match entry.fields {
+                Some(fields) => live.push((entry.id, fields)),
+                None => {
+                    deleted += 1;
+                    self.acks_pending.push(entry.id);
+                }
+            }
+        }
+        if deleted > 0 {
+            self.stats.deleted_acked += deleted as u64;
+            self.warn(Warning::DeletedEntriesAcked { count: deleted });
+        }
+        if live.is_empty() {
+            return;
+        }
+        if source == Source::New {
+            let messages = live
+                .into_iter()
+                .map(|(id, fields)| Message {
+                    id,
+                    fields,
+                    attempt: 1,
+                })
+                .collect();
+            self.deliver(source, messages);
+        } else {
+            let first = live[0].0;
+            let counts = vec![None; live.len()];
+            let pending = PendingCounts {
+                source,
+                entries: live,
+                counts,
+                last: first,
+            };
+            self.write_counts_query(now, pending, first, false);
+        }
+    }
+
+    fn on_counts(
+        &mut self,
+        now: Instant,
+        mut pending: PendingCounts,
+        rows: Vec<reply::PendingEntry>,
+    ) {
+        let page_full = rows.len() as u64 >= self.counts_page(&pending);
+        let mut last = pending.last;
+        for row in rows {
+            last = last.max(row.id);
+            if row.consumer != self.cfg.consumer {
+                continue;
+            }
+            if let Ok(i) = pending.entries.binary_search_by_key(&row.id, |(id, _)| *id) {
+                pending.counts[i] = Some(row.deliveries);
+            }
+        }
+        let end = pending.entries.last().map_or(StreamId::ZERO, |(id, _)| *id);
+        let missing = pending.counts.iter().any(Option::is_none);
+        if missing && page_full && last < end {
+            pending.last = last;
+            self.write_counts_query(now, pending, last, true);
+            return;
+        }
+        // Entries no longer pending for us (acked or claimed by another
+        // consumer meanwhile) are not ours to deliver.
+        let source = pending.source;
+        let messages: Vec<Message> = pending
+            .entries
+            .into_iter()
+            .zip(pending.counts)
+            .filter_map(|((id, fields), count)| {
+                count.map(|attempt| Message {
+                    id,
+                    fields,
+                    attempt,
+                })
+            })
+            .collect();
+        if !messages.is_empty() {
+            self.deliver(source, messages);
+        }
+    }
+
+    fn deliver(&mut self, source: Source, messages: Vec<Message>) {
+        let id = BatchId(self.next_batch);
+        self.next_batch += 1;
+        self.stats.delivered += messages.len() as u64;
+        self.stats.redelivered += messages.iter().filter(|m| m.attempt > 1).count() as u64;
+        self.in_flight.push(InFlight {
+            id,
+            ids: messages.iter().map(|m| m.id).collect(),
+        });
+        self.events.push_back(Event::Deliver(Batch {
+            id,
+            stream: self.cfg.stream.clone(),
+            source,
+            messages,
+        }));
+    }
+
+    /// Ids this consumer already works on or is acknowledging.
+    fn held_ids(&self) -> HashSet<StreamId> {
+        let mut held: HashSet<StreamId> = self.acks_pending.iter().copied().collect();
+        for batch in &self.in_flight {
+            held.extend(batch.ids.iter().copied());
+        }
+        for cmd in &self.sent {
+            match &cmd.what {
+                Sent::Ack(ids) => held.extend(ids.iter().copied()),
+                Sent::Counts(p) => held.extend(p.entries.iter().map(|(id, _)| *id)),
+                _ => {}
+            }
+        }
+        held
+    }
+
+    // ----- handshake and group -----
+
+    fn handshake_step(&mut self, now: Instant) {
+        if let Stage::Handshake { left } = self.stage {
+            self.stage = Stage::Handshake {
+                left: left.saturating_sub(1),
+            };
+        }
+        self.advance_handshake(now);
+    }
+
+    fn advance_handshake(&mut self, _now: Instant) {
+        if self.stage == (Stage::Handshake { left: 0 }) {
+            self.stage = if !self.shutting_down && self.cfg.auto_create_group {
+                Stage::Group
+            } else {
+                Stage::Running
+            };
+        }
+    }
+
+    fn handshake_failed(&mut self, now: Instant, e: ReplyError) {
+        self.command_failed(now, e);
+    }
+
+    fn group_vanished(&mut self, now: Instant, e: ServerError) {
+        if self.shutting_down {
+            return;
+        }
+        if !self.cfg.auto_create_group {
+            let (stream, group) = (self.cfg.stream.clone(), self.cfg.group.clone());
+            self.fatal(Error::GroupMissing { stream, group });
+            return;
+        }
+        if self.stage == Stage::Group {
+            // Already re-creating; later NOGROUP replies were pipelined.
+            return;
+        }
+        self.group_recreates += 1;
+        if self.group_recreates > 2 {
+            // Created and gone again without a successful read in between:
+            // back off instead of looping.
+            self.stats.errors += 1;
+            self.connection_failed(now, Error::Server(e), true);
+            return;
+        }
+        self.warn(Warning::GroupRecreated);
+        self.stage = Stage::Group;
+        self.write_group_create(now);
+    }
+
+    // ----- failures -----
+
+    fn command_failed(&mut self, now: Instant, e: ReplyError) {
+        self.stats.errors += 1;
+        match e {
+            ReplyError::Protocol(p) => self.protocol_failure(now, p),
+            ReplyError::Server(s) if s.is_transient() => {
+                self.connection_failed(now, Error::Server(s), true)
+            }
+            ReplyError::Server(s)
+                if matches!(
+                    s.kind,
+                    ServerErrorKind::Moved { .. } | ServerErrorKind::Ask { .. }
+                ) =>
+            {
+                self.fatal(Error::Redirected(s))
+            }
+            ReplyError::Server(s) => self.fatal(Error::Server(s)),
+        }
+    }
+
+    fn protocol_failure(&mut self, now: Instant, e: ProtocolError) {
+        self.stats.errors += 1;
+        self.connection_failed(now, Error::Protocol(e), true);
+    }
+
+    fn connection_failed(&mut self, now: Instant, cause: Error, close: bool) {
+        if close && self.conn != Conn::Down {
+            self.events.push_back(Event::Disconnect);
+        }
+        self.conn = Conn::Down;
+        self.decoder.reset();
+        self.out.clear();
+        self.fetching = false;
+        for cmd in self.sent.drain(..) {
+            if let Sent::Ack(ids) = cmd.what {
+                self.acks_pending.extend(ids);
+            }
+        }
+        self.stage = Stage::Handshake { left: 0 };
+        if self.shutting_down && self.acks_pending.is_empty() && self.in_flight.is_empty() {
+            self.finish(None);
+            return;
+        }
+        self.schedule_reconnect(now, cause);
+    }
+
+    fn schedule_reconnect(&mut self, now: Instant, cause: Error) {
+        self.backoff_attempt = self.backoff_attempt.saturating_add(1);
+        let exp = self.backoff_attempt.saturating_sub(1).min(30);
+        let base = self
+            .cfg
+            .reconnect_initial
+            .saturating_mul(1u32 << exp)
+            .min(self.cfg.reconnect_max);
+        // Equal jitter: half fixed, half random, so retries spread out but
+        // never collapse to zero.
+        let half = base / 2;
+        let jitter = half.mul_f64(self.rng.next_f64());
+        let delay = half + jitter;
+        self.reconnect_at = Some(now + delay);
+        self.warn(Warning::Reconnecting {
+            attempt: self.backoff_attempt,
+            delay,
+            cause,
+        });
+    }
+
+    fn fatal(&mut self, error: Error) {
+        self.finish(Some(error));
+    }
+
+    fn finish(&mut self, error: Option<Error>) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        if self.conn != Conn::Down {
+            self.events.push_back(Event::Disconnect);
+        }
+        self.conn = Conn::Down;
+        self.stage = Stage::Stopped;
+        self.out.clear();
+        self.sent.clear();
+        self.reconnect_at = None;
+        self.drain_at = None;
+        self.claim.next_at = None;
+        self.events.push_back(Event::Stopped(error));
+    }
+
+    fn try_finish(&mut self, _now: Instant) {
+        if !self.shutting_down || self.stage == Stage::Stopped {
+            return;
+        }
+        let acks_in_flight = self.sent.iter().any(|c| matches!(c.what, Sent::Ack(_)));
+        if self.in_flight.is_empty()
+            && self.acks_pending.is_empty()
+            && !acks_in_flight
+            && !self.fetching
+            && !self.sent.iter().any(|c| matches!(c.what, Sent::Counts(_)))
+        {
+            self.finish(None);
+        }
+    }
+
+    fn warn(&mut self, warning: Warning) {
+        self.events.push_back(Event::Warning(warning));
+    }
+
+    // ----- what to send next -----
+
+    fn pump(&mut self, now: Instant) {
+        if self.conn != Conn::Up || matches!(self.stage, Stage::Handshake { .. } | Stage::Stopped) {
+            return;
+        }
+        self.flush_acks(now);
+        if self.stage != Stage::Running || self.shutting_down || self.fetching {
+            return;
+        }
+        if self.sent.iter().any(|c| matches!(c.what, Sent::Counts(_))) {
+            return;
+        }
+        if self.in_flight.len() >= self.cfg.max_in_flight_batches {
+            return;
+        }
+        if let Some(after) = self.replay_from {
+            self.write_fetch(now, Fetch::Replay, ReadFrom::PendingAfter(after), None);
+            return;
+        }
+        if self.claim.due {
+            self.claim.due = false;
+            self.claim.active = true;
+        }
+        if self.claim.active {
+            self.write_claim(now);
+            return;
+        }
+        // Cap BLOCK so the read returns by the next sweep.
+        let mut block = self.cfg.block;
+        if let Some(at) = self.claim.next_at {
+            let until = at.saturating_duration_since(now);
+            if until < Duration::from_millis(1) {
+                self.claim.next_at = None;
+                self.claim.active = true;
+                self.write_claim(now);
+                return;
+            }
+            block = block.min(until);
+        }
+        self.write_fetch(now, Fetch::Read, ReadFrom::New, Some(block));
+    }
+
+    fn flush_acks(&mut self, now: Instant) {
+        while !self.acks_pending.is_empty() {
+            let take = self.acks_pending.len().min(MAX_IDS_PER_ACK);
+            let ids: Vec<StreamId> = self.acks_pending.drain(..take).collect();
+            let mut w = CommandWriter::begin(&mut self.out, 3 + ids.len());
+            w.arg(b"XACK").arg(&self.cfg.stream).arg(&self.cfg.group);
+            for id in &ids {
+                w.arg_id(*id);
+            }
+            drop(w);
+            self.push_sent(now, Sent::Ack(ids), Duration::ZERO);
+        }
+    }
+
+    fn push_sent(&mut self, now: Instant, what: Sent, extra: Duration) {
+        let deadline = now + self.cfg.reply_timeout + extra;
+        self.sent.push_back(SentCmd { what, deadline });
+    }
+
+    fn write_handshake(&mut self, now: Instant) -> usize {
+        let ConnectOptions {
+            username,
+            password,
+            db,
+            resp3,
+            client_name,
+        } = self.cfg.connect.clone();
+        let name = client_name.unwrap_or_else(|| client_name_for(&self.cfg.consumer));
+        let mut steps = 0;
+        if resp3 {
+            let auth = password
+                .as_ref()
+                .map(|p| (username.as_deref().unwrap_or("default"), p));
+            let argc = 2 + if auth.is_some() { 3 } else { 0 } + if name.is_empty() { 0 } else { 2 };
+            let mut w = CommandWriter::begin(&mut self.out, argc);
+            w.arg(b"HELLO").arg(b"3");
+            if let Some((user, pass)) = auth {
+                w.arg(b"AUTH").arg(user.as_bytes()).arg(pass.as_bytes());
+            }
+            if !name.is_empty() {
+                w.arg(b"SETNAME").arg(name.as_bytes());
+            }
+            drop(w);
+            self.push_sent(now, Sent::Hello, Duration::ZERO);
+            steps += 1;
+        } else {
+            if let Some(pass) = &password {
+                let argc = if username.is_some() { 3 } else { 2 };
+                let mut w = CommandWriter::begin(&mut self.out, argc);
+                w.arg(b"AUTH");
+                if let Some(user) = &username {
+                    w.arg(user.as_bytes());
+                }
+                w.arg(pass.as_bytes());
+                drop(w);
+                self.push_sent(now, Sent::Auth, Duration::ZERO);
+                steps += 1;
+            }
+            if !name.is_empty() {
+                CommandWriter::begin(&mut self.out, 3)
+                    .arg(b"CLIENT")
+                    .arg(b"SETNAME")
+                    .arg(name.as_bytes());
+                self.push_sent(now, Sent::SetName, Duration::ZERO);
+                steps += 1;
+            }
+        }
+        if db != 0 {
+            CommandWriter::begin(&mut self.out, 2)
+                .arg(b"SELECT")
+                .arg_u64(u64::from(db));
+            self.push_sent(now, Sent::Select, Duration::ZERO);
+            steps += 1;
+        }
+        steps
+    }
+
+    fn write_group_create(&mut self, now: Instant) {
+        let argc = if self.cfg.make_stream { 6 } else { 5 };
+        let start = self.cfg.group_start.to_arg();
+        let mut w = CommandWriter::begin(&mut self.out, argc);
+        w.arg(b"XGROUP")
+            .arg(b"CREATE")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(&start);
+        if self.cfg.make_stream {
+            w.arg(b"MKSTREAM");
+        }
+        drop(w);
+        self.push_sent(now, Sent::GroupCreate, Duration::ZERO);
+    }
+
+    fn write_fetch(&mut self, now: Instant, kind: Fetch, from: ReadFrom, block: Option<Duration>) {
+        // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
+        let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
+        let argc = if block_ms.is_some() { 10 } else { 8 };
+        let mut w = CommandWriter::begin(&mut self.out, argc);
+        w.arg(b"XREADGROUP")
+            .arg(b"GROUP")
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg(b"COUNT")
+            .arg_u64(self.cfg.count);
+        if let Some(ms) = block_ms {
+            w.arg(b"BLOCK").arg_u64(ms);
+        }
+        w.arg(b"STREAMS").arg(&self.cfg.stream);
+        match from {
+            ReadFrom::New => w.arg(b">"),
+            ReadFrom::PendingAfter(id) => w.arg_id(id),
+        };
+        drop(w);
+        self.fetching = true;
+        let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
+        self.push_sent(now, Sent::Fetch(kind), extra);
+    }
+
+    fn write_claim(&mut self, now: Instant) {
+        let min_idle = self.cfg.claim_min_idle.as_millis() as u64;
+        CommandWriter::begin(&mut self.out, 8)
+            .arg(b"XAUTOCLAIM")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg_u64(min_idle)
+            .arg_id(self.claim.cursor)
+            .arg(b"COUNT")
+            .arg_u64(self.cfg.count);
+        self.fetching = true;
+        self.push_sent(now, Sent::Fetch(Fetch::Claim), Duration::ZERO);
+    }
+
+    fn counts_page(&self, pending: &PendingCounts) -> u64 {
+        pending.entries.len() as u64 + 16
+    }
+
+    /// `XPENDING s g <start> <end> <n> <me>`: delivery counts of the batch,
+    /// paged when our other pending entries fall in the same id range.
+    fn write_counts_query(
+        &mut self,
+        now: Instant,
+        pending: PendingCounts,
+        start: StreamId,
+        exclusive: bool,
+    ) {
+        let end = pending.entries.last().map_or(start, |(id, _)| *id);
+        let mut start_arg = Vec::with_capacity(42);
+        if exclusive {
+            start_arg.push(b'(');
+        }
+        start_arg.extend_from_slice(start.to_string().as_bytes());
+        let page = self.counts_page(&pending);
+        CommandWriter::begin(&mut self.out, 7)
+            .arg(b"XPENDING")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(&start_arg)
+            .arg_id(end)
+            .arg_u64(page)
+            .arg(&self.cfg.consumer);
+        self.push_sent(now, Sent::Counts(pending), Duration::ZERO);
+    }
+}
+
+impl Sent {
+    fn name(&self) -> &'static str {
+        match self {
+            Sent::Hello => "HELLO",
+            Sent::Auth => "AUTH",
+            Sent::SetName => "CLIENT SETNAME",
+            Sent::Select => "SELECT",
+            Sent::GroupCreate => "XGROUP CREATE",
+            Sent::Fetch(Fetch::Claim) => "XAUTOCLAIM",
+            Sent::Fetch(_) => "XREADGROUP",
+            Sent::Counts(_) => "XPENDING",
+            Sent::Ack(_) => "XACK",
+        }
+    }
+}
+
+/// Redis rejects client names with spaces or newlines.
+fn client_name_for(consumer: &[u8]) -> String {
+    String::from_utf8_lossy(consumer)
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect()
+}
+
+/// Small seeded generator for reconnect jitter (SplitMix64).
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
