@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::command::CommandWriter;
-use crate::config::{ConnectOptions, ConsumerConfig};
+use crate::config::ConsumerConfig;
 use crate::error::{Error, ProtocolError, ServerError, ServerErrorKind};
+use crate::handshake::{self, HandshakeStep};
 use crate::id::{ReadFrom, StreamId};
 use crate::reply::{self, Entry, Fields, GroupCreated, ReplyError};
 use crate::resp::{Decoder, Frame};
@@ -259,10 +260,7 @@ struct SentCmd {
 
 #[derive(Debug)]
 enum Sent {
-    Hello,
-    Auth,
-    SetName,
-    Select,
+    Handshake(HandshakeStep),
     GroupCreate,
     Fetch(Fetch),
     Counts(PendingCounts),
@@ -562,13 +560,9 @@ impl Consumer {
 
     fn on_reply(&mut self, now: Instant, what: Sent, frame: Frame) {
         match what {
-            Sent::Hello => match reply::hello(frame) {
-                Ok(_) => self.handshake_step(now),
-                Err(e) => self.handshake_failed(now, e),
-            },
-            Sent::Auth | Sent::SetName | Sent::Select => match reply::ok(frame, what.name()) {
+            Sent::Handshake(step) => match step.check(frame) {
                 Ok(()) => self.handshake_step(now),
-                Err(e) => self.handshake_failed(now, e),
+                Err(e) => self.command_failed(now, e),
             },
             Sent::GroupCreate => match reply::group_create(frame) {
                 Ok(GroupCreated::Created | GroupCreated::AlreadyExisted) => {
@@ -810,10 +804,6 @@ impl Consumer {
         }
     }
 
-    fn handshake_failed(&mut self, now: Instant, e: ReplyError) {
-        self.command_failed(now, e);
-    }
-
     fn group_vanished(&mut self, now: Instant, e: ServerError) {
         if self.shutting_down {
             return;
@@ -1011,61 +1001,12 @@ impl Consumer {
     }
 
     fn write_handshake(&mut self, now: Instant) -> usize {
-        let ConnectOptions {
-            username,
-            password,
-            db,
-            resp3,
-            client_name,
-        } = self.cfg.connect.clone();
-        let name = client_name.unwrap_or_else(|| client_name_for(&self.cfg.consumer));
-        let mut steps = 0;
-        if resp3 {
-            let auth = password
-                .as_ref()
-                .map(|p| (username.as_deref().unwrap_or("default"), p));
-            let argc = 2 + if auth.is_some() { 3 } else { 0 } + if name.is_empty() { 0 } else { 2 };
-            let mut w = CommandWriter::begin(&mut self.out, argc);
-            w.arg(b"HELLO").arg(b"3");
-            if let Some((user, pass)) = auth {
-                w.arg(b"AUTH").arg(user.as_bytes()).arg(pass.as_bytes());
-            }
-            if !name.is_empty() {
-                w.arg(b"SETNAME").arg(name.as_bytes());
-            }
-            drop(w);
-            self.push_sent(now, Sent::Hello, Duration::ZERO);
-            steps += 1;
-        } else {
-            if let Some(pass) = &password {
-                let argc = if username.is_some() { 3 } else { 2 };
-                let mut w = CommandWriter::begin(&mut self.out, argc);
-                w.arg(b"AUTH");
-                if let Some(user) = &username {
-                    w.arg(user.as_bytes());
-                }
-                w.arg(pass.as_bytes());
-                drop(w);
-                self.push_sent(now, Sent::Auth, Duration::ZERO);
-                steps += 1;
-            }
-            if !name.is_empty() {
-                CommandWriter::begin(&mut self.out, 3)
-                    .arg(b"CLIENT")
-                    .arg(b"SETNAME")
-                    .arg(name.as_bytes());
-                self.push_sent(now, Sent::SetName, Duration::ZERO);
-                steps += 1;
-            }
+        let steps =
+            handshake::write_handshake(&mut self.out, &self.cfg.connect, &self.cfg.consumer);
+        for step in &steps {
+            self.push_sent(now, Sent::Handshake(*step), Duration::ZERO);
         }
-        if db != 0 {
-            CommandWriter::begin(&mut self.out, 2)
-                .arg(b"SELECT")
-                .arg_u64(u64::from(db));
-            self.push_sent(now, Sent::Select, Duration::ZERO);
-            steps += 1;
-        }
-        steps
+        steps.len()
     }
 
     fn write_group_create(&mut self, now: Instant) {
@@ -1159,10 +1100,7 @@ impl Consumer {
 impl Sent {
     fn name(&self) -> &'static str {
         match self {
-            Sent::Hello => "HELLO",
-            Sent::Auth => "AUTH",
-            Sent::SetName => "CLIENT SETNAME",
-            Sent::Select => "SELECT",
+            Sent::Handshake(step) => step.name(),
             Sent::GroupCreate => "XGROUP CREATE",
             Sent::Fetch(Fetch::Claim) => "XAUTOCLAIM",
             Sent::Fetch(_) => "XREADGROUP",
@@ -1170,14 +1108,6 @@ impl Sent {
             Sent::Ack(_) => "XACK",
         }
     }
-}
-
-/// Redis rejects client names with spaces or newlines.
-fn client_name_for(consumer: &[u8]) -> String {
-    String::from_utf8_lossy(consumer)
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-        .collect()
 }
 
 /// Small seeded generator for reconnect jitter (SplitMix64).

@@ -12,16 +12,19 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod client;
 pub mod command;
 pub mod config;
 pub mod consumer;
 pub mod error;
+mod handshake;
 pub mod id;
 pub mod reply;
 pub mod resp;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use client::{Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder};
 pub use consumer::{
