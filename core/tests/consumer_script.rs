@@ -1,0 +1,409 @@
+//! The consumer state machine against scripted server replies: exact bytes
+//! out, exact events back.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use xgroup_core::{
+    Consumer, ConsumerConfig, Error, Event, Outcome, ServerErrorKind, Source, StreamId, TimerKind,
+    Warning,
+};
+
+struct Script {
+    c: Consumer,
+    now: Instant,
+}
+
+impl Script {
+    fn new(cfg: ConsumerConfig) -> Self {
+        let now = Instant::now();
+        let mut c = Consumer::new(cfg);
+        assert_eq!(c.poll_event(), Some(Event::Connect));
+        c.handle_connected(now);
+        Script { c, now }
+    }
+
+    fn sent(&mut self) -> String {
+        let mut all = Vec::new();
+        while let Some(b) = self.c.poll_transmit() {
+            all.extend_from_slice(&b);
+        }
+        // Readable: one line per argument, commands separated by " | ".
+        decode_commands(&all)
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.c.poll_event()).collect()
+    }
+
+    fn reply(&mut self, bytes: &str) {
+        self.c.handle_input(self.now, bytes.as_bytes());
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.c.handle_timeout(self.now);
+    }
+
+    /// Default start-up: SETNAME, group create, empty replay, empty sweep.
+    fn started(cfg: ConsumerConfig) -> Self {
+        let mut s = Script::new(cfg);
+        assert_eq!(
+            s.sent(),
+            "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+        );
+        s.reply("+OK\r\n+OK\r\n");
+        assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+        s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+        assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+        s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+        assert_eq!(
+            s.sent(),
+            "XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+        );
+        assert!(s.events().is_empty());
+        s
+    }
+}
+
+/// Renders RESP arrays of bulk strings as `ARG ARG | ARG ... | `.
+fn decode_commands(mut b: &[u8]) -> String {
+    let mut out = String::new();
+    let line = |b: &mut &[u8]| -> String {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let l = String::from_utf8(b[..end].to_vec()).unwrap();
+        *b = &b[end + 2..];
+        l
+    };
+    while !b.is_empty() {
+        let h = line(&mut b);
+        let argc: usize = h[1..].parse().unwrap();
+        let mut args = Vec::new();
+        for _ in 0..argc {
+            let len: usize = line(&mut b)[1..].parse().unwrap();
+            args.push(String::from_utf8(b[..len].to_vec()).unwrap());
+            b = &b[len + 2..];
+        }
+        out.push_str(&args.join(" "));
+        out.push_str(" | ");
+    }
+    out
+}
+
+fn cfg() -> xgroup_core::ConsumerConfigBuilder {
+    ConsumerConfig::builder("s", "g", "c")
+}
+
+fn entry(id: &str, f: &str, v: &str) -> String {
+    format!(
+        "*2\r\n${}\r\n{}\r\n*2\r\n${}\r\n{}\r\n${}\r\n{}\r\n",
+        id.len(),
+        id,
+        f.len(),
+        f,
+        v.len(),
+        v
+    )
+}
+
+fn read_reply(entries: &[String]) -> String {
+    format!(
+        "*1\r\n*2\r\n$1\r\ns\r\n*{}\r\n{}",
+        entries.len(),
+        entries.concat()
+    )
+}
+
+#[test]
+fn consume_and_ack_pipelines_the_next_read() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(batch.source, Source::New);
+    assert_eq!(batch.messages.len(), 2);
+    assert_eq!(batch.messages[0].id, StreamId::new(1, 1));
+    assert_eq!(&batch.messages[1].fields[0].0[..], b"b");
+    assert_eq!(batch.messages[1].attempt, 1);
+    // In-flight limit 1: no read while the batch is out.
+    assert_eq!(s.sent(), "");
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert_eq!(
+        s.sent(),
+        "XACK s g 1-1 1-2 | XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+    );
+    s.reply(":2\r\n*-1\r\n");
+    assert_eq!(s.c.stats().acked, 2);
+    assert_eq!(
+        s.sent(),
+        "XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+    );
+}
+
+#[test]
+fn ack_only_some_ids_and_warn_about_strangers() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    s.c.handle_completion(
+        s.now,
+        batch.id,
+        Outcome::AckOnly(vec![StreamId::new(1, 2), StreamId::new(9, 9)]),
+    );
+    assert_eq!(
+        s.events(),
+        vec![Event::Warning(Warning::AckIdsNotInBatch {
+            batch: batch.id,
+            ids: vec![StreamId::new(9, 9)]
+        })]
+    );
+    assert!(s.sent().starts_with("XACK s g 1-2 | XREADGROUP"));
+    // A second completion of the same batch is refused.
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert_eq!(
+        s.events(),
+        vec![Event::Warning(Warning::UnknownBatch(batch.id))]
+    );
+    assert_eq!(s.sent(), "");
+}
+
+#[test]
+fn block_is_capped_by_the_next_claim_sweep() {
+    let mut s = Script::new(
+        cfg()
+            .claim_interval(Duration::from_millis(2000))
+            .build()
+            .unwrap(),
+    );
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    assert_eq!(
+        s.sent(),
+        "XREADGROUP GROUP g c COUNT 10 BLOCK 2000 STREAMS s > | "
+    );
+    assert_eq!(s.c.poll_timeout().unwrap().1, TimerKind::ClaimSweep);
+    s.now += Duration::from_millis(1500);
+    s.reply("*-1\r\n");
+    assert_eq!(
+        s.sent(),
+        "XREADGROUP GROUP g c COUNT 10 BLOCK 500 STREAMS s > | "
+    );
+    s.advance(Duration::from_millis(500));
+    // The sweep is due but the read is outstanding: it waits for the reply.
+    assert_eq!(s.sent(), "");
+    s.reply("*-1\r\n");
+    assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+    // The cursor is kept between calls until the server says 0-0.
+    s.reply("*3\r\n$3\r\n5-0\r\n*0\r\n*0\r\n");
+    assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 5-0 COUNT 10 | ");
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    assert!(s.sent().starts_with("XREADGROUP"));
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert!(at > s.now);
+    assert!(matches!(kind, TimerKind::ClaimSweep | TimerKind::Reply));
+}
+
+#[test]
+fn replayed_entries_carry_server_delivery_counts_and_deleted_ones_are_acked() {
+    let mut s = Script::new(cfg().build().unwrap());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply(&format!(
+        "*1\r\n*2\r\n$1\r\ns\r\n*2\r\n{}*2\r\n$3\r\n1-2\r\n*-1\r\n",
+        entry("1-1", "a", "1")
+    ));
+    assert_eq!(s.sent(), "XPENDING s g 1-1 1-1 17 c | XACK s g 1-2 | ");
+    assert_eq!(
+        s.events(),
+        vec![Event::Warning(Warning::DeletedEntriesAcked { count: 1 })]
+    );
+    s.reply("*1\r\n*4\r\n$3\r\n1-1\r\n$1\r\nc\r\n:5\r\n:3\r\n:1\r\n");
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(batch.source, Source::OwnPending);
+    assert_eq!(batch.messages[0].attempt, 3);
+    assert_eq!(s.c.stats().deleted_acked, 1);
+    assert_eq!(s.c.stats().redelivered, 1);
+}
+
+#[test]
+fn missing_group_is_recreated_with_a_warning() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply("-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n");
+    assert_eq!(s.events(), vec![Event::Warning(Warning::GroupRecreated)]);
+    assert_eq!(s.sent(), "XGROUP CREATE s g 0 MKSTREAM | ");
+    s.reply("+OK\r\n");
+    assert!(s.sent().starts_with("XREADGROUP"));
+}
+
+#[test]
+fn missing_group_without_auto_create_stops_with_a_clear_error() {
+    let mut s = Script::new(cfg().auto_create_group(false).build().unwrap());
+    assert_eq!(s.sent(), "CLIENT SETNAME c | ");
+    s.reply("+OK\r\n");
+    s.sent();
+    s.reply("-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n");
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect);
+    assert!(matches!(
+        events[1],
+        Event::Stopped(Some(Error::GroupMissing { .. }))
+    ));
+    assert_eq!(s.c.poll_timeout(), None);
+}
+
+#[test]
+fn wrong_password_stops_without_retrying() {
+    let opts = xgroup_core::ConnectOptions {
+        password: Some("nope".into()),
+        ..Default::default()
+    };
+    let mut s = Script::new(cfg().connect_options(opts).build().unwrap());
+    assert_eq!(
+        s.sent(),
+        "AUTH nope | CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    let events = s.events();
+    let Event::Stopped(Some(Error::Server(e))) = &events[1] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.kind, ServerErrorKind::WrongPass);
+    assert!(s.c.is_stopped());
+    s.advance(Duration::from_secs(60));
+    assert!(s.events().is_empty());
+}
+
+#[test]
+fn connection_loss_reconnects_with_growing_backoff_and_resends_acks() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert!(s.sent().starts_with("XACK s g 1-1 | "));
+    s.c.handle_disconnected(s.now, "reset by peer");
+    let mut delays = Vec::new();
+    for attempt in 1..=4u32 {
+        let events = s.events();
+        let [Event::Warning(Warning::Reconnecting {
+            attempt: a, delay, ..
+        })] = &events[..]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*a, attempt);
+        delays.push(*delay);
+        let (at, kind) = s.c.poll_timeout().unwrap();
+        assert_eq!(kind, TimerKind::Reconnect);
+        s.now = at;
+        s.c.handle_timeout(s.now);
+        assert_eq!(s.events(), vec![Event::Connect]);
+        if attempt < 4 {
+            s.c.handle_connect_failed(s.now, "refused");
+        }
+    }
+    // Exponential within jitter: each delay in [base/2, base], base doubling.
+    for (i, d) in delays.iter().enumerate() {
+        let base = Duration::from_millis(100) * (1 << i);
+        assert!(*d >= base / 2 && *d <= base, "{i}: {d:?}");
+    }
+    s.c.handle_connected(s.now);
+    // The unconfirmed ack goes out again after the start-up commands.
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(
+        s.sent(),
+        "XACK s g 1-1 | XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | "
+    );
+}
+
+#[test]
+fn malformed_reply_drops_the_connection() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply("?what\r\n");
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect);
+    assert!(matches!(
+        events[1],
+        Event::Warning(Warning::Reconnecting {
+            cause: Error::Protocol(_),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn silent_server_times_out() {
+    let mut s = Script::started(cfg().reply_timeout(Duration::from_secs(2)).build().unwrap());
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert_eq!(kind, TimerKind::Reply);
+    assert_eq!(at, s.now + Duration::from_secs(7));
+    s.now = at;
+    s.c.handle_timeout(s.now);
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect);
+    assert!(matches!(
+        events[1],
+        Event::Warning(Warning::Reconnecting {
+            cause: Error::ReplyTimeout { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn graceful_shutdown_waits_for_the_handler_and_flushes_acks() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    s.c.handle_shutdown(s.now);
+    assert!(s.events().is_empty());
+    assert_eq!(s.c.poll_timeout().unwrap().1, TimerKind::Drain);
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    // No new read while stopping.
+    assert_eq!(s.sent(), "XACK s g 1-1 | ");
+    s.reply(":1\r\n");
+    assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
+}
+
+#[test]
+fn drain_deadline_abandons_unfinished_work() {
+    let mut s = Script::started(cfg().drain_timeout(Duration::from_secs(1)).build().unwrap());
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    s.events();
+    s.c.handle_shutdown(s.now);
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        s.events(),
+        vec![
+            Event::Warning(Warning::DrainTimedOut {
+                batches: 1,
+                unacked: 0
+            }),
+            Event::Disconnect,
+            Event::Stopped(None)
+        ]
+    );
+}

@@ -1,0 +1,428 @@
+//! Property tests: several consumers against the in-memory model of Redis
+//! Streams, with random stream contents, handler outcomes, disconnects,
+//! crashes, deleted entries, time jumps and reply splits.
+#![cfg(feature = "sim")]
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use xgroup_core::sim::{ConnId, SimOptions, SimServer};
+use xgroup_core::{Batch, Consumer, ConsumerConfig, Event, Outcome, StreamId};
+
+const STREAM: &[u8] = b"orders";
+const GROUP: &[u8] = b"workers";
+const MIN_IDLE: Duration = Duration::from_millis(1000);
+const CLAIM_EVERY: Duration = Duration::from_millis(700);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Produce(u8),
+    Step(usize),
+    /// Complete the oldest batch of a consumer: 0 ack all, 1 ack none,
+    /// 2 ack every other message.
+    Complete(usize, u8),
+    Disconnect(usize),
+    Crash(usize),
+    Advance(u16),
+    Delete(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u8..6).prop_map(Op::Produce),
+        8 => (0usize..3).prop_map(Op::Step),
+        6 => (0usize..3, 0u8..3).prop_map(|(c, o)| Op::Complete(c, o)),
+        1 => (0usize..3).prop_map(Op::Disconnect),
+        1 => (0usize..3).prop_map(Op::Crash),
+        3 => (1u16..1500).prop_map(Op::Advance),
+        1 => any::<u16>().prop_map(Op::Delete),
+    ]
+}
+
+struct Worker {
+    name: String,
+    consumer: Consumer,
+    conn: Option<ConnId>,
+    batches: Vec<Batch>,
+    max_in_flight: usize,
+}
+
+struct World {
+    sim: SimServer,
+    now: Instant,
+    workers: Vec<Worker>,
+    /// Chunk sizes used to cut server output (empty: whole).
+    chunks: Vec<usize>,
+    chunk_at: usize,
+    /// Every event, for split-invariance comparison.
+    log: Vec<String>,
+    /// Ids a handler completed with an ack, or that were deleted.
+    may_ack: HashSet<StreamId>,
+    handled: BTreeMap<StreamId, u32>,
+    produced: BTreeSet<StreamId>,
+    deleted: BTreeSet<StreamId>,
+    v62: bool,
+    count: u64,
+}
+
+fn config(name: &str, count: u64, in_flight: usize, seed: u64) -> ConsumerConfig {
+    ConsumerConfig::builder(STREAM, GROUP, name)
+        .count(count)
+        .block(Duration::from_millis(500))
+        .claim_interval(CLAIM_EVERY)
+        .claim_min_idle(MIN_IDLE)
+        .max_in_flight_batches(in_flight)
+        .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(200))
+        .reply_timeout(Duration::from_secs(5))
+        .jitter_seed(seed)
+        .build()
+        .unwrap()
+}
+
+impl World {
+    fn new(consumers: usize, count: u64, chunks: Vec<usize>, v62: bool) -> Self {
+        let now = Instant::now();
+        let sim = SimServer::new(
+            SimOptions {
+                autoclaim_v62: v62,
+                ..SimOptions::default()
+            },
+            now,
+        );
+        let workers = (0..consumers)
+            .map(|i| {
+                let name = format!("c{i}");
+                let in_flight = 1 + i % 2;
+                Worker {
+                    consumer: Consumer::new(config(&name, count, in_flight, i as u64)),
+                    name,
+                    conn: None,
+                    batches: Vec::new(),
+                    max_in_flight: in_flight,
+                }
+            })
+            .collect();
+        World {
+            sim,
+            now,
+            workers,
+            chunks,
+            chunk_at: 0,
+            log: Vec::new(),
+            may_ack: HashSet::new(),
+            handled: BTreeMap::new(),
+            produced: BTreeSet::new(),
+            deleted: BTreeSet::new(),
+            v62,
+            count,
+        }
+    }
+
+    fn next_chunk(&mut self) -> usize {
+        if self.chunks.is_empty() {
+            return usize::MAX;
+        }
+        let c = self.chunks[self.chunk_at % self.chunks.len()];
+        self.chunk_at += 1;
+        c.max(1)
+    }
+
+    /// Drains a worker's outputs: events acted on, bytes sent to the model.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.workers[i].consumer.poll_event() {
+                progressed = true;
+                self.on_event(i, event);
+            }
+            while let Some(bytes) = self.workers[i].consumer.poll_transmit() {
+                progressed = true;
+                let conn = self.workers[i].conn.expect("bytes to send without a connection");
+                self.sim.receive(conn, self.now, &bytes);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.check_in_flight(i);
+    }
+
+    fn on_event(&mut self, i: usize, event: Event) {
+        self.log.push(format!("{i}: {event:?}"));
+        match event {
+            Event::Connect => {
+                let conn = self.sim.connect(self.now);
+                self.workers[i].conn = Some(conn);
+                self.workers[i].consumer.handle_connected(self.now);
+            }
+            Event::Disconnect => {
+                if let Some(conn) = self.workers[i].conn.take() {
+                    self.sim.disconnect(conn);
+                }
+            }
+            Event::Deliver(batch) => {
+                let name = self.workers[i].name.clone();
+                let pending = self.sim.pending(STREAM, GROUP);
+                for m in &batch.messages {
+                    *self.handled.entry(m.id).or_default() += 1;
+                    // Delivery counts come from the server and match it.
+                    if let Some(p) = pending.iter().find(|p| p.id == m.id) {
+                        if p.consumer == name.as_bytes() {
+                            assert_eq!(m.attempt, p.delivery_count, "attempt of {:?}", m.id);
+                        }
+                    }
+                    assert!(m.attempt >= 1);
+                }
+                self.workers[i].batches.push(batch);
+            }
+            Event::Warning(_) => {}
+            Event::Stopped(e) => panic!("consumer {i} stopped: {e:?}"),
+        }
+    }
+
+    fn check_in_flight(&self, i: usize) {
+        let w = &self.workers[i];
+        assert!(
+            w.batches.len() <= w.max_in_flight,
+            "{} batches in flight, limit {}",
+            w.batches.len(),
+            w.max_in_flight
+        );
+        assert_eq!(w.consumer.in_flight(), w.batches.len());
+    }
+
+    /// Server output to a worker, in chunks.
+    fn deliver_output(&mut self, i: usize) {
+        let Some(conn) = self.workers[i].conn else { return };
+        let out = self.sim.take_output(conn);
+        let mut rest: &[u8] = &out;
+        while !rest.is_empty() {
+            let n = self.next_chunk().min(rest.len());
+            let (now, later) = rest.split_at(n);
+            self.workers[i].consumer.handle_input(self.now, now);
+            rest = later;
+            self.drain(i);
+            if self.workers[i].conn != Some(conn) {
+                break; // the consumer dropped the connection
+            }
+        }
+    }
+
+    fn step(&mut self, i: usize) {
+        self.drain(i);
+        self.deliver_output(i);
+        self.drain(i);
+    }
+
+    fn complete(&mut self, i: usize, how: u8) {
+        if self.workers[i].batches.is_empty() {
+            return;
+        }
+        let batch = self.workers[i].batches.remove(0);
+        let outcome = match how {
+            0 => Outcome::AckAll,
+            1 => Outcome::AckNone,
+            _ => Outcome::AckOnly(batch.messages.iter().step_by(2).map(|m| m.id).collect()),
+        };
+        match &outcome {
+            Outcome::AckAll => self.may_ack.extend(batch.messages.iter().map(|m| m.id)),
+            Outcome::AckOnly(ids) => self.may_ack.extend(ids.iter().copied()),
+            _ => {}
+        }
+        self.workers[i].consumer.handle_completion(self.now, batch.id, outcome);
+        self.drain(i);
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        self.sim.advance(self.now);
+        for i in 0..self.workers.len() {
+            if let Some((at, _)) = self.workers[i].consumer.poll_timeout() {
+                if at <= self.now {
+                    self.workers[i].consumer.handle_timeout(self.now);
+                    if let Some((next, kind)) = self.workers[i].consumer.poll_timeout() {
+                        assert!(next > self.now, "deadline {kind:?} in the past after handle_timeout");
+                    }
+                    self.drain(i);
+                }
+            }
+        }
+    }
+
+    fn disconnect(&mut self, i: usize) {
+        if let Some(conn) = self.workers[i].conn.take() {
+            self.sim.disconnect(conn);
+            self.workers[i].consumer.handle_disconnected(self.now, "cut");
+            self.drain(i);
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        if let Some(conn) = self.workers[i].conn.take() {
+            self.sim.disconnect(conn);
+        }
+        let w = &mut self.workers[i];
+        w.batches.clear();
+        w.consumer = Consumer::new(config(&w.name, self.count, w.max_in_flight, 99 + i as u64));
+        self.drain(i);
+    }
+
+    fn produce(&mut self, n: u8) {
+        for k in 0..n {
+            let v = format!("{k}");
+            let id = self.sim.xadd(self.now, STREAM, &[(b"n", v.as_bytes()), (b"x", b"y")]);
+            self.produced.insert(id);
+        }
+        for i in 0..self.workers.len() {
+            self.step(i);
+        }
+    }
+
+    fn delete(&mut self, pick: u16) {
+        if self.produced.is_empty() {
+            return;
+        }
+        let id = *self.produced.iter().nth(pick as usize % self.produced.len()).unwrap();
+        if self.sim.xdel(STREAM, id) {
+            self.deleted.insert(id);
+            self.may_ack.insert(id);
+        }
+    }
+
+    fn run(&mut self, ops: &[Op]) {
+        for i in 0..self.workers.len() {
+            self.drain(i);
+        }
+        for op in ops {
+            let n = self.workers.len();
+            match *op {
+                Op::Produce(k) => self.produce(k),
+                Op::Step(i) => self.step(i % n),
+                Op::Complete(i, how) => self.complete(i % n, how),
+                Op::Disconnect(i) => self.disconnect(i % n),
+                Op::Crash(i) => self.crash(i % n),
+                Op::Advance(ms) => self.advance(u64::from(ms)),
+                Op::Delete(pick) => self.delete(pick),
+            }
+            self.check_acks();
+        }
+    }
+
+    /// No XACK for an id that no handler acked (or that was not deleted).
+    fn check_acks(&self) {
+        for (_, _, id, _) in self.sim.acks() {
+            assert!(self.may_ack.contains(id), "XACK of {id:?}, never acked by a handler");
+        }
+    }
+
+    /// Healthy handlers, time passing: everything must end acknowledged.
+    fn quiesce(&mut self) {
+        for _ in 0..400 {
+            for i in 0..self.workers.len() {
+                self.step(i);
+                while !self.workers[i].batches.is_empty() {
+                    self.complete(i, 0);
+                    self.step(i);
+                }
+            }
+            if self.sim.pending(STREAM, GROUP).is_empty()
+                && self.all_delivered()
+                && self.workers.iter().all(|w| w.batches.is_empty())
+            {
+                return;
+            }
+            self.advance(100);
+        }
+        panic!(
+            "not quiescent: pending {:?}, last delivered {:?}, produced {}",
+            self.sim.pending(STREAM, GROUP),
+            self.sim.group_last_delivered(STREAM, GROUP),
+            self.produced.len()
+        );
+    }
+
+    fn all_delivered(&self) -> bool {
+        match (self.produced.last(), self.sim.group_last_delivered(STREAM, GROUP)) {
+            (None, _) => true,
+            (Some(last), Some(delivered)) => delivered >= *last,
+            (Some(_), None) => false,
+        }
+    }
+
+    fn check_final(&self) {
+        self.check_acks();
+        assert!(self.sim.pending(STREAM, GROUP).is_empty());
+        for id in &self.produced {
+            if !self.deleted.contains(id) {
+                assert!(self.handled.contains_key(id), "{id:?} never handled");
+            }
+        }
+    }
+}
+
+fn consumers_and_count() -> impl Strategy<Value = (usize, u64)> {
+    (1usize..=3, 1u64..=4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 2000, .. ProptestConfig::default() })]
+
+    /// Everything ends acknowledged, nothing is acked that no handler acked,
+    /// in-flight limits hold, deadlines are never in the past, delivery
+    /// counts match the model, and the claim cursor reaches every pending
+    /// entry (count as small as 1 with many pending).
+    #[test]
+    fn at_least_once_under_faults(
+        (consumers, count) in consumers_and_count(),
+        ops in proptest::collection::vec(op(), 1..120),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+    ) {
+        let mut world = World::new(consumers, count, chunks, v62);
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// The same run with replies cut at arbitrary byte boundaries yields the
+    /// same events as with whole replies.
+    #[test]
+    fn split_invariance(
+        ops in proptest::collection::vec(op(), 1..80),
+        chunks in proptest::collection::vec(1usize..40, 1..6),
+    ) {
+        let mut whole = World::new(2, 3, Vec::new(), false);
+        whole.run(&ops);
+        let mut split = World::new(2, 3, chunks, false);
+        split.run(&ops);
+        prop_assert_eq!(whole.log, split.log);
+    }
+}
+
+#[test]
+fn a_crashed_consumers_entries_go_to_another_after_min_idle() {
+    let mut world = World::new(2, 10, Vec::new(), false);
+    world.run(&[Op::Produce(5), Op::Step(0), Op::Step(0)]);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:?}", world.log);
+    // c0 dies for good: it never comes back.
+    let conn = world.workers[0].conn.take().unwrap();
+    world.sim.disconnect(conn);
+    world.workers.remove(0);
+    let before: Vec<Bytes> = world.sim.pending(STREAM, GROUP).iter().map(|p| p.consumer.clone()).collect();
+    assert!(before.iter().all(|c| &c[..] == b"c0"));
+    world.quiesce();
+    world.check_final();
+    assert!(world.log.iter().any(|l| l.contains("Claimed")), "{:#?}", world.log);
+}
+
+#[test]
+fn a_restarted_consumer_replays_its_own_pending_first() {
+    let mut world = World::new(1, 10, Vec::new(), false);
+    world.run(&[Op::Produce(3), Op::Step(0), Op::Step(0), Op::Crash(0), Op::Step(0), Op::Step(0), Op::Step(0)]);
+    let batch = &world.workers[0].batches[0];
+    assert_eq!(batch.source, xgroup_core::Source::OwnPending, "{:#?}", world.log);
+    assert!(batch.messages.iter().all(|m| m.attempt == 2));
+}
