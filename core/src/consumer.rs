@@ -1028,7 +1028,7 @@ impl Consumer {
     fn write_fetch(&mut self, now: Instant, kind: Fetch, from: ReadFrom, block: Option<Duration>) {
         // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
         let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
-        let argc = if block_ms.is_some() { 10 } else { 8 };
+        let argc = if block_ms.is_some() { 11 } else { 9 };
         let mut w = CommandWriter::begin(&mut self.out, argc);
         w.arg(b"XREADGROUP")
             .arg(b"GROUP")

@@ -186,7 +186,9 @@ fn block_is_capped_by_the_next_claim_sweep() {
             .unwrap(),
     );
     s.sent();
-    s.reply("+OK\r\n+OK\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
     s.sent();
     s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
     assert_eq!(

@@ -140,7 +140,9 @@ impl World {
             }
             while let Some(bytes) = self.workers[i].consumer.poll_transmit() {
                 progressed = true;
-                let conn = self.workers[i].conn.expect("bytes to send without a connection");
+                let conn = self.workers[i]
+                    .conn
+                    .expect("bytes to send without a connection");
                 self.sim.receive(conn, self.now, &bytes);
             }
             if !progressed {
@@ -196,7 +198,9 @@ impl World {
 
     /// Server output to a worker, in chunks.
     fn deliver_output(&mut self, i: usize) {
-        let Some(conn) = self.workers[i].conn else { return };
+        let Some(conn) = self.workers[i].conn else {
+            return;
+        };
         let out = self.sim.take_output(conn);
         let mut rest: &[u8] = &out;
         while !rest.is_empty() {
@@ -232,7 +236,9 @@ impl World {
             Outcome::AckOnly(ids) => self.may_ack.extend(ids.iter().copied()),
             _ => {}
         }
-        self.workers[i].consumer.handle_completion(self.now, batch.id, outcome);
+        self.workers[i]
+            .consumer
+            .handle_completion(self.now, batch.id, outcome);
         self.drain(i);
     }
 
@@ -244,7 +250,10 @@ impl World {
                 if at <= self.now {
                     self.workers[i].consumer.handle_timeout(self.now);
                     if let Some((next, kind)) = self.workers[i].consumer.poll_timeout() {
-                        assert!(next > self.now, "deadline {kind:?} in the past after handle_timeout");
+                        assert!(
+                            next > self.now,
+                            "deadline {kind:?} in the past after handle_timeout"
+                        );
                     }
                     self.drain(i);
                 }
@@ -255,7 +264,9 @@ impl World {
     fn disconnect(&mut self, i: usize) {
         if let Some(conn) = self.workers[i].conn.take() {
             self.sim.disconnect(conn);
-            self.workers[i].consumer.handle_disconnected(self.now, "cut");
+            self.workers[i]
+                .consumer
+                .handle_disconnected(self.now, "cut");
             self.drain(i);
         }
     }
@@ -273,7 +284,9 @@ impl World {
     fn produce(&mut self, n: u8) {
         for k in 0..n {
             let v = format!("{k}");
-            let id = self.sim.xadd(self.now, STREAM, &[(b"n", v.as_bytes()), (b"x", b"y")]);
+            let id = self
+                .sim
+                .xadd(self.now, STREAM, &[(b"n", v.as_bytes()), (b"x", b"y")]);
             self.produced.insert(id);
         }
         for i in 0..self.workers.len() {
@@ -285,7 +298,11 @@ impl World {
         if self.produced.is_empty() {
             return;
         }
-        let id = *self.produced.iter().nth(pick as usize % self.produced.len()).unwrap();
+        let id = *self
+            .produced
+            .iter()
+            .nth(pick as usize % self.produced.len())
+            .unwrap();
         if self.sim.xdel(STREAM, id) {
             self.deleted.insert(id);
             self.may_ack.insert(id);
@@ -314,7 +331,10 @@ impl World {
     /// No XACK for an id that no handler acked (or that was not deleted).
     fn check_acks(&self) {
         for (_, _, id, _) in self.sim.acks() {
-            assert!(self.may_ack.contains(id), "XACK of {id:?}, never acked by a handler");
+            assert!(
+                self.may_ack.contains(id),
+                "XACK of {id:?}, never acked by a handler"
+            );
         }
     }
 
@@ -345,7 +365,10 @@ impl World {
     }
 
     fn all_delivered(&self) -> bool {
-        match (self.produced.last(), self.sim.group_last_delivered(STREAM, GROUP)) {
+        match (
+            self.produced.last(),
+            self.sim.group_last_delivered(STREAM, GROUP),
+        ) {
             (None, _) => true,
             (Some(last), Some(delivered)) => delivered >= *last,
             (Some(_), None) => false,
@@ -411,18 +434,40 @@ fn a_crashed_consumers_entries_go_to_another_after_min_idle() {
     let conn = world.workers[0].conn.take().unwrap();
     world.sim.disconnect(conn);
     world.workers.remove(0);
-    let before: Vec<Bytes> = world.sim.pending(STREAM, GROUP).iter().map(|p| p.consumer.clone()).collect();
+    let before: Vec<Bytes> = world
+        .sim
+        .pending(STREAM, GROUP)
+        .iter()
+        .map(|p| p.consumer.clone())
+        .collect();
     assert!(before.iter().all(|c| &c[..] == b"c0"));
     world.quiesce();
     world.check_final();
-    assert!(world.log.iter().any(|l| l.contains("Claimed")), "{:#?}", world.log);
+    assert!(
+        world.log.iter().any(|l| l.contains("Claimed")),
+        "{:#?}",
+        world.log
+    );
 }
 
 #[test]
 fn a_restarted_consumer_replays_its_own_pending_first() {
     let mut world = World::new(1, 10, Vec::new(), false);
-    world.run(&[Op::Produce(3), Op::Step(0), Op::Step(0), Op::Crash(0), Op::Step(0), Op::Step(0), Op::Step(0)]);
+    world.run(&[
+        Op::Produce(3),
+        Op::Step(0),
+        Op::Step(0),
+        Op::Crash(0),
+        Op::Step(0),
+        Op::Step(0),
+        Op::Step(0),
+    ]);
     let batch = &world.workers[0].batches[0];
-    assert_eq!(batch.source, xgroup_core::Source::OwnPending, "{:#?}", world.log);
+    assert_eq!(
+        batch.source,
+        xgroup_core::Source::OwnPending,
+        "{:#?}",
+        world.log
+    );
     assert!(batch.messages.iter().all(|m| m.attempt == 2));
 }
