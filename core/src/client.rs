@@ -70,7 +70,7 @@ impl Client {
         let pending = self.out.split();
         self.decoder.reset();
         self.handshake_error = None;
-        let steps = handshake::write_handshake(&mut self.out, &self.opts, b"xgroup");
+        let steps = handshake::write_handshake(&mut self.out, &self.opts, b"");
         let requests: Vec<Waiting> = self.waiting.drain(..).collect();
         self.waiting
             .extend(steps.into_iter().map(Waiting::Handshake));

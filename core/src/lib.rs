@@ -23,6 +23,7 @@ pub mod reply;
 pub mod resp;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod url;
 
 pub use client::{Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
@@ -34,3 +35,4 @@ pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind}
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
 pub use reply::{Entry, Fields, Value};
 pub use resp::{Decoder, Frame};
+pub use url::{parse_url, ServerAddr};

@@ -1,0 +1,140 @@
+//! `redis://[user[:password]@]host[:port][/db][?protocol=resp3]` URLs.
+
+use crate::config::ConnectOptions;
+use crate::error::ConfigError;
+
+/// Where to connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port, 6379 unless given.
+    pub port: u16,
+}
+
+impl ServerAddr {
+    /// `host:port`, bracketing IPv6 addresses, for `connect` calls.
+    pub fn to_socket_string(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses a `redis://` URL into an address and connection options.
+///
+/// `rediss://` (TLS) and `unix://` are rejected with a clear error: this
+/// version speaks plain TCP only.
+///
+/// ```
+/// let (addr, opts) = xgroup_core::parse_url("redis://app:s%40cret@10.0.0.5:6380/2").unwrap();
+/// assert_eq!((addr.host.as_str(), addr.port), ("10.0.0.5", 6380));
+/// assert_eq!(opts.username.as_deref(), Some("app"));
+/// assert_eq!(opts.password.as_deref(), Some("s@cret"));
+/// assert_eq!(opts.db, 2);
+/// ```
+pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigError> {
+    let bad = |reason: String| ConfigError::new("url", reason);
+    let url = url::Url::parse(input).map_err(|e| bad(format!("{input:?} is not a URL: {e}")))?;
+    match url.scheme() {
+        "redis" | "valkey" => {}
+        "rediss" | "valkeys" => return Err(bad("TLS (rediss://) is not supported yet".into())),
+        other => {
+            return Err(bad(format!(
+                "scheme {other:?} is not supported; use redis://"
+            )))
+        }
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(bad(format!("{input:?} has no host"))),
+    };
+    let port = url.port().unwrap_or(6379);
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| {
+                bad("user name or password is not valid UTF-8 after percent-decoding".into())
+            })
+    };
+    let username = match url.username() {
+        "" => None,
+        u => Some(decode(u)?),
+    };
+    let password = url.password().map(decode).transpose()?;
+    if username.is_some() && password.is_none() {
+        return Err(bad(
+            "a user name needs a password (redis://user:password@host)".into(),
+        ));
+    }
+    let db = match url.path().trim_start_matches('/') {
+        "" => 0,
+        path => path
+            .parse::<u32>()
+            .map_err(|_| bad(format!("database {path:?} is not a number")))?,
+    };
+    let mut opts = ConnectOptions {
+        username,
+        password,
+        db,
+        ..ConnectOptions::default()
+    };
+    for (key, value) in url.query_pairs() {
+        match (&*key, &*value) {
+            ("protocol", "resp3" | "3") => opts.resp3 = true,
+            ("protocol", "resp2" | "2") => opts.resp3 = false,
+            ("client_name" | "name", name) => opts.client_name = Some(name.to_owned()),
+            (k, v) => return Err(bad(format!("unknown URL parameter {k}={v}"))),
+        }
+    }
+    Ok((ServerAddr { host, port }, opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_usual_forms() {
+        let (a, o) = parse_url("redis://localhost").unwrap();
+        assert_eq!(
+            a,
+            ServerAddr {
+                host: "localhost".into(),
+                port: 6379
+            }
+        );
+        assert_eq!(o, ConnectOptions::default());
+        let (a, o) = parse_url("redis://:pw@127.0.0.1:7000/3?protocol=resp3").unwrap();
+        assert_eq!(a.to_socket_string(), "127.0.0.1:7000");
+        assert_eq!(o.password.as_deref(), Some("pw"));
+        assert_eq!(o.username, None);
+        assert_eq!(o.db, 3);
+        assert!(o.resp3);
+        let (a, _) = parse_url("redis://[::1]:6380").unwrap();
+        assert_eq!(a.to_socket_string(), "[::1]:6380");
+    }
+
+    #[test]
+    fn rejects_bad_urls_clearly() {
+        for bad in [
+            "localhost:6379",
+            "http://localhost",
+            "rediss://localhost",
+            "redis://",
+            "redis://localhost/x",
+            "redis://user@localhost",
+            "redis://localhost?foo=bar",
+            "redis://localhost:99999",
+        ] {
+            let e = parse_url(bad).unwrap_err();
+            assert_eq!(e.option, "url", "{bad}");
+            assert!(!e.reason.is_empty());
+        }
+    }
+}
