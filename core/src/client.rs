@@ -9,6 +9,7 @@ use crate::command::Command;
 use crate::config::ConnectOptions;
 use crate::error::{Error, ProtocolError};
 use crate::handshake::{self, HandshakeStep};
+use crate::id::StreamId;
 use crate::reply::{ReplyError, Value};
 use crate::resp::{Decoder, Frame};
 
@@ -166,5 +167,29 @@ impl Client {
             .iter()
             .filter(|w| matches!(w, Waiting::Request(_)))
             .count()
+    }
+}
+
+/// A reply as `Ok`, or its error reply as `Err(Error::Server)`.
+pub fn into_result(value: Value) -> Result<Value, Error> {
+    match value {
+        Value::Error(e) => Err(Error::Server(e)),
+        other => Ok(other),
+    }
+}
+
+/// The id in an `XADD` reply; a nil reply (`NOMKSTREAM` on a missing
+/// stream) is [`Error::StreamMissing`].
+pub fn xadd_reply(value: Value, stream: &[u8]) -> Result<StreamId, Error> {
+    match into_result(value)? {
+        Value::Bulk(id) | Value::Simple(id) => StreamId::parse(&id)
+            .map_err(|e| Error::Protocol(ProtocolError::unexpected("XADD", e.to_string()))),
+        Value::Nil => Err(Error::StreamMissing {
+            stream: Bytes::copy_from_slice(stream),
+        }),
+        other => Err(Error::Protocol(ProtocolError::unexpected(
+            "XADD",
+            format!("expected an id, got {other:?}"),
+        ))),
     }
 }

@@ -117,6 +117,14 @@ pub enum Warning {
         /// The ignored ids.
         ids: Vec<StreamId>,
     },
+    /// The handler failed (e.g. panicked) on a batch; it was not
+    /// acknowledged and will be redelivered.
+    HandlerFailed {
+        /// The batch.
+        batch: BatchId,
+        /// What happened (the panic message, for a panic).
+        reason: String,
+    },
     /// The drain deadline passed with work unfinished; it stays pending for
     /// this consumer's next start or another consumer's claim.
     DrainTimedOut {
@@ -157,6 +165,8 @@ pub struct Stats {
     pub errors: u64,
     /// Connections opened successfully.
     pub connections: u64,
+    /// Batches whose handler failed (panicked).
+    pub handler_failures: u64,
 }
 
 /// A Redis Streams consumer-group consumer as a sans-IO state machine.
@@ -450,6 +460,28 @@ impl Consumer {
         }
         self.pump(now);
         self.try_finish(now);
+    }
+
+    /// The handler failed on a batch (it panicked, or returned an error the
+    /// adapter could not map): nothing of the batch is acknowledged, so it is
+    /// redelivered; the failure is counted and reported.
+    pub fn handle_handler_failed(
+        &mut self,
+        now: Instant,
+        batch: BatchId,
+        reason: impl Into<String>,
+    ) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        if self.in_flight.iter().any(|b| b.id == batch) {
+            self.stats.handler_failures += 1;
+            self.warn(Warning::HandlerFailed {
+                batch,
+                reason: reason.into(),
+            });
+        }
+        self.handle_completion(now, batch, Outcome::AckNone);
     }
 
     /// A deadline from [`poll_timeout`](Self::poll_timeout) passed (spurious

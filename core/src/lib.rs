@@ -25,7 +25,7 @@ pub mod resp;
 pub mod sim;
 pub mod url;
 
-pub use client::{Client, RequestId};
+pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder};
 pub use consumer::{
