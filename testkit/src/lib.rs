@@ -5,7 +5,7 @@
 //! - [`RedisServer`] spawns `redis-server` (or `valkey-server`) on a free
 //!   loopback port in a fresh temporary directory, and can stop, kill and
 //!   restart it on the same port and data. It never touches port 6379.
-//! - `FaultProxy` forwards TCP connections to a server and can cut them,
+//! - [`FaultProxy`] forwards TCP connections to a server and can cut them,
 //!   refuse new ones, or stall traffic.
 //! - [`RespConnection`] and [`RespValue`]: a tiny blocking RESP2 client for
 //!   setting up and checking server state in tests.
@@ -16,8 +16,10 @@
 //! Everything here panics on setup failures, with messages meant for a
 //! failing test's output.
 
+mod proxy;
 mod resp;
 mod server;
 
+pub use proxy::FaultProxy;
 pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};
 pub use server::{RedisServer, RedisServerBuilder, SERVER_ENV};
