@@ -1,0 +1,25 @@
+//! Test support for xgroup: throwaway Redis-compatible servers and a
+//! fault-injecting TCP proxy, for the integration tests of the runtime
+//! adapters. Std only: no async runtime.
+//!
+//! - [`RedisServer`] spawns `redis-server` (or `valkey-server`) on a free
+//!   loopback port in a fresh temporary directory, and can stop, kill and
+//!   restart it on the same port and data. It never touches port 6379.
+//! - [`FaultProxy`] forwards TCP connections to a server and can cut them,
+//!   refuse new ones, or stall traffic.
+//! - [`RespConnection`] and [`RespValue`]: a tiny blocking RESP2 client for
+//!   setting up and checking server state in tests.
+//!
+//! The server binary is `$XGROUP_REDIS_SERVER` if set, else `redis-server`,
+//! else `valkey-server` from `PATH` (or [`RedisServerBuilder::binary`]).
+//!
+//! Everything here panics on setup failures, with messages meant for a
+//! failing test's output.
+
+mod proxy;
+mod resp;
+mod server;
+
+pub use proxy::FaultProxy;
+pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};
+pub use server::{RedisServer, RedisServerBuilder, SERVER_ENV};

@@ -1,0 +1,542 @@
+//! Throwaway Redis-compatible servers (`redis-server` or `valkey-server`)
+//! on a free loopback port, in a fresh temporary directory.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::resp::{RespConnection, RespValue};
+
+/// Environment variable naming the server binary to use.
+pub const SERVER_ENV: &str = "XGROUP_REDIS_SERVER";
+
+/// How long to wait for a server to answer `PING` (or to exit on `SHUTDOWN`).
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many fresh ports `start` tries when it loses a race for one.
+const START_ATTEMPTS: usize = 5;
+/// How long `restart` keeps trying to get its old port back.
+const RESTART_PORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Log lines shown in panic messages.
+const LOG_TAIL_LINES: usize = 30;
+/// The machine's own Redis: never used.
+const DEFAULT_REDIS_PORT: u16 = 6379;
+
+const LOG_FILE: &str = "server.log";
+const STDERR_FILE: &str = "server.stderr";
+
+fn missing_binary_message(detail: &str) -> String {
+    format!(
+        "no redis-server found: install one (`apt-get install redis-server`) or set \
+         {SERVER_ENV} to a redis-server/valkey-server binary ({detail})"
+    )
+}
+
+/// Finds the server binary: `$XGROUP_REDIS_SERVER`, else `redis-server` on
+/// `PATH`, else `valkey-server` on `PATH`. Panics with a clear message.
+fn find_binary() -> PathBuf {
+    if let Some(path) = env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            panic!(
+                "{}",
+                missing_binary_message(&format!("{SERVER_ENV}={} does not exist", path.display()))
+            );
+        }
+        return path;
+    }
+    let dirs: Vec<PathBuf> = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for name in ["redis-server", "valkey-server"] {
+        for dir in &dirs {
+            let candidate = dir.join(name);
+            if is_executable(&candidate) {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "{}",
+        missing_binary_message("neither redis-server nor valkey-server is on PATH")
+    )
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+/// A free loopback port (bind port 0, read it, drop the listener). Never 6379.
+fn free_port() -> u16 {
+    loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to pick a free port: {e}"));
+        let port = listener
+            .local_addr()
+            .expect("local_addr of a bound listener")
+            .port();
+        if port != DEFAULT_REDIS_PORT {
+            return port;
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The last `n` lines of a file, or a note that it could not be read.
+fn file_tail(path: &Path, n: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// Options of a [`RedisServer`]; see [`RedisServer::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct RedisServerBuilder {
+    aof: bool,
+    appendfsync_always: bool,
+    password: Option<String>,
+    extra_args: Vec<OsString>,
+    binary: Option<PathBuf>,
+}
+
+impl RedisServerBuilder {
+    /// Turns the append-only file on (`--appendonly yes`) or off (the
+    /// default, `--appendonly no`). With it off, nothing survives a restart.
+    pub fn aof(mut self, on: bool) -> Self {
+        self.aof = on;
+        self
+    }
+
+    /// With AOF on, fsync on every write (`--appendfsync always`) instead of
+    /// the server's default (every second). Off by default.
+    pub fn appendfsync_always(mut self, on: bool) -> Self {
+        self.appendfsync_always = on;
+        self
+    }
+
+    /// Requires this password (`--requirepass`); `None` (the default) for none.
+    pub fn password(mut self, password: Option<&str>) -> Self {
+        self.password = password.map(str::to_owned);
+        self
+    }
+
+    /// Appends raw command-line arguments (e.g. `["--maxmemory", "10mb"]`),
+    /// after the ones the builder sets (so they override them).
+    pub fn extra_args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.extra_args
+            .extend(args.iter().map(|a| OsString::from(a.as_ref())));
+        self
+    }
+
+    /// Uses this server binary instead of looking it up (`$XGROUP_REDIS_SERVER`,
+    /// then `redis-server` and `valkey-server` on `PATH`). Panics at
+    /// [`start`](Self::start) if it does not exist.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Starts the server and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// If no server binary can be found, or the server does not come up
+    /// within 10 s (the message then holds the tail of its log).
+    pub fn start(self) -> RedisServer {
+        let binary = match self.binary.clone() {
+            Some(path) if path.is_file() => path,
+            Some(path) => panic!(
+                "{}",
+                missing_binary_message(&format!("{} does not exist", path.display()))
+            ),
+            None => find_binary(),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("xgroup-redis-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let mut server = RedisServer {
+            binary,
+            options: self,
+            dir,
+            port: 0,
+            child: Mutex::new(None),
+            version: String::new(),
+        };
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            server.port = free_port();
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(StartError::PortInUse(log)) => last_error = log,
+                Err(StartError::Fatal(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!(
+            "redis server could not bind a free port in {START_ATTEMPTS} attempts; last log:\n{last_error}"
+        )
+    }
+}
+
+enum StartError {
+    /// The server exited because its port was taken: try again.
+    PortInUse(String),
+    /// Anything else: give up with this message.
+    Fatal(String),
+}
+
+/// A throwaway Redis-compatible server on `127.0.0.1:<free port>`, running in
+/// a fresh temporary directory; killed and cleaned up on drop.
+///
+/// ```no_run
+/// use xgroup_testkit::RedisServer;
+///
+/// let server = RedisServer::builder().aof(true).appendfsync_always(true).start();
+/// server.cmd(&["XADD", "s", "*", "k", "v"]);
+/// assert_eq!(server.cmd(&["XLEN", "s"]).as_int(), Some(1));
+/// ```
+#[derive(Debug)]
+pub struct RedisServer {
+    binary: PathBuf,
+    options: RedisServerBuilder,
+    dir: TempDir,
+    port: u16,
+    child: Mutex<Option<Child>>,
+    version: String,
+}
+
+impl RedisServer {
+    /// Starts a server with default options (no AOF, no password).
+    /// See [`RedisServerBuilder::start`] for panics.
+    pub fn start() -> RedisServer {
+        Self::builder().start()
+    }
+
+    /// Options for a server: AOF, password, extra arguments, binary.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// The TCP port (stays the same across [`restart`](Self::restart)).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` (the
+    /// password percent-encoded) when a password is set.
+    pub fn url(&self) -> String {
+        match &self.options.password {
+            Some(pw) => format!("redis://:{}@127.0.0.1:{}", percent_encode(pw), self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The password, if one is required.
+    pub fn password(&self) -> Option<&str> {
+        self.options.password.as_deref()
+    }
+
+    /// The server's working directory (`--dir`): AOF files and the log live here.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server binary in use.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Name and version, e.g. `"redis 7.0.15"` or `"valkey 8.1.1"` (from
+    /// `INFO server` when the server last became ready).
+    pub fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    /// The last lines of the server's log file (and of its stderr).
+    pub fn log_tail(&self) -> String {
+        let mut out = file_tail(&self.dir.path().join(LOG_FILE), LOG_TAIL_LINES);
+        let stderr = file_tail(&self.dir.path().join(STDERR_FILE), LOG_TAIL_LINES);
+        if !stderr.trim().is_empty() {
+            out.push_str("\n--- stderr ---\n");
+            out.push_str(&stderr);
+        }
+        out
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&self) -> bool {
+        match self.child().as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Opens a new [`RespConnection`] to the server (authenticated when a
+    /// password is set).
+    pub fn connect(&self) -> io::Result<RespConnection> {
+        RespConnection::connect_with_password(self.addr(), self.password())
+    }
+
+    /// Sends one command over a fresh connection (after `AUTH` when a password
+    /// is set) and returns its reply; error replies come back as
+    /// [`RespValue::Error`]. Reads time out after 10 s.
+    ///
+    /// # Panics
+    ///
+    /// On any I/O error (server down, timeout): see [`try_cmd`](Self::try_cmd).
+    pub fn cmd<A: AsRef<[u8]>>(&self, args: &[A]) -> RespValue {
+        self.try_cmd(args).unwrap_or_else(|e| {
+            let name = args
+                .first()
+                .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
+                .unwrap_or_default();
+            panic!("{name} to redis server on port {}: {e}", self.port)
+        })
+    }
+
+    /// Like [`cmd`](Self::cmd), but I/O errors are returned.
+    pub fn try_cmd<A: AsRef<[u8]>>(&self, args: &[A]) -> io::Result<RespValue> {
+        self.connect()?.cmd(args)
+    }
+
+    /// Graceful stop: `SHUTDOWN` (which flushes and fsyncs the AOF), then
+    /// waits up to 10 s for the process to exit, and kills it if it has not.
+    /// Does nothing if it is not running.
+    pub fn stop(&mut self) {
+        if !self.is_running() {
+            self.reap();
+            return;
+        }
+        // On success the server closes the connection without a reply.
+        if let Ok(RespValue::Error(e)) = self.try_cmd(&["SHUTDOWN"]) {
+            eprintln!("xgroup-testkit: SHUTDOWN refused ({e}); killing the server");
+            self.kill();
+            return;
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                self.reap();
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("xgroup-testkit: server did not exit within 10 s of SHUTDOWN; killing it");
+        self.kill();
+    }
+
+    /// Kills the server process (SIGKILL) and waits for it: a crash, as far
+    /// as the data is concerned. Does nothing if it is not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child().take() {
+            // An error here means it has already exited; wait reaps it either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again with the same port, arguments and data
+    /// directory (stopping it gracefully first if it is still running), and
+    /// waits until it answers `PING`. Retries for a few seconds if the port
+    /// is still in use.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot get its port back or does not come up within 10 s.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + RESTART_PORT_TIMEOUT;
+        loop {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(StartError::PortInUse(log)) => {
+                    if Instant::now() >= deadline {
+                        panic!(
+                            "redis server could not bind port {} again within {:?}; log:\n{log}",
+                            self.port, RESTART_PORT_TIMEOUT
+                        );
+                    }
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(StartError::Fatal(msg)) => panic!("{msg}"),
+            }
+        }
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for an exited child so that it leaves no zombie.
+    fn reap(&mut self) {
+        if let Some(mut child) = self.child().take() {
+            let _ = child.wait();
+        }
+    }
+
+    fn args(&self) -> Vec<OsString> {
+        let dir = self.dir.path();
+        let mut args: Vec<OsString> = vec![
+            "--port".into(),
+            self.port.to_string().into(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.into(),
+            "--logfile".into(),
+            dir.join(LOG_FILE).into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            if self.options.aof { "yes" } else { "no" }.into(),
+            "--daemonize".into(),
+            "no".into(),
+            "--protected-mode".into(),
+            "no".into(),
+        ];
+        if self.options.appendfsync_always {
+            args.extend(["--appendfsync".into(), "always".into()]);
+        }
+        if let Some(pw) = &self.options.password {
+            args.extend(["--requirepass".into(), pw.into()]);
+        }
+        args.extend(self.options.extra_args.iter().cloned());
+        args
+    }
+
+    /// Spawns the server on `self.port` and waits until it is ready.
+    fn spawn_and_wait(&mut self) -> Result<(), StartError> {
+        let stderr = File::create(self.dir.path().join(STDERR_FILE)).map_err(|e| {
+            StartError::Fatal(format!("cannot create the server's stderr file: {e}"))
+        })?;
+        let child = Command::new(&self.binary)
+            .args(self.args())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| {
+                StartError::Fatal(missing_binary_message(&format!(
+                    "cannot run {}: {e}",
+                    self.binary.display()
+                )))
+            })?;
+        let pid = child.id();
+        *self.child() = Some(child);
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            // Exited? (e.g. lost the race for the port, or bad arguments)
+            let exited = self
+                .child()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.reap();
+                let log = self.log_tail();
+                if log.contains("Address already in use") {
+                    return Err(StartError::PortInUse(log));
+                }
+                return Err(StartError::Fatal(format!(
+                    "redis server ({}) exited during startup with {status}; log tail:\n{log}",
+                    self.binary.display()
+                )));
+            }
+            let last_problem = match self.probe(pid) {
+                Ok(version) => {
+                    self.version = version;
+                    return Ok(());
+                }
+                Err(problem) => problem,
+            };
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(StartError::Fatal(format!(
+                    "redis server on port {} not ready within {:?} ({last_problem}); log tail:\n{}",
+                    self.port,
+                    READY_TIMEOUT,
+                    self.log_tail()
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One readiness check: `PING` answers `PONG` (not `-LOADING`) and
+    /// `INFO server` shows our own process (not another server that won the
+    /// race for the port). Returns the version string.
+    fn probe(&self, pid: u32) -> Result<String, String> {
+        let mut conn = self.connect().map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        match conn.cmd(&["PING"]).map_err(|e| e.to_string())? {
+            RespValue::Simple(s) if s == "PONG" => {}
+            other => return Err(format!("PING answered {other:?}")),
+        }
+        let info = conn.cmd(&["INFO", "server"]).map_err(|e| e.to_string())?;
+        let info = info
+            .as_str()
+            .ok_or_else(|| format!("INFO answered {info:?}"))?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if field("process_id") != Some(pid.to_string().as_str()) {
+            return Err("another server answers on this port".into());
+        }
+        Ok(match (field("valkey_version"), field("redis_version")) {
+            (Some(v), _) => format!("valkey {v}"),
+            (None, Some(v)) => format!("redis {v}"),
+            (None, None) => "unknown".into(),
+        })
+    }
+}
+
+impl Drop for RedisServer {
+    /// Kills the process (and waits for it); the temporary directory is then
+    /// removed.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
