@@ -1,0 +1,391 @@
+//! # xgroup-tokio
+//!
+//! Runs an [`xgroup_core::Consumer`] over `tokio::net::TcpStream`. All policy
+//! (what to send, when, what to retry) is the core's; this crate connects,
+//! moves bytes, runs handler futures concurrently up to the in-flight limit
+//! and arms the core's timer.
+//!
+//! ```no_run
+//! use xgroup_tokio::{Consumer, Outcome};
+//!
+//! # async fn demo() -> Result<(), xgroup_tokio::Error> {
+//! let consumer = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .configure(|c| c.count(100))
+//!     .handler_fn(|batch| async move {
+//!         for m in &batch.messages {
+//!             println!("{} {:?}", m.id, m.fields);
+//!         }
+//!         Outcome::AckAll
+//!     })
+//!     .build()?;
+//! let handle = consumer.handle();
+//! tokio::spawn(async move {
+//!     tokio::signal::ctrl_c().await.ok();
+//!     handle.stop();
+//! });
+//! consumer.run().await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+pub use xgroup_core::xadd;
+pub use xgroup_core::{
+    Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig, ConsumerConfigBuilder,
+    Error, Event, GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source, Stats,
+    StreamId, Trim, Value, Warning, XAddOptions,
+};
+
+mod connection;
+pub use connection::Connection;
+
+/// Handles batches of stream entries.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one batch and says what to acknowledge. A panic is caught:
+    /// the batch stays pending (redelivered) and the panic is reported.
+    fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
+}
+
+/// A closure as a [`Handler`] (see [`ConsumerBuilder::handler_fn`]).
+#[derive(Debug, Clone)]
+pub struct FnHandler<F>(pub F);
+
+impl<F, Fut> Handler for FnHandler<F>
+where
+    F: Fn(Batch) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send,
+{
+    fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
+        (self.0)(batch)
+    }
+}
+
+/// Builds a [`Consumer`].
+#[derive(Debug)]
+pub struct ConsumerBuilder<H> {
+    addr: Result<ServerAddr, ConfigError>,
+    config: ConsumerConfigBuilder,
+    handler: H,
+    handler_name: &'static str,
+}
+
+/// No handler chosen yet.
+#[derive(Debug, Clone, Copy)]
+pub struct NoHandler;
+
+impl ConsumerBuilder<NoHandler> {
+    /// Sets the handler.
+    pub fn handler<H: Handler>(self, handler: H) -> ConsumerBuilder<H> {
+        ConsumerBuilder {
+            addr: self.addr,
+            config: self.config,
+            handler,
+            handler_name: std::any::type_name::<H>(),
+        }
+    }
+
+    /// Sets a closure `Fn(Batch) -> impl Future<Output = Outcome>` as handler.
+    pub fn handler_fn<F, Fut>(self, f: F) -> ConsumerBuilder<FnHandler<F>>
+    where
+        F: Fn(Batch) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send,
+    {
+        ConsumerBuilder {
+            addr: self.addr,
+            config: self.config,
+            handler: FnHandler(f),
+            handler_name: std::any::type_name::<F>(),
+        }
+    }
+}
+
+impl<H> ConsumerBuilder<H> {
+    /// Changes core options (count, block, claim interval and min idle,
+    /// auto-create, in-flight limit, backoff, ...).
+    pub fn configure(
+        mut self,
+        f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder,
+    ) -> Self {
+        self.config = f(self.config);
+        self
+    }
+}
+
+impl<H: Handler> ConsumerBuilder<H> {
+    /// Checks every option; nothing is sent before this succeeds.
+    pub fn build(self) -> Result<Consumer<H>, Error> {
+        let addr = self.addr?;
+        let config = self.config.build()?;
+        let info = Info {
+            stream: String::from_utf8_lossy(config.stream()).into_owned(),
+            group: String::from_utf8_lossy(config.group()).into_owned(),
+            consumer: String::from_utf8_lossy(config.consumer()).into_owned(),
+            handler: self.handler_name,
+            stats: Stats::default(),
+            connected: false,
+        };
+        Ok(Consumer {
+            addr,
+            config,
+            handler: Arc::new(self.handler),
+            shared: Arc::new(Shared {
+                info: Mutex::new(info),
+                stop: Notify::new(),
+            }),
+        })
+    }
+}
+
+/// What a running consumer is and has done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// Stream key.
+    pub stream: String,
+    /// Group name.
+    pub group: String,
+    /// Consumer name.
+    pub consumer: String,
+    /// Type name of the handler.
+    pub handler: &'static str,
+    /// Counters: delivered, acked, redelivered, claimed, errors, ...
+    pub stats: Stats,
+    /// Whether a connection is up.
+    pub connected: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    info: Mutex<Info>,
+    stop: Notify,
+}
+
+/// Controls a consumer from elsewhere: [`info`](Self::info), [`stop`](Self::stop).
+#[derive(Debug, Clone)]
+pub struct ConsumerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ConsumerHandle {
+    /// Names and counters, as of the consumer's last step.
+    pub fn info(&self) -> Info {
+        match self.shared.info.lock() {
+            Ok(info) => info.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Asks for a graceful stop: no new reads, in-flight handlers finish (up
+    /// to the drain timeout), their acks are flushed, then `run` returns.
+    pub fn stop(&self) {
+        self.shared.stop.notify_one();
+    }
+}
+
+/// A consumer-group consumer on tokio.
+#[derive(Debug)]
+pub struct Consumer<H> {
+    addr: ServerAddr,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    shared: Arc<Shared>,
+}
+
+impl Consumer<NoHandler> {
+    /// A builder for consumer `consumer` of `group` on `stream`, at `url`
+    /// (`redis://[user:password@]host[:port][/db]`).
+    pub fn builder(
+        url: &str,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+    ) -> ConsumerBuilder<NoHandler> {
+        let parsed = xgroup_core::parse_url(url);
+        let mut config = ConsumerConfig::builder(stream, group, consumer);
+        if let Ok((_, opts)) = &parsed {
+            config = config.connect_options(opts.clone());
+        }
+        ConsumerBuilder {
+            addr: parsed.map(|(addr, _)| addr),
+            config,
+            handler: NoHandler,
+            handler_name: "",
+        }
+    }
+
+    /// A builder from host and port (no credentials; set them with
+    /// [`ConsumerBuilder::configure`] and `connect_options`).
+    pub fn builder_for(
+        host: &str,
+        port: u16,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+    ) -> ConsumerBuilder<NoHandler> {
+        ConsumerBuilder {
+            addr: Ok(ServerAddr {
+                host: host.to_owned(),
+                port,
+            }),
+            config: ConsumerConfig::builder(stream, group, consumer),
+            handler: NoHandler,
+            handler_name: "",
+        }
+    }
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A handle to watch and stop the consumer.
+    pub fn handle(&self) -> ConsumerHandle {
+        ConsumerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs until stopped: `Ok(())` after a graceful [`ConsumerHandle::stop`],
+    /// the cause when a permanent error stopped it (wrong password, missing
+    /// group with auto-create off, wrong key type, ...). Transient failures
+    /// are retried by the core with backoff and never end `run`.
+    pub async fn run(self) -> Result<(), Error> {
+        let Consumer {
+            addr,
+            config,
+            handler,
+            shared,
+        } = self;
+        let connect_timeout = config.connect_timeout();
+        let mut core = xgroup_core::Consumer::new(config);
+        let mut sock: Option<TcpStream> = None;
+        let mut handlers = FuturesUnordered::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stop_seen = false;
+        loop {
+            // One input happened: drain every output.
+            loop {
+                let mut progressed = false;
+                while let Some(event) = core.poll_event() {
+                    progressed = true;
+                    match event {
+                        Event::Connect => {
+                            let target = addr.to_socket_string();
+                            let attempt =
+                                tokio::time::timeout(connect_timeout, TcpStream::connect(target))
+                                    .await;
+                            match attempt {
+                                Ok(Ok(s)) => {
+                                    let _ = s.set_nodelay(true);
+                                    sock = Some(s);
+                                    core.handle_connected(Instant::now());
+                                }
+                                Ok(Err(e)) => core.handle_connect_failed(Instant::now(), e),
+                                Err(_) => {
+                                    core.handle_connect_failed(Instant::now(), "connect timed out")
+                                }
+                            }
+                        }
+                        Event::Disconnect => sock = None,
+                        Event::Deliver(batch) => {
+                            let handler = handler.clone();
+                            let id = batch.id;
+                            handlers.push(async move {
+                                let result =
+                                    AssertUnwindSafe(handler.handle(batch)).catch_unwind().await;
+                                (id, result)
+                            });
+                        }
+                        Event::Warning(w) => tracing::warn!(warning = ?w, "xgroup consumer"),
+                        Event::Stopped(result) => {
+                            publish(&shared, &core, false);
+                            return match result {
+                                None => Ok(()),
+                                Some(e) => Err(e),
+                            };
+                        }
+                        _ => {}
+                    }
+                }
+                while let Some(bytes) = core.poll_transmit() {
+                    progressed = true;
+                    if let Some(s) = sock.as_mut() {
+                        if let Err(e) = s.write_all(&bytes).await {
+                            sock = None;
+                            core.handle_disconnected(Instant::now(), e);
+                        }
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            publish(&shared, &core, sock.is_some());
+            // Wait for the first of: stop, a handler done, bytes, deadline.
+            let deadline = core
+                .poll_timeout()
+                .map(|(at, _)| tokio::time::Instant::from_std(at));
+            tokio::select! {
+                biased;
+                _ = shared.stop.notified(), if !stop_seen => {
+                    stop_seen = true;
+                    core.handle_shutdown(Instant::now());
+                }
+                Some((id, result)) = handlers.next(), if !handlers.is_empty() => match result {
+                    Ok(outcome) => core.handle_completion(Instant::now(), id, outcome),
+                    Err(panic) => core.handle_handler_failed(Instant::now(), id, panic_message(&*panic)),
+                },
+                read = read_some(&mut sock, &mut buf) => match read {
+                    Ok(0) => {
+                        sock = None;
+                        core.handle_disconnected(Instant::now(), "connection closed by the server");
+                    }
+                    Ok(n) => core.handle_input(Instant::now(), &buf[..n]),
+                    Err(e) => {
+                        sock = None;
+                        core.handle_disconnected(Instant::now(), e);
+                    }
+                },
+                _ = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            }
+        }
+    }
+}
+
+async fn read_some(sock: &mut Option<TcpStream>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match sock {
+        Some(s) => s.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn publish(shared: &Shared, core: &xgroup_core::Consumer, connected: bool) {
+    let mut info = match shared.info.lock() {
+        Ok(info) => info,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    info.stats = core.stats();
+    info.connected = connected;
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked".to_owned()
+    }
+}
