@@ -18,6 +18,7 @@
 
 mod proxy;
 mod resp;
+pub mod scenarios;
 mod server;
 
 pub use proxy::FaultProxy;

@@ -1,0 +1,632 @@
+//! The integration scenarios every adapter passes, written once.
+//!
+//! An adapter's test file implements [`Adapter`] (start a consumer from a
+//! [`Spec`], on its runtime, with a handler that follows [`plan`]) and
+//! instantiates every scenario with [`adapter_scenarios!`](crate::adapter_scenarios).
+//! Each scenario spawns its own server (and proxy) and is bounded in time.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use xgroup_core::{Batch, ConsumerConfigBuilder, Error, Outcome, ServerErrorKind, Source, Stats};
+
+use crate::{FaultProxy, RedisServer, RespValue};
+
+/// What the test handler does with each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    /// Acknowledge everything.
+    AckAll,
+    /// Acknowledge the 1st, 3rd, 5th... message of each batch.
+    AckEveryOther,
+    /// Acknowledge nothing on a first delivery, everything afterwards.
+    AckNoneFirstAttempt,
+    /// Panic on a first delivery, acknowledge everything afterwards.
+    PanicFirstAttempt,
+    /// Work this long per batch, then acknowledge everything.
+    SleepMs(u64),
+}
+
+/// What the handler must do for a batch: wait, then return or panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Work time before finishing.
+    pub sleep: Duration,
+    /// `None`: panic (after recording the batch as seen).
+    pub outcome: Option<Outcome>,
+}
+
+/// The plan for `batch` under `behavior`.
+pub fn plan(behavior: Behavior, batch: &Batch) -> Plan {
+    let first = batch.messages.iter().any(|m| m.attempt <= 1);
+    let (sleep, outcome) = match behavior {
+        Behavior::AckAll => (0, Some(Outcome::AckAll)),
+        Behavior::AckEveryOther => (
+            0,
+            Some(Outcome::AckOnly(
+                batch.messages.iter().step_by(2).map(|m| m.id).collect(),
+            )),
+        ),
+        Behavior::AckNoneFirstAttempt if first => (0, Some(Outcome::AckNone)),
+        Behavior::PanicFirstAttempt if first => (0, None),
+        Behavior::AckNoneFirstAttempt | Behavior::PanicFirstAttempt => (0, Some(Outcome::AckAll)),
+        Behavior::SleepMs(ms) => (ms, Some(Outcome::AckAll)),
+    };
+    Plan {
+        sleep: Duration::from_millis(sleep),
+        outcome,
+    }
+}
+
+/// One message as a handler saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Entry id as text.
+    pub id: String,
+    /// Delivery count.
+    pub attempt: u64,
+    /// Where it came from.
+    pub source: Source,
+    /// Field names and values, in order.
+    pub fields: Vec<(String, String)>,
+}
+
+/// What the handlers of one consumer saw, shared with the test.
+#[derive(Debug, Default)]
+pub struct Seen {
+    state: Mutex<SeenState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SeenState {
+    started: usize,
+    deliveries: Vec<Delivery>,
+}
+
+impl Seen {
+    /// A handler started on a batch (call before its work).
+    pub fn started(&self) {
+        self.update(|s| s.started += 1);
+    }
+
+    /// A handler handled `batch` (call after its work, before returning).
+    pub fn record(&self, batch: &Batch) {
+        let deliveries = batch.messages.iter().map(|m| Delivery {
+            id: m.id.to_string(),
+            attempt: m.attempt,
+            source: batch.source,
+            fields: m
+                .fields
+                .iter()
+                .map(|(f, v)| {
+                    (
+                        String::from_utf8_lossy(f).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect(),
+        });
+        let deliveries: Vec<Delivery> = deliveries.collect();
+        self.update(|s| s.deliveries.extend(deliveries));
+    }
+
+    /// Everything recorded so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.lock().deliveries.clone()
+    }
+
+    /// Distinct ids recorded.
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.lock()
+            .deliveries
+            .iter()
+            .map(|d| d.id.clone())
+            .collect()
+    }
+
+    /// Waits until `done` holds for the deliveries (true) or `timeout` (false).
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Delivery]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if done(&state.deliveries) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = match self.changed.wait_timeout(state, deadline - now) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Waits until `n` handlers have started.
+    pub fn wait_started(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        while state.started < n {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = match self.changed.wait_timeout(state, deadline - now) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SeenState)) {
+        f(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SeenState> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// Core options a scenario sets on top of the adapter's builder.
+pub type Configure = Arc<dyn Fn(ConsumerConfigBuilder) -> ConsumerConfigBuilder + Send + Sync>;
+
+/// Everything an adapter needs to start one consumer.
+#[derive(Clone)]
+pub struct Spec {
+    /// `redis://` URL (often a proxy's).
+    pub url: String,
+    /// Stream key.
+    pub stream: String,
+    /// Group name.
+    pub group: String,
+    /// Consumer name.
+    pub consumer: String,
+    /// Options to apply.
+    pub configure: Configure,
+    /// What the handler does.
+    pub behavior: Behavior,
+    /// Where the handler records what it saw.
+    pub seen: Arc<Seen>,
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("url", &self.url)
+            .field("stream", &self.stream)
+            .field("consumer", &self.consumer)
+            .field("behavior", &self.behavior)
+            .finish()
+    }
+}
+
+/// An adapter under test.
+pub trait Adapter {
+    /// Starts a consumer for `spec` in the background (its own thread or
+    /// task) and returns control over it.
+    fn start(spec: Spec) -> Box<dyn Running>;
+}
+
+/// A consumer started by an [`Adapter`].
+pub trait Running: Send {
+    /// Asks for a graceful stop.
+    fn stop(&self);
+    /// Its counters.
+    fn stats(&self) -> Stats;
+    /// Waits for `run` to return, at most `timeout`; `None` if still running.
+    fn wait(&mut self, timeout: Duration) -> Option<Result<(), Error>>;
+    /// Ends it abruptly where the runtime allows (abort the task); a
+    /// scenario has already cut its network. May leave a thread behind.
+    fn kill(self: Box<Self>);
+}
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn fast(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+    c.count(10)
+        .block(Duration::from_millis(200))
+        .claim_interval(Duration::from_millis(200))
+        .claim_min_idle(Duration::from_millis(600))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+        .drain_timeout(Duration::from_secs(5))
+}
+
+fn spec(url: &str, consumer: &str, behavior: Behavior, configure: Configure) -> Spec {
+    Spec {
+        url: url.to_owned(),
+        stream: "s".into(),
+        group: "g".into(),
+        consumer: consumer.into(),
+        configure,
+        behavior,
+        seen: Arc::new(Seen::default()),
+    }
+}
+
+fn opts(
+    f: impl Fn(ConsumerConfigBuilder) -> ConsumerConfigBuilder + Send + Sync + 'static,
+) -> Configure {
+    Arc::new(f)
+}
+
+fn produce(server: &RedisServer, n: usize) -> Vec<String> {
+    let mut conn = server.connect().expect("connect to the test server");
+    (0..n)
+        .map(|i| {
+            let reply = conn
+                .cmd(&["XADD", "s", "*", "n", &i.to_string(), "tag", "t"])
+                .expect("XADD");
+            reply.as_str().expect("XADD returns an id").to_owned()
+        })
+        .collect()
+}
+
+fn pending(server: &RedisServer) -> i64 {
+    match server.cmd(&["XPENDING", "s", "g"]) {
+        RespValue::Array(items) => items.first().and_then(RespValue::as_int).unwrap_or(-1),
+        _ => -1,
+    }
+}
+
+fn pending_ids(server: &RedisServer) -> BTreeSet<String> {
+    match server.cmd(&["XPENDING", "s", "g", "-", "+", "1000"]) {
+        RespValue::Array(rows) => rows
+            .iter()
+            .filter_map(|r| r.as_array()?.first()?.as_str().map(str::to_owned))
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn wait_pending(server: &RedisServer, want: i64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = pending(server);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pending stayed {got}, wanted {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn all_seen(ids: &[String]) -> impl Fn(&[Delivery]) -> bool + '_ {
+    move |ds: &[Delivery]| {
+        let seen: BTreeSet<&str> = ds.iter().map(|d| d.id.as_str()).collect();
+        ids.iter().all(|id| seen.contains(id.as_str()))
+    }
+}
+
+fn stop_ok(mut running: Box<dyn Running>) -> Stats {
+    running.stop();
+    match running.wait(WAIT) {
+        Some(Ok(())) => running.stats(),
+        Some(Err(e)) => panic!("run ended with an error: {e}"),
+        None => panic!("run did not return after stop"),
+    }
+}
+
+/// Messages are delivered in order with their fields, acked, counted.
+pub fn consume_and_ack<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 25);
+    let s = spec(&server.url(), "c1", Behavior::AckAll, opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "not all delivered: {:?}",
+        seen.ids()
+    );
+    wait_pending(&server, 0);
+    let stats = stop_ok(running);
+    let ds = seen.deliveries();
+    assert_eq!(
+        ds.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        ids,
+        "order"
+    );
+    assert!(ds.iter().all(|d| d.attempt == 1 && d.source == Source::New));
+    assert_eq!(
+        ds[3].fields,
+        vec![("n".into(), "3".into()), ("tag".into(), "t".into())]
+    );
+    assert_eq!(stats.delivered, 25);
+    assert_eq!(stats.acked, 25);
+}
+
+/// `AckOnly` acknowledges exactly those ids.
+pub fn ack_only_some<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 10);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckEveryOther,
+        opts(|c| fast(c).no_claiming()),
+    );
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 5);
+    let expected: BTreeSet<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(pending_ids(&server), expected);
+    stop_ok(running);
+}
+
+/// `AckNone` leaves entries pending; they come back (attempt 2) and get acked.
+pub fn ack_none_is_redelivered<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 5);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckNoneFirstAttempt,
+        opts(fast),
+    );
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    let again = |ds: &[Delivery]| {
+        ids.iter()
+            .all(|id| ds.iter().any(|d| &d.id == id && d.attempt == 2))
+    };
+    assert!(seen.wait_for(WAIT, again), "{:?}", seen.deliveries());
+    wait_pending(&server, 0);
+    let stats = stop_ok(running);
+    assert!(stats.redelivered >= 5);
+}
+
+/// The group and the stream are created when missing.
+pub fn creates_group_and_stream<A: Adapter>() {
+    let server = RedisServer::start();
+    let s = spec(&server.url(), "c1", Behavior::AckAll, opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    let deadline = Instant::now() + WAIT;
+    while server.cmd(&["EXISTS", "s"]).as_int() != Some(1) {
+        assert!(Instant::now() < deadline, "stream never created");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ids = produce(&server, 3);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    stop_ok(running);
+}
+
+/// With auto-create off, a missing group is a clear error from `run`.
+pub fn missing_group_without_auto_create_is_an_error<A: Adapter>() {
+    let server = RedisServer::start();
+    produce(&server, 1);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckAll,
+        opts(|c| fast(c).auto_create_group(false)),
+    );
+    let mut running = A::start(s);
+    match running.wait(WAIT) {
+        Some(Err(Error::GroupMissing { .. })) => {}
+        other => panic!("expected GroupMissing, got {other:?}"),
+    }
+}
+
+/// A consumer that crashed comes back under its name and replays its own
+/// pending entries first (attempt 2), without waiting for a claim.
+pub fn restart_replays_own_pending_first<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 5);
+    let slow = opts(|c| fast(c).claim_min_idle(Duration::from_secs(600)));
+    let first = spec(&proxy.url(), "c1", Behavior::SleepMs(60_000), slow.clone());
+    let first_seen = first.seen.clone();
+    let running = A::start(first);
+    assert!(first_seen.wait_started(1, WAIT));
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    running.kill();
+    assert_eq!(pending(&server), 5);
+
+    let again = spec(&server.url(), "c1", Behavior::AckAll, slow);
+    let seen = again.seen.clone();
+    let running = A::start(again);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    let ds = seen.deliveries();
+    assert!(
+        ds[..5]
+            .iter()
+            .all(|d| d.source == Source::OwnPending && d.attempt == 2),
+        "{ds:?}"
+    );
+    wait_pending(&server, 0);
+    stop_ok(running);
+}
+
+/// Another consumer claims a dead one's entries after the min idle time.
+pub fn dead_consumers_entries_are_claimed<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 5);
+    let dead = spec(&proxy.url(), "dead", Behavior::SleepMs(60_000), opts(fast));
+    let dead_seen = dead.seen.clone();
+    let running = A::start(dead);
+    assert!(dead_seen.wait_started(1, WAIT));
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    running.kill();
+
+    let alive = spec(&server.url(), "alive", Behavior::AckAll, opts(fast));
+    let seen = alive.seen.clone();
+    let started = Instant::now();
+    let running = A::start(alive);
+    let claimed = |ds: &[Delivery]| {
+        ids.iter().all(|id| {
+            ds.iter()
+                .any(|d| &d.id == id && d.source == Source::Claimed && d.attempt == 2)
+        })
+    };
+    assert!(seen.wait_for(WAIT, claimed), "{:?}", seen.deliveries());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "claimed before min idle"
+    );
+    wait_pending(&server, 0);
+    let stats = stop_ok(running);
+    assert_eq!(stats.claimed, 5);
+}
+
+/// A graceful stop waits for the handler in progress and acks its batch.
+pub fn graceful_stop_waits_for_the_handler<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 3);
+    let s = spec(&server.url(), "c1", Behavior::SleepMs(700), opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_started(1, WAIT));
+    let asked = Instant::now();
+    stop_ok(running);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "stop did not wait for the handler"
+    );
+    assert!(all_seen(&ids)(&seen.deliveries()));
+    assert_eq!(pending(&server), 0);
+}
+
+/// The server dies and comes back on its data (AOF): the consumer reconnects
+/// and goes on; nothing is lost.
+pub fn server_restart_loses_nothing<A: Adapter>() {
+    let mut server = RedisServer::builder()
+        .aof(true)
+        .appendfsync_always(true)
+        .start();
+    let mut ids = produce(&server, 10);
+    let s = spec(&server.url(), "c1", Behavior::AckAll, opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    server.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    server.restart();
+    ids.extend(produce(&server, 10));
+    assert!(seen.wait_for(WAIT, all_seen(&ids)), "{:?}", seen.ids());
+    wait_pending(&server, 0);
+    let stats = stop_ok(running);
+    assert!(stats.connections >= 2);
+}
+
+/// Every connection is cut, twice, mid-stream: nothing is lost.
+pub fn proxy_cut_loses_nothing<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 200);
+    let s = spec(&proxy.url(), "c1", Behavior::SleepMs(5), opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_for(WAIT, |ds| ds.len() >= 50));
+    assert!(proxy.cut_all() >= 1);
+    assert!(seen.wait_for(WAIT, |ds| ds.len() >= 120));
+    proxy.cut_all();
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "{} of 200",
+        seen.ids().len()
+    );
+    wait_pending(&server, 0);
+    let stats = stop_ok(running);
+    assert!(stats.connections >= 3, "{stats:?}");
+}
+
+/// The group is deleted while running: it is created again and consumption
+/// goes on (from the start id, so earlier entries come again).
+pub fn deleted_group_is_recreated<A: Adapter>() {
+    let server = RedisServer::start();
+    let mut ids = produce(&server, 5);
+    let s = spec(&server.url(), "c1", Behavior::AckAll, opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    assert_eq!(
+        server.cmd(&["XGROUP", "DESTROY", "s", "g"]).as_int(),
+        Some(1)
+    );
+    ids.extend(produce(&server, 5));
+    assert!(seen.wait_for(WAIT, all_seen(&ids)), "{:?}", seen.ids());
+    wait_pending(&server, 0);
+    stop_ok(running);
+}
+
+/// A wrong password is a typed error from `run`, not a retry loop.
+pub fn wrong_password_is_an_error<A: Adapter>() {
+    let server = RedisServer::builder().password(Some("right")).start();
+    let url = format!("redis://:wrong@127.0.0.1:{}", server.port());
+    let mut running = A::start(spec(&url, "c1", Behavior::AckAll, opts(fast)));
+    match running.wait(WAIT) {
+        Some(Err(Error::Server(e))) => assert_eq!(e.kind, ServerErrorKind::WrongPass, "{e}"),
+        other => panic!("expected WRONGPASS, got {other:?}"),
+    }
+}
+
+/// A stream key holding another type is a typed error.
+pub fn wrong_key_type_is_an_error<A: Adapter>() {
+    let server = RedisServer::start();
+    server.cmd(&["SET", "s", "not a stream"]);
+    let mut running = A::start(spec(&server.url(), "c1", Behavior::AckAll, opts(fast)));
+    match running.wait(WAIT) {
+        Some(Err(Error::Server(e))) => assert_eq!(e.kind, ServerErrorKind::WrongType, "{e}"),
+        other => panic!("expected WRONGTYPE, got {other:?}"),
+    }
+}
+
+/// A handler that panics does not kill the consumer or lose the batch.
+pub fn handler_panic_is_survived<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 3);
+    let s = spec(&server.url(), "c1", Behavior::PanicFirstAttempt, opts(fast));
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    let again = |ds: &[Delivery]| {
+        ids.iter()
+            .all(|id| ds.iter().any(|d| &d.id == id && d.attempt >= 2))
+    };
+    assert!(seen.wait_for(WAIT, again), "{:?}", seen.deliveries());
+    wait_pending(&server, 0);
+    assert!(
+        running.wait(Duration::ZERO).is_none(),
+        "consumer stopped after a panic"
+    );
+    let stats = stop_ok(running);
+    assert!(stats.handler_failures >= 1);
+}
+
+/// Instantiates every scenario as a `#[test]` for an [`Adapter`] type.
+#[macro_export]
+macro_rules! adapter_scenarios {
+    ($adapter:ty) => {
+        $crate::adapter_scenarios!(@each $adapter;
+            consume_and_ack, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
+            dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
+            server_restart_loses_nothing, proxy_cut_loses_nothing, deleted_group_is_recreated,
+            wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived);
+    };
+    (@each $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::scenarios::$name::<$adapter>();
+            }
+        )*
+    };
+}
