@@ -41,8 +41,8 @@ use tokio::sync::Notify;
 pub use xgroup_core::xadd;
 pub use xgroup_core::{
     Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig, ConsumerConfigBuilder,
-    Error, Event, GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source, Stats,
-    StreamId, Trim, Value, Warning, XAddOptions,
+    ConsumerInfo, Error, Event, GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source,
+    Stats, StreamId, Trim, Value, Warning, XAddOptions,
 };
 
 mod connection;
@@ -125,14 +125,7 @@ impl<H: Handler> ConsumerBuilder<H> {
     pub fn build(self) -> Result<Consumer<H>, Error> {
         let addr = self.addr?;
         let config = self.config.build()?;
-        let info = Info {
-            stream: String::from_utf8_lossy(config.stream()).into_owned(),
-            group: String::from_utf8_lossy(config.group()).into_owned(),
-            consumer: String::from_utf8_lossy(config.consumer()).into_owned(),
-            handler: self.handler_name,
-            stats: Stats::default(),
-            connected: false,
-        };
+        let info = ConsumerInfo::new(&config, self.handler_name);
         Ok(Consumer {
             addr,
             config,
@@ -145,26 +138,9 @@ impl<H: Handler> ConsumerBuilder<H> {
     }
 }
 
-/// What a running consumer is and has done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Info {
-    /// Stream key.
-    pub stream: String,
-    /// Group name.
-    pub group: String,
-    /// Consumer name.
-    pub consumer: String,
-    /// Type name of the handler.
-    pub handler: &'static str,
-    /// Counters: delivered, acked, redelivered, claimed, errors, ...
-    pub stats: Stats,
-    /// Whether a connection is up.
-    pub connected: bool,
-}
-
 #[derive(Debug)]
 struct Shared {
-    info: Mutex<Info>,
+    info: Mutex<ConsumerInfo>,
     stop: Notify,
 }
 
@@ -176,7 +152,7 @@ pub struct ConsumerHandle {
 
 impl ConsumerHandle {
     /// Names and counters, as of the consumer's last step.
-    pub fn info(&self) -> Info {
+    pub fn info(&self) -> ConsumerInfo {
         match self.shared.info.lock() {
             Ok(info) => info.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -303,7 +279,7 @@ impl<H: Handler> Consumer<H> {
                         }
                         Event::Warning(w) => tracing::warn!(warning = ?w, "xgroup consumer"),
                         Event::Stopped(result) => {
-                            publish(&shared, &core, false);
+                            publish(&shared, &core);
                             return match result {
                                 None => Ok(()),
                                 Some(e) => Err(e),
@@ -325,7 +301,7 @@ impl<H: Handler> Consumer<H> {
                     break;
                 }
             }
-            publish(&shared, &core, sock.is_some());
+            publish(&shared, &core);
             // Wait for the first of: stop, a handler done, bytes, deadline.
             let deadline = core
                 .poll_timeout()
@@ -338,7 +314,7 @@ impl<H: Handler> Consumer<H> {
                 }
                 Some((id, result)) = handlers.next(), if !handlers.is_empty() => match result {
                     Ok(outcome) => core.handle_completion(Instant::now(), id, outcome),
-                    Err(panic) => core.handle_handler_failed(Instant::now(), id, panic_message(&*panic)),
+                    Err(panic) => core.handle_handler_failed(Instant::now(), id, xgroup_core::panic_message(&*panic)),
                 },
                 read = read_some(&mut sock, &mut buf) => match read {
                     Ok(0) => {
@@ -371,21 +347,11 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn publish(shared: &Shared, core: &xgroup_core::Consumer, connected: bool) {
+fn publish(shared: &Shared, core: &xgroup_core::Consumer) {
     let mut info = match shared.info.lock() {
         Ok(info) => info,
         Err(poisoned) => poisoned.into_inner(),
     };
     info.stats = core.stats();
-    info.connected = connected;
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("handler panicked: {s}")
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("handler panicked: {s}")
-    } else {
-        "handler panicked".to_owned()
-    }
+    info.connected = core.is_connected();
 }

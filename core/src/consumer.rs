@@ -169,6 +169,49 @@ pub struct Stats {
     pub handler_failures: u64,
 }
 
+/// What a consumer is and has done, as adapters report it from `info()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// Stream key (lossy UTF-8).
+    pub stream: String,
+    /// Group name (lossy UTF-8).
+    pub group: String,
+    /// Consumer name (lossy UTF-8).
+    pub consumer: String,
+    /// Type name of the handler.
+    pub handler: &'static str,
+    /// Counters: delivered, acked, redelivered, claimed, errors, ...
+    pub stats: Stats,
+    /// Whether a connection is up.
+    pub connected: bool,
+}
+
+impl ConsumerInfo {
+    /// Info for a consumer with `config` and a handler of type name `handler`.
+    pub fn new(config: &ConsumerConfig, handler: &'static str) -> Self {
+        ConsumerInfo {
+            stream: String::from_utf8_lossy(config.stream()).into_owned(),
+            group: String::from_utf8_lossy(config.group()).into_owned(),
+            consumer: String::from_utf8_lossy(config.consumer()).into_owned(),
+            handler,
+            stats: Stats::default(),
+            connected: false,
+        }
+    }
+}
+
+/// The message of a caught handler panic, for
+/// [`Consumer::handle_handler_failed`].
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked".to_owned()
+    }
+}
+
 /// A Redis Streams consumer-group consumer as a sans-IO state machine.
 ///
 /// Drive it with one input at a time, each with the current time, and after
@@ -345,6 +388,11 @@ impl Consumer {
     /// Batches handed out and not yet completed.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Whether a connection is up (set up or being set up).
+    pub fn is_connected(&self) -> bool {
+        self.conn == Conn::Up
     }
 
     /// Whether the consumer has stopped for good.

@@ -29,7 +29,8 @@ pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder};
 pub use consumer::{
-    Batch, BatchId, Consumer, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
+    panic_message, Batch, BatchId, Consumer, ConsumerInfo, Event, Message, Outcome, Source, Stats,
+    TimerKind, Warning,
 };
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
