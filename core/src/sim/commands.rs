@@ -918,7 +918,6 @@ impl Core {
         let mut streams_arg = 0;
         let mut group: Option<(Bytes, Bytes)> = None;
         let mut noack = false;
-        let cmd_name = if xreadgroup { "xreadgroup" } else { "xread" };
         let mut i = 1;
         while i < args.len() {
             let more = args.len() - i - 1;
@@ -936,8 +935,8 @@ impl Core {
             } else if is(o, "STREAMS") && more > 0 {
                 streams_arg = i + 1;
                 if (args.len() - streams_arg) % 2 != 0 {
-                    let symbol = if xreadgroup { '>' } else { '$' };
-                    return Err(Reply::err(format!("ERR Unbalanced '{cmd_name}' list of streams: for each stream key an ID or '{symbol}' must be specified.")));
+                    // Redis 7.0 names XREAD and '$' for XREADGROUP too.
+                    return Err(Reply::err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
                 }
                 break;
             } else if is(o, "GROUP") && more >= 2 {

@@ -23,7 +23,7 @@
 //! moves the clock past its timeout ([`SimServer::next_deadline`] tells
 //! when).
 //!
-//! ```no_run
+//! ```
 //! use std::time::{Duration, Instant};
 //! use xgroup_core::sim::{SimOptions, SimServer};
 //!
