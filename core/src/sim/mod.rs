@@ -356,6 +356,11 @@ impl SimServer {
             .unwrap_or_default()
     }
 
+    /// Whether replies wait to be taken with [`take_output`](Self::take_output).
+    pub fn has_output(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| !c.output.is_empty())
+    }
+
     /// The earliest timeout of a blocked read.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.conns
