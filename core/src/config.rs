@@ -23,6 +23,47 @@ pub struct ConnectOptions {
     pub client_name: Option<String>,
 }
 
+/// What happens to an entry that is dead-lettered (by the handler, or
+/// because it was delivered more than `max_deliveries` times).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// Write it to this stream (original fields, then `dlq_stream`, `dlq_id`,
+    /// `dlq_group`, `dlq_consumer`, `dlq_deliveries`, `dlq_reason`) and ack
+    /// the original in the same `MULTI`/`EXEC`: never lost, never both. In a
+    /// cluster, give this key the stream's hash tag.
+    Stream(Bytes),
+    /// Acknowledge it and drop it (reported as an event).
+    Drop,
+    /// Leave it pending (reported as an event each time); it will be claimed
+    /// and dead-lettered again.
+    KeepPending,
+}
+
+/// Liveness keys and fast failover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Time between heartbeats, default 5 s.
+    pub interval: Duration,
+    /// Heartbeats a consumer may miss before it is taken for dead, default 3.
+    pub allowed_missed: u32,
+}
+
+impl Heartbeat {
+    /// How long a liveness key lives: interval × allowed misses.
+    pub fn timeout(&self) -> Duration {
+        self.interval.saturating_mul(self.allowed_missed)
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_secs(5),
+            allowed_missed: 3,
+        }
+    }
+}
+
 /// Validated options of a [`Consumer`](crate::Consumer).
 ///
 /// Defaults follow the first reference consumer: count 10, block 5000 ms,
@@ -48,8 +89,14 @@ pub struct ConsumerConfig {
     pub(crate) reply_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) drain_timeout: Duration,
-    pub(crate) jitter_seed: u64,
+    pub(crate) seed: Option<u64>,
     pub(crate) connect: ConnectOptions,
+    pub(crate) retry_backoff: (Duration, Duration),
+    pub(crate) max_deliveries: Option<u64>,
+    pub(crate) dead_letter: Option<DeadLetter>,
+    pub(crate) delete_on_ack: bool,
+    pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) receive_interval: Option<Duration>,
 }
 
 /// Builder for [`ConsumerConfig`]; see each method for the option it sets.
@@ -84,8 +131,14 @@ impl ConsumerConfig {
                 reply_timeout: Duration::from_secs(10),
                 connect_timeout: Duration::from_secs(5),
                 drain_timeout: Duration::from_secs(30),
-                jitter_seed: 0x9e37_79b9_7f4a_7c15,
+                seed: None,
                 connect: ConnectOptions::default(),
+                retry_backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+                max_deliveries: None,
+                dead_letter: None,
+                delete_on_ack: false,
+                heartbeat: Some(Heartbeat::default()),
+                receive_interval: None,
             },
         }
     }
@@ -129,6 +182,18 @@ impl ConsumerConfig {
     /// Connection set-up options.
     pub fn connect_options(&self) -> &ConnectOptions {
         &self.connect
+    }
+    /// Heartbeat settings, `None` when off.
+    pub fn heartbeat(&self) -> Option<Heartbeat> {
+        self.heartbeat
+    }
+    /// Deliveries after which an entry is dead-lettered, and where it goes.
+    pub fn max_deliveries(&self) -> Option<u64> {
+        self.max_deliveries
+    }
+    /// What happens to dead-lettered entries.
+    pub fn dead_letter(&self) -> Option<&DeadLetter> {
+        self.dead_letter.as_ref()
     }
 }
 
@@ -210,9 +275,56 @@ impl ConsumerConfigBuilder {
         self.cfg.drain_timeout = timeout;
         self
     }
-    /// Seed of the reconnect jitter, so runs can be replayed.
-    pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.cfg.jitter_seed = seed;
+    /// Seed of the reconnect jitter and of this instance's heartbeat token,
+    /// so runs can be replayed. Without it both come from a per-process
+    /// random seed (two processes must not share a token).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.cfg.seed = Some(seed);
+        self
+    }
+    /// Backoff of [`Disposition::Retry`](crate::Disposition::Retry):
+    /// `initial × 2^(attempt-1)`, at most `max`; default 1 s and 60 s.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.cfg.retry_backoff = (initial, max);
+        self
+    }
+    /// Dead-letter an entry once it was delivered `n` times without success
+    /// (a retry asked on the `n`th attempt, or a delivery count above `n`),
+    /// doing what `dead_letter` says. There is no default: say it.
+    pub fn max_deliveries(mut self, n: u64, dead_letter: DeadLetter) -> Self {
+        self.cfg.max_deliveries = Some(n);
+        self.cfg.dead_letter = Some(dead_letter);
+        self
+    }
+    /// What handler-requested dead letters do (also set by `max_deliveries`).
+    /// Without it, they stay pending and are reported.
+    pub fn dead_letter(mut self, dead_letter: DeadLetter) -> Self {
+        self.cfg.dead_letter = Some(dead_letter);
+        self
+    }
+    /// Delete entries from the stream when acknowledging them (`XACK`+`XDEL`
+    /// in one `MULTI`/`EXEC`, or `XACKDEL` where the server has it).
+    pub fn delete_on_ack(mut self, on: bool) -> Self {
+        self.cfg.delete_on_ack = on;
+        self
+    }
+    /// Heartbeats: interval and allowed misses (default 5 s and 3).
+    pub fn heartbeat(mut self, interval: Duration, allowed_missed: u32) -> Self {
+        self.cfg.heartbeat = Some(Heartbeat {
+            interval,
+            allowed_missed,
+        });
+        self
+    }
+    /// No heartbeats (and no fast failover of consumers that stop beating).
+    pub fn no_heartbeat(mut self) -> Self {
+        self.cfg.heartbeat = None;
+        self
+    }
+    /// Polling mode: reads without `BLOCK`; after an empty read, wait this
+    /// long before the next.
+    pub fn receive_interval(mut self, interval: Duration) -> Self {
+        self.cfg.receive_interval = Some(interval);
         self
     }
     /// Connection set-up: credentials, database, protocol, client name.
@@ -276,6 +388,46 @@ impl ConsumerConfigBuilder {
                 return Err(ConfigError::new(option, "must be positive"));
             }
         }
+        if c.retry_backoff.0.is_zero() || c.retry_backoff.1 < c.retry_backoff.0 {
+            return Err(ConfigError::new(
+                "retry_backoff",
+                "initial delay must be positive and at most the maximum delay",
+            ));
+        }
+        if c.max_deliveries == Some(0) {
+            return Err(ConfigError::new("max_deliveries", "must be at least 1"));
+        }
+        if let Some(DeadLetter::Stream(key)) = &c.dead_letter {
+            if key.is_empty() {
+                return Err(ConfigError::new(
+                    "dead_letter",
+                    "the stream key must not be empty",
+                ));
+            }
+            if key == &c.stream {
+                return Err(ConfigError::new(
+                    "dead_letter",
+                    "the dead-letter stream must differ from the consumed stream",
+                ));
+            }
+        }
+        if let Some(hb) = c.heartbeat {
+            if hb.interval < Duration::from_millis(10) {
+                return Err(ConfigError::new(
+                    "heartbeat",
+                    "interval must be at least 10 ms",
+                ));
+            }
+            if hb.allowed_missed == 0 {
+                return Err(ConfigError::new(
+                    "heartbeat",
+                    "allowed misses must be at least 1",
+                ));
+            }
+        }
+        if c.receive_interval.is_some_and(|i| i.is_zero()) {
+            return Err(ConfigError::new("receive_interval", "must be positive"));
+        }
         if c.connect.username.is_some() && c.connect.password.is_none() {
             return Err(ConfigError::new("username", "a user name needs a password"));
         }
@@ -298,6 +450,14 @@ mod tests {
         assert_eq!(c.claim_interval(), Some(Duration::from_secs(30)));
         assert_eq!(c.claim_min_idle(), Duration::from_secs(60));
         assert_eq!(c.group_start, GroupStart::Beginning);
+        assert_eq!(
+            c.heartbeat(),
+            Some(Heartbeat {
+                interval: Duration::from_secs(5),
+                allowed_missed: 3
+            })
+        );
+        assert_eq!(c.max_deliveries(), None);
     }
 
     #[test]
@@ -325,5 +485,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(err(b().connect_options(user_only)), "username");
+        assert_eq!(
+            err(b().max_deliveries(0, DeadLetter::Drop)),
+            "max_deliveries"
+        );
+        assert_eq!(
+            err(b().dead_letter(DeadLetter::Stream("s".into()))),
+            "dead_letter"
+        );
+        assert_eq!(err(b().heartbeat(Duration::from_secs(1), 0)), "heartbeat");
+        assert_eq!(
+            err(b().receive_interval(Duration::ZERO)),
+            "receive_interval"
+        );
+        assert_eq!(
+            err(b().retry_backoff(Duration::ZERO, Duration::ZERO)),
+            "retry_backoff"
+        );
     }
 }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::command::CommandWriter;
-use crate::config::ConsumerConfig;
+use crate::config::{ConsumerConfig, DeadLetter};
 use crate::error::{Error, ProtocolError, ServerError, ServerErrorKind};
 use crate::handshake::{self, HandshakeStep};
-use crate::id::{ReadFrom, StreamId};
-use crate::reply::{self, Entry, Fields, GroupCreated, ReplyError};
+use crate::id::{IdBuf, ReadFrom, StreamId};
+use crate::reply::{self, Entry, Fields, GroupCreated, ReplyError, Value};
 use crate::resp::{Decoder, Frame};
 
 /// Identifies a batch handed to the application until it is completed.
@@ -19,13 +19,17 @@ pub struct BatchId(pub u64);
 
 /// Where the entries of a batch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Source {
     /// Never delivered before (`XREADGROUP ... >`).
     New,
     /// This consumer's own pending entries, replayed after a (re)connection.
     OwnPending,
-    /// Claimed from a consumer that left them idle (`XAUTOCLAIM`).
+    /// Claimed from a consumer that left them idle (`XAUTOCLAIM`), or from
+    /// one whose heartbeat stopped.
     Claimed,
+    /// Redelivered to this consumer because its handler asked for a retry.
+    Retry,
 }
 
 /// One stream entry handed to the application.
@@ -65,6 +69,51 @@ pub enum Outcome {
     /// Acknowledge nothing; every entry stays pending and is redelivered
     /// (by this consumer's replay or another's claim).
     AckNone,
+    /// One decision per message. Messages not listed stay pending, like
+    /// [`Disposition::Keep`]; ids not in the batch are ignored with a warning.
+    Each(Vec<(StreamId, Disposition)>),
+}
+
+/// What to do with one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// Acknowledge it.
+    Ack,
+    /// Leave it pending (redelivered by a replay or a claim, later).
+    Keep,
+    /// Redeliver it to this consumer after the configured retry backoff.
+    Retry,
+    /// Redeliver it to this consumer, not before this instant; meanwhile its
+    /// idle time is kept fresh so no other consumer claims it while this one
+    /// is alive.
+    RetryAt(Instant),
+    /// Move it to the dead letters (see [`DeadLetter`]), with a reason.
+    DeadLetter(String),
+}
+
+/// What happened to a dead-lettered entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    /// Entry id.
+    pub id: StreamId,
+    /// Its delivery count.
+    pub deliveries: u64,
+    /// Why.
+    pub reason: String,
+    /// Where it went.
+    pub action: DeadLetterAction,
+}
+
+/// Where a dead-lettered entry went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterAction {
+    /// Written to this stream and acknowledged, atomically.
+    Moved(Bytes),
+    /// Acknowledged and dropped.
+    Dropped,
+    /// Left pending (no dead-letter stream configured, or `KeepPending`).
+    KeptPending,
 }
 
 /// Something the application or the adapter must act on.
@@ -79,6 +128,8 @@ pub enum Event {
     Disconnect,
     /// Hand this batch to the handler.
     Deliver(Batch),
+    /// An entry was dead-lettered (the failure callback's input).
+    DeadLettered(DeadLettered),
     /// Something went wrong and was handled; worth logging.
     Warning(Warning),
     /// The consumer stopped: `None` after a graceful shutdown, the cause
@@ -117,6 +168,20 @@ pub enum Warning {
         /// The ignored ids.
         ids: Vec<StreamId>,
     },
+    /// This consumer's heartbeat key had expired: it was stalled longer than
+    /// the heartbeat timeout, and others may have claimed its entries.
+    HeartbeatLapsed,
+    /// A consumer whose heartbeat stopped was taken for dead; its pending
+    /// entries are being claimed.
+    ConsumerDead {
+        /// Its name.
+        consumer: Bytes,
+    },
+    /// A dead consumer with nothing pending left was removed from the group.
+    ConsumerRemoved {
+        /// Its name.
+        consumer: Bytes,
+    },
     /// The handler failed (e.g. panicked) on a batch; it was not
     /// acknowledged and will be redelivered.
     HandlerFailed {
@@ -146,6 +211,14 @@ pub enum TimerKind {
     Reply,
     /// The shutdown drain period ends.
     Drain,
+    /// Time for the next heartbeat (and liveness check of the others).
+    Heartbeat,
+    /// A retried entry is due for redelivery.
+    Retry,
+    /// Time to refresh the idle time of entries this consumer holds.
+    Refresh,
+    /// Polling mode: time for the next non-blocking read.
+    Poll,
 }
 
 /// Counters since the consumer was created.
@@ -167,6 +240,12 @@ pub struct Stats {
     pub connections: u64,
     /// Batches whose handler failed (panicked).
     pub handler_failures: u64,
+    /// Messages the handler asked to retry.
+    pub retried: u64,
+    /// Messages dead-lettered (moved, dropped or kept).
+    pub dead_lettered: u64,
+    /// Consumers taken for dead after their heartbeat stopped.
+    pub dead_consumers: u64,
 }
 
 /// What a consumer is and has done, as adapters report it from `info()`.
@@ -268,6 +347,44 @@ pub struct Consumer {
     shutting_down: bool,
     rng: SplitMix64,
     stats: Stats,
+    /// Entries waiting for a retry, in no particular order.
+    retrying: Vec<Retrying>,
+    /// Retries that are due, waiting for a free slot.
+    redeliver: Vec<StreamId>,
+    /// Entries to dead-letter.
+    dead: Vec<DeadItem>,
+    heartbeat: HeartbeatState,
+    /// Consumers taken for dead whose entries are being claimed.
+    dead_consumers: VecDeque<Bytes>,
+    refresh_at: Option<Instant>,
+    refresh_due: bool,
+    poll_at: Option<Instant>,
+    /// The server has `XACKDEL` (Redis 8.2+); learned per connection.
+    has_xackdel: bool,
+}
+
+#[derive(Debug)]
+struct Retrying {
+    id: StreamId,
+    due: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct DeadItem {
+    id: StreamId,
+    attempt: u64,
+    fields: Option<Fields>,
+    reason: String,
+}
+
+#[derive(Debug)]
+struct HeartbeatState {
+    key: Bytes,
+    token: Bytes,
+    due: bool,
+    next_at: Option<Instant>,
+    /// Heartbeats written by this instance (any connection).
+    beats: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +419,15 @@ struct ClaimState {
 #[derive(Debug)]
 struct InFlight {
     id: BatchId,
-    ids: Vec<StreamId>,
+    msgs: Vec<HeldMessage>,
+}
+
+#[derive(Debug)]
+struct HeldMessage {
+    id: StreamId,
+    attempt: u64,
+    /// Kept only when dead letters go to a stream (they need the fields).
+    fields: Option<Fields>,
 }
 
 #[derive(Debug)]
@@ -318,13 +443,39 @@ enum Sent {
     Fetch(Fetch),
     Counts(PendingCounts),
     Ack(Vec<StreamId>),
+    /// `XACKDEL` (delete on ack, Redis 8.2+).
+    AckDel(Vec<StreamId>),
+    /// One frame of a `MULTI` ... `EXEC`; `left` frames remain, the last one
+    /// is `EXEC`'s reply.
+    Tx {
+        kind: TxKind,
+        left: usize,
+        failed: Option<ReplyError>,
+    },
+    Info,
+    Heartbeat,
+    PendingSummary,
+    Liveness(Bytes),
+    DeadPending(Bytes),
+    DelConsumer(Bytes),
+    Refresh,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
+enum TxKind {
+    /// `XADD dlq ...` per item, then `XACK`.
+    DeadLetter(Vec<DeadItem>),
+    /// `XACK` then `XDEL`.
+    AckDelete(Vec<StreamId>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Fetch {
     Replay,
     Claim,
     Read,
+    Redeliver,
+    Failover(Bytes),
 }
 
 /// Replayed or claimed entries waiting for their delivery counts.
@@ -343,7 +494,16 @@ const MAX_IDS_PER_ACK: usize = 10_000;
 impl Consumer {
     /// A consumer that will ask for a connection first ([`Event::Connect`]).
     pub fn new(config: ConsumerConfig) -> Self {
-        let seed = config.jitter_seed;
+        let seed = config.seed.unwrap_or_else(process_seed);
+        let mut rng = SplitMix64(seed);
+        let token = Bytes::from(format!("{:016x}", rng.next_u64()));
+        let heartbeat = HeartbeatState {
+            key: heartbeat_key(&config.stream, &config.group, &config.consumer),
+            token,
+            due: false,
+            next_at: None,
+            beats: 0,
+        };
         let mut events = VecDeque::new();
         events.push_back(Event::Connect);
         Consumer {
@@ -370,8 +530,17 @@ impl Consumer {
             backoff_attempt: 0,
             drain_at: None,
             shutting_down: false,
-            rng: SplitMix64(seed),
+            rng,
             stats: Stats::default(),
+            retrying: Vec::new(),
+            redeliver: Vec::new(),
+            dead: Vec::new(),
+            heartbeat,
+            dead_consumers: VecDeque::new(),
+            refresh_at: None,
+            refresh_due: false,
+            poll_at: None,
+            has_xackdel: false,
         }
     }
 
@@ -417,7 +586,20 @@ impl Consumer {
         self.claim.active = false;
         self.claim.due = self.cfg.claim_interval.is_some() && !self.cfg.replay_pending;
         self.claim.next_at = None;
-        let left = self.write_handshake(now);
+        self.has_xackdel = false;
+        self.poll_at = None;
+        self.heartbeat.due = self.cfg.heartbeat.is_some() && !self.shutting_down;
+        self.heartbeat.next_at = None;
+        self.dead_consumers.clear();
+        self.refresh_at = Some(now + self.refresh_interval());
+        let mut left = self.write_handshake(now);
+        if self.cfg.delete_on_ack {
+            CommandWriter::begin(&mut self.out, 2)
+                .arg(b"INFO")
+                .arg(b"server");
+            self.push_sent(now, Sent::Info, Duration::ZERO);
+            left += 1;
+        }
         self.stage = Stage::Handshake { left };
         if !self.shutting_down && self.cfg.auto_create_group {
             self.write_group_create(now);
@@ -472,7 +654,12 @@ impl Consumer {
                 }
             }
         }
-        self.pump(now);
+        // Decide what to send next only once the replies to everything
+        // pipelined have arrived (a fetch may stay out): decisions then do
+        // not depend on how the reply bytes were cut into reads.
+        if self.sent.iter().all(|c| matches!(c.what, Sent::Fetch(_))) {
+            self.pump(now);
+        }
         self.try_finish(now);
     }
 
@@ -486,28 +673,77 @@ impl Consumer {
             return;
         };
         let done = self.in_flight.swap_remove(pos);
-        match outcome {
-            Outcome::AckAll => self.acks_pending.extend_from_slice(&done.ids),
-            Outcome::AckOnly(ids) => {
-                let mut unknown = Vec::new();
-                for id in ids {
-                    if done.ids.contains(&id) {
-                        self.acks_pending.push(id);
-                    } else {
-                        unknown.push(id);
-                    }
-                }
-                if !unknown.is_empty() {
-                    self.warn(Warning::AckIdsNotInBatch {
-                        batch,
-                        ids: unknown,
-                    });
-                }
-            }
-            Outcome::AckNone => {}
+        let decisions: Vec<(StreamId, Disposition)> = match outcome {
+            Outcome::AckAll => done.msgs.iter().map(|m| (m.id, Disposition::Ack)).collect(),
+            Outcome::AckOnly(ids) => ids.into_iter().map(|id| (id, Disposition::Ack)).collect(),
+            Outcome::AckNone => Vec::new(),
+            Outcome::Each(decisions) => decisions,
+        };
+        let mut msgs: Vec<Option<HeldMessage>> = done.msgs.into_iter().map(Some).collect();
+        let mut unknown = Vec::new();
+        for (id, disposition) in decisions {
+            // Each message is decided once; repeats and strangers are ignored.
+            let Some(msg) = msgs
+                .iter_mut()
+                .find(|m| m.as_ref().is_some_and(|m| m.id == id))
+                .and_then(Option::take)
+            else {
+                unknown.push(id);
+                continue;
+            };
+            self.dispose(now, msg, disposition);
+        }
+        if !unknown.is_empty() {
+            self.warn(Warning::AckIdsNotInBatch {
+                batch,
+                ids: unknown,
+            });
         }
         self.pump(now);
         self.try_finish(now);
+    }
+
+    fn dispose(&mut self, now: Instant, msg: HeldMessage, disposition: Disposition) {
+        let out_of_attempts = self
+            .cfg
+            .max_deliveries
+            .is_some_and(|max| msg.attempt >= max);
+        let retry_at = match disposition {
+            Disposition::Ack => {
+                self.acks_pending.push(msg.id);
+                return;
+            }
+            Disposition::Keep => return,
+            Disposition::DeadLetter(reason) => {
+                self.dead.push(DeadItem {
+                    id: msg.id,
+                    attempt: msg.attempt,
+                    fields: msg.fields,
+                    reason,
+                });
+                return;
+            }
+            Disposition::Retry => {
+                let (initial, max) = self.cfg.retry_backoff;
+                let exp = msg.attempt.saturating_sub(1).min(30) as u32;
+                now + initial.saturating_mul(1 << exp).min(max)
+            }
+            Disposition::RetryAt(at) => at.max(now),
+        };
+        if out_of_attempts {
+            let reason = format!("failed {} times, max_deliveries reached", msg.attempt);
+            self.dead.push(DeadItem {
+                id: msg.id,
+                attempt: msg.attempt,
+                fields: msg.fields,
+                reason,
+            });
+        } else {
+            self.retrying.push(Retrying {
+                id: msg.id,
+                due: retry_at,
+            });
+        }
     }
 
     /// The handler failed on a batch (it panicked, or returned an error the
@@ -558,6 +794,7 @@ impl Consumer {
             self.finish(None);
             return;
         }
+        self.fire_due_timers(now);
         if self.reconnect_at.is_some_and(|at| at <= now) {
             self.reconnect_at = None;
             self.conn = Conn::Connecting;
@@ -572,10 +809,6 @@ impl Consumer {
                     return;
                 }
             }
-        }
-        if self.claim.next_at.is_some_and(|at| at <= now) {
-            self.claim.next_at = None;
-            self.claim.due = true;
         }
         self.pump(now);
     }
@@ -629,6 +862,14 @@ impl Consumer {
             self.reconnect_at.map(|at| (at, TimerKind::Reconnect)),
             self.claim.next_at.map(|at| (at, TimerKind::ClaimSweep)),
             self.drain_at.map(|at| (at, TimerKind::Drain)),
+            self.heartbeat.next_at.map(|at| (at, TimerKind::Heartbeat)),
+            self.retrying
+                .iter()
+                .map(|r| r.due)
+                .min()
+                .map(|at| (at, TimerKind::Retry)),
+            self.refresh_at.map(|at| (at, TimerKind::Refresh)),
+            self.poll_at.map(|at| (at, TimerKind::Poll)),
             reply,
         ]
         .into_iter()
@@ -672,6 +913,202 @@ impl Consumer {
                     self.command_failed(now, e);
                 }
             },
+            Sent::AckDel(ids) => match Value::from_frame(frame) {
+                // One result per id: 1 acked and deleted, -1 not pending.
+                Value::Array(results) => {
+                    let acked = results
+                        .iter()
+                        .filter(|r| matches!(r, Value::Int(1)))
+                        .count();
+                    self.stats.acked += acked as u64;
+                }
+                Value::Error(e) => {
+                    self.acks_pending.extend(ids);
+                    self.command_failed(now, ReplyError::Server(e));
+                }
+                other => {
+                    self.acks_pending.extend(ids);
+                    let detail = format!("expected an array, got {other:?}");
+                    self.protocol_failure(now, ProtocolError::unexpected("XACKDEL", detail));
+                }
+            },
+            Sent::Tx {
+                kind,
+                left,
+                mut failed,
+            } => {
+                if left > 1 {
+                    // `+OK` for MULTI, `+QUEUED` for each command.
+                    if let Err(e) = reply::ok(frame, "MULTI") {
+                        failed.get_or_insert(e);
+                    }
+                    self.sent.push_front(SentCmd {
+                        what: Sent::Tx {
+                            kind,
+                            left: left - 1,
+                            failed,
+                        },
+                        deadline: now + self.cfg.reply_timeout,
+                    });
+                } else {
+                    self.on_exec(now, kind, failed, frame);
+                }
+            }
+            Sent::Info => {
+                if let Value::Bulk(text) = Value::from_frame(frame) {
+                    self.has_xackdel = server_has_xackdel(&text);
+                }
+                self.handshake_step(now);
+            }
+            Sent::Heartbeat => self.on_heartbeat(now, frame),
+            Sent::PendingSummary => match reply::xpending_summary(frame) {
+                Ok(summary) => self.check_liveness(now, summary.consumers),
+                Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::Liveness(consumer) => match Value::from_frame(frame) {
+                Value::Nil if !self.dead_consumers.contains(&consumer) && !self.shutting_down => {
+                    self.stats.dead_consumers += 1;
+                    self.warn(Warning::ConsumerDead {
+                        consumer: consumer.clone(),
+                    });
+                    self.dead_consumers.push_back(consumer);
+                }
+                Value::Error(e) => self.command_failed(now, ReplyError::Server(e)),
+                _ => {}
+            },
+            Sent::DeadPending(consumer) => match reply::xpending_extended(frame) {
+                Ok(rows) if rows.is_empty() => {
+                    // Nothing pending left: now it may go.
+                    self.fetching = false;
+                    self.dead_consumers.retain(|c| c != &consumer);
+                    CommandWriter::begin(&mut self.out, 5)
+                        .arg(b"XGROUP")
+                        .arg(b"DELCONSUMER")
+                        .arg(&self.cfg.stream)
+                        .arg(&self.cfg.group)
+                        .arg(&consumer);
+                    self.push_sent(now, Sent::DelConsumer(consumer), Duration::ZERO);
+                }
+                Ok(rows) => {
+                    let ids: Vec<StreamId> = rows.iter().map(|r| r.id).collect();
+                    self.write_claim_ids(now, Fetch::Failover(consumer), &ids, self.dead_after());
+                }
+                Err(e) => {
+                    self.fetching = false;
+                    self.command_failed(now, e)
+                }
+            },
+            Sent::DelConsumer(consumer) => match reply::integer(frame, "XGROUP DELCONSUMER") {
+                Ok(_) => self.warn(Warning::ConsumerRemoved { consumer }),
+                Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::Refresh => {
+                if let Err(e) = reply::id_list(frame, "XCLAIM") {
+                    if !matches!(&e, ReplyError::Server(s) if s.kind == ServerErrorKind::NoGroup) {
+                        self.command_failed(now, e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_exec(&mut self, now: Instant, kind: TxKind, failed: Option<ReplyError>, frame: Frame) {
+        let result = match failed {
+            Some(e) => Err(e),
+            None => match Value::from_frame(frame) {
+                Value::Array(results) => match results.iter().find_map(|r| match r {
+                    Value::Error(e) => Some(e.clone()),
+                    _ => None,
+                }) {
+                    Some(e) => Err(ReplyError::Server(e)),
+                    None => Ok(results),
+                },
+                Value::Error(e) => Err(ReplyError::Server(e)),
+                other => Err(ReplyError::Protocol(ProtocolError::unexpected(
+                    "EXEC",
+                    format!("expected an array, got {other:?}"),
+                ))),
+            },
+        };
+        match (kind, result) {
+            (TxKind::DeadLetter(items), Ok(results)) => {
+                if let Some(Value::Int(n)) = results.last() {
+                    self.stats.acked += u64::try_from(*n).unwrap_or(0);
+                }
+                let Some(DeadLetter::Stream(key)) = self.cfg.dead_letter.clone() else {
+                    return;
+                };
+                for item in items {
+                    self.dead_lettered(item, DeadLetterAction::Moved(key.clone()));
+                }
+            }
+            (TxKind::AckDelete(_), Ok(results)) => {
+                if let Some(Value::Int(n)) = results.first() {
+                    self.stats.acked += u64::try_from(*n).unwrap_or(0);
+                }
+            }
+            // Nothing of a failed transaction happened: try again later.
+            (TxKind::DeadLetter(items), Err(e)) => {
+                self.dead.extend(items);
+                self.command_failed(now, e);
+            }
+            (TxKind::AckDelete(ids), Err(e)) => {
+                self.acks_pending.extend(ids);
+                self.command_failed(now, e);
+            }
+        }
+    }
+
+    fn dead_lettered(&mut self, item: DeadItem, action: DeadLetterAction) {
+        self.stats.dead_lettered += 1;
+        self.events.push_back(Event::DeadLettered(DeadLettered {
+            id: item.id,
+            deliveries: item.attempt,
+            reason: item.reason,
+            action,
+        }));
+    }
+
+    fn on_heartbeat(&mut self, now: Instant, frame: Frame) {
+        let previous = match Value::from_frame(frame) {
+            Value::Error(e) => {
+                self.command_failed(now, ReplyError::Server(e));
+                return;
+            }
+            Value::Bulk(v) | Value::Simple(v) => Some(v),
+            _ => None,
+        };
+        let first = self.heartbeat.beats == 0;
+        self.heartbeat.beats += 1;
+        if first {
+            // A crashed predecessor's key may still be there: nothing to say.
+            return;
+        }
+        match previous {
+            Some(token) if token != self.heartbeat.token => {
+                let consumer = self.cfg.consumer.clone();
+                self.fatal(Error::DuplicateConsumer { consumer });
+            }
+            Some(_) => {}
+            None => self.warn(Warning::HeartbeatLapsed),
+        }
+    }
+
+    /// After `XPENDING s g`: which consumers with pending entries lost their
+    /// heartbeat key?
+    fn check_liveness(&mut self, now: Instant, consumers: Vec<(Bytes, u64)>) {
+        if self.shutting_down {
+            return;
+        }
+        for (consumer, _) in consumers {
+            if consumer == self.cfg.consumer || self.dead_consumers.contains(&consumer) {
+                continue;
+            }
+            let key = heartbeat_key(&self.cfg.stream, &self.cfg.group, &consumer);
+            CommandWriter::begin(&mut self.out, 2).arg(b"GET").arg(&key);
+            self.push_sent(now, Sent::Liveness(consumer), Duration::ZERO);
         }
     }
 
@@ -682,6 +1119,10 @@ impl Consumer {
             }
             Fetch::Claim => reply::xautoclaim(frame).map(|c| {
                 let more = (c.next, c.nil_entries, c.deleted.len());
+                (c.entries, Some(more))
+            }),
+            Fetch::Redeliver | Fetch::Failover(_) => reply::xclaim(frame).map(|c| {
+                let more = (StreamId::ZERO, c.nil_entries, 0);
                 (c.entries, Some(more))
             }),
         };
@@ -712,22 +1153,48 @@ impl Consumer {
                 self.take_entries(now, Source::OwnPending, entries);
             }
             Fetch::Claim => {
-                if let Some((next, nil_entries, _deleted)) = claim {
+                if let Some((next, _, _)) = claim {
                     self.claim.cursor = next;
                     if next.is_zero() {
                         self.claim.active = false;
                         self.claim.next_at = self.cfg.claim_interval.map(|i| now + i);
                     }
-                    if nil_entries > 0 && self.cfg.replay_pending && !self.shutting_down {
-                        // 6.2 claims deleted entries as bare nils: the replay
-                        // of our own pending list finds their ids to ack.
-                        self.replay_from = Some(StreamId::ZERO);
-                    }
                 }
+                self.replay_after_nils(claim);
                 self.stats.claimed += entries.len() as u64;
                 self.take_entries(now, Source::Claimed, entries);
             }
-            Fetch::Read => self.take_entries(now, Source::New, entries),
+            Fetch::Read => {
+                if entries.is_empty() {
+                    self.poll_at = self.cfg.receive_interval.map(|i| now + i);
+                }
+                self.take_entries(now, Source::New, entries)
+            }
+            Fetch::Redeliver => {
+                self.stats.retried += entries.len() as u64;
+                self.replay_after_nils(claim);
+                self.take_entries(now, Source::Retry, entries);
+            }
+            Fetch::Failover(consumer) => {
+                if entries.is_empty() {
+                    // Not idle enough yet, or taken by another: next beat.
+                    self.dead_consumers.retain(|c| c != &consumer);
+                }
+                self.replay_after_nils(claim);
+                self.stats.claimed += entries.len() as u64;
+                self.take_entries(now, Source::Claimed, entries);
+            }
+        }
+    }
+
+    /// 6.2 claims deleted entries as bare nils: the replay of our own pending
+    /// list finds their ids to ack.
+    fn replay_after_nils(&mut self, claim: Option<(StreamId, usize, usize)>) {
+        if claim.is_some_and(|(_, nils, _)| nils > 0)
+            && self.cfg.replay_pending
+            && !self.shutting_down
+        {
+            self.replay_from = Some(StreamId::ZERO);
         }
     }
 
@@ -763,6 +1230,7 @@ impl Consumer {
         if live.is_empty() {
             return;
         }
+        live.sort_unstable_by_key(|(id, _)| *id);
         if source == Source::New {
             let messages = live
                 .into_iter()
@@ -830,14 +1298,40 @@ impl Consumer {
         }
     }
 
-    fn deliver(&mut self, source: Source, messages: Vec<Message>) {
+    fn deliver(&mut self, source: Source, mut messages: Vec<Message>) {
+        if let Some(max) = self.cfg.max_deliveries {
+            // Delivered too often without success: dead letters, not the handler.
+            messages.retain(|m| {
+                if m.attempt <= max {
+                    return true;
+                }
+                self.dead.push(DeadItem {
+                    id: m.id,
+                    attempt: m.attempt,
+                    fields: Some(m.fields.clone()),
+                    reason: format!("delivered {} times, max_deliveries is {max}", m.attempt),
+                });
+                false
+            });
+            if messages.is_empty() {
+                return;
+            }
+        }
         let id = BatchId(self.next_batch);
         self.next_batch += 1;
         self.stats.delivered += messages.len() as u64;
         self.stats.redelivered += messages.iter().filter(|m| m.attempt > 1).count() as u64;
+        let keep_fields = matches!(self.cfg.dead_letter, Some(DeadLetter::Stream(_)));
         self.in_flight.push(InFlight {
             id,
-            ids: messages.iter().map(|m| m.id).collect(),
+            msgs: messages
+                .iter()
+                .map(|m| HeldMessage {
+                    id: m.id,
+                    attempt: m.attempt,
+                    fields: keep_fields.then(|| m.fields.clone()),
+                })
+                .collect(),
         });
         self.events.push_back(Event::Deliver(Batch {
             id,
@@ -851,11 +1345,22 @@ impl Consumer {
     fn held_ids(&self) -> HashSet<StreamId> {
         let mut held: HashSet<StreamId> = self.acks_pending.iter().copied().collect();
         for batch in &self.in_flight {
-            held.extend(batch.ids.iter().copied());
+            held.extend(batch.msgs.iter().map(|m| m.id));
         }
+        held.extend(self.retrying.iter().map(|r| r.id));
+        held.extend(self.redeliver.iter().copied());
+        held.extend(self.dead.iter().map(|d| d.id));
         for cmd in &self.sent {
             match &cmd.what {
-                Sent::Ack(ids) => held.extend(ids.iter().copied()),
+                Sent::Ack(ids) | Sent::AckDel(ids) => held.extend(ids.iter().copied()),
+                Sent::Tx {
+                    kind: TxKind::AckDelete(ids),
+                    ..
+                } => held.extend(ids.iter().copied()),
+                Sent::Tx {
+                    kind: TxKind::DeadLetter(items),
+                    ..
+                } => held.extend(items.iter().map(|d| d.id)),
                 Sent::Counts(p) => held.extend(p.entries.iter().map(|(id, _)| *id)),
                 _ => {}
             }
@@ -945,12 +1450,22 @@ impl Consumer {
         self.out.clear();
         self.fetching = false;
         for cmd in self.sent.drain(..) {
-            if let Sent::Ack(ids) = cmd.what {
-                self.acks_pending.extend(ids);
+            match cmd.what {
+                Sent::Ack(ids)
+                | Sent::AckDel(ids)
+                | Sent::Tx {
+                    kind: TxKind::AckDelete(ids),
+                    ..
+                } => self.acks_pending.extend(ids),
+                Sent::Tx {
+                    kind: TxKind::DeadLetter(items),
+                    ..
+                } => self.dead.extend(items),
+                _ => {}
             }
         }
         self.stage = Stage::Handshake { left: 0 };
-        if self.shutting_down && self.acks_pending.is_empty() && self.in_flight.is_empty() {
+        if self.shutting_down && self.nothing_left() {
             self.finish(None);
             return;
         }
@@ -1003,15 +1518,67 @@ impl Consumer {
         if !self.shutting_down || self.stage == Stage::Stopped {
             return;
         }
-        let acks_in_flight = self.sent.iter().any(|c| matches!(c.what, Sent::Ack(_)));
-        if self.in_flight.is_empty()
-            && self.acks_pending.is_empty()
-            && !acks_in_flight
-            && !self.fetching
-            && !self.sent.iter().any(|c| matches!(c.what, Sent::Counts(_)))
-        {
+        if self.nothing_left() && !self.fetching && !self.awaiting_counts() {
             self.finish(None);
         }
+    }
+
+    /// No handler at work and nothing left to acknowledge or dead-letter.
+    fn nothing_left(&self) -> bool {
+        self.in_flight.is_empty()
+            && self.acks_pending.is_empty()
+            && self.dead.is_empty()
+            && !self
+                .sent
+                .iter()
+                .any(|c| matches!(c.what, Sent::Ack(_) | Sent::AckDel(_) | Sent::Tx { .. }))
+    }
+
+    fn awaiting_counts(&self) -> bool {
+        self.sent.iter().any(|c| matches!(c.what, Sent::Counts(_)))
+    }
+
+    /// Turns passed deadlines into work to do, so no deadline stays in the
+    /// past. Deadlines within a millisecond count as passed (BLOCK has
+    /// millisecond resolution).
+    fn fire_due_timers(&mut self, now: Instant) {
+        let soon = now + Duration::from_millis(1);
+        if self.claim.next_at.is_some_and(|at| at <= soon) {
+            self.claim.next_at = None;
+            self.claim.due = true;
+        }
+        if self.heartbeat.next_at.is_some_and(|at| at <= soon) {
+            self.heartbeat.next_at = None;
+            self.heartbeat.due = true;
+        }
+        if self.refresh_at.is_some_and(|at| at <= soon) {
+            self.refresh_at = None;
+            self.refresh_due = true;
+        }
+        if self.poll_at.is_some_and(|at| at <= soon) {
+            self.poll_at = None;
+        }
+        if self.retrying.iter().any(|r| r.due <= soon) {
+            let (due, later): (Vec<Retrying>, Vec<Retrying>) = std::mem::take(&mut self.retrying)
+                .into_iter()
+                .partition(|r| r.due <= soon);
+            self.retrying = later;
+            self.redeliver.extend(due.into_iter().map(|r| r.id));
+        }
+    }
+
+    /// Idle refresh period of held entries: half the claim min idle time, so
+    /// no claim (ours or another consumer's) ever sees them idle enough.
+    fn refresh_interval(&self) -> Duration {
+        (self.cfg.claim_min_idle / 2).max(Duration::from_millis(1))
+    }
+
+    /// How long a consumer's entries must be idle before failover takes
+    /// them: its heartbeat timeout.
+    fn dead_after(&self) -> Duration {
+        self.cfg
+            .heartbeat
+            .map_or(self.cfg.claim_min_idle, |h| h.timeout())
     }
 
     fn warn(&mut self, warning: Warning) {
@@ -1024,11 +1591,17 @@ impl Consumer {
         if self.conn != Conn::Up || matches!(self.stage, Stage::Handshake { .. } | Stage::Stopped) {
             return;
         }
+        self.fire_due_timers(now);
+        self.flush_dead(now);
         self.flush_acks(now);
-        if self.stage != Stage::Running || self.shutting_down || self.fetching {
-            return;
+        if self.stage == Stage::Running {
+            self.write_timed_work(now);
         }
-        if self.sent.iter().any(|c| matches!(c.what, Sent::Counts(_))) {
+        if self.stage != Stage::Running
+            || self.shutting_down
+            || self.fetching
+            || self.awaiting_counts()
+        {
             return;
         }
         if self.in_flight.len() >= self.cfg.max_in_flight_batches {
@@ -1036,6 +1609,26 @@ impl Consumer {
         }
         if let Some(after) = self.replay_from {
             self.write_fetch(now, Fetch::Replay, ReadFrom::PendingAfter(after), None);
+            return;
+        }
+        if !self.redeliver.is_empty() {
+            let take = self.redeliver.len().min(self.cfg.count as usize);
+            let mut ids: Vec<StreamId> = self.redeliver.drain(..take).collect();
+            ids.sort_unstable();
+            self.write_claim_ids(now, Fetch::Redeliver, &ids, Duration::ZERO);
+            return;
+        }
+        if let Some(consumer) = self.dead_consumers.front().cloned() {
+            CommandWriter::begin(&mut self.out, 7)
+                .arg(b"XPENDING")
+                .arg(&self.cfg.stream)
+                .arg(&self.cfg.group)
+                .arg(b"-")
+                .arg(b"+")
+                .arg_u64(self.cfg.count)
+                .arg(&consumer);
+            self.fetching = true;
+            self.push_sent(now, Sent::DeadPending(consumer), Duration::ZERO);
             return;
         }
         if self.claim.due {
@@ -1046,32 +1639,219 @@ impl Consumer {
             self.write_claim(now);
             return;
         }
-        // Cap BLOCK so the read returns by the next sweep.
-        let mut block = self.cfg.block;
-        if let Some(at) = self.claim.next_at {
-            let until = at.saturating_duration_since(now);
-            if until < Duration::from_millis(1) {
-                self.claim.next_at = None;
-                self.claim.active = true;
-                self.write_claim(now);
-                return;
+        if self.cfg.receive_interval.is_some() {
+            // Polling mode: a read without BLOCK, then a wait if it was empty.
+            if self.poll_at.is_none() {
+                self.write_fetch(now, Fetch::Read, ReadFrom::New, None);
             }
-            block = block.min(until);
+            return;
         }
+        // Cap BLOCK so the read returns by the next deadline: a blocking
+        // read delays every command pipelined behind it.
+        let next = [
+            self.claim.next_at,
+            self.heartbeat.next_at,
+            self.refresh_at,
+            self.retrying.iter().map(|r| r.due).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let block = match next {
+            Some(at) => self.cfg.block.min(at.saturating_duration_since(now)),
+            None => self.cfg.block,
+        };
         self.write_fetch(now, Fetch::Read, ReadFrom::New, Some(block));
+    }
+
+    /// Heartbeat (and the liveness check of the others) and idle refresh of
+    /// held entries, when due.
+    fn write_timed_work(&mut self, now: Instant) {
+        if let Some(hb) = self.cfg.heartbeat {
+            if self.heartbeat.due {
+                self.heartbeat.due = false;
+                self.heartbeat.next_at = Some(now + hb.interval);
+                let ttl = hb.timeout().as_millis().max(1) as u64;
+                CommandWriter::begin(&mut self.out, 6)
+                    .arg(b"SET")
+                    .arg(&self.heartbeat.key)
+                    .arg(&self.heartbeat.token)
+                    .arg(b"PX")
+                    .arg_u64(ttl)
+                    .arg(b"GET");
+                self.push_sent(now, Sent::Heartbeat, Duration::ZERO);
+                if !self.shutting_down {
+                    CommandWriter::begin(&mut self.out, 3)
+                        .arg(b"XPENDING")
+                        .arg(&self.cfg.stream)
+                        .arg(&self.cfg.group);
+                    self.push_sent(now, Sent::PendingSummary, Duration::ZERO);
+                }
+            }
+        }
+        if self.refresh_due {
+            self.refresh_due = false;
+            let interval = self.refresh_interval();
+            self.refresh_at = Some(now + interval);
+            let mut ids: Vec<StreamId> = self
+                .in_flight
+                .iter()
+                .flat_map(|b| b.msgs.iter().map(|m| m.id))
+                .chain(self.retrying.iter().map(|r| r.id))
+                .collect();
+            if !ids.is_empty() {
+                ids.sort_unstable();
+                // Entries idle less than half the period were just delivered
+                // (or were taken by another consumer while we stalled): skip.
+                let min_idle = (interval / 2).as_millis() as u64;
+                let mut w = CommandWriter::begin(&mut self.out, 6 + ids.len());
+                w.arg(b"XCLAIM")
+                    .arg(&self.cfg.stream)
+                    .arg(&self.cfg.group)
+                    .arg(&self.cfg.consumer)
+                    .arg_u64(min_idle);
+                for id in &ids {
+                    w.arg_id(*id);
+                }
+                w.arg(b"JUSTID");
+                drop(w);
+                self.push_sent(now, Sent::Refresh, Duration::ZERO);
+            }
+        }
+    }
+
+    /// `XCLAIM s g me <min-idle> ids...`: claimed entries come back for
+    /// their delivery counts and a batch.
+    fn write_claim_ids(&mut self, now: Instant, kind: Fetch, ids: &[StreamId], min_idle: Duration) {
+        let mut w = CommandWriter::begin(&mut self.out, 5 + ids.len());
+        w.arg(b"XCLAIM")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg_u64(min_idle.as_millis() as u64);
+        for id in ids {
+            w.arg_id(*id);
+        }
+        drop(w);
+        self.fetching = true;
+        self.push_sent(now, Sent::Fetch(kind), Duration::ZERO);
+    }
+
+    /// Dead letters: to the stream (atomically with their ack), dropped
+    /// (acked), or kept pending, as configured.
+    fn flush_dead(&mut self, now: Instant) {
+        if self.dead.is_empty() {
+            return;
+        }
+        let items = std::mem::take(&mut self.dead);
+        match self.cfg.dead_letter.clone() {
+            Some(DeadLetter::Stream(key)) => {
+                CommandWriter::begin(&mut self.out, 1).arg(b"MULTI");
+                for item in &items {
+                    self.write_dead_letter_xadd(&key, item);
+                }
+                let mut w = CommandWriter::begin(&mut self.out, 3 + items.len());
+                w.arg(b"XACK").arg(&self.cfg.stream).arg(&self.cfg.group);
+                for item in &items {
+                    w.arg_id(item.id);
+                }
+                drop(w);
+                CommandWriter::begin(&mut self.out, 1).arg(b"EXEC");
+                let left = items.len() + 3;
+                self.push_sent(
+                    now,
+                    Sent::Tx {
+                        kind: TxKind::DeadLetter(items),
+                        left,
+                        failed: None,
+                    },
+                    Duration::ZERO,
+                );
+            }
+            Some(DeadLetter::Drop) => {
+                for item in items {
+                    self.acks_pending.push(item.id);
+                    self.dead_lettered(item, DeadLetterAction::Dropped);
+                }
+            }
+            Some(DeadLetter::KeepPending) | None => {
+                for item in items {
+                    self.dead_lettered(item, DeadLetterAction::KeptPending);
+                }
+            }
+        }
+    }
+
+    fn write_dead_letter_xadd(&mut self, key: &[u8], item: &DeadItem) {
+        let fields = item.fields.as_deref().unwrap_or_default();
+        let mut id_buf = IdBuf::new();
+        let id = item.id.encode(&mut id_buf).to_vec();
+        let mut deliveries = itoa::Buffer::new();
+        let meta: [(&[u8], &[u8]); 6] = [
+            (b"dlq_stream", &self.cfg.stream),
+            (b"dlq_id", &id),
+            (b"dlq_group", &self.cfg.group),
+            (b"dlq_consumer", &self.cfg.consumer),
+            (
+                b"dlq_deliveries",
+                deliveries.format(item.attempt).as_bytes(),
+            ),
+            (b"dlq_reason", item.reason.as_bytes()),
+        ];
+        let mut w = CommandWriter::begin(&mut self.out, 3 + 2 * (fields.len() + meta.len()));
+        w.arg(b"XADD").arg(key).arg(b"*");
+        for (f, v) in fields {
+            w.arg(f).arg(v);
+        }
+        for (f, v) in meta {
+            w.arg(f).arg(v);
+        }
     }
 
     fn flush_acks(&mut self, now: Instant) {
         while !self.acks_pending.is_empty() {
             let take = self.acks_pending.len().min(MAX_IDS_PER_ACK);
             let ids: Vec<StreamId> = self.acks_pending.drain(..take).collect();
+            if self.cfg.delete_on_ack && self.has_xackdel {
+                let mut w = CommandWriter::begin(&mut self.out, 5 + ids.len());
+                w.arg(b"XACKDEL")
+                    .arg(&self.cfg.stream)
+                    .arg(&self.cfg.group)
+                    .arg(b"IDS")
+                    .arg_u64(ids.len() as u64);
+                for id in &ids {
+                    w.arg_id(*id);
+                }
+                drop(w);
+                self.push_sent(now, Sent::AckDel(ids), Duration::ZERO);
+                continue;
+            }
+            if self.cfg.delete_on_ack {
+                CommandWriter::begin(&mut self.out, 1).arg(b"MULTI");
+            }
             let mut w = CommandWriter::begin(&mut self.out, 3 + ids.len());
             w.arg(b"XACK").arg(&self.cfg.stream).arg(&self.cfg.group);
             for id in &ids {
                 w.arg_id(*id);
             }
             drop(w);
-            self.push_sent(now, Sent::Ack(ids), Duration::ZERO);
+            if !self.cfg.delete_on_ack {
+                self.push_sent(now, Sent::Ack(ids), Duration::ZERO);
+                continue;
+            }
+            let mut w = CommandWriter::begin(&mut self.out, 2 + ids.len());
+            w.arg(b"XDEL").arg(&self.cfg.stream);
+            for id in &ids {
+                w.arg_id(*id);
+            }
+            drop(w);
+            CommandWriter::begin(&mut self.out, 1).arg(b"EXEC");
+            let tx = Sent::Tx {
+                kind: TxKind::AckDelete(ids),
+                left: 4,
+                failed: None,
+            };
+            self.push_sent(now, tx, Duration::ZERO);
         }
     }
 
@@ -1183,9 +1963,18 @@ impl Sent {
             Sent::Handshake(step) => step.name(),
             Sent::GroupCreate => "XGROUP CREATE",
             Sent::Fetch(Fetch::Claim) => "XAUTOCLAIM",
+            Sent::Fetch(Fetch::Redeliver | Fetch::Failover(_)) => "XCLAIM",
             Sent::Fetch(_) => "XREADGROUP",
             Sent::Counts(_) => "XPENDING",
             Sent::Ack(_) => "XACK",
+            Sent::AckDel(_) => "XACKDEL",
+            Sent::Tx { .. } => "MULTI/EXEC",
+            Sent::Info => "INFO",
+            Sent::Heartbeat => "SET",
+            Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
+            Sent::Liveness(_) => "GET",
+            Sent::DelConsumer(_) => "XGROUP DELCONSUMER",
+            Sent::Refresh => "XCLAIM",
         }
     }
 }
@@ -1206,4 +1995,55 @@ impl SplitMix64 {
     fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// The liveness key of `consumer`: it carries the stream's hash tag, so in a
+/// cluster it lives on the stream's slot (and can share a `MULTI`).
+pub fn heartbeat_key(stream: &[u8], group: &[u8], consumer: &[u8]) -> Bytes {
+    let tag = hash_tag(stream).unwrap_or(stream);
+    let mut key = Vec::with_capacity(tag.len() + group.len() + consumer.len() + 16);
+    key.push(b'{');
+    key.extend_from_slice(tag);
+    key.extend_from_slice(b"}:xgroup:hb:");
+    key.extend_from_slice(group);
+    key.push(b':');
+    key.extend_from_slice(consumer);
+    Bytes::from(key)
+}
+
+/// Redis Cluster's hash tag: the part between the first `{` and the next
+/// `}`, when not empty.
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let len = key[open + 1..].iter().position(|&b| b == b'}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
+}
+
+/// Whether `INFO server` describes a server with `XACKDEL` (Redis 8.2+;
+/// Valkey reports a fake `redis_version`, so its own field decides).
+fn server_has_xackdel(info: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(info);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .map(str::trim)
+    };
+    if field("valkey_version").is_some() {
+        return false;
+    }
+    let Some(version) = field("redis_version") else {
+        return false;
+    };
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (8, 2)
+}
+
+/// A per-process random seed, for instances that were given none: two
+/// processes must not share a heartbeat token.
+fn process_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    h.finish()
 }

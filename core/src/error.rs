@@ -226,6 +226,13 @@ pub enum Error {
         /// The command that got no reply.
         command: &'static str,
     },
+    /// Another live process uses the same consumer name: its heartbeat
+    /// overwrote this one's.
+    #[error("another live process uses consumer name {consumer:?} (its heartbeat overwrote ours)")]
+    DuplicateConsumer {
+        /// The consumer name.
+        consumer: Bytes,
+    },
     /// The server is a cluster node pointing elsewhere (`MOVED`/`ASK`);
     /// cluster routing is not supported.
     #[error("cluster redirection is not supported: {0}")]

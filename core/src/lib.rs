@@ -27,10 +27,10 @@ pub mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
-pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder};
+pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder, DeadLetter, Heartbeat};
 pub use consumer::{
-    panic_message, Batch, BatchId, Consumer, ConsumerInfo, Event, Message, Outcome, Source, Stats,
-    TimerKind, Warning,
+    heartbeat_key, panic_message, Batch, BatchId, Consumer, ConsumerInfo, DeadLetterAction,
+    DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
 };
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};

@@ -76,7 +76,7 @@ fn config(name: &str, count: u64, in_flight: usize, seed: u64) -> ConsumerConfig
         .max_in_flight_batches(in_flight)
         .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(200))
         .reply_timeout(Duration::from_secs(5))
-        .jitter_seed(seed)
+        .seed(seed)
         .build()
         .unwrap()
 }
