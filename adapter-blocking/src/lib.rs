@@ -342,7 +342,9 @@ impl<H: Handler> Consumer<H> {
                 Some(Input::Done(id, Err(panic))) => {
                     core.handle_handler_failed(now, id, xgroup_core::panic_message(&*panic))
                 }
-                Some(Input::Bytes(g, bytes)) if Some(g) == current => core.handle_input(now, &bytes),
+                Some(Input::Bytes(g, bytes)) if Some(g) == current => {
+                    core.handle_input(now, &bytes)
+                }
                 Some(Input::Closed(g, reason)) if Some(g) == current => {
                     close(&mut sock);
                     core.handle_disconnected(now, reason);
