@@ -35,7 +35,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -153,6 +153,12 @@ pub struct ConsumerHandle {
     tx: Sender<Input>,
 }
 
+// The handle is shared with signal handlers and other threads.
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync>() {}
+    shareable::<ConsumerHandle>();
+};
+
 impl ConsumerHandle {
     /// Names and counters, as of the consumer's last step.
     pub fn info(&self) -> ConsumerInfo {
@@ -260,19 +266,17 @@ impl<H: Handler> Consumer<H> {
                 while let Some(event) = core.poll_event() {
                     progressed = true;
                     match event {
-                        Event::Connect => match connect(&addr, connect_timeout) {
-                            Ok(s) => {
-                                generation += 1;
-                                match spawn_reader(&s, generation, tx.clone()) {
-                                    Ok(()) => {
-                                        sock = Some((generation, s));
-                                        core.handle_connected(Instant::now());
-                                    }
-                                    Err(e) => core.handle_connect_failed(Instant::now(), e),
+                        Event::Connect => {
+                            close(&mut sock);
+                            generation += 1;
+                            match open(&addr, connect_timeout, generation, &tx) {
+                                Ok(s) => {
+                                    sock = Some((generation, s));
+                                    core.handle_connected(Instant::now());
                                 }
+                                Err(e) => core.handle_connect_failed(Instant::now(), e),
                             }
-                            Err(e) => core.handle_connect_failed(Instant::now(), e),
-                        },
+                        }
                         Event::Disconnect => close(&mut sock),
                         Event::Deliver(batch) => {
                             let (handler, tx, id) = (handler.clone(), tx.clone(), batch.id);
@@ -317,17 +321,12 @@ impl<H: Handler> Consumer<H> {
             publish(&info, &core);
             // Wait for the first of: stop, a handler done, bytes, deadline.
             let deadline = core.poll_timeout().map(|(at, _)| at);
+            // (The driver holds a sender, so the channel never closes.)
             let input = match deadline {
-                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(input) => Some(input),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    // The driver holds a sender: the channel cannot close.
-                    Err(RecvTimeoutError::Disconnected) => continue,
-                },
-                None => match rx.recv() {
-                    Ok(input) => Some(input),
-                    Err(_) => continue,
-                },
+                Some(at) => rx
+                    .recv_timeout(at.saturating_duration_since(Instant::now()))
+                    .ok(),
+                None => rx.recv().ok(),
             };
             let now = Instant::now();
             let current = sock.as_ref().map(|(g, _)| *g);
@@ -355,15 +354,21 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
-/// Opens a connection within `timeout`, trying each resolved address.
-fn connect(addr: &ServerAddr, timeout: Duration) -> Result<TcpStream, String> {
+/// Opens a connection within `timeout` (trying each resolved address) and
+/// starts its reader thread.
+fn open(
+    addr: &ServerAddr,
+    timeout: Duration,
+    generation: u64,
+    tx: &Sender<Input>,
+) -> Result<TcpStream, String> {
     let target = addr.to_socket_string();
     let deadline = Instant::now() + timeout;
     let mut last = format!("{target}: no address");
-    let addrs = target
+    for a in target
         .to_socket_addrs()
-        .map_err(|e| format!("{target}: {e}"))?;
-    for a in addrs {
+        .map_err(|e| format!("{target}: {e}"))?
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(format!("{target}: connect timed out"));
@@ -371,6 +376,7 @@ fn connect(addr: &ServerAddr, timeout: Duration) -> Result<TcpStream, String> {
         match TcpStream::connect_timeout(&a, left) {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
+                spawn_reader(&s, generation, tx.clone()).map_err(|e| e.to_string())?;
                 return Ok(s);
             }
             Err(e) => last = format!("{a}: {e}"),
