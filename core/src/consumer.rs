@@ -1698,6 +1698,8 @@ impl Consumer {
                 .iter()
                 .flat_map(|b| b.msgs.iter().map(|m| m.id))
                 .chain(self.retrying.iter().map(|r| r.id))
+                .chain(self.redeliver.iter().copied())
+                .chain(self.dead.iter().map(|d| d.id))
                 .collect();
             if !ids.is_empty() {
                 ids.sort_unstable();
