@@ -42,9 +42,11 @@ use std::time::{Duration, Instant};
 pub use xgroup_core::xadd;
 pub use xgroup_core::{
     Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig, ConsumerConfigBuilder,
-    ConsumerInfo, Error, Event, GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source,
-    Stats, StreamId, Trim, Value, Warning, XAddOptions,
+    ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition, Error, Event,
+    GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source, Stats, StreamId, Trim,
+    Value, Warning, XAddOptions,
 };
+use xgroup_core::{ConsumerSetup, PreparedConsumer};
 
 mod connection;
 pub use connection::Connection;
@@ -72,8 +74,7 @@ where
 /// Builds a [`Consumer`].
 #[derive(Debug)]
 pub struct ConsumerBuilder<H> {
-    addr: Result<ServerAddr, ConfigError>,
-    config: ConsumerConfigBuilder,
+    setup: ConsumerSetup,
     handler: H,
     handler_name: &'static str,
 }
@@ -86,8 +87,7 @@ impl ConsumerBuilder<NoHandler> {
     /// Sets the handler.
     pub fn handler<H: Handler>(self, handler: H) -> ConsumerBuilder<H> {
         ConsumerBuilder {
-            addr: self.addr,
-            config: self.config,
+            setup: self.setup,
             handler,
             handler_name: std::any::type_name::<H>(),
         }
@@ -99,8 +99,7 @@ impl ConsumerBuilder<NoHandler> {
         F: Fn(Batch) -> Outcome + Send + Sync + 'static,
     {
         ConsumerBuilder {
-            addr: self.addr,
-            config: self.config,
+            setup: self.setup,
             handler: FnHandler(f),
             handler_name: std::any::type_name::<F>(),
         }
@@ -109,26 +108,31 @@ impl ConsumerBuilder<NoHandler> {
 
 impl<H> ConsumerBuilder<H> {
     /// Changes core options (count, block, claim interval and min idle,
-    /// auto-create, in-flight limit, backoff, ...).
-    pub fn configure(
-        mut self,
-        f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder,
-    ) -> Self {
-        self.config = f(self.config);
-        self
+    /// auto-create, in-flight limit, heartbeats, dead letters, ...).
+    pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
+        ConsumerBuilder {
+            setup: self.setup.configure(f),
+            ..self
+        }
+    }
+
+    /// The failure callback: called for every dead-lettered entry.
+    pub fn on_dead_letter(self, f: impl Fn(&DeadLettered) + Send + Sync + 'static) -> Self {
+        ConsumerBuilder {
+            setup: self.setup.on_dead_letter(f),
+            ..self
+        }
     }
 }
 
 impl<H: Handler> ConsumerBuilder<H> {
     /// Checks every option; nothing is sent before this succeeds.
     pub fn build(self) -> Result<Consumer<H>, Error> {
-        let addr = self.addr?;
-        let config = self.config.build()?;
-        let info = ConsumerInfo::new(&config, self.handler_name);
+        let prepared = self.setup.prepare(self.handler_name)?;
+        let info = prepared.info.clone();
         let (tx, rx) = mpsc::channel();
         Ok(Consumer {
-            addr,
-            config,
+            prepared,
             handler: Arc::new(self.handler),
             info: Arc::new(Mutex::new(info)),
             tx,
@@ -179,8 +183,7 @@ impl ConsumerHandle {
 /// A consumer-group consumer on std threads.
 #[derive(Debug)]
 pub struct Consumer<H> {
-    addr: ServerAddr,
-    config: ConsumerConfig,
+    prepared: PreparedConsumer,
     handler: Arc<H>,
     info: Arc<Mutex<ConsumerInfo>>,
     tx: Sender<Input>,
@@ -196,14 +199,8 @@ impl Consumer<NoHandler> {
         group: impl AsRef<[u8]>,
         consumer: impl AsRef<[u8]>,
     ) -> ConsumerBuilder<NoHandler> {
-        let parsed = xgroup_core::parse_url(url);
-        let mut config = ConsumerConfig::builder(stream, group, consumer);
-        if let Ok((_, opts)) = &parsed {
-            config = config.connect_options(opts.clone());
-        }
         ConsumerBuilder {
-            addr: parsed.map(|(addr, _)| addr),
-            config,
+            setup: ConsumerSetup::from_url(url, stream, group, consumer),
             handler: NoHandler,
             handler_name: "",
         }
@@ -219,11 +216,7 @@ impl Consumer<NoHandler> {
         consumer: impl AsRef<[u8]>,
     ) -> ConsumerBuilder<NoHandler> {
         ConsumerBuilder {
-            addr: Ok(ServerAddr {
-                host: host.to_owned(),
-                port,
-            }),
-            config: ConsumerConfig::builder(stream, group, consumer),
+            setup: ConsumerSetup::from_host(host, port, stream, group, consumer),
             handler: NoHandler,
             handler_name: "",
         }
@@ -247,13 +240,18 @@ impl<H: Handler> Consumer<H> {
     /// it are left to finish on their threads.
     pub fn run(self) -> Result<(), Error> {
         let Consumer {
-            addr,
-            config,
+            prepared,
             handler,
             info,
             tx,
             rx,
         } = self;
+        let PreparedConsumer {
+            addr,
+            config,
+            on_dead_letter,
+            ..
+        } = prepared;
         let connect_timeout = config.connect_timeout();
         let mut core = xgroup_core::Consumer::new(config);
         // The current connection and its generation.
@@ -294,6 +292,10 @@ impl<H: Handler> Consumer<H> {
                             }
                         }
                         Event::Warning(w) => tracing::warn!(warning = ?w, "xgroup consumer"),
+                        Event::DeadLettered(d) => match &on_dead_letter {
+                            Some(hook) => hook(&d),
+                            None => tracing::warn!(dead_letter = ?d, "xgroup consumer"),
+                        },
                         Event::Stopped(result) => {
                             close(&mut sock);
                             publish(&info, &core);
@@ -416,10 +418,8 @@ fn close(sock: &mut Option<(u64, TcpStream)>) {
 }
 
 fn publish(info: &Mutex<ConsumerInfo>, core: &xgroup_core::Consumer) {
-    let mut info = match info.lock() {
-        Ok(info) => info,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    info.stats = core.stats();
-    info.connected = core.is_connected();
+    match info.lock() {
+        Ok(mut info) => info.update(core),
+        Err(poisoned) => poisoned.into_inner().update(core),
+    }
 }

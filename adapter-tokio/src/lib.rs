@@ -41,9 +41,11 @@ use tokio::sync::Notify;
 pub use xgroup_core::xadd;
 pub use xgroup_core::{
     Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig, ConsumerConfigBuilder,
-    ConsumerInfo, Error, Event, GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source,
-    Stats, StreamId, Trim, Value, Warning, XAddOptions,
+    ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition, Error, Event,
+    GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source, Stats, StreamId, Trim,
+    Value, Warning, XAddOptions,
 };
+use xgroup_core::{ConsumerSetup, PreparedConsumer};
 
 mod connection;
 pub use connection::Connection;
@@ -72,8 +74,7 @@ where
 /// Builds a [`Consumer`].
 #[derive(Debug)]
 pub struct ConsumerBuilder<H> {
-    addr: Result<ServerAddr, ConfigError>,
-    config: ConsumerConfigBuilder,
+    setup: ConsumerSetup,
     handler: H,
     handler_name: &'static str,
 }
@@ -86,8 +87,7 @@ impl ConsumerBuilder<NoHandler> {
     /// Sets the handler.
     pub fn handler<H: Handler>(self, handler: H) -> ConsumerBuilder<H> {
         ConsumerBuilder {
-            addr: self.addr,
-            config: self.config,
+            setup: self.setup,
             handler,
             handler_name: std::any::type_name::<H>(),
         }
@@ -100,8 +100,7 @@ impl ConsumerBuilder<NoHandler> {
         Fut: Future<Output = Outcome> + Send,
     {
         ConsumerBuilder {
-            addr: self.addr,
-            config: self.config,
+            setup: self.setup,
             handler: FnHandler(f),
             handler_name: std::any::type_name::<F>(),
         }
@@ -110,30 +109,34 @@ impl ConsumerBuilder<NoHandler> {
 
 impl<H> ConsumerBuilder<H> {
     /// Changes core options (count, block, claim interval and min idle,
-    /// auto-create, in-flight limit, backoff, ...).
-    pub fn configure(
-        mut self,
-        f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder,
-    ) -> Self {
-        self.config = f(self.config);
-        self
+    /// auto-create, in-flight limit, heartbeats, dead letters, ...).
+    pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
+        ConsumerBuilder {
+            setup: self.setup.configure(f),
+            ..self
+        }
+    }
+
+    /// The failure callback: called for every dead-lettered entry.
+    pub fn on_dead_letter(self, f: impl Fn(&DeadLettered) + Send + Sync + 'static) -> Self {
+        ConsumerBuilder {
+            setup: self.setup.on_dead_letter(f),
+            ..self
+        }
     }
 }
 
 impl<H: Handler> ConsumerBuilder<H> {
     /// Checks every option; nothing is sent before this succeeds.
     pub fn build(self) -> Result<Consumer<H>, Error> {
-        let addr = self.addr?;
-        let config = self.config.build()?;
-        let info = ConsumerInfo::new(&config, self.handler_name);
+        let prepared = self.setup.prepare(self.handler_name)?;
         Ok(Consumer {
-            addr,
-            config,
-            handler: Arc::new(self.handler),
             shared: Arc::new(Shared {
-                info: Mutex::new(info),
+                info: Mutex::new(prepared.info.clone()),
                 stop: Notify::new(),
             }),
+            prepared,
+            handler: Arc::new(self.handler),
         })
     }
 }
@@ -169,8 +172,7 @@ impl ConsumerHandle {
 /// A consumer-group consumer on tokio.
 #[derive(Debug)]
 pub struct Consumer<H> {
-    addr: ServerAddr,
-    config: ConsumerConfig,
+    prepared: PreparedConsumer,
     handler: Arc<H>,
     shared: Arc<Shared>,
 }
@@ -184,14 +186,8 @@ impl Consumer<NoHandler> {
         group: impl AsRef<[u8]>,
         consumer: impl AsRef<[u8]>,
     ) -> ConsumerBuilder<NoHandler> {
-        let parsed = xgroup_core::parse_url(url);
-        let mut config = ConsumerConfig::builder(stream, group, consumer);
-        if let Ok((_, opts)) = &parsed {
-            config = config.connect_options(opts.clone());
-        }
         ConsumerBuilder {
-            addr: parsed.map(|(addr, _)| addr),
-            config,
+            setup: ConsumerSetup::from_url(url, stream, group, consumer),
             handler: NoHandler,
             handler_name: "",
         }
@@ -207,11 +203,7 @@ impl Consumer<NoHandler> {
         consumer: impl AsRef<[u8]>,
     ) -> ConsumerBuilder<NoHandler> {
         ConsumerBuilder {
-            addr: Ok(ServerAddr {
-                host: host.to_owned(),
-                port,
-            }),
-            config: ConsumerConfig::builder(stream, group, consumer),
+            setup: ConsumerSetup::from_host(host, port, stream, group, consumer),
             handler: NoHandler,
             handler_name: "",
         }
@@ -232,11 +224,16 @@ impl<H: Handler> Consumer<H> {
     /// are retried by the core with backoff and never end `run`.
     pub async fn run(self) -> Result<(), Error> {
         let Consumer {
-            addr,
-            config,
+            prepared,
             handler,
             shared,
         } = self;
+        let PreparedConsumer {
+            addr,
+            config,
+            on_dead_letter,
+            ..
+        } = prepared;
         let connect_timeout = config.connect_timeout();
         let mut core = xgroup_core::Consumer::new(config);
         let mut sock: Option<TcpStream> = None;
@@ -278,6 +275,10 @@ impl<H: Handler> Consumer<H> {
                             });
                         }
                         Event::Warning(w) => tracing::warn!(warning = ?w, "xgroup consumer"),
+                        Event::DeadLettered(d) => match &on_dead_letter {
+                            Some(hook) => hook(&d),
+                            None => tracing::warn!(dead_letter = ?d, "xgroup consumer"),
+                        },
                         Event::Stopped(result) => {
                             publish(&shared, &core);
                             return match result {
@@ -348,10 +349,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 fn publish(shared: &Shared, core: &xgroup_core::Consumer) {
-    let mut info = match shared.info.lock() {
-        Ok(info) => info,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    info.stats = core.stats();
-    info.connected = core.is_connected();
+    match shared.info.lock() {
+        Ok(mut info) => info.update(core),
+        Err(poisoned) => poisoned.into_inner().update(core),
+    }
 }

@@ -21,6 +21,7 @@ mod handshake;
 pub mod id;
 pub mod reply;
 pub mod resp;
+pub mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod url;
@@ -36,4 +37,5 @@ pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind}
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
 pub use reply::{Entry, Fields, Value};
 pub use resp::{Decoder, Frame};
+pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use url::{parse_url, ServerAddr};
