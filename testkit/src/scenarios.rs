@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use xgroup_core::{Batch, ConsumerConfigBuilder, Error, Outcome, ServerErrorKind, Source, Stats};
+use xgroup_core::{
+    Batch, ConsumerConfigBuilder, DeadLetter, Disposition, Error, Outcome, ServerErrorKind, Source,
+    Stats,
+};
 
 use crate::{FaultProxy, RedisServer, RespValue};
 
@@ -26,6 +29,11 @@ pub enum Behavior {
     PanicFirstAttempt,
     /// Work this long per batch, then acknowledge everything.
     SleepMs(u64),
+    /// Ask for a retry of every message, every time.
+    RetryAlways,
+    /// On a first delivery ask for a retry not before this many ms from
+    /// now; acknowledge later deliveries.
+    RetryAfterMs(u64),
 }
 
 /// What the handler must do for a batch: wait, then return or panic.
@@ -52,11 +60,27 @@ pub fn plan(behavior: Behavior, batch: &Batch) -> Plan {
         Behavior::PanicFirstAttempt if first => (0, None),
         Behavior::AckNoneFirstAttempt | Behavior::PanicFirstAttempt => (0, Some(Outcome::AckAll)),
         Behavior::SleepMs(ms) => (ms, Some(Outcome::AckAll)),
+        Behavior::RetryAlways => (0, Some(each(batch, Disposition::Retry))),
+        Behavior::RetryAfterMs(ms) if first => {
+            let at = Instant::now() + Duration::from_millis(ms);
+            (0, Some(each(batch, Disposition::RetryAt(at))))
+        }
+        Behavior::RetryAfterMs(_) => (0, Some(Outcome::AckAll)),
     };
     Plan {
         sleep: Duration::from_millis(sleep),
         outcome,
     }
+}
+
+fn each(batch: &Batch, disposition: Disposition) -> Outcome {
+    Outcome::Each(
+        batch
+            .messages
+            .iter()
+            .map(|m| (m.id, disposition.clone()))
+            .collect(),
+    )
 }
 
 /// One message as a handler saw it.
@@ -610,6 +634,200 @@ pub fn handler_panic_is_survived<A: Adapter>() {
     assert!(stats.handler_failures >= 1);
 }
 
+/// A consumer killed with work in hand is taken over within about its
+/// heartbeat timeout (interval × allowed misses), not `claim_min_idle`.
+pub fn killed_consumer_is_taken_over_after_its_heartbeat_timeout<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 5);
+    let failover = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_millis(200), 3)
+            .claim_min_idle(Duration::from_secs(60))
+            .claim_interval(Duration::from_secs(60))
+    });
+    let dead = spec(
+        &proxy.url(),
+        "dead",
+        Behavior::SleepMs(60_000),
+        failover.clone(),
+    );
+    let dead_seen = dead.seen.clone();
+    let running = A::start(dead);
+    assert!(dead_seen.wait_started(1, WAIT));
+    let alive = spec(&server.url(), "alive", Behavior::AckAll, failover);
+    let seen = alive.seen.clone();
+    let alive = A::start(alive);
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    running.kill();
+    let killed = Instant::now();
+    let taken = |ds: &[Delivery]| {
+        ids.iter().all(|id| {
+            ds.iter()
+                .any(|d| &d.id == id && d.source == Source::Claimed && d.attempt == 2)
+        })
+    };
+    assert!(seen.wait_for(WAIT, taken), "{:?}", seen.deliveries());
+    let took = killed.elapsed();
+    // 600 ms of missed beats, one liveness check (200 ms), and slack.
+    assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    wait_pending(&server, 0);
+    let stats = stop_ok(alive);
+    assert!(stats.dead_consumers >= 1, "{stats:?}");
+}
+
+/// An entry that always fails ends in the dead-letter stream after
+/// `max_deliveries` attempts, with nothing left pending.
+pub fn always_failing_entry_is_dead_lettered<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 1);
+    let configure = opts(|c| {
+        fast(c)
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .max_deliveries(3, DeadLetter::Stream("dlq".into()))
+    });
+    let s = spec(&server.url(), "c1", Behavior::RetryAlways, configure);
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    let deadline = Instant::now() + WAIT;
+    while server.cmd(&["XLEN", "dlq"]).as_int() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "never dead-lettered: {:?}",
+            seen.deliveries()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_pending(&server, 0);
+    let attempts: Vec<u64> = seen.deliveries().iter().map(|d| d.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    let entry = server.cmd(&["XRANGE", "dlq", "-", "+"]);
+    let fields = entry.as_array().and_then(|e| {
+        e.first()?
+            .as_array()?
+            .get(1)?
+            .as_array()
+            .map(<[RespValue]>::to_vec)
+    });
+    let fields: Vec<String> = fields
+        .expect("a dead-letter entry")
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    let get = |name: &str| {
+        fields
+            .chunks(2)
+            .find(|kv| kv[0] == name)
+            .map(|kv| kv[1].clone())
+    };
+    assert_eq!(
+        get("n").as_deref(),
+        Some("0"),
+        "original fields kept: {fields:?}"
+    );
+    assert_eq!(get("dlq_id"), Some(ids[0].clone()));
+    assert_eq!(get("dlq_deliveries").as_deref(), Some("3"));
+    assert_eq!(get("dlq_stream").as_deref(), Some("s"));
+    assert_eq!(get("dlq_group").as_deref(), Some("g"));
+    assert_eq!(get("dlq_consumer").as_deref(), Some("c1"));
+    assert!(get("dlq_reason").is_some());
+    let stats = stop_ok(running);
+    assert_eq!(stats.dead_lettered, 1);
+}
+
+/// A retry-after is respected by a second consumer: it does not get the
+/// entry before the time, even with a short claim min idle.
+pub fn retry_after_is_respected_by_another_consumer<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 3);
+    let eager = opts(|c| {
+        fast(c)
+            .claim_min_idle(Duration::from_millis(300))
+            .claim_interval(Duration::from_millis(100))
+    });
+    let first = spec(
+        &server.url(),
+        "c1",
+        Behavior::RetryAfterMs(1500),
+        eager.clone(),
+    );
+    let first_seen = first.seen.clone();
+    let started = Instant::now();
+    let c1 = A::start(first);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    let other = spec(&server.url(), "c2", Behavior::AckAll, eager);
+    let other_seen = other.seen.clone();
+    let c2 = A::start(other);
+    let retried = |ds: &[Delivery]| {
+        ids.iter()
+            .all(|id| ds.iter().any(|d| &d.id == id && d.attempt == 2))
+    };
+    assert!(
+        first_seen.wait_for(WAIT, retried),
+        "{:?}",
+        first_seen.deliveries()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "retried too early"
+    );
+    assert!(
+        other_seen.deliveries().is_empty(),
+        "another consumer got them before their retry time: {:?}",
+        other_seen.deliveries()
+    );
+    assert!(first_seen
+        .deliveries()
+        .iter()
+        .filter(|d| d.attempt == 2)
+        .all(|d| d.source == Source::Retry));
+    wait_pending(&server, 0);
+    stop_ok(c1);
+    stop_ok(c2);
+}
+
+/// Delete-on-ack leaves the stream empty.
+pub fn delete_on_ack_empties_the_stream<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 10);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckAll,
+        opts(|c| fast(c).delete_on_ack(true)),
+    );
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    let deadline = Instant::now() + WAIT;
+    while server.cmd(&["XLEN", "s"]).as_int() != Some(0) {
+        assert!(Instant::now() < deadline, "stream not emptied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = stop_ok(running);
+    assert_eq!(stats.acked, 10);
+}
+
+/// Polling mode: reads without BLOCK, waiting between empty reads.
+pub fn polling_mode_consumes<A: Adapter>() {
+    let server = RedisServer::start();
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckAll,
+        opts(|c| fast(c).receive_interval(Duration::from_millis(100))),
+    );
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    std::thread::sleep(Duration::from_millis(300));
+    let ids = produce(&server, 4);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    stop_ok(running);
+}
+
 /// Instantiates every scenario as a `#[test]` for an [`Adapter`] type.
 #[macro_export]
 macro_rules! adapter_scenarios {
@@ -619,7 +837,10 @@ macro_rules! adapter_scenarios {
             missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
             dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
             server_restart_loses_nothing, proxy_cut_loses_nothing, deleted_group_is_recreated,
-            wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived);
+            wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
+            killed_consumer_is_taken_over_after_its_heartbeat_timeout,
+            always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
+            delete_on_ack_empties_the_stream, polling_mode_consumes);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(
