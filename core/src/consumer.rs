@@ -2049,3 +2049,37 @@ fn process_seed() -> u64 {
     h.write_u64(0x5eed);
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_keys_share_the_streams_hash_slot() {
+        assert_eq!(
+            &heartbeat_key(b"orders", b"g", b"c")[..],
+            b"{orders}:xgroup:hb:g:c"
+        );
+        assert_eq!(
+            &heartbeat_key(b"{tenant1}.orders", b"g", b"c")[..],
+            b"{tenant1}:xgroup:hb:g:c"
+        );
+        assert_eq!(hash_tag(b"a{}b"), None);
+        assert_eq!(hash_tag(b"x{y}z{w}"), Some(&b"y"[..]));
+    }
+
+    #[test]
+    fn xackdel_is_detected_from_info() {
+        assert!(server_has_xackdel(
+            b"# Server\r\nredis_version:8.2.1\r\nredis_mode:standalone\r\n"
+        ));
+        assert!(server_has_xackdel(b"redis_version:9.0.0\r\n"));
+        assert!(!server_has_xackdel(b"# Server\r\nredis_version:7.0.15\r\n"));
+        assert!(!server_has_xackdel(b"redis_version:8.0.2\r\n"));
+        // Valkey reports a fake redis_version; its own field decides.
+        assert!(!server_has_xackdel(
+            b"redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.1.1\r\n"
+        ));
+        assert!(!server_has_xackdel(b"garbage"));
+    }
+}

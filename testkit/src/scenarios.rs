@@ -810,6 +810,42 @@ pub fn delete_on_ack_empties_the_stream<A: Adapter>() {
     assert_eq!(stats.acked, 10);
 }
 
+/// A handler working longer than `claim_min_idle` keeps its entries: their
+/// idle time is refreshed and heartbeats go on, so another consumer with
+/// eager claim sweeps never gets them.
+pub fn long_handler_keeps_its_entries<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 3);
+    let eager = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_millis(100), 3)
+            .claim_min_idle(Duration::from_millis(400))
+            .claim_interval(Duration::from_millis(100))
+    });
+    let slow = spec(
+        &server.url(),
+        "slow",
+        Behavior::SleepMs(1500),
+        eager.clone(),
+    );
+    let slow_seen = slow.seen.clone();
+    let c1 = A::start(slow);
+    assert!(slow_seen.wait_started(1, WAIT));
+    let other = spec(&server.url(), "other", Behavior::AckAll, eager);
+    let other_seen = other.seen.clone();
+    let c2 = A::start(other);
+    assert!(slow_seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    assert!(
+        other_seen.deliveries().is_empty(),
+        "entries of a working handler were claimed: {:?}",
+        other_seen.deliveries()
+    );
+    assert!(slow_seen.deliveries().iter().all(|d| d.attempt == 1));
+    stop_ok(c1);
+    stop_ok(c2);
+}
+
 /// Polling mode: reads without BLOCK, waiting between empty reads.
 pub fn polling_mode_consumes<A: Adapter>() {
     let server = RedisServer::start();
@@ -840,7 +876,7 @@ macro_rules! adapter_scenarios {
             wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
-            delete_on_ack_empties_the_stream, polling_mode_consumes);
+            delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(
