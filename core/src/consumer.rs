@@ -632,9 +632,11 @@ impl Consumer {
             return;
         }
         self.decoder.feed(bytes);
+        let mut completed = false;
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => {
+                    completed = true;
                     if matches!(frame, Frame::Push { .. }) {
                         continue;
                     }
@@ -654,10 +656,14 @@ impl Consumer {
                 }
             }
         }
-        // Decide what to send next only once the replies to everything
-        // pipelined have arrived (a fetch may stay out): decisions then do
-        // not depend on how the reply bytes were cut into reads.
-        if self.sent.iter().all(|c| matches!(c.what, Sent::Fetch(_))) {
+        // Decide what to send next only at a quiet point of the reply
+        // stream: some reply completed, no frame half-read, and everything
+        // pipelined answered (a fetch may stay out). Decisions then do not
+        // depend on how the reply bytes were cut into reads.
+        if completed
+            && self.decoder.buffered() == 0
+            && self.sent.iter().all(|c| matches!(c.what, Sent::Fetch(_)))
+        {
             self.pump(now);
         }
         self.try_finish(now);

@@ -140,6 +140,17 @@ impl Scan {
                     };
                     self.examined = self.examined.wrapping_add(i as u64 + 1);
                     let lf = self.pos + i;
+                    // The same limits as for a line still arriving, so the
+                    // outcome never depends on where reads were cut.
+                    if has_length(kind) && lf - start > MAX_LENGTH_HEADER {
+                        return Err(malformed(format!(
+                            "`{}` length header at offset {start} is too long",
+                            char::from(kind)
+                        )));
+                    }
+                    if lf + 1 > max_frame {
+                        return Err(too_large(lf as u64 + 1, max_frame));
+                    }
                     self.pos = lf + 1;
                     let body = match lf.checked_sub(1) {
                         Some(cr) if cr > start && buf.get(cr) == Some(&b'\r') => {

@@ -59,31 +59,3 @@ fn stream_id_corpus() {
 fn consumer_corpus() {
     replay("consumer", targets::consumer);
 }
-
-/// Inputs that reproduce known, not yet fixed bugs (`fuzz/known-bugs/`):
-/// run with `--ignored` to check a fix, then move them into the corpus.
-#[test]
-#[ignore = "known decoder bugs found by fuzzing, not fixed yet"]
-fn known_bugs() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/known-bugs");
-    let checks: [(&str, Check); 4] = [
-        ("decode_frames", targets::decode_frames),
-        ("parse_replies", targets::parse_replies),
-        ("stream_id", targets::stream_id),
-        ("consumer", targets::consumer),
-    ];
-    let mut replayed = 0;
-    for (target, check) in checks {
-        let Ok(entries) = std::fs::read_dir(dir.join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("known-bugs dir entry").path();
-            let data = std::fs::read(&path).expect("read known-bug input");
-            eprintln!("{target}: {}", path.display());
-            check(&data);
-            replayed += 1;
-        }
-    }
-    println!("replayed {replayed} known-bug inputs");
-}

@@ -99,6 +99,8 @@ struct World {
     /// Retry-after promises: id -> (worker, epoch then, not before).
     retry_after: BTreeMap<StreamId, (usize, u64, Instant)>,
     sim_start: Instant,
+    trace: bool,
+    tx_log: Vec<String>,
 }
 
 fn config(name: &str, count: u64, in_flight: usize, seed: u64, f: Features) -> ConsumerConfig {
@@ -179,6 +181,8 @@ impl World {
             features,
             retry_after: BTreeMap::new(),
             sim_start: now,
+            trace: false,
+            tx_log: Vec::new(),
         }
     }
 
@@ -204,6 +208,13 @@ impl World {
                 let conn = self.workers[i]
                     .conn
                     .expect("bytes to send without a connection");
+                if self.trace {
+                    let t = self.now - self.sim_start;
+                    self.tx_log.push(format!(
+                        "{t:?} {i} -> {}",
+                        String::from_utf8_lossy(&bytes).replace("\r\n", " ")
+                    ));
+                }
                 self.sim.receive(conn, self.now, &bytes);
             }
             if !progressed {
@@ -845,4 +856,29 @@ fn regression_retry_waiting_for_a_slot_stays_fresh() {
         Produce(1),
         Produce(1),
     ]);
+}
+
+#[test]
+/// Found by the property test: a decision taken on a half-read reply
+/// depended on how the bytes were cut.
+fn regression_no_decision_on_a_half_read_reply() {
+    use Op::*;
+    let f = Features {
+        heartbeat: true,
+        ..Features::default()
+    };
+    let ops = [Advance(1099), Produce(3), Produce(1), Produce(1)];
+    let mut whole = World::with(2, 3, Vec::new(), false, f);
+    whole.trace = true;
+    whole.run(&ops);
+    let mut split = World::with(2, 3, vec![1], false, f);
+    split.trace = true;
+    split.run(&ops);
+    for (a, b) in whole.tx_log.iter().zip(split.tx_log.iter()) {
+        if a != b {
+            eprintln!("DIFF\n  whole {a}\n  split {b}");
+            break;
+        }
+    }
+    assert_eq!(whole.log, split.log);
 }
