@@ -846,6 +846,54 @@ pub fn long_handler_keeps_its_entries<A: Adapter>() {
     stop_ok(c2);
 }
 
+/// Entries deleted from the stream while pending for a dead consumer are
+/// cleaned up, not delivered: Redis 7.0+ lists their ids in XAUTOCLAIM's
+/// reply, 6.2 claims them as nils (then the own-pending replay finds and
+/// acks them).
+pub fn deleted_pending_entries_are_cleaned_up<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 4);
+    let no_hb = opts(|c| {
+        fast(c)
+            .no_heartbeat()
+            .claim_min_idle(Duration::from_millis(300))
+    });
+    let dead = spec(
+        &proxy.url(),
+        "dead",
+        Behavior::SleepMs(60_000),
+        no_hb.clone(),
+    );
+    let dead_seen = dead.seen.clone();
+    let running = A::start(dead);
+    assert!(dead_seen.wait_started(1, WAIT));
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    running.kill();
+    assert_eq!(
+        server.cmd(&["XDEL", "s", &ids[1], &ids[2]]).as_int(),
+        Some(2)
+    );
+    let alive = spec(&server.url(), "alive", Behavior::AckAll, no_hb);
+    let seen = alive.seen.clone();
+    let running = A::start(alive);
+    let live = [ids[0].clone(), ids[3].clone()];
+    assert!(
+        seen.wait_for(WAIT, all_seen(&live)),
+        "{:?}",
+        seen.deliveries()
+    );
+    wait_pending(&server, 0);
+    assert_eq!(
+        seen.ids().len(),
+        2,
+        "deleted entries reached the handler: {:?}",
+        seen.ids()
+    );
+    stop_ok(running);
+}
+
 /// Polling mode: reads without BLOCK, waiting between empty reads.
 pub fn polling_mode_consumes<A: Adapter>() {
     let server = RedisServer::start();
@@ -876,7 +924,8 @@ macro_rules! adapter_scenarios {
             wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
-            delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries);
+            delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
+            deleted_pending_entries_are_cleaned_up);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(
