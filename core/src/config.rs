@@ -97,6 +97,7 @@ pub struct ConsumerConfig {
     pub(crate) delete_on_ack: bool,
     pub(crate) heartbeat: Option<Heartbeat>,
     pub(crate) receive_interval: Option<Duration>,
+    pub(crate) handler_timeout: Option<Duration>,
 }
 
 /// Builder for [`ConsumerConfig`]; see each method for the option it sets.
@@ -139,6 +140,7 @@ impl ConsumerConfig {
                 delete_on_ack: false,
                 heartbeat: Some(Heartbeat::default()),
                 receive_interval: None,
+                handler_timeout: Some(Duration::from_secs(300)),
             },
         }
     }
@@ -321,6 +323,20 @@ impl ConsumerConfigBuilder {
         self.cfg.heartbeat = None;
         self
     }
+    /// How long a handler may work on a batch before it is taken for hung
+    /// (default 5 minutes): its entries' idle time is then no longer
+    /// refreshed, so other consumers claim them after `claim_min_idle`, and
+    /// the hang is reported. Until then a long handler keeps its entries.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.handler_timeout = Some(timeout);
+        self
+    }
+    /// Never take a handler for hung: its entries stay with it however long
+    /// it works.
+    pub fn no_handler_timeout(mut self) -> Self {
+        self.cfg.handler_timeout = None;
+        self
+    }
     /// Polling mode: reads without `BLOCK`; after an empty read, wait this
     /// long before the next.
     pub fn receive_interval(mut self, interval: Duration) -> Self {
@@ -424,6 +440,9 @@ impl ConsumerConfigBuilder {
                     "allowed misses must be at least 1",
                 ));
             }
+        }
+        if c.handler_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::new("handler_timeout", "must be positive"));
         }
         if c.receive_interval.is_some_and(|i| i.is_zero()) {
             return Err(ConfigError::new("receive_interval", "must be positive"));

@@ -182,6 +182,14 @@ pub enum Warning {
         /// Its name.
         consumer: Bytes,
     },
+    /// A handler has worked on a batch longer than the handler timeout: its
+    /// entries are no longer kept from other consumers' claims.
+    HandlerHung {
+        /// The batch.
+        batch: BatchId,
+        /// How long it has been working.
+        after: Duration,
+    },
     /// The handler failed (e.g. panicked) on a batch; it was not
     /// acknowledged and will be redelivered.
     HandlerFailed {
@@ -420,6 +428,9 @@ struct ClaimState {
 struct InFlight {
     id: BatchId,
     msgs: Vec<HeldMessage>,
+    delivered_at: Instant,
+    /// Past the handler timeout: its entries are no longer kept fresh.
+    hung: bool,
 }
 
 #[derive(Debug)]
@@ -1246,7 +1257,7 @@ impl Consumer {
                     attempt: 1,
                 })
                 .collect();
-            self.deliver(source, messages);
+            self.deliver(now, source, messages);
         } else {
             let first = live[0].0;
             let counts = vec![None; live.len()];
@@ -1300,11 +1311,11 @@ impl Consumer {
             })
             .collect();
         if !messages.is_empty() {
-            self.deliver(source, messages);
+            self.deliver(now, source, messages);
         }
     }
 
-    fn deliver(&mut self, source: Source, mut messages: Vec<Message>) {
+    fn deliver(&mut self, now: Instant, source: Source, mut messages: Vec<Message>) {
         if let Some(max) = self.cfg.max_deliveries {
             // Delivered too often without success: dead letters, not the handler.
             messages.retain(|m| {
@@ -1330,6 +1341,8 @@ impl Consumer {
         let keep_fields = matches!(self.cfg.dead_letter, Some(DeadLetter::Stream(_)));
         self.in_flight.push(InFlight {
             id,
+            delivered_at: now,
+            hung: false,
             msgs: messages
                 .iter()
                 .map(|m| HeldMessage {
@@ -1699,9 +1712,26 @@ impl Consumer {
             self.refresh_due = false;
             let interval = self.refresh_interval();
             self.refresh_at = Some(now + interval);
+            if let Some(limit) = self.cfg.handler_timeout {
+                let mut hung = Vec::new();
+                for batch in &mut self.in_flight {
+                    let after = now.saturating_duration_since(batch.delivered_at);
+                    if !batch.hung && after > limit {
+                        batch.hung = true;
+                        hung.push(Warning::HandlerHung {
+                            batch: batch.id,
+                            after,
+                        });
+                    }
+                }
+                for warning in hung {
+                    self.warn(warning);
+                }
+            }
             let mut ids: Vec<StreamId> = self
                 .in_flight
                 .iter()
+                .filter(|b| !b.hung)
                 .flat_map(|b| b.msgs.iter().map(|m| m.id))
                 .chain(self.retrying.iter().map(|r| r.id))
                 .chain(self.redeliver.iter().copied())

@@ -894,6 +894,89 @@ pub fn deleted_pending_entries_are_cleaned_up<A: Adapter>() {
     stop_ok(running);
 }
 
+/// A handler that hangs past the handler timeout loses its entries to other
+/// consumers after `claim_min_idle`; its consumer keeps running.
+pub fn hung_handler_entries_go_to_others<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 2);
+    let eager = opts(|c| {
+        fast(c)
+            .claim_min_idle(Duration::from_millis(400))
+            .claim_interval(Duration::from_millis(100))
+            .handler_timeout(Duration::from_millis(500))
+    });
+    let hung = spec(
+        &server.url(),
+        "hung",
+        Behavior::SleepMs(60_000),
+        eager.clone(),
+    );
+    let hung_seen = hung.seen.clone();
+    let mut c1 = A::start(hung);
+    assert!(hung_seen.wait_started(1, WAIT));
+    let started = Instant::now();
+    let other = spec(&server.url(), "other", Behavior::AckAll, eager);
+    let seen = other.seen.clone();
+    let c2 = A::start(other);
+    let taken = |ds: &[Delivery]| {
+        ids.iter()
+            .all(|id| ds.iter().any(|d| &d.id == id && d.attempt == 2))
+    };
+    assert!(seen.wait_for(WAIT, taken), "{:?}", seen.deliveries());
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    wait_pending(&server, 0);
+    assert!(
+        c1.wait(Duration::ZERO).is_none(),
+        "the hung consumer stopped"
+    );
+    stop_ok(c2);
+    c1.kill();
+}
+
+/// An unreachable server: the consumer retries with backoff (no hot loop)
+/// and still stops when asked.
+pub fn unreachable_server_is_retried_without_spinning<A: Adapter>() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut running = A::start(spec(&url, "c1", Behavior::AckAll, opts(fast)));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        running.wait(Duration::ZERO).is_none(),
+        "gave up on a server that may come back"
+    );
+    let stats = running.stats();
+    // Backoff 20 ms doubling to 500 ms: about 7 attempts in 1.5 s.
+    assert!((2..=15).contains(&stats.errors), "{stats:?}");
+    let stats = stop_ok(running);
+    assert_eq!(stats.connections, 0);
+}
+
+/// An ACL user without permission for XREADGROUP: a typed error from `run`.
+pub fn missing_permission_is_an_error<A: Adapter>() {
+    let server = RedisServer::start();
+    let reply = server.cmd(&[
+        "ACL",
+        "SETUSER",
+        "limited",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-xreadgroup",
+    ]);
+    assert!(!reply.is_error(), "{reply:?}");
+    let url = format!("redis://limited:pw@127.0.0.1:{}", server.port());
+    let mut running = A::start(spec(&url, "c1", Behavior::AckAll, opts(fast)));
+    match running.wait(WAIT) {
+        Some(Err(Error::Server(e))) => assert_eq!(e.kind, ServerErrorKind::NoPerm, "{e}"),
+        other => panic!("expected NOPERM, got {other:?}"),
+    }
+}
+
 /// Polling mode: reads without BLOCK, waiting between empty reads.
 pub fn polling_mode_consumes<A: Adapter>() {
     let server = RedisServer::start();
@@ -925,7 +1008,8 @@ macro_rules! adapter_scenarios {
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
             delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
-            deleted_pending_entries_are_cleaned_up);
+            deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
+            unreachable_server_is_retried_without_spinning, missing_permission_is_an_error);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(
