@@ -1,96 +1,34 @@
 //! Drains a stream through a group and reports the rate. With `--fill`, first
 //! writes M messages of three fields (about 30 bytes of payload), pipelined.
-//! The last line is exactly `consumed=M secs=S rate=R msgs/s`.
+//! The last line is exactly `consumed=M secs=S rate=R msgs/s`. Flags, fill
+//! and report are shared by every adapter (`xgroup_testkit::examples::throughput`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use clap::Parser;
-use xgroup_async_std::{Connection, Consumer, Outcome, ServerErrorKind};
-
-#[derive(Parser, Debug)]
-#[command(about = "xgroup throughput (async-std)")]
-struct Args {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    stream: String,
-    #[arg(long)]
-    group: String,
-    #[arg(long)]
-    consumer: String,
-    #[arg(long, default_value_t = 1000)]
-    count: u64,
-    #[arg(long)]
-    messages: u64,
-    #[arg(long)]
-    fill: bool,
-    /// Batches in flight (the next read runs while the handler works).
-    #[arg(long, default_value_t = 2)]
-    in_flight: usize,
-}
+use xgroup_async_std::{Connection, Consumer, Outcome};
+use xgroup_testkit::examples::throughput::{self, Seen};
 
 #[async_std::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    let args = throughput::Args::parse_for("async-std");
     let mut conn = Connection::connect(&args.url).await?;
     if args.fill {
-        let mut cmds = Vec::with_capacity(10_000);
-        let mut written = 0;
-        while written < args.messages {
-            cmds.clear();
-            for n in written..(written + 10_000).min(args.messages) {
-                let fields = [
-                    ("user_id", format!("{:08}", n % 100_000_000)),
-                    ("item", format!("sku-{:06}", n % 1_000_000)),
-                    ("qty", format!("{}", 1 + n % 9)),
-                ];
-                cmds.push(xgroup_async_std::xadd(
-                    &args.stream,
-                    fields.iter().map(|(f, v)| (*f, v.as_str())),
-                    &Default::default(),
-                )?);
-            }
-            written += cmds.len() as u64;
-            conn.pipeline(&cmds).await?;
+        for round in args.fill_rounds() {
+            conn.pipeline(&round?).await?;
         }
-        eprintln!("filled {written} messages");
+        args.filled();
     }
-    match conn
-        .command([
-            "XGROUP",
-            "CREATE",
-            &args.stream,
-            &args.group,
-            "0",
-            "MKSTREAM",
-        ])
-        .await
-    {
-        Ok(_) => {}
-        Err(xgroup_async_std::Error::Server(e)) if e.kind == ServerErrorKind::BusyGroup => {}
-        Err(e) => return Err(e.into()),
-    }
+    throughput::group_created(conn.command(args.create_group()).await)?;
 
-    let seen = Arc::new(AtomicU64::new(0));
+    let seen = Seen::new(&args);
     let (all_seen, all_seen_rx) = async_channel::bounded(1);
-    let target = args.messages;
     let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
-        .configure(|c| {
-            c.count(args.count)
-                .block(Duration::from_millis(1000))
-                .max_in_flight_batches(args.in_flight)
-        })
-        .handler_fn({
-            let (seen, all_seen) = (seen.clone(), all_seen.clone());
-            move |batch| {
-                let n = batch.messages.len() as u64;
-                if seen.fetch_add(n, Ordering::Relaxed) + n >= target {
-                    let _ = all_seen.try_send(());
-                }
-                async { Outcome::AckAll }
+        .configure(|c| args.configure(c))
+        .handler_fn(move |batch| {
+            if seen.add(batch.messages.len()) {
+                let _ = all_seen.try_send(());
             }
+            async { Outcome::AckAll }
         })
         .build()?;
     let handle = consumer.handle();
@@ -104,11 +42,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     run.await?;
-    let secs = start.elapsed().as_secs_f64();
-    let acked = handle.info().stats.acked;
-    println!(
-        "consumed={acked} secs={secs:.3} rate={:.0} msgs/s",
-        acked as f64 / secs
-    );
+    throughput::report(start, handle.info().stats.acked);
     Ok(())
 }

@@ -1,74 +1,29 @@
 //! A consumer for real use and for black-box tests. For every message it
 //! handles it prints `<stream> <id> <attempt>` to stdout, flushed before the
-//! message's ack is sent; SIGINT/SIGTERM stop it gracefully (exit 0).
+//! message's ack is sent; SIGINT/SIGTERM stop it gracefully (exit 0). Flags,
+//! decisions and output are shared by every adapter's worker
+//! (`xgroup_testkit::examples::worker`).
 
-use std::io::Write;
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_signal::{Signal, Signals};
-use clap::Parser;
 use futures_lite::StreamExt;
-use xgroup_async_std::{Consumer, Outcome};
-
-#[derive(Parser, Debug)]
-#[command(about = "xgroup worker (async-std)")]
-struct Args {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    stream: String,
-    #[arg(long)]
-    group: String,
-    #[arg(long)]
-    consumer: String,
-    #[arg(long, default_value_t = 10)]
-    count: u64,
-    #[arg(long, default_value_t = 5000)]
-    block_ms: u64,
-    #[arg(long, default_value_t = 30_000)]
-    claim_interval_ms: u64,
-    #[arg(long, default_value_t = 60_000)]
-    claim_min_idle_ms: u64,
-    /// Work time per message.
-    #[arg(long, default_value_t = 0)]
-    sleep_ms: u64,
-}
+use xgroup_async_std::Consumer;
+use xgroup_testkit::examples::{init_tracing, worker};
 
 #[async_std::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let args = Args::parse();
-    let sleep = Duration::from_millis(args.sleep_ms);
+    init_tracing();
+    let args = worker::Args::parse_for("async-std");
+    let w = Arc::new(worker::Worker::new(&args));
     let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
-        .configure(|c| {
-            c.count(args.count)
-                .block(Duration::from_millis(args.block_ms))
-                .claim_interval(Duration::from_millis(args.claim_interval_ms))
-                .claim_min_idle(Duration::from_millis(args.claim_min_idle_ms))
-        })
-        .handler_fn(move |batch| async move {
-            let stream = String::from_utf8_lossy(&batch.stream).into_owned();
-            for m in &batch.messages {
-                if !sleep.is_zero() {
-                    async_std::task::sleep(sleep).await;
-                }
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{stream} {} {}", m.id, m.attempt);
-                let _ = out.flush();
-            }
-            Outcome::AckAll
+        .configure(|c| args.configure(c))
+        .handler_fn(move |batch| {
+            let w = w.clone();
+            async move { w.handle(&batch, async_std::task::sleep).await }
         })
         .build();
-    let consumer = match consumer {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("worker: {e}");
-            std::process::exit(2);
-        }
-    };
+    let consumer = worker::built(consumer);
     let handle = consumer.handle();
     let mut signals = match Signals::new([Signal::Int, Signal::Term]) {
         Ok(s) => s,
@@ -81,11 +36,5 @@ async fn main() {
         signals.next().await;
         handle.stop();
     });
-    match consumer.run().await {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("worker: {e}");
-            std::process::exit(1);
-        }
-    }
+    worker::ran(consumer.run().await);
 }

@@ -2,67 +2,31 @@
 //! hand, and the other takes its pending entries over. Nothing is lost.
 //!
 //! Uses `REDIS_URL` if set, else starts a private `redis-server` from `PATH`
-//! on a free port (removed at the end).
+//! on a free port (removed at the end). The orders, the tally and every line
+//! printed are shared by every adapter (`xgroup_testkit::examples::quickstart`).
 
-use std::collections::HashSet;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::Instant;
 
-use xgroup_blocking::{Connection, Consumer, Outcome, Source, StreamId};
+use xgroup_blocking::{Connection, Consumer, Outcome};
+use xgroup_testkit::examples::quickstart::{self as demo, Tally, GROUP, ORDERS, STREAM};
 use xgroup_testkit::FaultProxy;
 
-const ORDERS: usize = 3000;
-const STREAM: &str = "orders";
-const GROUP: &str = "processors";
-
-#[derive(Default)]
-struct Tally {
-    processed: HashSet<StreamId>,
-    deliveries: usize,
-    redelivered: usize,
-    taken_over: usize,
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let private;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            private = xgroup_testkit::RedisServer::start();
-            println!(
-                "started a private redis-server ({}) at {}",
-                private.version(),
-                private.url()
-            );
-            private.url()
-        }
-    };
+    let (_private, url) = demo::server();
 
     // Produce the orders, pipelined.
     let mut conn = Connection::connect(&url)?;
-    conn.command(["DEL", STREAM])?;
-    let mut batch = Vec::new();
-    for n in 0..ORDERS {
-        let fields = [
-            ("order", n.to_string()),
-            ("item", format!("widget-{}", n % 7)),
-            ("qty", (1 + n % 5).to_string()),
-        ];
-        batch.push(xgroup_core_xadd(STREAM, &fields)?);
-    }
-    for chunk in batch.chunks(500) {
+    conn.command(demo::RESET)?;
+    for chunk in demo::orders()?.chunks(500) {
         conn.pipeline(chunk)?;
     }
-    println!("produced {ORDERS} orders into stream {STREAM:?}");
+    demo::produced();
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let configure = |c: xgroup_blocking::ConsumerConfigBuilder| {
-        c.count(50)
-            .claim_interval(Duration::from_millis(500))
-            .claim_min_idle(Duration::from_millis(1500))
-    };
+    let tally = Arc::new(Tally::default());
 
     // bob works slowly and dies with a batch in hand. A blocking consumer
     // cannot be aborted, so bob talks to the server through a proxy: killing
@@ -81,28 +45,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bob_tally = tally.clone();
     let alive = bob_alive.clone();
     let bob = Consumer::builder_for("127.0.0.1", bobs_network.port(), STREAM, GROUP, "bob")
-        .configure(|c| configure(c).connect_options(options))
+        .configure(|c| demo::configure(c).connect_options(options))
         .handler_fn(move |batch| {
-            std::thread::sleep(Duration::from_millis(20));
+            sleep(demo::BOB_WORK);
             if alive.load(Ordering::SeqCst) {
-                record(&bob_tally, &batch, "bob");
+                bob_tally.record(&batch, "bob");
             }
             Outcome::AckAll
         })
         .build()?;
     let alice_tally = tally.clone();
     let alice = Consumer::builder(&url, STREAM, GROUP, "alice")
-        .configure(configure)
+        .configure(demo::configure)
         .handler_fn(move |batch| {
-            if batch.source == Source::Claimed {
-                println!(
-                    "alice took over {} pending entries left by a dead consumer (attempt {})",
-                    batch.messages.len(),
-                    batch.messages[0].attempt
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-            record(&alice_tally, &batch, "alice");
+            demo::announce_takeover(&batch);
+            sleep(demo::ALICE_WORK);
+            alice_tally.record(&batch, "alice");
             Outcome::AckAll
         })
         .build()?;
@@ -113,32 +71,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Let them share the work, then kill bob without a graceful stop.
     loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let done = tally.lock().map(|t| t.processed.len()).unwrap_or(0);
-        println!("progress: {done}/{ORDERS} processed");
-        if done >= ORDERS / 3 {
+        sleep(demo::SHARED_TICK);
+        if tally.progress() >= ORDERS / 3 {
             break;
         }
     }
     bobs_network.set_refusing(true);
     bob_alive.store(false, Ordering::SeqCst);
     bobs_network.cut_all();
-    let bob_info = bob_handle.info();
-    println!(
-        "bob died after handling {} messages; his unacknowledged batch stays pending",
-        bob_info.stats.delivered
-    );
+    demo::bob_died(&bob_handle.info().stats);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + demo::BACKLOG_TIMEOUT;
     loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let done = tally.lock().map(|t| t.processed.len()).unwrap_or(0);
-        println!("progress: {done}/{ORDERS} processed");
-        if done >= ORDERS && pending(&mut conn)? == 0 {
+        sleep(demo::BACKLOG_TICK);
+        if tally.progress() >= ORDERS && demo::pending_count(&conn.command(demo::XPENDING)?) == 0 {
             break;
         }
         if Instant::now() > deadline {
-            println!("timed out waiting for the backlog");
+            demo::timed_out();
             break;
         }
     }
@@ -146,57 +96,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     alice_thread
         .join()
         .map_err(|_| "alice's thread panicked")??;
-
-    let info = alice_handle.info();
-    let t = tally.lock().map_err(|_| "tally poisoned")?;
-    let lost = ORDERS - t.processed.len();
-    println!(
-        "summary: produced={ORDERS} processed={} deliveries={} redelivered={} taken_over={} lost={lost} (alice: delivered={} acked={} claimed={})",
-        t.processed.len(),
-        t.deliveries,
-        t.redelivered,
-        t.taken_over,
-        info.stats.delivered,
-        info.stats.acked,
-        info.stats.claimed,
-    );
-    if lost != 0 {
-        std::process::exit(1);
-    }
+    tally.finish(&alice_handle.info().stats);
     Ok(())
-}
-
-fn xgroup_core_xadd(
-    stream: &str,
-    fields: &[(&str, String); 3],
-) -> Result<xgroup_blocking::Command, xgroup_blocking::ConfigError> {
-    xgroup_blocking::xadd(
-        stream,
-        fields.iter().map(|(f, v)| (*f, v.as_str())),
-        &Default::default(),
-    )
-}
-
-fn record(tally: &Mutex<Tally>, batch: &xgroup_blocking::Batch, who: &str) {
-    let Ok(mut t) = tally.lock() else { return };
-    for m in &batch.messages {
-        t.deliveries += 1;
-        if m.attempt > 1 {
-            t.redelivered += 1;
-        }
-        if batch.source == Source::Claimed && who == "alice" {
-            t.taken_over += 1;
-        }
-        t.processed.insert(m.id);
-    }
-}
-
-fn pending(conn: &mut Connection) -> Result<i64, xgroup_blocking::Error> {
-    match conn.command(["XPENDING", STREAM, GROUP])? {
-        xgroup_blocking::Value::Array(items) => match items.first() {
-            Some(xgroup_blocking::Value::Int(n)) => Ok(*n),
-            _ => Ok(-1),
-        },
-        _ => Ok(-1),
-    }
 }

@@ -2,94 +2,52 @@
 //! hand, and the other takes its pending entries over. Nothing is lost.
 //!
 //! Uses `REDIS_URL` if set, else starts a private `redis-server` from `PATH`
-//! on a free port (removed at the end).
+//! on a free port (removed at the end). The orders, the tally and every line
+//! printed are shared by every adapter (`xgroup_testkit::examples::quickstart`).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::Instant;
 
-use xgroup_tokio::{Connection, Consumer, Outcome, Source, StreamId};
-
-const ORDERS: usize = 3000;
-const STREAM: &str = "orders";
-const GROUP: &str = "processors";
-
-#[derive(Default)]
-struct Tally {
-    processed: HashSet<StreamId>,
-    deliveries: usize,
-    redelivered: usize,
-    taken_over: usize,
-}
+use tokio::time::sleep;
+use xgroup_testkit::examples::quickstart::{self as demo, Tally, GROUP, ORDERS, STREAM};
+use xgroup_tokio::{Connection, Consumer, Outcome};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let private;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            private = xgroup_testkit::RedisServer::start();
-            println!(
-                "started a private redis-server ({}) at {}",
-                private.version(),
-                private.url()
-            );
-            private.url()
-        }
-    };
+    let (_private, url) = demo::server();
 
     // Produce the orders, pipelined.
     let mut conn = Connection::connect(&url).await?;
-    conn.command(["DEL", STREAM]).await?;
-    let mut batch = Vec::new();
-    for n in 0..ORDERS {
-        let fields = [
-            ("order", n.to_string()),
-            ("item", format!("widget-{}", n % 7)),
-            ("qty", (1 + n % 5).to_string()),
-        ];
-        batch.push(xgroup_core_xadd(STREAM, &fields)?);
-    }
-    for chunk in batch.chunks(500) {
+    conn.command(demo::RESET).await?;
+    for chunk in demo::orders()?.chunks(500) {
         conn.pipeline(chunk).await?;
     }
-    println!("produced {ORDERS} orders into stream {STREAM:?}");
+    demo::produced();
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let configure = |c: xgroup_tokio::ConsumerConfigBuilder| {
-        c.count(50)
-            .claim_interval(Duration::from_millis(500))
-            .claim_min_idle(Duration::from_millis(1500))
-    };
+    let tally = Arc::new(Tally::default());
 
     // bob works slowly and dies (his task is aborted) with a batch in hand.
     let bob_tally = tally.clone();
     let bob = Consumer::builder(&url, STREAM, GROUP, "bob")
-        .configure(configure)
+        .configure(demo::configure)
         .handler_fn(move |batch| {
             let tally = bob_tally.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                record(&tally, &batch, "bob");
+                sleep(demo::BOB_WORK).await;
+                tally.record(&batch, "bob");
                 Outcome::AckAll
             }
         })
         .build()?;
     let alice_tally = tally.clone();
     let alice = Consumer::builder(&url, STREAM, GROUP, "alice")
-        .configure(configure)
+        .configure(demo::configure)
         .handler_fn(move |batch| {
             let tally = alice_tally.clone();
             async move {
-                if batch.source == Source::Claimed {
-                    println!(
-                        "alice took over {} pending entries left by a dead consumer (attempt {})",
-                        batch.messages.len(),
-                        batch.messages[0].attempt
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                record(&tally, &batch, "alice");
+                demo::announce_takeover(&batch);
+                sleep(demo::ALICE_WORK).await;
+                tally.record(&batch, "alice");
                 Outcome::AckAll
             }
         })
@@ -101,86 +59,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Let them share the work, then kill bob without a graceful stop.
     loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let done = tally.lock().map(|t| t.processed.len()).unwrap_or(0);
-        println!("progress: {done}/{ORDERS} processed");
-        if done >= ORDERS / 3 {
+        sleep(demo::SHARED_TICK).await;
+        if tally.progress() >= ORDERS / 3 {
             break;
         }
     }
     bob_task.abort();
-    let bob_info = bob_handle.info();
-    println!(
-        "bob died after handling {} messages; his unacknowledged batch stays pending",
-        bob_info.stats.delivered
-    );
+    demo::bob_died(&bob_handle.info().stats);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + demo::BACKLOG_TIMEOUT;
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let done = tally.lock().map(|t| t.processed.len()).unwrap_or(0);
-        println!("progress: {done}/{ORDERS} processed");
-        if done >= ORDERS && pending(&mut conn).await? == 0 {
+        sleep(demo::BACKLOG_TICK).await;
+        if tally.progress() >= ORDERS
+            && demo::pending_count(&conn.command(demo::XPENDING).await?) == 0
+        {
             break;
         }
-        if tokio::time::Instant::now() > deadline {
-            println!("timed out waiting for the backlog");
+        if Instant::now() > deadline {
+            demo::timed_out();
             break;
         }
     }
     alice_handle.stop();
     alice_task.await??;
-
-    let info = alice_handle.info();
-    let t = tally.lock().map_err(|_| "tally poisoned")?;
-    let lost = ORDERS - t.processed.len();
-    println!(
-        "summary: produced={ORDERS} processed={} deliveries={} redelivered={} taken_over={} lost={lost} (alice: delivered={} acked={} claimed={})",
-        t.processed.len(),
-        t.deliveries,
-        t.redelivered,
-        t.taken_over,
-        info.stats.delivered,
-        info.stats.acked,
-        info.stats.claimed,
-    );
-    if lost != 0 {
-        std::process::exit(1);
-    }
+    tally.finish(&alice_handle.info().stats);
     Ok(())
-}
-
-fn xgroup_core_xadd(
-    stream: &str,
-    fields: &[(&str, String); 3],
-) -> Result<xgroup_tokio::Command, xgroup_tokio::ConfigError> {
-    xgroup_tokio::xadd(
-        stream,
-        fields.iter().map(|(f, v)| (*f, v.as_str())),
-        &Default::default(),
-    )
-}
-
-fn record(tally: &Mutex<Tally>, batch: &xgroup_tokio::Batch, who: &str) {
-    let Ok(mut t) = tally.lock() else { return };
-    for m in &batch.messages {
-        t.deliveries += 1;
-        if m.attempt > 1 {
-            t.redelivered += 1;
-        }
-        if batch.source == Source::Claimed && who == "alice" {
-            t.taken_over += 1;
-        }
-        t.processed.insert(m.id);
-    }
-}
-
-async fn pending(conn: &mut Connection) -> Result<i64, xgroup_tokio::Error> {
-    match conn.command(["XPENDING", STREAM, GROUP]).await? {
-        xgroup_tokio::Value::Array(items) => match items.first() {
-            Some(xgroup_tokio::Value::Int(n)) => Ok(*n),
-            _ => Ok(-1),
-        },
-        _ => Ok(-1),
-    }
 }

@@ -1,72 +1,27 @@
 //! A consumer for real use and for black-box tests. For every message it
 //! handles it prints `<stream> <id> <attempt>` to stdout, flushed before the
-//! message's ack is sent; SIGINT/SIGTERM stop it gracefully (exit 0).
+//! message's ack is sent; SIGINT/SIGTERM stop it gracefully (exit 0). Flags,
+//! decisions and output are shared by every adapter's worker
+//! (`xgroup_testkit::examples::worker`).
 
-use std::io::Write;
-use std::time::Duration;
+use std::sync::Arc;
 
-use clap::Parser;
-use xgroup_tokio::{Consumer, Outcome};
-
-#[derive(Parser, Debug)]
-#[command(about = "xgroup worker (tokio)")]
-struct Args {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    stream: String,
-    #[arg(long)]
-    group: String,
-    #[arg(long)]
-    consumer: String,
-    #[arg(long, default_value_t = 10)]
-    count: u64,
-    #[arg(long, default_value_t = 5000)]
-    block_ms: u64,
-    #[arg(long, default_value_t = 30_000)]
-    claim_interval_ms: u64,
-    #[arg(long, default_value_t = 60_000)]
-    claim_min_idle_ms: u64,
-    /// Work time per message.
-    #[arg(long, default_value_t = 0)]
-    sleep_ms: u64,
-}
+use xgroup_testkit::examples::{init_tracing, worker};
+use xgroup_tokio::Consumer;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let args = Args::parse();
-    let sleep = Duration::from_millis(args.sleep_ms);
+    init_tracing();
+    let args = worker::Args::parse_for("tokio");
+    let w = Arc::new(worker::Worker::new(&args));
     let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
-        .configure(|c| {
-            c.count(args.count)
-                .block(Duration::from_millis(args.block_ms))
-                .claim_interval(Duration::from_millis(args.claim_interval_ms))
-                .claim_min_idle(Duration::from_millis(args.claim_min_idle_ms))
-        })
-        .handler_fn(move |batch| async move {
-            let stream = String::from_utf8_lossy(&batch.stream).into_owned();
-            for m in &batch.messages {
-                if !sleep.is_zero() {
-                    tokio::time::sleep(sleep).await;
-                }
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{stream} {} {}", m.id, m.attempt);
-                let _ = out.flush();
-            }
-            Outcome::AckAll
+        .configure(|c| args.configure(c))
+        .handler_fn(move |batch| {
+            let w = w.clone();
+            async move { w.handle(&batch, tokio::time::sleep).await }
         })
         .build();
-    let consumer = match consumer {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("worker: {e}");
-            std::process::exit(2);
-        }
-    };
+    let consumer = worker::built(consumer);
     let handle = consumer.handle();
     tokio::spawn(async move {
         let mut term =
@@ -83,11 +38,5 @@ async fn main() {
         }
         handle.stop();
     });
-    match consumer.run().await {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("worker: {e}");
-            std::process::exit(1);
-        }
-    }
+    worker::ran(consumer.run().await);
 }

@@ -16,6 +16,7 @@
 //! Everything here panics on setup failures, with messages meant for a
 //! failing test's output.
 
+pub mod examples;
 mod proxy;
 mod resp;
 pub mod scenarios;

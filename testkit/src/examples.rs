@@ -1,0 +1,797 @@
+//! What the adapters' examples share: arguments, configuration, the worker's
+//! decisions and every line they print. Each example keeps only what depends
+//! on its runtime (spawning, sleeping, signals, awaiting), so `quickstart`,
+//! `worker` and `throughput` take the same flags and print the same lines on
+//! every adapter.
+//!
+//! - [`quickstart`]: the demo's orders, its tally and its report.
+//! - [`worker`]: the black-box worker: flags, config, per-message decisions
+//!   (with injected failures) and the `<stream> <id> <attempt>` lines.
+//! - [`throughput`]: flags, the fill commands and the final rate line.
+
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches};
+
+/// Parses `args` (the first is the binary name) into `T`, with `about` as the
+/// help's description.
+fn parse_from<T: CommandFactory + FromArgMatches>(
+    about: String,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<(T, clap::Command), clap::Error> {
+    let mut cmd = T::command().about(about);
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    let parsed = T::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    Ok((parsed, cmd))
+}
+
+/// Logs `tracing` events to stderr, filtered by `RUST_LOG`.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+}
+
+/// The main demo: two consumers share a group; one dies mid-way with work in
+/// hand, and the other takes its pending entries over. Nothing is lost.
+pub mod quickstart {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, MutexGuard};
+    use std::time::Duration;
+
+    use xgroup_core::{
+        xadd, Batch, Command, ConfigError, ConsumerConfigBuilder, Source, Stats, StreamId, Value,
+    };
+
+    use crate::RedisServer;
+
+    /// Orders produced.
+    pub const ORDERS: usize = 3000;
+    /// The stream.
+    pub const STREAM: &str = "orders";
+    /// The group.
+    pub const GROUP: &str = "processors";
+    /// The command counting the group's pending entries (see [`pending_count`]).
+    pub const XPENDING: [&str; 3] = ["XPENDING", STREAM, GROUP];
+    /// How long to wait for the backlog after bob died.
+    pub const BACKLOG_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Time between progress lines while both work.
+    pub const SHARED_TICK: Duration = Duration::from_millis(100);
+    /// Time between progress lines after bob died.
+    pub const BACKLOG_TICK: Duration = Duration::from_millis(250);
+    /// bob's work time per batch (he is the slow one).
+    pub const BOB_WORK: Duration = Duration::from_millis(20);
+    /// alice's work time per batch.
+    pub const ALICE_WORK: Duration = Duration::from_millis(5);
+
+    /// The server to use: `REDIS_URL` if set, else a private `redis-server`
+    /// (announced on stdout), to keep alive until the end.
+    pub fn server() -> (Option<RedisServer>, String) {
+        match std::env::var("REDIS_URL") {
+            Ok(url) => (None, url),
+            Err(_) => {
+                let private = RedisServer::start();
+                println!(
+                    "started a private redis-server ({}) at {}",
+                    private.version(),
+                    private.url()
+                );
+                let url = private.url();
+                (Some(private), url)
+            }
+        }
+    }
+
+    /// `DEL` of the stream, to start from scratch.
+    pub const RESET: [&str; 2] = ["DEL", STREAM];
+
+    /// The `XADD`s of the orders, to pipeline by 500; see [`produced`].
+    pub fn orders() -> Result<Vec<Command>, ConfigError> {
+        (0..ORDERS)
+            .map(|n| {
+                let fields = [
+                    ("order", n.to_string()),
+                    ("item", format!("widget-{}", n % 7)),
+                    ("qty", (1 + n % 5).to_string()),
+                ];
+                xadd(
+                    STREAM,
+                    fields.iter().map(|(f, v)| (*f, v.as_str())),
+                    &Default::default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Prints that the orders are in.
+    pub fn produced() {
+        println!("produced {ORDERS} orders into stream {STREAM:?}");
+    }
+
+    /// The options of both consumers: small batches, fast claiming.
+    pub fn configure(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+        c.count(50)
+            .claim_interval(Duration::from_millis(500))
+            .claim_min_idle(Duration::from_millis(1500))
+    }
+
+    /// Prints alice's takeover of a claimed batch (nothing for other batches).
+    pub fn announce_takeover(batch: &Batch) {
+        if batch.source == Source::Claimed {
+            println!(
+                "alice took over {} pending entries left by a dead consumer (attempt {})",
+                batch.messages.len(),
+                batch.messages[0].attempt
+            );
+        }
+    }
+
+    /// Prints bob's death, with his counters at that time.
+    pub fn bob_died(bob: &Stats) {
+        println!(
+            "bob died after handling {} messages; his unacknowledged batch stays pending",
+            bob.delivered
+        );
+    }
+
+    /// Prints that the backlog was not worked off in time.
+    pub fn timed_out() {
+        println!("timed out waiting for the backlog");
+    }
+
+    /// The count of an `XPENDING key group` reply, -1 if it is not one.
+    pub fn pending_count(reply: &Value) -> i64 {
+        match reply {
+            Value::Array(items) => match items.first() {
+                Some(Value::Int(n)) => *n,
+                _ => -1,
+            },
+            _ => -1,
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Counts {
+        processed: HashSet<StreamId>,
+        deliveries: usize,
+        redelivered: usize,
+        taken_over: usize,
+    }
+
+    /// What both consumers handled.
+    #[derive(Debug, Default)]
+    pub struct Tally(Mutex<Counts>);
+
+    impl Tally {
+        fn counts(&self) -> MutexGuard<'_, Counts> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// Counts a batch `who` handled ("alice" or "bob").
+        pub fn record(&self, batch: &Batch, who: &str) {
+            let mut t = self.counts();
+            for m in &batch.messages {
+                t.deliveries += 1;
+                if m.attempt > 1 {
+                    t.redelivered += 1;
+                }
+                if batch.source == Source::Claimed && who == "alice" {
+                    t.taken_over += 1;
+                }
+                t.processed.insert(m.id);
+            }
+        }
+
+        /// Prints the progress line and returns the orders processed so far.
+        pub fn progress(&self) -> usize {
+            let done = self.counts().processed.len();
+            println!("progress: {done}/{ORDERS} processed");
+            done
+        }
+
+        /// Prints the summary (with alice's counters) and exits with status 1
+        /// if an order was lost.
+        pub fn finish(&self, alice: &Stats) {
+            let t = self.counts();
+            let lost = ORDERS - t.processed.len();
+            println!(
+                "summary: produced={ORDERS} processed={} deliveries={} redelivered={} taken_over={} lost={lost} (alice: delivered={} acked={} claimed={})",
+                t.processed.len(),
+                t.deliveries,
+                t.redelivered,
+                t.taken_over,
+                alice.delivered,
+                alice.acked,
+                alice.claimed,
+            );
+            if lost != 0 {
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// A consumer for real use and for black-box tests. For every message it
+/// handles it prints `<stream> <id> <attempt>` to stdout, flushed before the
+/// outcome is returned (so before the message's ack is sent).
+pub mod worker {
+    use std::ffi::OsString;
+    use std::future::Future;
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use clap::error::ErrorKind;
+    use clap::Parser;
+    use xgroup_core::{
+        Batch, ConsumerConfigBuilder, DeadLetter, Disposition, Error, Heartbeat, Message, Outcome,
+        StreamId,
+    };
+
+    use super::SplitMix64;
+
+    // Fields without doc comments have no help text (as before the shared
+    // version); a doc comment here becomes the flag's `--help` line.
+    /// The worker's flags; [`Args::parse_for`] reads and checks them.
+    #[derive(Parser, Debug, Clone)]
+    #[command(long_about = None)]
+    pub struct Args {
+        #[arg(long)]
+        pub url: String,
+        #[arg(long)]
+        pub stream: String,
+        #[arg(long)]
+        pub group: String,
+        #[arg(long)]
+        pub consumer: String,
+        #[arg(long, default_value_t = 10)]
+        pub count: u64,
+        #[arg(long, default_value_t = 5000)]
+        pub block_ms: u64,
+        #[arg(long, default_value_t = 30_000)]
+        pub claim_interval_ms: u64,
+        #[arg(long, default_value_t = 60_000)]
+        pub claim_min_idle_ms: u64,
+        /// Work time per message.
+        #[arg(long, default_value_t = 0)]
+        pub sleep_ms: u64,
+        // Help lines stay short, so that clap keeps one line per flag.
+        /// Heartbeat interval; 0: none [core default: 5000]
+        #[arg(long, value_name = "N")]
+        pub heartbeat_ms: Option<u64>,
+        /// Dead-letter after N deliveries; needs --dead-letter
+        #[arg(long, value_name = "N")]
+        pub max_deliveries: Option<u64>,
+        /// Stream that dead letters are moved to
+        #[arg(long, value_name = "KEY")]
+        pub dead_letter: Option<String>,
+        /// Share of deliveries that fail, 0 to 1
+        #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = probability)]
+        pub fail_rate: f64,
+        /// Seed of the failure draws
+        #[arg(long, value_name = "S", default_value_t = 1)]
+        pub seed: u64,
+        /// Retry failures after N ms, not the core's backoff
+        #[arg(long, value_name = "N")]
+        pub retry_after_ms: Option<u64>,
+        /// Delete entries from the stream when acking them
+        #[arg(long)]
+        pub delete_on_ack: bool,
+    }
+
+    fn probability(s: &str) -> Result<f64, String> {
+        match s.parse::<f64>() {
+            Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+            Ok(_) => Err("must be between 0 and 1".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    impl Args {
+        /// Parses the command line (help titled `xgroup worker (<runtime>)`);
+        /// prints the usage error and exits with status 2 if it is wrong.
+        pub fn parse_for(runtime: &str) -> Self {
+            Self::try_parse_for(runtime, std::env::args_os()).unwrap_or_else(|e| e.exit())
+        }
+
+        /// Parses `args` (the first is the binary name) and checks that they
+        /// fit together.
+        pub fn try_parse_for(
+            runtime: &str,
+            args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        ) -> Result<Self, clap::Error> {
+            let (parsed, mut cmd): (Self, _) =
+                super::parse_from(format!("xgroup worker ({runtime})"), args)?;
+            if parsed.max_deliveries.is_some() && parsed.dead_letter.is_none() {
+                return Err(cmd.error(
+                    ErrorKind::MissingRequiredArgument,
+                    "--max-deliveries requires --dead-letter <KEY>: a dead-letter stream (an \
+                     explicit dead-letter policy) is required; there is no default",
+                ));
+            }
+            Ok(parsed)
+        }
+
+        /// Applies the flags to the consumer's options.
+        ///
+        /// # Panics
+        ///
+        /// If `max_deliveries` is set without `dead_letter` (which
+        /// [`parse_for`](Self::parse_for) rejects).
+        pub fn configure(&self, b: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+            let ms = Duration::from_millis;
+            let mut b = b
+                .count(self.count)
+                .block(ms(self.block_ms))
+                .claim_interval(ms(self.claim_interval_ms))
+                .claim_min_idle(ms(self.claim_min_idle_ms))
+                .delete_on_ack(self.delete_on_ack);
+            match self.heartbeat_ms {
+                None => {}
+                Some(0) => b = b.no_heartbeat(),
+                Some(n) => b = b.heartbeat(ms(n), Heartbeat::default().allowed_missed),
+            }
+            let dead_letter = self
+                .dead_letter
+                .as_ref()
+                .map(|key| DeadLetter::Stream(key.clone().into_bytes().into()));
+            match (self.max_deliveries, dead_letter) {
+                (Some(n), Some(dl)) => b.max_deliveries(n, dl),
+                (None, Some(dl)) => b.dead_letter(dl),
+                (None, None) => b,
+                (Some(_), None) => panic!("--max-deliveries needs --dead-letter"),
+            }
+        }
+    }
+
+    /// Prints `worker: <error>` and exits with status 2 if the consumer could
+    /// not be built.
+    pub fn built<T>(result: Result<T, Error>) -> T {
+        result.unwrap_or_else(|e| {
+            eprintln!("worker: {e}");
+            std::process::exit(2)
+        })
+    }
+
+    /// Prints `worker: <error>` and exits with status 1 if the consumer
+    /// stopped on an error.
+    pub fn ran(result: Result<(), Error>) {
+        if let Err(e) = result {
+            eprintln!("worker: {e}");
+            std::process::exit(1);
+        }
+    }
+
+    /// The handler's logic: work, print, decide (ack or, with `--fail-rate`,
+    /// retry).
+    #[derive(Debug)]
+    pub struct Worker {
+        sleep: Duration,
+        fail_rate: f64,
+        retry_after: Option<Duration>,
+        rng: Mutex<SplitMix64>,
+    }
+
+    impl Worker {
+        /// A worker following `args`.
+        pub fn new(args: &Args) -> Self {
+            Worker {
+                sleep: Duration::from_millis(args.sleep_ms),
+                fail_rate: args.fail_rate,
+                retry_after: args.retry_after_ms.map(Duration::from_millis),
+                rng: Mutex::new(SplitMix64::new(args.seed)),
+            }
+        }
+
+        /// Handles a batch: per message, `sleep(--sleep-ms)` (skipped at 0),
+        /// then its line, then its decision.
+        pub async fn handle<F, Fut>(&self, batch: &Batch, mut sleep: F) -> Outcome
+        where
+            F: FnMut(Duration) -> Fut,
+            Fut: Future<Output = ()>,
+        {
+            let stream = String::from_utf8_lossy(&batch.stream);
+            let mut each = Vec::with_capacity(batch.messages.len());
+            for m in &batch.messages {
+                if !self.sleep.is_zero() {
+                    sleep(self.sleep).await;
+                }
+                each.push(self.handled(&stream, m));
+            }
+            outcome(each)
+        }
+
+        /// [`handle`](Self::handle) for blocking code.
+        pub fn handle_blocking(&self, batch: &Batch, mut sleep: impl FnMut(Duration)) -> Outcome {
+            let stream = String::from_utf8_lossy(&batch.stream);
+            let mut each = Vec::with_capacity(batch.messages.len());
+            for m in &batch.messages {
+                if !self.sleep.is_zero() {
+                    sleep(self.sleep);
+                }
+                each.push(self.handled(&stream, m));
+            }
+            outcome(each)
+        }
+
+        /// Prints `<stream> <id> <attempt>` (flushed) and decides.
+        fn handled(&self, stream: &str, m: &Message) -> (StreamId, Disposition) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{stream} {} {}", m.id, m.attempt);
+            let _ = out.flush();
+            (m.id, self.decide(Instant::now()))
+        }
+
+        /// One delivery's fate: a retry with probability `--fail-rate` (at
+        /// `now + --retry-after-ms` if set), else an ack.
+        pub fn decide(&self, now: Instant) -> Disposition {
+            if self.fail_rate <= 0.0 {
+                return Disposition::Ack;
+            }
+            let draw = self
+                .rng
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .next_f64();
+            if draw >= self.fail_rate {
+                Disposition::Ack
+            } else if let Some(after) = self.retry_after {
+                Disposition::RetryAt(now + after)
+            } else {
+                Disposition::Retry
+            }
+        }
+    }
+
+    /// `AckAll` if every message is acked, else one disposition each.
+    pub fn outcome(each: Vec<(StreamId, Disposition)>) -> Outcome {
+        if each.iter().all(|(_, d)| *d == Disposition::Ack) {
+            Outcome::AckAll
+        } else {
+            Outcome::Each(each)
+        }
+    }
+}
+
+/// Drains a stream through a group and reports the rate.
+pub mod throughput {
+    use std::ffi::OsString;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use xgroup_core::{xadd, Command, ConfigError, ConsumerConfigBuilder, Error, ServerErrorKind};
+
+    /// Messages per pipelined fill round.
+    const FILL_CHUNK: u64 = 10_000;
+
+    /// The throughput run's flags.
+    #[derive(Parser, Debug, Clone)]
+    #[command(long_about = None)]
+    pub struct Args {
+        #[arg(long)]
+        pub url: String,
+        #[arg(long)]
+        pub stream: String,
+        #[arg(long)]
+        pub group: String,
+        #[arg(long)]
+        pub consumer: String,
+        #[arg(long, default_value_t = 1000)]
+        pub count: u64,
+        #[arg(long)]
+        pub messages: u64,
+        #[arg(long)]
+        pub fill: bool,
+        /// Batches in flight (the next read runs while the handler works).
+        #[arg(long, default_value_t = 2)]
+        pub in_flight: usize,
+    }
+
+    impl Args {
+        /// Parses the command line (help titled `xgroup throughput
+        /// (<runtime>)`); prints the usage error and exits if it is wrong.
+        pub fn parse_for(runtime: &str) -> Self {
+            Self::try_parse_for(runtime, std::env::args_os()).unwrap_or_else(|e| e.exit())
+        }
+
+        /// Parses `args` (the first is the binary name).
+        pub fn try_parse_for(
+            runtime: &str,
+            args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        ) -> Result<Self, clap::Error> {
+            super::parse_from(format!("xgroup throughput ({runtime})"), args).map(|(a, _)| a)
+        }
+
+        /// The `XADD`s of `--fill`, by pipelined round: `--messages` entries
+        /// of three fields (about 30 bytes of payload). See [`filled`](Self::filled).
+        pub fn fill_rounds(&self) -> impl Iterator<Item = Result<Vec<Command>, ConfigError>> + '_ {
+            (0..self.messages).step_by(FILL_CHUNK as usize).map(|from| {
+                (from..(from + FILL_CHUNK).min(self.messages))
+                    .map(|n| {
+                        let fields = [
+                            ("user_id", format!("{:08}", n % 100_000_000)),
+                            ("item", format!("sku-{:06}", n % 1_000_000)),
+                            ("qty", format!("{}", 1 + n % 9)),
+                        ];
+                        xadd(
+                            &self.stream,
+                            fields.iter().map(|(f, v)| (*f, v.as_str())),
+                            &Default::default(),
+                        )
+                    })
+                    .collect()
+            })
+        }
+
+        /// Reports the fill on stderr.
+        pub fn filled(&self) {
+            eprintln!("filled {} messages", self.messages);
+        }
+
+        /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`; see [`group_created`].
+        pub fn create_group(&self) -> [&str; 6] {
+            [
+                "XGROUP",
+                "CREATE",
+                &self.stream,
+                &self.group,
+                "0",
+                "MKSTREAM",
+            ]
+        }
+
+        /// The consumer's options.
+        pub fn configure(&self, c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+            c.count(self.count)
+                .block(Duration::from_millis(1000))
+                .max_in_flight_batches(self.in_flight)
+        }
+    }
+
+    /// The result of [`Args::create_group`], a group that already exists
+    /// being fine.
+    pub fn group_created<T>(result: Result<T, Error>) -> Result<(), Error> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(Error::Server(e)) if e.kind == ServerErrorKind::BusyGroup => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts messages handed out, up to a target.
+    #[derive(Debug)]
+    pub struct Seen {
+        count: AtomicU64,
+        target: u64,
+    }
+
+    impl Seen {
+        /// Waits for `--messages` messages.
+        pub fn new(args: &Args) -> Self {
+            Seen {
+                count: AtomicU64::new(0),
+                target: args.messages,
+            }
+        }
+
+        /// Counts `n` more; true once the target is reached.
+        pub fn add(&self, n: usize) -> bool {
+            let n = n as u64;
+            self.count.fetch_add(n, Ordering::Relaxed) + n >= self.target
+        }
+    }
+
+    /// Prints the last line: `consumed=M secs=S rate=R msgs/s`.
+    pub fn report(start: Instant, acked: u64) {
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "consumed={acked} secs={secs:.3} rate={:.0} msgs/s",
+            acked as f64 / secs
+        );
+    }
+}
+
+/// SplitMix64: a tiny seeded PRNG, plenty for injecting failures.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use xgroup_core::{
+        Batch, BatchId, ConsumerConfig, DeadLetter, Disposition, Heartbeat, Message, Outcome,
+        Source, StreamId,
+    };
+
+    use super::{throughput, worker, SplitMix64};
+
+    const BASE: [&str; 9] = [
+        "worker",
+        "--url",
+        "redis://127.0.0.1:1",
+        "--stream",
+        "s",
+        "--group",
+        "g",
+        "--consumer",
+        "c",
+    ];
+
+    fn worker_args(extra: &[&str]) -> Result<worker::Args, clap::Error> {
+        worker::Args::try_parse_for("test", BASE.iter().chain(extra))
+    }
+
+    fn config(extra: &[&str]) -> ConsumerConfig {
+        let args = worker_args(extra).expect("valid flags");
+        args.configure(ConsumerConfig::builder("s", "g", "c"))
+            .build()
+            .expect("valid config")
+    }
+
+    #[test]
+    fn worker_defaults_are_the_cores() {
+        let cfg = config(&[]);
+        assert_eq!(cfg.count(), 10);
+        assert_eq!(cfg.block(), Duration::from_millis(5000));
+        assert_eq!(cfg.claim_interval(), Some(Duration::from_secs(30)));
+        assert_eq!(cfg.claim_min_idle(), Duration::from_secs(60));
+        assert_eq!(cfg.heartbeat(), Some(Heartbeat::default()));
+        assert_eq!(cfg.max_deliveries(), None);
+        assert_eq!(cfg.dead_letter(), None);
+        let args = worker_args(&[]).expect("valid flags");
+        assert_eq!(
+            (args.fail_rate, args.seed, args.delete_on_ack),
+            (0.0, 1, false)
+        );
+    }
+
+    #[test]
+    fn heartbeat_flag() {
+        let cfg = config(&["--heartbeat-ms", "250"]);
+        let hb = cfg.heartbeat().expect("heartbeats on");
+        assert_eq!(hb.interval, Duration::from_millis(250));
+        assert_eq!(hb.allowed_missed, Heartbeat::default().allowed_missed);
+        assert_eq!(config(&["--heartbeat-ms", "0"]).heartbeat(), None);
+    }
+
+    #[test]
+    fn dead_letter_flags() {
+        let dlq = DeadLetter::Stream(b"dlq".to_vec().into());
+        let cfg = config(&["--max-deliveries", "3", "--dead-letter", "dlq"]);
+        assert_eq!(cfg.max_deliveries(), Some(3));
+        assert_eq!(cfg.dead_letter(), Some(&dlq));
+        let cfg = config(&["--dead-letter", "dlq"]);
+        assert_eq!(cfg.max_deliveries(), None);
+        assert_eq!(cfg.dead_letter(), Some(&dlq));
+    }
+
+    #[test]
+    fn max_deliveries_alone_is_a_usage_error() {
+        let err = worker_args(&["--max-deliveries", "3"]).expect_err("rejected");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--dead-letter <KEY>"), "{err}");
+    }
+
+    #[test]
+    fn fail_rate_must_be_a_probability() {
+        for bad in ["1.5", "-0.1", "x"] {
+            assert!(worker_args(&["--fail-rate", bad]).is_err(), "{bad}");
+        }
+        assert_eq!(
+            worker_args(&["--fail-rate", "1"]).expect("ok").fail_rate,
+            1.0
+        );
+    }
+
+    #[test]
+    fn failures_follow_the_seed_and_the_rate() {
+        let draws = |seed: &str| {
+            let args = worker_args(&["--fail-rate", "0.3", "--seed", seed]).expect("ok");
+            let w = worker::Worker::new(&args);
+            let now = Instant::now();
+            (0..10_000)
+                .map(|_| w.decide(now) == Disposition::Retry)
+                .collect::<Vec<_>>()
+        };
+        let (a, b, c) = (draws("7"), draws("7"), draws("8"));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let failed = a.iter().filter(|f| **f).count();
+        assert!((2700..3300).contains(&failed), "{failed}");
+    }
+
+    #[test]
+    fn retry_after_and_outcomes() {
+        let now = Instant::now();
+        let args = worker_args(&["--fail-rate", "1", "--retry-after-ms", "250"]).expect("ok");
+        let w = worker::Worker::new(&args);
+        assert_eq!(
+            w.decide(now),
+            Disposition::RetryAt(now + Duration::from_millis(250))
+        );
+        let never = worker::Worker::new(&worker_args(&[]).expect("ok"));
+        assert_eq!(never.decide(now), Disposition::Ack);
+
+        let batch = Batch {
+            id: BatchId(1),
+            stream: b"s".to_vec().into(),
+            source: Source::New,
+            messages: (1..=3)
+                .map(|n| Message {
+                    id: StreamId::new(n, 0),
+                    fields: Vec::new(),
+                    attempt: 1,
+                })
+                .collect(),
+        };
+        let mut slept = 0;
+        assert_eq!(
+            never.handle_blocking(&batch, |_| slept += 1),
+            Outcome::AckAll
+        );
+        assert_eq!(slept, 0, "no --sleep-ms, no sleep");
+        let args = worker_args(&["--fail-rate", "1", "--sleep-ms", "1"]).expect("ok");
+        let always = worker::Worker::new(&args);
+        let Outcome::Each(each) = always.handle_blocking(&batch, |_| slept += 1) else {
+            panic!("one disposition per message");
+        };
+        assert_eq!(slept, 3);
+        let ids: Vec<_> = batch.messages.iter().map(|m| m.id).collect();
+        assert_eq!(each.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+        assert!(each.iter().all(|(_, d)| *d == Disposition::Retry));
+    }
+
+    #[test]
+    fn fill_rounds_cover_every_message_once() {
+        let args = throughput::Args::try_parse_for(
+            "test",
+            BASE.iter()
+                .chain(&["--messages", "25001", "--fill"])
+                .map(|a| a.replace("worker", "throughput")),
+        )
+        .expect("valid flags");
+        let rounds: Vec<usize> = args
+            .fill_rounds()
+            .map(|r| r.expect("valid xadd").len())
+            .collect();
+        assert_eq!(rounds, [10_000, 10_000, 5001]);
+        let seen = throughput::Seen::new(&args);
+        assert!(!seen.add(25_000));
+        assert!(seen.add(1));
+    }
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs for seed 1234567 (reference implementation).
+        let mut r = SplitMix64::new(1234567);
+        assert_eq!(r.next_u64(), 6457827717110365317);
+        assert_eq!(r.next_u64(), 3203168211198807973);
+        let f = SplitMix64::new(0).next_f64();
+        assert!((0.0..1.0).contains(&f));
+    }
+}
