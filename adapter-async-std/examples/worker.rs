@@ -18,6 +18,7 @@ async fn main() {
     let w = Arc::new(worker::Worker::new(&args));
     let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
         .configure(|c| args.configure(c))
+        .on_dead_letter(worker::dead_lettered)
         .handler_fn(move |batch| {
             let w = w.clone();
             async move { w.handle(&batch, async_std::task::sleep).await }

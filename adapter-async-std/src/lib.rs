@@ -238,6 +238,7 @@ impl<H: Handler> Consumer<H> {
             ..
         } = prepared;
         let connect_timeout = config.connect_timeout();
+        let write_timeout = config.reply_timeout();
         let mut core = xgroup_core::Consumer::new(config);
         let mut sock: Option<Async<TcpStream>> = None;
         let mut handlers = FuturesUnordered::new();
@@ -287,7 +288,13 @@ impl<H: Handler> Consumer<H> {
                 while let Some(bytes) = core.poll_transmit() {
                     progressed = true;
                     if let Some(s) = sock.as_mut() {
-                        if let Err(e) = s.write_all(&bytes).await {
+                        // A peer that stops reading must not stall the loop.
+                        let write = async { s.write_all(&bytes).await.map_err(|e| e.to_string()) };
+                        let expire = async {
+                            Timer::after(write_timeout).await;
+                            Err("write timed out".to_owned())
+                        };
+                        if let Err(e) = write.or(expire).await {
                             sock = None;
                             core.handle_disconnected(Instant::now(), e);
                         }

@@ -15,6 +15,7 @@ fn main() {
     let w = worker::Worker::new(&args);
     let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
         .configure(|c| args.configure(c))
+        .on_dead_letter(worker::dead_lettered)
         .handler_fn(move |batch| w.handle_blocking(&batch, std::thread::sleep))
         .build();
     let consumer = worker::built(consumer);

@@ -253,6 +253,7 @@ impl<H: Handler> Consumer<H> {
             ..
         } = prepared;
         let connect_timeout = config.connect_timeout();
+        let write_timeout = config.reply_timeout();
         let mut core = xgroup_core::Consumer::new(config);
         // The current connection and its generation.
         let mut sock: Option<(u64, TcpStream)> = None;
@@ -269,6 +270,8 @@ impl<H: Handler> Consumer<H> {
                             generation += 1;
                             match open(&addr, connect_timeout, generation, &tx) {
                                 Ok(s) => {
+                                    // A peer that stops reading must not stall the loop.
+                                    let _ = s.set_write_timeout(Some(write_timeout));
                                     sock = Some((generation, s));
                                     core.handle_connected(Instant::now());
                                 }

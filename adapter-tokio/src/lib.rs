@@ -235,6 +235,7 @@ impl<H: Handler> Consumer<H> {
             ..
         } = prepared;
         let connect_timeout = config.connect_timeout();
+        let write_timeout = config.reply_timeout();
         let mut core = xgroup_core::Consumer::new(config);
         let mut sock: Option<TcpStream> = None;
         let mut handlers = FuturesUnordered::new();
@@ -292,9 +293,19 @@ impl<H: Handler> Consumer<H> {
                 while let Some(bytes) = core.poll_transmit() {
                     progressed = true;
                     if let Some(s) = sock.as_mut() {
-                        if let Err(e) = s.write_all(&bytes).await {
-                            sock = None;
-                            core.handle_disconnected(Instant::now(), e);
+                        // A peer that stops reading must not stall the loop.
+                        let written =
+                            tokio::time::timeout(write_timeout, s.write_all(&bytes)).await;
+                        match written {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                sock = None;
+                                core.handle_disconnected(Instant::now(), e);
+                            }
+                            Err(_) => {
+                                sock = None;
+                                core.handle_disconnected(Instant::now(), "write timed out");
+                            }
                         }
                     }
                 }

@@ -177,6 +177,10 @@ impl ConsumerConfig {
     pub fn max_in_flight_batches(&self) -> usize {
         self.max_in_flight_batches
     }
+    /// How long a reply may be late; adapters also bound socket writes by it.
+    pub fn reply_timeout(&self) -> Duration {
+        self.reply_timeout
+    }
     /// How long an adapter may take to open a connection.
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout

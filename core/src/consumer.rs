@@ -1051,7 +1051,8 @@ impl Consumer {
         };
         match (kind, result) {
             (TxKind::DeadLetter(items), Ok(results)) => {
-                if let Some(Value::Int(n)) = results.last() {
+                // One XADD reply per item, then XACK's count.
+                if let Some(Value::Int(n)) = results.get(items.len()) {
                     self.stats.acked += u64::try_from(*n).unwrap_or(0);
                 }
                 let Some(DeadLetter::Stream(key)) = self.cfg.dead_letter.clone() else {
@@ -1794,8 +1795,19 @@ impl Consumer {
                     w.arg_id(item.id);
                 }
                 drop(w);
+                let mut left = items.len() + 3;
+                if self.cfg.delete_on_ack {
+                    // Acknowledged entries are deleted, dead letters too
+                    // (their copy lives in the dead-letter stream).
+                    let mut w = CommandWriter::begin(&mut self.out, 2 + items.len());
+                    w.arg(b"XDEL").arg(&self.cfg.stream);
+                    for item in &items {
+                        w.arg_id(item.id);
+                    }
+                    drop(w);
+                    left += 1;
+                }
                 CommandWriter::begin(&mut self.out, 1).arg(b"EXEC");
-                let left = items.len() + 3;
                 self.push_sent(
                     now,
                     Sent::Tx {

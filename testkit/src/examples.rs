@@ -349,6 +349,14 @@ pub mod worker {
 
     /// Prints `worker: <error>` and exits with status 2 if the consumer could
     /// not be built.
+    /// The failure callback: one line on stderr per dead-lettered entry.
+    pub fn dead_lettered(d: &xgroup_core::DeadLettered) {
+        eprintln!(
+            "dead-lettered {} after {} deliveries ({}): {:?}",
+            d.id, d.deliveries, d.reason, d.action
+        );
+    }
+
     pub fn built<T>(result: Result<T, Error>) -> T {
         result.unwrap_or_else(|e| {
             eprintln!("worker: {e}");
