@@ -499,6 +499,9 @@ struct PendingCounts {
     last: StreamId,
 }
 
+/// A claim reply's cursor, nil entries (6.2) and deleted ids (7.0+).
+type ClaimInfo = (StreamId, usize, usize);
+
 /// How many ids one `XACK` carries at most.
 const MAX_IDS_PER_ACK: usize = 10_000;
 
@@ -645,15 +648,34 @@ impl Consumer {
         self.decoder.feed(bytes);
         let mut completed = false;
         loop {
-            match self.decoder.next_frame() {
-                Ok(Some(frame)) => {
+            match self.decoder.next_raw() {
+                Ok(Some(raw)) => {
                     completed = true;
-                    if matches!(frame, Frame::Push { .. }) {
-                        continue;
+                    if raw.bytes().first() == Some(&b'>') {
+                        continue; // a RESP3 push, not a reply
                     }
                     let Some(cmd) = self.sent.pop_front() else {
                         self.protocol_failure(now, ProtocolError::UnsolicitedReply);
                         return;
+                    };
+                    // Hot path: new entries parsed straight from the bytes.
+                    if let Sent::Fetch(kind @ (Fetch::Read | Fetch::Replay)) = &cmd.what {
+                        if let Some(parsed) = reply::xreadgroup_raw(raw.bytes(), &self.cfg.stream) {
+                            let kind = kind.clone();
+                            self.fetching = false;
+                            self.on_fetched(now, kind, parsed.map(|entries| (entries, None)));
+                            if self.conn != Conn::Up || self.stage == Stage::Stopped {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                    let frame = match raw.decode() {
+                        Ok(frame) => frame,
+                        Err(e) => {
+                            self.protocol_failure(now, e);
+                            return;
+                        }
                     };
                     self.on_reply(now, cmd.what, frame);
                     if self.conn != Conn::Up || self.stage == Stage::Stopped {
@@ -1144,6 +1166,17 @@ impl Consumer {
                 (c.entries, Some(more))
             }),
         };
+        self.on_fetched(now, kind, parsed);
+    }
+
+    /// What an `XREADGROUP`, `XAUTOCLAIM` or `XCLAIM` brought, with the
+    /// claim cursor and counts where there are some.
+    fn on_fetched(
+        &mut self,
+        now: Instant,
+        kind: Fetch,
+        parsed: Result<(Vec<Entry>, Option<ClaimInfo>), ReplyError>,
+    ) {
         let (entries, claim) = match parsed {
             Ok(ok) => ok,
             Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {
@@ -1207,7 +1240,7 @@ impl Consumer {
 
     /// 6.2 claims deleted entries as bare nils: the replay of our own pending
     /// list finds their ids to ack.
-    fn replay_after_nils(&mut self, claim: Option<(StreamId, usize, usize)>) {
+    fn replay_after_nils(&mut self, claim: Option<ClaimInfo>) {
         if claim.is_some_and(|(_, nils, _)| nils > 0)
             && self.cfg.replay_pending
             && !self.shutting_down

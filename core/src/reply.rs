@@ -233,6 +233,128 @@ pub fn xreadgroup(frame: Frame, stream: &[u8]) -> Result<Vec<Entry>, ReplyError>
     Ok(found)
 }
 
+/// Fast path for the common `XREADGROUP` reply shape (RESP2 arrays, one
+/// stream): parses the raw frame bytes straight into entries whose ids,
+/// fields and values are slices of the receive buffer, without building a
+/// frame tree first. `None` for any other shape (a RESP3 map, an error,
+/// another stream's name): decode the frame and use [`xreadgroup`].
+pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, ReplyError>> {
+    let mut c = RawCursor { buf: raw, pos: 0 };
+    let streams = c.array_len()?;
+    if streams == -1 {
+        return c.done().then(|| Ok(Vec::new()));
+    }
+    if streams != 1 || c.array_len()? != 2 || c.bulk()? != stream {
+        return None;
+    }
+    let count = usize::try_from(c.array_len()?).ok()?;
+    let mut entries = Vec::with_capacity(count.min(raw.len() / 8));
+    for _ in 0..count {
+        if c.array_len()? != 2 {
+            return None;
+        }
+        let id = c.bulk()?;
+        let id = match StreamId::parse(&id) {
+            Ok(id) => id,
+            Err(e) => {
+                return Some(Err(ReplyError::Protocol(ProtocolError::unexpected(
+                    "XREADGROUP",
+                    e.to_string(),
+                ))))
+            }
+        };
+        let fields = match c.peek()? {
+            b'*' => match c.array_len()? {
+                -1 => None,
+                n if n >= 0 && n % 2 == 0 => {
+                    let pairs = usize::try_from(n / 2).ok()?;
+                    let mut fields = Vec::with_capacity(pairs);
+                    for _ in 0..pairs {
+                        let field = c.bulk()?;
+                        let value = c.bulk()?;
+                        fields.push((field, value));
+                    }
+                    Some(fields)
+                }
+                n => {
+                    let detail = format!("entry {id} has {n} field items, not pairs");
+                    return Some(Err(ReplyError::Protocol(ProtocolError::unexpected(
+                        "XREADGROUP",
+                        detail,
+                    ))));
+                }
+            },
+            b'$' if c.is_null_bulk() => {
+                c.pos += 5;
+                None
+            }
+            _ => return None,
+        };
+        entries.push(Entry { id, fields });
+    }
+    c.done().then_some(Ok(entries))
+}
+
+/// Reads RESP2 headers and bulk strings from a complete frame.
+struct RawCursor<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+impl RawCursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn done(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    fn is_null_bulk(&self) -> bool {
+        self.buf.get(self.pos..self.pos + 5) == Some(b"$-1\r\n".as_slice())
+    }
+
+    /// `<kind><integer>\r\n`, the integer returned.
+    fn header(&mut self, kind: u8) -> Option<i64> {
+        if self.peek()? != kind {
+            return None;
+        }
+        let rest = self.buf.get(self.pos + 1..)?;
+        let end = rest.iter().position(|&b| b == b'\r')?;
+        let digits = rest.get(..end)?;
+        let (negative, digits) = match digits.split_first() {
+            Some((b'-', d)) => (true, d),
+            _ => (false, digits),
+        };
+        if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        if rest.get(end + 1) != Some(&b'\n') {
+            return None;
+        }
+        self.pos += 1 + end + 2;
+        Some(if negative { -n } else { n })
+    }
+
+    fn array_len(&mut self) -> Option<i64> {
+        self.header(b'*')
+    }
+
+    fn bulk(&mut self) -> Option<Bytes> {
+        let len = usize::try_from(self.header(b'$')?).ok()?;
+        let start = self.pos;
+        let end = start.checked_add(len)?;
+        if self.buf.get(end..end + 2) != Some(b"\r\n".as_slice()) {
+            return None;
+        }
+        self.pos = end + 2;
+        Some(self.buf.slice(start..end))
+    }
+}
+
 /// `XAUTOCLAIM` without `JUSTID`, 6.2 and 7.0+ shapes.
 pub fn xautoclaim(frame: Frame) -> Result<AutoClaimed, ReplyError> {
     const CMD: &str = "XAUTOCLAIM";
@@ -587,6 +709,95 @@ fn autoclaim_parts(
 /// Real replies recorded from `redis-server` 7.0.15 over RESP2 and RESP3
 /// (`HELLO 3`), plus hand-written 6.2 shapes.
 #[cfg(test)]
+#[cfg(test)]
+mod raw_tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::resp::Decoder;
+    use proptest::prelude::*;
+
+    fn both(
+        bytes: &[u8],
+        stream: &[u8],
+    ) -> (
+        Option<Result<Vec<Entry>, ReplyError>>,
+        Result<Vec<Entry>, ReplyError>,
+    ) {
+        let mut d = Decoder::new();
+        d.feed(bytes);
+        let raw = d.next_raw().unwrap().unwrap();
+        let fast = xreadgroup_raw(raw.bytes(), stream);
+        (fast, xreadgroup(raw.decode().unwrap(), stream))
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_frame_path() {
+        for (bytes, stream) in [
+            (R2_XREADGROUP_ENTRIES, &b"s2"[..]),
+            (R2_XREADGROUP_TIMEOUT, b"s2"),
+            (R2_XREADGROUP_PENDING_DELETED, b"s2"),
+            (R2_XREADGROUP_EMPTY_HISTORY, b"s2"),
+        ] {
+            let (fast, slow) = both(bytes, stream);
+            assert_eq!(fast, Some(slow), "{}", String::from_utf8_lossy(bytes));
+        }
+        // Shapes it leaves to the frame path.
+        for (bytes, stream) in [
+            (R3_XREADGROUP_ENTRIES, &b"s3"[..]),
+            (R3_XREADGROUP_TIMEOUT, b"s3"),
+            (R2_XREADGROUP_TWO_STREAMS, b"s2"),
+            (R2_XREADGROUP_ENTRIES, b"other"),
+            (NOGROUP, b"s2"),
+        ] {
+            assert_eq!(
+                both(bytes, stream).0,
+                None,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    fn reply(entries: &[(u64, Option<Vec<(Vec<u8>, Vec<u8>)>>)]) -> Vec<u8> {
+        let mut out = format!("*1\r\n*2\r\n$1\r\ns\r\n*{}\r\n", entries.len()).into_bytes();
+        for (seq, fields) in entries {
+            let id = format!("7-{seq}");
+            out.extend(format!("*2\r\n${}\r\n{id}\r\n", id.len()).bytes());
+            match fields {
+                None => out.extend(b"*-1\r\n"),
+                Some(fields) => {
+                    out.extend(format!("*{}\r\n", fields.len() * 2).bytes());
+                    for (f, v) in fields {
+                        for x in [f, v] {
+                            out.extend(format!("${}\r\n", x.len()).bytes());
+                            out.extend(x);
+                            out.extend(b"\r\n");
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_agrees_on_random_replies(
+            entries in proptest::collection::vec(
+                (any::<u64>(), proptest::option::of(proptest::collection::vec(
+                    (proptest::collection::vec(any::<u8>(), 0..12), proptest::collection::vec(any::<u8>(), 0..40)),
+                    0..5,
+                ))),
+                0..20,
+            )
+        ) {
+            let bytes = reply(&entries);
+            let (fast, slow) = both(&bytes, b"s");
+            prop_assert_eq!(fast, Some(slow));
+        }
+    }
+}
+
 pub(crate) mod fixtures {
     pub(crate) const R2_HELLO: &[u8] = b"*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:4\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
     pub(crate) const R3_HELLO: &[u8] = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";

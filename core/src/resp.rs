@@ -341,6 +341,42 @@ fn rewrite_nulls(frame: &[u8], nulls: &[usize]) -> Bytes {
     out.freeze()
 }
 
+/// One complete frame as received, not decoded yet.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    bytes: Bytes,
+    /// Offsets of RESP2 null headers, rewritten before decoding.
+    nulls: Vec<usize>,
+}
+
+impl RawFrame {
+    /// The frame's bytes, exactly as received (a slice of the receive buffer).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Decodes it with `redis-protocol`.
+    pub fn decode(self) -> Result<Frame, ProtocolError> {
+        let bytes = if self.nulls.is_empty() {
+            self.bytes
+        } else {
+            rewrite_nulls(&self.bytes, &self.nulls)
+        };
+        match decode_bytes(&bytes) {
+            Ok(Some((frame, used))) if used == bytes.len() => Ok(frame),
+            Ok(Some((_, used))) => Err(malformed(format!(
+                "frame of {} bytes decoded from only {used} bytes",
+                bytes.len()
+            ))),
+            Ok(None) => Err(malformed(format!(
+                "frame of {} bytes decoded as incomplete",
+                bytes.len()
+            ))),
+            Err(e) => Err(malformed(format!("invalid frame: {}", e.details()))),
+        }
+    }
+}
+
 /// Incremental RESP decoder: feed bytes as they arrive, take frames out.
 #[derive(Debug)]
 pub struct Decoder {
@@ -384,6 +420,15 @@ impl Decoder {
     /// [`reset`](Self::reset) the decoder. Until then every call returns the
     /// same error.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
+        match self.next_raw()? {
+            Some(raw) => raw.decode().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next complete frame, found but not decoded: hot paths parse its
+    /// bytes themselves and fall back to [`RawFrame::decode`].
+    pub fn next_raw(&mut self) -> Result<Option<RawFrame>, ProtocolError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -395,25 +440,14 @@ impl Decoder {
                 return Err(e);
             }
         };
-        let raw = self.buf.split_to(len).freeze();
-        let bytes = if self.scan.nulls.is_empty() {
-            raw
+        let bytes = self.buf.split_to(len).freeze();
+        let nulls = if self.scan.nulls.is_empty() {
+            Vec::new()
         } else {
-            rewrite_nulls(&raw, &self.scan.nulls)
+            std::mem::take(&mut self.scan.nulls)
         };
         self.scan.restart();
-        match decode_bytes(&bytes) {
-            Ok(Some((frame, used))) if used == bytes.len() => Ok(Some(frame)),
-            Ok(Some((_, used))) => Err(malformed(format!(
-                "frame of {} bytes decoded from only {used} bytes",
-                bytes.len()
-            ))),
-            Ok(None) => Err(malformed(format!(
-                "frame of {} bytes decoded as incomplete",
-                bytes.len()
-            ))),
-            Err(e) => Err(malformed(format!("invalid frame: {}", e.details()))),
-        }
+        Ok(Some(RawFrame { bytes, nulls }))
     }
 
     /// Forgets buffered bytes and scan state (after a disconnect).

@@ -195,12 +195,29 @@ pub fn decode_frames(data: &[u8]) {
 
 // ---- parse_replies ---------------------------------------------------------
 
-/// `parse_replies`: every frame decoded from the input goes through every
+/// `parse_replies`: (and the XREADGROUP fast path agrees with the frame path) every frame decoded from the input goes through every
 /// typed parser and `Value::from_frame`; none may panic.
 pub fn parse_replies(data: &[u8]) {
     let mut decoder = Decoder::new();
     decoder.feed(data);
-    while let Ok(Some(frame)) = decoder.next_frame() {
+    while let Ok(Some(raw)) = decoder.next_raw() {
+        // The XREADGROUP fast path, where it applies, agrees with the frame
+        // path exactly.
+        let fast = reply::xreadgroup_raw(raw.bytes(), b"s");
+        let Ok(frame) = raw.decode() else {
+            assert!(
+                fast.is_none(),
+                "fast path accepted a frame the decoder rejects"
+            );
+            continue;
+        };
+        if let Some(fast) = fast {
+            assert_eq!(
+                fast,
+                reply::xreadgroup(frame.clone(), b"s"),
+                "fast and frame paths differ"
+            );
+        }
         let _ = reply::check_error(frame.clone());
         let _ = reply::ok(frame.clone(), "SET");
         let _ = reply::integer(frame.clone(), "XACK");
