@@ -709,7 +709,6 @@ fn autoclaim_parts(
 /// Real replies recorded from `redis-server` 7.0.15 over RESP2 and RESP3
 /// (`HELLO 3`), plus hand-written 6.2 shapes.
 #[cfg(test)]
-#[cfg(test)]
 mod raw_tests {
     use super::fixtures::*;
     use super::*;
