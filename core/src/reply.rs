@@ -715,13 +715,9 @@ mod raw_tests {
     use crate::resp::Decoder;
     use proptest::prelude::*;
 
-    fn both(
-        bytes: &[u8],
-        stream: &[u8],
-    ) -> (
-        Option<Result<Vec<Entry>, ReplyError>>,
-        Result<Vec<Entry>, ReplyError>,
-    ) {
+    type Parsed = Result<Vec<Entry>, ReplyError>;
+
+    fn both(bytes: &[u8], stream: &[u8]) -> (Option<Parsed>, Parsed) {
         let mut d = Decoder::new();
         d.feed(bytes);
         let raw = d.next_raw().unwrap().unwrap();
