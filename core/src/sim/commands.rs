@@ -782,6 +782,9 @@ impl Core {
         }
         let key = arg_bytes(args, 2);
         let group = arg_bytes(args, 3);
+        // The key's type is checked first, MKSTREAM or not: CREATE ... MKSTREAM
+        // on a string is WRONGTYPE, it does not replace the string.
+        self.stream(db, &key)?;
         if !mkstream {
             let Some(s) = self.stream(db, &key)? else {
                 return Err(Reply::err("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));

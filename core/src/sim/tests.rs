@@ -346,6 +346,27 @@ fn wrongtype_and_strings() {
     assert!(!h.s.delete_key(b"str"));
 }
 
+/// Found by the differential test: `XGROUP CREATE ... MKSTREAM` on a string
+/// must answer WRONGTYPE (before parsing the id), not replace the string.
+#[test]
+fn xgroup_create_mkstream_on_string_is_wrongtype() {
+    let mut h = H::new();
+    let c = h.conn();
+    h.s.set_string(b"str", b"x");
+    let wt = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    for cmd in [
+        &["XGROUP", "CREATE", "str", "g", "0", "MKSTREAM"][..],
+        &["XGROUP", "CREATE", "str", "g", "$", "MKSTREAM"],
+        &["XGROUP", "CREATE", "str", "g", "bad", "MKSTREAM"],
+        &["XGROUP", "CREATECONSUMER", "str", "g", "c"],
+        &["XGROUP", "DESTROY", "str", "g"],
+    ] {
+        assert_eq!(h.run(c, cmd), wt, "{cmd:?}");
+    }
+    assert_eq!(h.run(c, &["TYPE", "str"]), "+string\r\n");
+    assert_eq!(h.run(c, &["GET", "str"]), "$1\r\nx\r\n");
+}
+
 #[test]
 fn xgroup_subcommands() {
     let mut h = H::new();
