@@ -753,7 +753,9 @@ mod raw_tests {
         }
     }
 
-    fn reply(entries: &[(u64, Option<Vec<(Vec<u8>, Vec<u8>)>>)]) -> Vec<u8> {
+    type RandomEntry = (u64, Option<Vec<(Vec<u8>, Vec<u8>)>>);
+
+    fn reply(entries: &[RandomEntry]) -> Vec<u8> {
         let mut out = format!("*1\r\n*2\r\n$1\r\ns\r\n*{}\r\n", entries.len()).into_bytes();
         for (seq, fields) in entries {
             let id = format!("7-{seq}");
