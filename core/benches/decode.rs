@@ -82,6 +82,30 @@ fn decode(c: &mut Criterion) {
             b.iter(|| decode_in_reads(&mut decoder, black_box(&bytes), chunk))
         });
     }
+    // The consumer's hot path: frame boundaries found by the scan, entries
+    // parsed straight from the bytes (no frame tree).
+    for (name, chunk) in [
+        ("fast_whole", bytes.len()),
+        ("fast_16KiB_reads", 16 * 1024),
+        ("fast_1KiB_reads", 1024),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for piece in black_box(&bytes).chunks(chunk) {
+                    decoder.feed(piece);
+                    if let Some(raw) = decoder.next_raw().expect("valid") {
+                        n += reply::xreadgroup_raw(raw.bytes(), STREAM.as_bytes())
+                            .expect("plain shape")
+                            .expect("entries")
+                            .len();
+                    }
+                }
+                assert_eq!(n, ENTRIES);
+                n
+            })
+        });
+    }
     group.finish();
 }
 
