@@ -18,7 +18,11 @@
 //! 6. Then: wait until every produced id was printed and nothing is pending,
 //!    stop the workers with SIGTERM (they must exit 0), and check.
 //!
-//! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule.
+//! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule;
+//! `XGROUP_CHAOS_KEEP=1` keeps the temporary directory with the workers'
+//! stderr (`RUST_LOG`, default `warn`, is passed on to them);
+//! `XGROUP_CHAOS_RELEASE=1` builds the workers in release mode and
+//! `XGROUP_CHAOS_JOBS` sets the build's `-j` (default 2).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::env;
@@ -876,11 +880,16 @@ fn chaos() {
     );
 }
 
-/// Removes a directory on drop.
+/// Removes a directory on drop, unless `XGROUP_CHAOS_KEEP` is set (to read
+/// the workers' stderr, `<name>.stderr`, afterwards).
 struct RemoveDir(PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        if env::var_os("XGROUP_CHAOS_KEEP").is_some_and(|v| !v.is_empty()) {
+            eprintln!("chaos: kept {}", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
 }
