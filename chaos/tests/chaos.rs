@@ -1,0 +1,895 @@
+//! The chaos test: nothing acknowledged by the server is lost, whatever
+//! happens to the workers, the server or the network.
+//!
+//! 1. Builds the `worker` example of the three adapters (`$CARGO build`).
+//! 2. Starts a server (AOF, `appendfsync always`) and a [`FaultProxy`] in
+//!    front of it. Workers connect through the proxy; the producer and the
+//!    checks connect directly.
+//! 3. A producer thread adds [`MESSAGES`] entries in small pipelined batches
+//!    at a steady rate. An entry counts as produced once its `XADD` reply
+//!    (the id) arrived; an `XADD` whose fate is unknown is added again.
+//! 4. Two workers of each adapter run at any time; each handled message is a
+//!    line `<stream> <id> <attempt>` on their stdout, printed before its ack.
+//! 5. Faults at seeded random moments: `kill -9` of a worker (restarted under
+//!    the same or a new name), server crash and restart on the same data,
+//!    cut of every proxied connection, a worker stalled (`SIGSTOP`) past
+//!    `claim_min_idle`. After each, the time until a worker first handles an
+//!    entry added after the fault is the time to resume.
+//! 6. Then: wait until every produced id was printed and nothing is pending,
+//!    stop the workers with SIGTERM (they must exit 0), and check.
+//!
+//! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule;
+//! `XGROUP_CHAOS_KEEP=1` keeps the temporary directory with the workers'
+//! stderr (`RUST_LOG`, default `warn`, is passed on to them);
+//! `XGROUP_CHAOS_RELEASE=1` builds the workers in release mode and
+//! `XGROUP_CHAOS_JOBS` sets the build's `-j` (default 2).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::env;
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use xgroup_testkit::{encode_command, FaultProxy, RedisServer, RespConnection, RespValue};
+
+const STREAM: &str = "chaos";
+const GROUP: &str = "g";
+
+/// Entries the producer must get acknowledged (ids returned by `XADD`).
+const MESSAGES: usize = 100_000;
+/// The producer spreads them over this long.
+const PRODUCE_TIME: Duration = Duration::from_secs(70);
+/// `XADD`s per pipelined batch.
+const PRODUCE_BATCH: usize = 20;
+/// The producer gives up (and the test fails) past this.
+const PRODUCE_DEADLINE: Duration = Duration::from_secs(150);
+
+const ADAPTERS: [&str; 3] = ["tokio", "async-std", "blocking"];
+const WORKERS_PER_ADAPTER: usize = 2;
+const WORKERS: usize = ADAPTERS.len() * WORKERS_PER_ADAPTER;
+const COUNT: u64 = 50;
+const BLOCK_MS: u64 = 500;
+const CLAIM_INTERVAL_MS: u64 = 500;
+const CLAIM_MIN_IDLE_MS: u64 = 2000;
+
+/// How long a stalled worker stays stopped: past `claim_min_idle`, so its
+/// entries are claimed by the others meanwhile.
+const STALL: Duration = Duration::from_secs(3);
+/// Faults happen between these offsets from the start of production.
+const FAULTS_FROM: Duration = Duration::from_secs(5);
+const FAULTS_UNTIL: Duration = Duration::from_secs(62);
+
+/// Longest time from a fault until a worker first handles an entry added
+/// after it. The slowest case is a server restart: the server is down for
+/// at most 1.5 s plus its restart (about 1 s, AOF loading included), and a
+/// worker's reconnect backoff (default 100 ms doubling, at most 10 s) may
+/// make it wait up to 10 s more before it tries again; then one read (block
+/// 0.5 s). That is 1.5 + 1 + 10 + 0.5 = 13 s; 15 s leaves some slack for this
+/// loaded 2-core machine. Worker kills and stalls need no failover to
+/// resume (the other workers read new entries; the victim's entries are
+/// claimed after `claim_min_idle` 2 s + a 0.5 s sweep; heartbeat failover,
+/// 5 s x 3 misses, is never needed), and a cut only costs reconnects.
+const RESUME_BOUND: Duration = Duration::from_secs(15);
+/// Bounded wait, after production, for every id to be handled and nothing
+/// pending.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(60);
+/// Workers must exit within this after SIGTERM.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+const DEFAULT_SEED: u64 = 0x00c4_a05e_ed01;
+
+/// Kinds of faults and how many of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Fault {
+    WorkerKill,
+    ServerRestart,
+    ProxyCut,
+    Stall,
+}
+
+const FAULTS: [(Fault, usize); 4] = [
+    (Fault::WorkerKill, 4),
+    (Fault::ServerRestart, 3),
+    (Fault::ProxyCut, 4),
+    (Fault::Stall, 3),
+];
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::WorkerKill => "worker_kill",
+            Fault::ServerRestart => "server_restart",
+            Fault::ProxyCut => "proxy_cut",
+            Fault::Stall => "stall",
+        }
+    }
+}
+
+/// splitmix64: a tiny seeded PRNG.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------
+// Building the workers
+
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the chaos crate lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir(workspace: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target"),
+    }
+}
+
+/// Builds each adapter's `worker` example and copies it to
+/// `dir/worker-<adapter>` (they share the output name, so one at a time).
+fn build_workers(dir: &Path) -> HashMap<&'static str, PathBuf> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = workspace_dir();
+    let target = target_dir(&workspace);
+    let release = env::var_os("XGROUP_CHAOS_RELEASE").is_some_and(|v| !v.is_empty());
+    let jobs = env::var("XGROUP_CHAOS_JOBS").unwrap_or_else(|_| "2".into());
+    let profile = if release { "release" } else { "debug" };
+    let mut bins = HashMap::new();
+    for adapter in ADAPTERS {
+        let started = Instant::now();
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&workspace).args([
+            "build",
+            "-j",
+            &jobs,
+            "-p",
+            &format!("xgroup-{adapter}"),
+            "--example",
+            "worker",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?} build: {e}"));
+        assert!(
+            status.success(),
+            "building the {adapter} worker failed: {status}"
+        );
+        let built = target.join(profile).join("examples").join("worker");
+        let copy = dir.join(format!("worker-{adapter}"));
+        fs::copy(&built, &copy).unwrap_or_else(|e| {
+            panic!("cannot copy {} to {}: {e}", built.display(), copy.display())
+        });
+        eprintln!(
+            "chaos: built worker-{adapter} ({profile}) in {}",
+            secs(started.elapsed())
+        );
+        bins.insert(adapter, copy);
+    }
+    bins
+}
+
+// ---------------------------------------------------------------------------
+// What the workers print
+
+#[derive(Default)]
+struct Seen {
+    /// Times each id was printed, by any worker.
+    counts: HashMap<String, u32>,
+    lines: u64,
+    malformed: Vec<String>,
+    max_attempt: u64,
+    /// Lines of second or later deliveries.
+    redelivered: u64,
+    /// Faults waiting for their time to resume: (fault index, when, and
+    /// when as Unix milliseconds).
+    watchers: Vec<(usize, Instant, u64)>,
+    /// Time to resume of each fault, once known.
+    resumes: HashMap<usize, Duration>,
+}
+
+impl Seen {
+    fn record(&mut self, line: &str) {
+        self.lines += 1;
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let parsed = match parts.as_slice() {
+            [STREAM, id, attempt] => id
+                .split_once('-')
+                .and_then(|(ms, _)| ms.parse::<u64>().ok())
+                .zip(attempt.parse::<u64>().ok())
+                .map(|(ms, attempt)| (id, ms, attempt)),
+            _ => None,
+        };
+        let Some((id, id_ms, attempt)) = parsed else {
+            self.malformed.push(line.to_owned());
+            return;
+        };
+        self.max_attempt = self.max_attempt.max(attempt);
+        if attempt > 1 {
+            self.redelivered += 1;
+        }
+        let count = self.counts.entry((*id).to_owned()).or_insert(0);
+        *count += 1;
+        // Time to resume: the first id handled that was added after the
+        // fault (its id's milliseconds are later), so that batches already
+        // read before the fault and printed just after it do not count.
+        if *count == 1 {
+            let now = Instant::now();
+            let resumes = &mut self.resumes;
+            self.watchers.retain(|&(fault, at, at_ms)| {
+                if id_ms > at_ms {
+                    resumes.insert(fault, now.saturating_duration_since(at));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Worker processes
+
+struct Worker {
+    adapter: &'static str,
+    name: String,
+    child: Child,
+    reader: Option<JoinHandle<()>>,
+    stderr: PathBuf,
+}
+
+impl Worker {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+/// Every worker process ever started; all are killed on drop (panics too).
+struct Workers {
+    bins: HashMap<&'static str, PathBuf>,
+    dir: PathBuf,
+    url: String,
+    seen: Arc<Mutex<Seen>>,
+    live: Vec<Worker>,
+    gone: Vec<Worker>,
+    restarts: usize,
+}
+
+impl Workers {
+    fn spawn(&self, adapter: &'static str, name: String) -> Worker {
+        let stderr_path = self.dir.join(format!("{name}.stderr"));
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .expect("worker stderr file");
+        let count = COUNT.to_string();
+        let block = BLOCK_MS.to_string();
+        let interval = CLAIM_INTERVAL_MS.to_string();
+        let idle = CLAIM_MIN_IDLE_MS.to_string();
+        let mut child = Command::new(&self.bins[adapter])
+            .args([
+                "--url",
+                &self.url,
+                "--stream",
+                STREAM,
+                "--group",
+                GROUP,
+                "--consumer",
+                &name,
+                "--count",
+                &count,
+                "--block-ms",
+                &block,
+                "--claim-interval-ms",
+                &interval,
+                "--claim-min-idle-ms",
+                &idle,
+            ])
+            .env(
+                "RUST_LOG",
+                env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start worker {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let seen = Arc::clone(&self.seen);
+        let reader = thread::Builder::new()
+            .name(format!("read-{name}"))
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    match line {
+                        Ok(line) => lock(&seen).record(&line),
+                        Err(_) => break,
+                    }
+                }
+            })
+            .expect("spawn a reader thread");
+        Worker {
+            adapter,
+            name,
+            child,
+            reader: Some(reader),
+            stderr: stderr_path,
+        }
+    }
+
+    /// `kill -9` of live worker `i`, then a new one of the same adapter under
+    /// the same name or a new one.
+    fn kill_and_restart(&mut self, i: usize, same_name: bool) -> String {
+        let mut old = self.live.remove(i);
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        let name = if same_name {
+            old.name.clone()
+        } else {
+            self.restarts += 1;
+            format!("{}-r{}", old.adapter, self.restarts)
+        };
+        let report = format!("{} (pid {}) -> {name}", old.name, old.pid());
+        let adapter = old.adapter;
+        self.gone.push(old);
+        let new = self.spawn(adapter, name);
+        self.live.push(new);
+        report
+    }
+
+    fn stderr_tails(&self) -> String {
+        let mut out = String::new();
+        for w in self.live.iter().chain(&self.gone) {
+            let text = fs::read_to_string(&w.stderr).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
+            let _ = writeln!(out, "  {} stderr:\n    {tail}", w.name);
+        }
+        out
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in self.live.iter_mut().chain(self.gone.iter_mut()) {
+            // SIGKILL also ends a stopped process.
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+        }
+    }
+}
+
+fn signal(pid: &str, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill {sig} {pid}: {e}"));
+    assert!(status.success(), "kill {sig} {pid} failed: {status}");
+}
+
+// ---------------------------------------------------------------------------
+// The producer
+
+struct Produced {
+    /// Ids whose `XADD` reply arrived.
+    ids: Vec<String>,
+    /// `XADD`s sent again because their fate was unknown (or refused).
+    resent: u64,
+    /// Problems met, and how often (connect errors, refused `XADD`s...).
+    errors: BTreeMap<String, u64>,
+}
+
+/// Wall-clock milliseconds, as in stream ids (the server shares the clock).
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Adds [`MESSAGES`] entries at a steady rate, retrying through server
+/// restarts. Sequence numbers whose `XADD` failed or got no reply are added
+/// again (with a new id).
+fn produce(addr: SocketAddr, stop: &AtomicBool) -> Produced {
+    let started = Instant::now();
+    let per_message = PRODUCE_TIME.as_secs_f64() / MESSAGES as f64;
+    let mut out = Produced {
+        ids: Vec::with_capacity(MESSAGES),
+        resent: 0,
+        errors: BTreeMap::new(),
+    };
+    let mut retry: VecDeque<u64> = VecDeque::new();
+    let mut next_seq: u64 = 0;
+    let mut conn: Option<RespConnection> = None;
+    while out.ids.len() < MESSAGES {
+        if stop.load(Ordering::SeqCst) || started.elapsed() > PRODUCE_DEADLINE {
+            break;
+        }
+        let due = started + Duration::from_secs_f64(out.ids.len() as f64 * per_message);
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match RespConnection::connect(addr) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                    conn.insert(c)
+                }
+                Err(e) => {
+                    *out.errors.entry(format!("connect: {e}")).or_default() += 1;
+                    thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            },
+        };
+        let want = PRODUCE_BATCH.min(MESSAGES - out.ids.len());
+        let mut batch = Vec::with_capacity(want);
+        while batch.len() < want {
+            batch.push(retry.pop_front().unwrap_or_else(|| {
+                next_seq += 1;
+                next_seq
+            }));
+        }
+        let mut bytes = Vec::new();
+        let ts = unix_millis().to_string();
+        for seq in &batch {
+            let seq = seq.to_string();
+            bytes.extend(encode_command(&[
+                "XADD", STREAM, "*", "seq", &seq, "src", "chaos", "ts", &ts,
+            ]));
+        }
+        let mut sent = c.stream().write_all(&bytes);
+        let mut broken = false;
+        let mut refused = false;
+        for (i, seq) in batch.iter().enumerate() {
+            let reply = match sent {
+                Ok(()) => c.read_reply(),
+                Err(e) => Err(e),
+            };
+            match reply {
+                Ok(RespValue::Bulk(id)) => out.ids.push(String::from_utf8_lossy(&id).into_owned()),
+                Ok(other) => {
+                    // Refused (e.g. -LOADING): not added; add it again.
+                    *out.errors
+                        .entry(format!("XADD answered {other:?}"))
+                        .or_default() += 1;
+                    refused = true;
+                    retry.push_back(*seq);
+                    out.resent += 1;
+                }
+                Err(e) => {
+                    // Fate unknown from here on: add the rest again.
+                    *out.errors.entry(format!("XADD: {e}")).or_default() += 1;
+                    for seq in &batch[i..] {
+                        retry.push_back(*seq);
+                        out.resent += 1;
+                    }
+                    broken = true;
+                    break;
+                }
+            }
+            sent = Ok(());
+        }
+        if broken {
+            conn = None;
+        }
+        if broken || refused {
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+    out
+}
+
+/// Sets the flag on drop, so that the producer stops if the test panics.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+/// Pending entries of the group (`XPENDING s g`), or `None` if the server
+/// cannot be asked right now.
+fn pending_count(server: &RedisServer) -> Option<i64> {
+    let reply = server.try_cmd(&["XPENDING", STREAM, GROUP]).ok()?;
+    reply.as_array()?.first()?.as_int()
+}
+
+fn pending_detail(server: &RedisServer) -> String {
+    match server.try_cmd(&["XPENDING", STREAM, GROUP, "-", "+", "10"]) {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("<XPENDING failed: {e}>"),
+    }
+}
+
+fn missing_ids(produced: &[String], seen: &Seen) -> Vec<String> {
+    produced
+        .iter()
+        .filter(|id| !seen.counts.contains_key(*id))
+        .cloned()
+        .collect()
+}
+
+fn wait_exit(child: &mut Child, until: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn chaos() {
+    let test_started = Instant::now();
+    let seed = match env::var("XGROUP_CHAOS_SEED") {
+        Ok(s) if !s.trim().is_empty() => s
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("XGROUP_CHAOS_SEED={s:?}: {e}")),
+        _ => DEFAULT_SEED,
+    };
+    eprintln!("chaos: seed={seed} (set XGROUP_CHAOS_SEED to change)");
+    let mut rng = Rng(seed);
+
+    let tmp = env::temp_dir().join(format!("xgroup-chaos-{}", std::process::id()));
+    fs::create_dir_all(&tmp).expect("create the chaos temp dir");
+    let _cleanup = RemoveDir(tmp.clone());
+    let bins = build_workers(&tmp);
+
+    let mut server = RedisServer::builder()
+        .aof(true)
+        .appendfsync_always(true)
+        .start();
+    let proxy = FaultProxy::start(server.addr());
+    eprintln!(
+        "chaos: {} on {}, proxy on {}",
+        server.version(),
+        server.addr(),
+        proxy.addr()
+    );
+    let created = server.cmd(&["XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM"]);
+    assert!(!created.is_error(), "XGROUP CREATE: {created:?}");
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut workers = Workers {
+        bins,
+        dir: tmp.clone(),
+        url: proxy.url(),
+        seen: Arc::clone(&seen),
+        live: Vec::new(),
+        gone: Vec::new(),
+        restarts: 0,
+    };
+    for adapter in ADAPTERS {
+        for k in 0..WORKERS_PER_ADAPTER {
+            let w = workers.spawn(adapter, format!("{adapter}-{k}"));
+            workers.live.push(w);
+        }
+    }
+
+    // The fault schedule: kinds shuffled, one per slot, at a random moment
+    // in the first 60% of its slot.
+    let mut kinds: Vec<Fault> = FAULTS
+        .iter()
+        .flat_map(|&(kind, n)| std::iter::repeat(kind).take(n))
+        .collect();
+    for i in (1..kinds.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        kinds.swap(i, j);
+    }
+    let slot = (FAULTS_UNTIL - FAULTS_FROM).as_secs_f64() / kinds.len() as f64;
+    let schedule: Vec<(Duration, Fault)> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| {
+            let at = FAULTS_FROM.as_secs_f64() + slot * (i as f64 + 0.6 * rng.unit());
+            (Duration::from_secs_f64(at), kind)
+        })
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_producer = StopOnDrop(Arc::clone(&stop));
+    let produce_started = Instant::now();
+    let producer = {
+        let stop = Arc::clone(&stop);
+        let addr = server.addr();
+        thread::Builder::new()
+            .name("producer".into())
+            .spawn(move || produce(addr, &stop))
+            .expect("spawn the producer")
+    };
+
+    // Inject the faults.
+    let mut injected: Vec<(Fault, Duration, String)> = Vec::new();
+    for (at, kind) in &schedule {
+        let due = produce_started + *at;
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let index = injected.len();
+        let t0 = Instant::now();
+        let t0_ms = unix_millis();
+        lock(&seen).watchers.push((index, t0, t0_ms));
+        let detail = match kind {
+            Fault::WorkerKill => {
+                let i = rng.below(workers.live.len() as u64) as usize;
+                let same = rng.below(2) == 0;
+                workers.kill_and_restart(i, same)
+            }
+            Fault::ServerRestart => {
+                let down = Duration::from_millis(200 + rng.below(1300));
+                server.kill();
+                thread::sleep(down);
+                server.restart();
+                format!(
+                    "down {}ms, back after {}",
+                    down.as_millis(),
+                    secs(t0.elapsed())
+                )
+            }
+            Fault::ProxyCut => format!("{} connections cut", proxy.cut_all()),
+            Fault::Stall => {
+                let i = rng.below(workers.live.len() as u64) as usize;
+                let (pid, name) = (workers.live[i].pid(), workers.live[i].name.clone());
+                signal(&pid, "-STOP");
+                thread::sleep(STALL);
+                signal(&pid, "-CONT");
+                format!("{name} (pid {pid}) stopped for {}", secs(STALL))
+            }
+        };
+        eprintln!(
+            "chaos: t={} fault #{index} {} {detail}",
+            secs(t0 - produce_started),
+            kind.name()
+        );
+        injected.push((*kind, t0 - produce_started, detail));
+        let exited = workers
+            .live
+            .iter_mut()
+            .find_map(|w| Some((w.name.clone(), w.child.try_wait().ok()??)));
+        if let Some((name, status)) = exited {
+            panic!(
+                "worker {name} exited on its own with {status}\n{}",
+                workers.stderr_tails()
+            );
+        }
+    }
+
+    let produced = producer.join().expect("the producer panicked");
+    let production = produce_started.elapsed();
+    assert_eq!(
+        produced.ids.len(),
+        MESSAGES,
+        "the producer got only {} ids in {}; errors: {:?}",
+        produced.ids.len(),
+        secs(production),
+        produced.errors
+    );
+    eprintln!(
+        "chaos: produced {} in {} ({} XADDs sent again; errors: {:?})",
+        produced.ids.len(),
+        secs(production),
+        produced.resent,
+        produced.errors
+    );
+    let unique: HashSet<&String> = produced.ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        produced.ids.len(),
+        "XADD returned an id twice"
+    );
+
+    // Quiet period: every produced id handled, nothing pending.
+    let quiet_started = Instant::now();
+    loop {
+        let missing = missing_ids(&produced.ids, &lock(&seen));
+        let pending = pending_count(&server);
+        if missing.is_empty() && pending == Some(0) {
+            break;
+        }
+        if quiet_started.elapsed() >= QUIET_TIMEOUT {
+            panic!(
+                "after {} of quiet: {} produced ids never printed (first: {:?}), XPENDING {:?}: {}\n\
+                 faults: {injected:#?}\n{}",
+                secs(QUIET_TIMEOUT),
+                missing.len(),
+                &missing[..missing.len().min(10)],
+                pending,
+                pending_detail(&server),
+                workers.stderr_tails()
+            );
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!("chaos: quiet after {}", secs(quiet_started.elapsed()));
+
+    // Graceful stop: SIGTERM, exit 0 within 30 s.
+    for w in &workers.live {
+        signal(&w.pid(), "-TERM");
+    }
+    let until = Instant::now() + EXIT_TIMEOUT;
+    let mut bad_exits = Vec::new();
+    for w in workers.live.iter_mut() {
+        match wait_exit(&mut w.child, until) {
+            Some(status) if status.success() => {}
+            Some(status) => bad_exits.push(format!("{} exited with {status}", w.name)),
+            None => bad_exits.push(format!(
+                "{} still running {} after SIGTERM",
+                w.name,
+                secs(EXIT_TIMEOUT)
+            )),
+        }
+    }
+    assert!(
+        bad_exits.is_empty(),
+        "workers did not stop cleanly: {bad_exits:?}\n{}",
+        workers.stderr_tails()
+    );
+    for w in workers.live.iter_mut().chain(workers.gone.iter_mut()) {
+        if let Some(reader) = w.reader.take() {
+            reader.join().expect("a reader thread panicked");
+        }
+    }
+
+    // The checks.
+    let seen = lock(&seen);
+    let produced_set: HashSet<&str> = produced.ids.iter().map(String::as_str).collect();
+    let lost = missing_ids(&produced.ids, &seen);
+    let pending = pending_count(&server);
+    let duplicates = seen.counts.values().filter(|&&n| n > 1).count();
+    let extra = seen
+        .counts
+        .keys()
+        .filter(|id| !produced_set.contains(id.as_str()))
+        .count();
+    let faults = injected.len();
+    // Duplicates come from messages in flight at a fault: a worker holds at
+    // most one batch (max_in_flight_batches 1) of at most COUNT entries, and
+    // each fault can make every live worker's batch be handled again, once
+    // by a claimer and once by a replay: faults x workers x count x 2.
+    let duplicate_bound = faults * WORKERS * COUNT as usize * 2;
+    let mut resumes = Vec::new();
+    let mut unresumed = Vec::new();
+    for (i, (kind, at, detail)) in injected.iter().enumerate() {
+        match seen.resumes.get(&i) {
+            Some(d) => resumes.push((*d, i)),
+            None => unresumed.push(format!("#{i} {} at {} ({detail})", kind.name(), secs(*at))),
+        }
+    }
+    let worst = resumes.iter().max().copied();
+    let mut by_kind = String::new();
+    for (kind, _) in FAULTS {
+        let n = injected.iter().filter(|(k, _, _)| *k == kind).count();
+        let worst_kind = resumes
+            .iter()
+            .filter(|(_, i)| injected[*i].0 == kind)
+            .map(|(d, _)| *d)
+            .max()
+            .unwrap_or_default();
+        let _ = write!(by_kind, " {}={n}/worst {}", kind.name(), secs(worst_kind));
+    }
+    eprintln!(
+        "chaos: lines={} distinct={} extra(unknown-fate XADDs that landed)={extra} max_attempt={} redelivered={} \
+         malformed={} faults:{by_kind}",
+        seen.lines,
+        seen.counts.len(),
+        seen.max_attempt,
+        seen.redelivered,
+        seen.malformed.len()
+    );
+
+    assert!(
+        lost.is_empty(),
+        "{} produced ids were never handled (first: {:?})\nfaults: {injected:#?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert_eq!(
+        pending,
+        Some(0),
+        "pending entries left: {}",
+        pending_detail(&server)
+    );
+    assert!(
+        seen.malformed.is_empty(),
+        "malformed worker lines: {:?}",
+        &seen.malformed[..seen.malformed.len().min(10)]
+    );
+    assert!(
+        duplicates <= duplicate_bound,
+        "{duplicates} ids handled more than once, more than {duplicate_bound} \
+         ({faults} faults x {WORKERS} workers x count {COUNT} x 2)"
+    );
+    assert!(
+        unresumed.is_empty(),
+        "no new id was handled after these faults: {unresumed:?}"
+    );
+    let (worst, worst_index) = worst.expect("at least one fault");
+    assert!(
+        worst <= RESUME_BOUND,
+        "fault #{worst_index} ({:?}) took {} to resume, more than {}",
+        injected[worst_index],
+        secs(worst),
+        secs(RESUME_BOUND)
+    );
+
+    let summary_faults: Vec<String> = FAULTS
+        .iter()
+        .map(|&(kind, _)| {
+            let n = injected.iter().filter(|(k, _, _)| *k == kind).count();
+            format!("{}:{n}", kind.name())
+        })
+        .collect();
+    println!(
+        "chaos: messages={} faults={} lost={} duplicates={duplicates} worst_resume={} seed={seed} \
+         elapsed={}",
+        produced.ids.len(),
+        summary_faults.join(","),
+        lost.len(),
+        secs(worst),
+        secs(test_started.elapsed())
+    );
+}
+
+/// Removes a directory on drop, unless `XGROUP_CHAOS_KEEP` is set (to read
+/// the workers' stderr, `<name>.stderr`, afterwards).
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        if env::var_os("XGROUP_CHAOS_KEEP").is_some_and(|v| !v.is_empty()) {
+            eprintln!("chaos: kept {}", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
