@@ -259,7 +259,7 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
             Err(e) => {
                 return Some(Err(ReplyError::Protocol(ProtocolError::unexpected(
                     "XREADGROUP",
-                    e.to_string(),
+                    format!("entry id: {e}"),
                 ))))
             }
         };
@@ -277,7 +277,7 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
                     Some(fields)
                 }
                 n => {
-                    let detail = format!("entry {id} has {n} field items, not pairs");
+                    let detail = format!("entry {id}: odd number of field items ({n})");
                     return Some(Err(ReplyError::Protocol(ProtocolError::unexpected(
                         "XREADGROUP",
                         detail,
