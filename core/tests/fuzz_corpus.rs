@@ -59,3 +59,9 @@ fn stream_id_corpus() {
 fn consumer_corpus() {
     replay("consumer", targets::consumer);
 }
+
+#[cfg(feature = "sim")]
+#[test]
+fn model_corpus() {
+    replay("model", targets::model);
+}

@@ -720,3 +720,81 @@ pub fn consumer(data: &[u8]) {
         h.step(op);
     }
 }
+
+// ---- model -----------------------------------------------------------------
+
+#[cfg(feature = "sim")]
+#[allow(clippy::disallowed_methods, clippy::unwrap_used)]
+#[path = "../../core/tests/support/world.rs"]
+mod world;
+
+/// One operation of the `model` target (see `core/tests/support/world.rs`).
+#[cfg(feature = "sim")]
+#[derive(Debug, Arbitrary)]
+enum ModelOp {
+    Produce(u8),
+    Step(u8),
+    Complete(u8, u8),
+    Disconnect(u8),
+    Crash(u8),
+    Advance(u16),
+    Delete(u16),
+}
+
+/// Input of the `model` target: world shape and fuzzer-chosen operations.
+#[cfg(feature = "sim")]
+#[derive(Debug, Arbitrary)]
+struct ModelInput {
+    consumers: u8,
+    count: u8,
+    chunks: Vec<u8>,
+    v62: bool,
+    features: (bool, bool, bool, bool),
+    ops: Vec<ModelOp>,
+}
+
+/// `model`: consumers against the in-memory model under fuzzer-chosen
+/// operations, with the property tests' invariants checked as it runs and
+/// at the end (everything acknowledged or dead-lettered, no stray acks, no
+/// redelivery of held entries, delivery counts from the model, no deadline
+/// in the past, retry-after respected).
+#[cfg(feature = "sim")]
+pub fn model(data: &[u8]) {
+    use world::{Features, Op, World};
+    let Ok(input) = ModelInput::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let (heartbeat, dead_letters, delete_on_ack, polling) = input.features;
+    let features = Features {
+        heartbeat,
+        dead_letters,
+        delete_on_ack,
+        polling,
+    };
+    let consumers = 1 + usize::from(input.consumers % 3);
+    let count = 1 + u64::from(input.count % 4);
+    let chunks: Vec<usize> = input
+        .chunks
+        .iter()
+        .take(4)
+        .map(|&c| 1 + usize::from(c % 63))
+        .collect();
+    let ops: Vec<Op> = input
+        .ops
+        .iter()
+        .take(120)
+        .map(|op| match *op {
+            ModelOp::Produce(n) => Op::Produce(1 + n % 5),
+            ModelOp::Step(i) => Op::Step(usize::from(i)),
+            ModelOp::Complete(i, how) => Op::Complete(usize::from(i), how % 6),
+            ModelOp::Disconnect(i) => Op::Disconnect(usize::from(i)),
+            ModelOp::Crash(i) => Op::Crash(usize::from(i)),
+            ModelOp::Advance(ms) => Op::Advance(1 + ms % 1500),
+            ModelOp::Delete(pick) => Op::Delete(pick),
+        })
+        .collect();
+    let mut world = World::with(consumers, count, chunks, input.v62, features);
+    world.run(&ops);
+    world.quiesce();
+    world.check_final();
+}

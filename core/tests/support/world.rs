@@ -1,0 +1,591 @@
+//! The world the property tests, the stateful fuzz target and the
+//! deterministic scenarios drive: several consumers against the in-memory
+//! model of Redis Streams, with the invariants checked as it runs. Shared by
+//! `core/tests/model.rs` and `fuzz/src/lib.rs` (target `model`).
+// Each includer uses its own part of it.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use xgroup_core::sim::{ConnId, SimOptions, SimServer};
+use xgroup_core::{
+    Batch, Consumer, ConsumerConfig, DeadLetter, Disposition, Error, Event, Outcome, StreamId,
+};
+
+pub(crate) const STREAM: &[u8] = b"orders";
+pub(crate) const GROUP: &[u8] = b"workers";
+pub(crate) const MIN_IDLE: Duration = Duration::from_millis(1000);
+pub(crate) const CLAIM_EVERY: Duration = Duration::from_millis(700);
+pub(crate) const DLQ: &[u8] = b"orders-dlq";
+pub(crate) const MAX_DELIVERIES: u64 = 4;
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(2500);
+
+/// Features switched on for a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Features {
+    pub(crate) heartbeat: bool,
+    pub(crate) dead_letters: bool,
+    pub(crate) delete_on_ack: bool,
+    pub(crate) polling: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Produce(u8),
+    Step(usize),
+    /// Complete the oldest batch of a consumer: 0 ack all, 1 ack none,
+    /// 2 ack every other message, 3 retry every other message and ack the
+    /// rest, 4 retry after `RETRY_AFTER`, 5 dead-letter all.
+    Complete(usize, u8),
+    Disconnect(usize),
+    Crash(usize),
+    Advance(u16),
+    Delete(u16),
+}
+
+pub(crate) struct Worker {
+    pub(crate) name: String,
+    pub(crate) consumer: Consumer,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) batches: Vec<Batch>,
+    pub(crate) max_in_flight: usize,
+    /// Bumped on every crash or disconnect: "alive since".
+    pub(crate) epoch: u64,
+    /// Expected to stop (duplicate-name tests).
+    pub(crate) stopped: Option<Option<Error>>,
+}
+
+pub(crate) struct World {
+    pub(crate) sim: SimServer,
+    pub(crate) now: Instant,
+    pub(crate) workers: Vec<Worker>,
+    /// Chunk sizes used to cut server output (empty: whole).
+    pub(crate) chunks: Vec<usize>,
+    pub(crate) chunk_at: usize,
+    /// Every event, for split-invariance comparison.
+    pub(crate) log: Vec<String>,
+    /// Ids a handler completed with an ack, or that were deleted.
+    pub(crate) may_ack: HashSet<StreamId>,
+    pub(crate) handled: BTreeMap<StreamId, u32>,
+    pub(crate) produced: BTreeSet<StreamId>,
+    pub(crate) deleted: BTreeSet<StreamId>,
+    pub(crate) count: u64,
+    pub(crate) features: Features,
+    /// Retry-after promises: id -> (worker, epoch then, not before).
+    pub(crate) retry_after: BTreeMap<StreamId, (usize, u64, Instant)>,
+    pub(crate) sim_start: Instant,
+    pub(crate) trace: bool,
+    pub(crate) tx_log: Vec<String>,
+}
+
+pub(crate) fn config(
+    name: &str,
+    count: u64,
+    in_flight: usize,
+    seed: u64,
+    f: Features,
+) -> ConsumerConfig {
+    let mut b = ConsumerConfig::builder(STREAM, GROUP, name)
+        .count(count)
+        .block(Duration::from_millis(500))
+        .claim_interval(CLAIM_EVERY)
+        .claim_min_idle(MIN_IDLE)
+        .max_in_flight_batches(in_flight)
+        .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(200))
+        .retry_backoff(Duration::from_millis(100), Duration::from_millis(400))
+        .reply_timeout(Duration::from_secs(5))
+        .delete_on_ack(f.delete_on_ack)
+        .seed(seed);
+    b = if f.heartbeat {
+        b.heartbeat(Duration::from_millis(200), 2)
+    } else {
+        b.no_heartbeat()
+    };
+    if f.dead_letters {
+        b = b.max_deliveries(MAX_DELIVERIES, DeadLetter::Stream(Bytes::from_static(DLQ)));
+    } else {
+        b = b.dead_letter(DeadLetter::Stream(Bytes::from_static(DLQ)));
+    }
+    if f.polling {
+        b = b.receive_interval(Duration::from_millis(150));
+    }
+    b.build().unwrap()
+}
+
+impl World {
+    pub(crate) fn new(consumers: usize, count: u64, chunks: Vec<usize>, v62: bool) -> Self {
+        World::with(consumers, count, chunks, v62, Features::default())
+    }
+
+    pub(crate) fn with(
+        consumers: usize,
+        count: u64,
+        chunks: Vec<usize>,
+        v62: bool,
+        features: Features,
+    ) -> Self {
+        let now = Instant::now();
+        let sim = SimServer::new(
+            SimOptions {
+                autoclaim_v62: v62,
+                ..SimOptions::default()
+            },
+            now,
+        );
+        let workers = (0..consumers)
+            .map(|i| {
+                let name = format!("c{i}");
+                let in_flight = 1 + i % 2;
+                Worker {
+                    consumer: Consumer::new(config(&name, count, in_flight, i as u64, features)),
+                    name,
+                    conn: None,
+                    batches: Vec::new(),
+                    max_in_flight: in_flight,
+                    epoch: 0,
+                    stopped: None,
+                }
+            })
+            .collect();
+        World {
+            sim,
+            now,
+            workers,
+            chunks,
+            chunk_at: 0,
+            log: Vec::new(),
+            may_ack: HashSet::new(),
+            handled: BTreeMap::new(),
+            produced: BTreeSet::new(),
+            deleted: BTreeSet::new(),
+            count,
+            features,
+            retry_after: BTreeMap::new(),
+            sim_start: now,
+            trace: false,
+            tx_log: Vec::new(),
+        }
+    }
+
+    pub(crate) fn next_chunk(&mut self) -> usize {
+        if self.chunks.is_empty() {
+            return usize::MAX;
+        }
+        let c = self.chunks[self.chunk_at % self.chunks.len()];
+        self.chunk_at += 1;
+        c.max(1)
+    }
+
+    /// Drains a worker's outputs: events acted on, bytes sent to the model.
+    pub(crate) fn drain(&mut self, i: usize) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.workers[i].consumer.poll_event() {
+                progressed = true;
+                self.on_event(i, event);
+            }
+            while let Some(bytes) = self.workers[i].consumer.poll_transmit() {
+                progressed = true;
+                let conn = self.workers[i]
+                    .conn
+                    .expect("bytes to send without a connection");
+                if self.trace {
+                    let t = self.now - self.sim_start;
+                    self.tx_log.push(format!(
+                        "{t:?} {i} -> {}",
+                        String::from_utf8_lossy(&bytes).replace("\r\n", " ")
+                    ));
+                }
+                self.sim.receive(conn, self.now, &bytes);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.check_in_flight(i);
+    }
+
+    pub(crate) fn on_event(&mut self, i: usize, event: Event) {
+        self.log
+            .push(format!("{:?} {i}: {event:?}", self.now - self.sim_start));
+        match event {
+            Event::Connect => {
+                let conn = self.sim.connect(self.now);
+                self.workers[i].conn = Some(conn);
+                self.workers[i].consumer.handle_connected(self.now);
+            }
+            Event::Disconnect => {
+                self.workers[i].epoch += 1;
+                if let Some(conn) = self.workers[i].conn.take() {
+                    self.sim.disconnect(conn);
+                }
+            }
+            Event::Deliver(batch) => {
+                let name = self.workers[i].name.clone();
+                let pending = self.sim.pending(STREAM, GROUP);
+                // An entry a handler still holds is never handed out again
+                // to the same consumer (replay and self-claims skip it).
+                for held in &self.workers[i].batches {
+                    for m in &batch.messages {
+                        assert!(
+                            held.messages.iter().all(|h| h.id != m.id),
+                            "{:?} delivered while its handler still holds it",
+                            m.id
+                        );
+                    }
+                }
+                for m in &batch.messages {
+                    // Retry-after: no consumer gets it before the promised
+                    // time while the one that asked is alive.
+                    if let Some(&(w, epoch, at)) = self.retry_after.get(&m.id) {
+                        if self.now < at && w != i && self.workers[w].epoch == epoch {
+                            panic!("{:?} went to c{i} before its retry-after time (c{w} alive) at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
+                        }
+                    }
+                    *self.handled.entry(m.id).or_default() += 1;
+                    // Delivery counts come from the server and match it.
+                    if let Some(p) = pending.iter().find(|p| p.id == m.id) {
+                        if p.consumer == name.as_bytes() {
+                            assert_eq!(m.attempt, p.delivery_count, "attempt of {:?}", m.id);
+                        }
+                    }
+                    assert!(m.attempt >= 1);
+                }
+                self.workers[i].batches.push(batch);
+            }
+            Event::Stopped(e) => {
+                assert!(self.workers[i].stopped.is_none(), "stopped twice");
+                self.workers[i].stopped = Some(e);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn check_in_flight(&self, i: usize) {
+        let w = &self.workers[i];
+        assert!(
+            w.batches.len() <= w.max_in_flight,
+            "{} batches in flight, limit {}",
+            w.batches.len(),
+            w.max_in_flight
+        );
+        assert_eq!(w.consumer.in_flight(), w.batches.len());
+    }
+
+    /// Server output to a worker, in chunks.
+    pub(crate) fn deliver_output(&mut self, i: usize) {
+        let Some(conn) = self.workers[i].conn else {
+            return;
+        };
+        let out = self.sim.take_output(conn);
+        let mut rest: &[u8] = &out;
+        while !rest.is_empty() {
+            let n = self.next_chunk().min(rest.len());
+            let (now, later) = rest.split_at(n);
+            self.workers[i].consumer.handle_input(self.now, now);
+            rest = later;
+            self.drain(i);
+            if self.workers[i].conn != Some(conn) {
+                break; // the consumer dropped the connection
+            }
+        }
+    }
+
+    /// One round trip for worker `i`.
+    pub(crate) fn step(&mut self, i: usize) {
+        self.drain(i);
+        self.deliver_output(i);
+        self.drain(i);
+    }
+
+    /// Round trips until worker `i` has nothing more to read now.
+    pub(crate) fn settle(&mut self, i: usize) {
+        for _ in 0..50 {
+            self.step(i);
+            match self.workers[i].conn {
+                Some(conn) if self.sim.has_output(conn) => {}
+                _ => return,
+            }
+        }
+    }
+
+    pub(crate) fn complete(&mut self, i: usize, how: u8) {
+        if self.workers[i].batches.is_empty() {
+            return;
+        }
+        let batch = self.workers[i].batches.remove(0);
+        let each = |f: &dyn Fn(usize) -> Disposition| {
+            Outcome::Each(
+                batch
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .map(|(k, m)| (m.id, f(k)))
+                    .collect(),
+            )
+        };
+        let retry_at = self.now + RETRY_AFTER;
+        let outcome = match how {
+            0 => Outcome::AckAll,
+            1 => Outcome::AckNone,
+            2 => Outcome::AckOnly(batch.messages.iter().step_by(2).map(|m| m.id).collect()),
+            3 => each(&|k| {
+                if k % 2 == 0 {
+                    Disposition::Retry
+                } else {
+                    Disposition::Ack
+                }
+            }),
+            4 => each(&|_| Disposition::RetryAt(retry_at)),
+            _ => each(&|_| Disposition::DeadLetter("test".into())),
+        };
+        match &outcome {
+            Outcome::AckAll => self.may_ack.extend(batch.messages.iter().map(|m| m.id)),
+            Outcome::AckOnly(ids) => self.may_ack.extend(ids.iter().copied()),
+            Outcome::Each(list) => {
+                for (id, d) in list {
+                    match d {
+                        Disposition::Ack => {
+                            self.may_ack.insert(*id);
+                        }
+                        Disposition::RetryAt(at) => {
+                            let epoch = self.workers[i].epoch;
+                            self.retry_after.insert(*id, (i, epoch, *at));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.workers[i]
+            .consumer
+            .handle_completion(self.now, batch.id, outcome);
+        self.drain(i);
+    }
+
+    /// Time passes in steps of at most 100 ms, every consumer's timers
+    /// firing as they fall due.
+    pub(crate) fn advance(&mut self, ms: u64) {
+        let mut left = ms;
+        while left > 0 {
+            let step = left.min(100);
+            left -= step;
+            self.tick(step);
+        }
+    }
+
+    pub(crate) fn tick(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        self.sim.advance(self.now);
+        for i in 0..self.workers.len() {
+            if let Some((at, _)) = self.workers[i].consumer.poll_timeout() {
+                if at <= self.now {
+                    self.workers[i].consumer.handle_timeout(self.now);
+                    if let Some((next, kind)) = self.workers[i].consumer.poll_timeout() {
+                        assert!(
+                            next > self.now,
+                            "deadline {kind:?} in the past after handle_timeout"
+                        );
+                    }
+                    self.drain(i);
+                }
+            }
+        }
+        // Live consumers' event loops run as time passes: they read what
+        // arrived (stalls are what Disconnect and Crash model).
+        for i in 0..self.workers.len() {
+            self.settle(i);
+        }
+    }
+
+    pub(crate) fn disconnect(&mut self, i: usize) {
+        if let Some(conn) = self.workers[i].conn.take() {
+            self.workers[i].epoch += 1;
+            self.sim.disconnect(conn);
+            self.workers[i]
+                .consumer
+                .handle_disconnected(self.now, "cut");
+            self.drain(i);
+        }
+    }
+
+    pub(crate) fn crash(&mut self, i: usize) {
+        if let Some(conn) = self.workers[i].conn.take() {
+            self.sim.disconnect(conn);
+        }
+        let w = &mut self.workers[i];
+        w.batches.clear();
+        w.epoch += 1;
+        w.consumer = Consumer::new(config(
+            &w.name,
+            self.count,
+            w.max_in_flight,
+            99 + i as u64,
+            self.features,
+        ));
+        self.drain(i);
+    }
+
+    pub(crate) fn produce(&mut self, n: u8) {
+        for k in 0..n {
+            let v = format!("{k}");
+            let id = self
+                .sim
+                .xadd(self.now, STREAM, &[(b"n", v.as_bytes()), (b"x", b"y")]);
+            self.produced.insert(id);
+        }
+        for i in 0..self.workers.len() {
+            self.step(i);
+        }
+    }
+
+    pub(crate) fn delete(&mut self, pick: u16) {
+        if self.produced.is_empty() {
+            return;
+        }
+        let id = *self
+            .produced
+            .iter()
+            .nth(pick as usize % self.produced.len())
+            .unwrap();
+        if self.sim.xdel(STREAM, id) {
+            self.deleted.insert(id);
+            self.may_ack.insert(id);
+        }
+    }
+
+    pub(crate) fn run(&mut self, ops: &[Op]) {
+        for i in 0..self.workers.len() {
+            self.drain(i);
+        }
+        for op in ops {
+            let n = self.workers.len();
+            match *op {
+                Op::Produce(k) => self.produce(k),
+                Op::Step(i) => self.step(i % n),
+                Op::Complete(i, how) => self.complete(i % n, how),
+                Op::Disconnect(i) => self.disconnect(i % n),
+                Op::Crash(i) => self.crash(i % n),
+                Op::Advance(ms) => self.advance(u64::from(ms)),
+                Op::Delete(pick) => self.delete(pick),
+            }
+            self.check_acks();
+        }
+    }
+
+    /// No XACK for an id that no handler acked, that was not deleted and
+    /// that is not in the dead-letter stream; and no entry is both in the
+    /// dead-letter stream and still pending.
+    pub(crate) fn check_acks(&self) {
+        let dead = self.dead_lettered();
+        for (_, _, id, _) in self.sim.acks() {
+            assert!(
+                self.may_ack.contains(id) || dead.contains(id),
+                "XACK of {id:?}, never acked by a handler nor dead-lettered"
+            );
+        }
+        for p in self.sim.pending(STREAM, GROUP) {
+            assert!(
+                !dead.contains(&p.id),
+                "{:?} dead-lettered and still pending",
+                p.id
+            );
+        }
+        for w in &self.workers {
+            assert!(w.stopped.is_none(), "{} stopped: {:?}", w.name, w.stopped);
+        }
+    }
+
+    /// Ids in the dead-letter stream, each with its original fields first.
+    pub(crate) fn dead_lettered(&self) -> BTreeSet<StreamId> {
+        self.sim
+            .entries(DLQ)
+            .into_iter()
+            .map(|(_, fields)| {
+                assert_eq!(&fields[0].0[..], b"n", "original fields first: {fields:?}");
+                let id = fields
+                    .iter()
+                    .find(|(f, _)| &f[..] == b"dlq_id")
+                    .map(|(_, v)| StreamId::parse(v).unwrap())
+                    .expect("dlq_id field");
+                let deliveries = fields
+                    .iter()
+                    .find(|(f, _)| &f[..] == b"dlq_deliveries")
+                    .map(|(_, v)| String::from_utf8_lossy(v).parse::<u64>().unwrap())
+                    .expect("dlq_deliveries field");
+                assert!(deliveries >= 1);
+                id
+            })
+            .collect()
+    }
+
+    /// Healthy handlers, time passing: everything must end acknowledged.
+    pub(crate) fn quiesce(&mut self) {
+        for _ in 0..400 {
+            for i in 0..self.workers.len() {
+                self.step(i);
+                while !self.workers[i].batches.is_empty() {
+                    self.complete(i, 0);
+                    self.step(i);
+                }
+            }
+            if self.sim.pending(STREAM, GROUP).is_empty()
+                && self.all_delivered()
+                && self.workers.iter().all(|w| w.batches.is_empty())
+            {
+                return;
+            }
+            self.advance(100);
+        }
+        panic!(
+            "not quiescent: pending {:?}, last delivered {:?}, produced {}, all delivered {}, in hand {:?}, last events {:#?}",
+            self.sim.pending(STREAM, GROUP),
+            self.sim.group_last_delivered(STREAM, GROUP),
+            self.produced.len(),
+            self.all_delivered(),
+            self.workers.iter().map(|w| w.batches.len()).collect::<Vec<_>>(),
+            &self.log[self.log.len().saturating_sub(8)..],
+        );
+    }
+
+    pub(crate) fn all_delivered(&self) -> bool {
+        // Deleted entries are never delivered by `>`: only live ones count.
+        let last_live = self
+            .produced
+            .iter()
+            .rev()
+            .find(|id| !self.deleted.contains(id));
+        match (last_live, self.sim.group_last_delivered(STREAM, GROUP)) {
+            (None, _) => true,
+            (Some(last), Some(delivered)) => delivered >= *last,
+            (Some(_), None) => false,
+        }
+    }
+
+    pub(crate) fn check_final(&self) {
+        self.check_acks();
+        assert!(self.sim.pending(STREAM, GROUP).is_empty());
+        // Server-side delivery counts also count deliveries lost with a
+        // connection before any handler saw them: such an entry can reach
+        // the dead letters unhandled. Anything else must have been handled.
+        let dead = self.dead_lettered();
+        for id in &self.produced {
+            if !self.deleted.contains(id) && !dead.contains(id) {
+                assert!(self.handled.contains_key(id), "{id:?} never handled");
+            }
+        }
+        if self.features.dead_letters {
+            // Dead-lettered for too many deliveries: never past the limit
+            // by more than the deliveries in flight at a crash.
+            for (id, n) in &self.handled {
+                assert!(
+                    u64::from(*n) <= MAX_DELIVERIES * 4,
+                    "{id:?} handled {n} times with max_deliveries {MAX_DELIVERIES}"
+                );
+            }
+        }
+    }
+}
