@@ -114,8 +114,7 @@ fn ids_of(reply: &Option<StreamReadReply>) -> Vec<String> {
 fn idiomatic(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> RedisResult<u64> {
     let mut acked = 0u64;
     while acked < args.messages {
-        let reply: Option<StreamReadReply> =
-            con.xread_options(&[&args.stream], &[">"], opts)?;
+        let reply: Option<StreamReadReply> = con.xread_options(&[&args.stream], &[">"], opts)?;
         let ids = ids_of(&reply);
         if ids.is_empty() {
             continue;
@@ -166,8 +165,7 @@ fn latency(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> Redis
     let mut lat = Latencies::with_capacity(args.messages as usize);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     while (lat.len() as u64) < args.messages && Instant::now() < deadline {
-        let reply: Option<StreamReadReply> =
-            con.xread_options(&[&args.stream], &[">"], opts)?;
+        let reply: Option<StreamReadReply> = con.xread_options(&[&args.stream], &[">"], opts)?;
         let now = now_ns();
         let mut ids = Vec::new();
         for e in reply.iter().flat_map(|r| &r.keys).flat_map(|k| &k.ids) {

@@ -80,7 +80,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !run.is_finished() {
         run.await??;
     }
-    let summary = lat.lock().unwrap_or_else(|p| p.into_inner()).summary("xgroup-tokio");
+    let summary = lat
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .summary("xgroup-tokio");
     println!("{summary}");
     Ok(())
 }
