@@ -20,7 +20,7 @@
 # Environment:
 #   BENCH_MESSAGES      messages at COUNT 1000 (default 1000000)
 #   BENCH_MESSAGES_100  messages at COUNT 100 (default 30% of BENCH_MESSAGES)
-#   BENCH_REPS          runs per client and COUNT (default 2)
+#   BENCH_REPS          runs per client and COUNT, or latency runs (default 2)
 #   BENCH_RATE, BENCH_SECS  latency mode's producer (default 10000 msgs/s, 10 s)
 #   REDIS_SERVER        server binary (default /usr/bin/redis-server)
 #   CARGO_TARGET_DIR    build directory (default target/); BENCH_JOBS: -j (2)
@@ -122,20 +122,26 @@ machine() {
 if [ "$MODE" = latency ]; then
     N=$((RATE * SECS))
     machine "before"
-    log "latency: producer at $RATE msgs/s for $SECS s; both consumers read the same stream, each through its own group, at once"
-    "$BIN/xgroup_latency" --url "$URL" --stream lat --group g-xgroup --consumer c \
-        --count 1000 --messages "$N" --timeout-secs $((SECS + 30)) >"$WORK/lat-xgroup" &
-    X=$!
-    "$BIN/redisrs_consumer" --latency --url "$URL" --stream lat --group g-redisrs \
-        --consumer c --count 1000 --messages "$N" --timeout-secs $((SECS + 30)) >"$WORK/lat-redisrs" &
-    R=$!
-    sleep 1.5 # both groups exist (created at 0 on the empty stream) before the first XADD
-    "$BIN/latency_producer" --url "$URL" --stream lat --rate "$RATE" --secs "$SECS" >&2
-    wait "$X"
-    wait "$R"
+    log "latency: producer at $RATE msgs/s for $SECS s; both consumers read the same stream, each through its own group, at once; $REPS runs"
+    : >"$WORK/latency-x"
+    : >"$WORK/latency-r"
+    for rep in $(seq "$REPS"); do
+        stream=lat-$rep
+        "$BIN/xgroup_latency" --url "$URL" --stream "$stream" --group g-xgroup --consumer c \
+            --count 1000 --messages "$N" --timeout-secs $((SECS + 30)) >>"$WORK/latency-x" &
+        X=$!
+        "$BIN/redisrs_consumer" --latency --url "$URL" --stream "$stream" --group g-redisrs \
+            --consumer c --count 1000 --messages "$N" --timeout-secs $((SECS + 30)) >>"$WORK/latency-r" &
+        R=$!
+        sleep 1.5 # both groups exist (created at 0 on the empty stream) before the first XADD
+        "$BIN/latency_producer" --url "$URL" --stream "$stream" --rate "$RATE" --secs "$SECS" >&2
+        wait "$X"
+        wait "$R"
+    done
     machine "after"
-    echo "produce->handler latency (sent_ns field vs CLOCK_REALTIME in the handler), $N messages at $RATE msgs/s:"
-    cat "$WORK/lat-xgroup" "$WORK/lat-redisrs"
+    echo "produce->handler latency (sent_ns field, CLOCK_REALTIME, vs the clock when the handler/loop sees it)"
+    echo "$N messages per run at $RATE msgs/s; consumers run at the same time on their own groups; one line per run:"
+    cat "$WORK/latency-x" "$WORK/latency-r"
     exit 0
 fi
 

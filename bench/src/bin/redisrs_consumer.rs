@@ -6,9 +6,10 @@
 //!   parsed into a `StreamReadReply`, then one `XACK` of all its ids; repeat.
 //! - `--mode pipelined`: the `XACK` of batch k goes in one pipeline with the
 //!   `XREADGROUP` of batch k+1 (one round trip per batch).
-//! - `--latency`: reads with `BLOCK`, and for each message computes the time
-//!   from its `sent_ns` field (nanoseconds since the Unix epoch, written by
-//!   `latency_producer`) to now; prints p50/p99/max once M were seen.
+//! - `--latency` (`--mode` ignored): the idiomatic loop, reading with
+//!   `BLOCK`; for each message computes the time from its `sent_ns` field
+//!   (nanoseconds since the Unix epoch, written by `latency_producer`) to now;
+//!   prints p50/p99/max once M were seen.
 //!
 //! `--in-flight` is accepted for flag compatibility and ignored: redis-rs's
 //! sync connection has one batch in hand (idiomatic) or one read overlapping
@@ -178,11 +179,7 @@ fn latency(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> Redis
             let _: u64 = con.xack(&args.stream, &args.group, &ids)?;
         }
     }
-    let name = match args.mode {
-        Mode::Idiomatic => "redis-rs",
-        Mode::Pipelined => "redis-rs(pipelined-ignored)",
-    };
-    println!("{}", lat.summary(name));
+    println!("{}", lat.summary("redis-rs"));
     Ok(())
 }
 
