@@ -1,0 +1,107 @@
+//! Prints the throughput table from `bench_measure`'s records (stdin or the
+//! file given): per client and COUNT, the median over its runs of msgs/s,
+//! server busy % (server CPU-s / client wall-s), client CPU-s per million
+//! messages and peak RSS, and the ratio of its median msgs/s to redis-rs
+//! idiomatic's at the same COUNT. Clients keep their first-seen order.
+
+use std::io::Read;
+
+/// The client every ratio is relative to.
+const BASELINE: &str = "redis-rs idiomatic";
+
+#[derive(Debug)]
+struct Run {
+    client: String,
+    count: u64,
+    messages: u64,
+    rate: f64,
+    wall: f64,
+    cpu: f64,
+    rss: f64,
+    server_cpu: f64,
+}
+
+fn parse(line: &str) -> Option<Run> {
+    let f: Vec<&str> = line.split('\t').collect();
+    if f.len() != 8 {
+        return None;
+    }
+    Some(Run {
+        client: f[0].to_string(),
+        count: f[1].parse().ok()?,
+        messages: f[2].parse().ok()?,
+        rate: f[3].parse().ok()?,
+        wall: f[4].parse().ok()?,
+        cpu: f[5].parse().ok()?,
+        rss: f[6].parse().ok()?,
+        server_cpu: f[7].parse().ok()?,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let mut text = String::new();
+    match std::env::args().nth(1) {
+        Some(path) => text = std::fs::read_to_string(path)?,
+        None => {
+            std::io::stdin().read_to_string(&mut text)?;
+        }
+    }
+    let runs: Vec<Run> = text.lines().filter_map(parse).collect();
+    let mut keys: Vec<(u64, String)> = Vec::new();
+    for r in &runs {
+        let k = (r.count, r.client.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+    let med = |count: u64, client: &str, f: &dyn Fn(&Run) -> f64| {
+        median(
+            runs.iter()
+                .filter(|r| r.count == count && r.client == client)
+                .map(f)
+                .collect(),
+        )
+    };
+    println!(
+        "{:<20} {:>5} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9}  runs (msgs/s)",
+        "client", "COUNT", "messages", "msgs/s", "server%", "cpu-s/M msgs", "RSS MB", "vs rr-idi"
+    );
+    for (count, client) in &keys {
+        let mine: Vec<&Run> = runs
+            .iter()
+            .filter(|r| r.count == *count && &r.client == client)
+            .collect();
+        let rate = med(*count, client, &|r| r.rate);
+        let base = med(*count, BASELINE, &|r| r.rate);
+        let busy = med(*count, client, &|r| 100.0 * r.server_cpu / r.wall);
+        let cpu_per_m = med(*count, client, &|r| r.cpu * 1e6 / r.messages as f64);
+        let rss = med(*count, client, &|r| r.rss / (1024.0 * 1024.0));
+        let each: Vec<String> = mine.iter().map(|r| format!("{:.0}", r.rate)).collect();
+        println!(
+            "{:<20} {:>5} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>8.2}x  {}",
+            client,
+            count,
+            mine[0].messages,
+            rate,
+            busy,
+            cpu_per_m,
+            rss,
+            rate / base,
+            each.join(" ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Reference consumers written with redis-rs (sync API), the way a skilled
+//! user would, to compare with xgroup's `throughput` examples. Same flags and
+//! same last line (`consumed=M secs=S rate=R msgs/s`).
+//!
+//! - `--mode idiomatic`: `XREADGROUP GROUP g c COUNT n BLOCK 1000 STREAMS s >`
+//!   parsed into a `StreamReadReply`, then one `XACK` of all its ids; repeat.
+//! - `--mode pipelined`: the `XACK` of batch k goes in one pipeline with the
+//!   `XREADGROUP` of batch k+1 (one round trip per batch).
+//! - `--latency` (`--mode` ignored): the idiomatic loop, reading with
+//!   `BLOCK`; for each message computes the time from its `sent_ns` field
+//!   (nanoseconds since the Unix epoch, written by `latency_producer`) to now;
+//!   prints p50/p99/max once M were seen.
+//!
+//! `--in-flight` is accepted for flag compatibility and ignored: redis-rs's
+//! sync connection has one batch in hand (idiomatic) or one read overlapping
+//! one ack (pipelined).
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::{Commands, Connection, RedisResult};
+use xgroup_bench::{now_ns, report, Latencies, SENT_FIELD};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Idiomatic,
+    Pipelined,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "redis-rs reference consumer (sync API)")]
+struct Args {
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    stream: String,
+    #[arg(long)]
+    group: String,
+    #[arg(long)]
+    consumer: String,
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    #[arg(long)]
+    messages: u64,
+    /// First write M messages of three fields (as the throughput examples).
+    #[arg(long)]
+    fill: bool,
+    /// Ignored (flag compatibility with the throughput examples).
+    #[arg(long, default_value_t = 2)]
+    in_flight: usize,
+    #[arg(long, value_enum, default_value_t = Mode::Idiomatic)]
+    mode: Mode,
+    /// Measure produce→read latency instead of draining a backlog.
+    #[arg(long)]
+    latency: bool,
+    /// Give up (latency mode) after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout_secs: u64,
+}
+
+/// Messages per pipelined fill round (as the throughput examples).
+const FILL_CHUNK: u64 = 10_000;
+/// `BLOCK` of every read, in milliseconds (as the throughput examples).
+const BLOCK_MS: usize = 1000;
+
+fn fill(con: &mut Connection, args: &Args) -> RedisResult<()> {
+    let mut from = 0;
+    while from < args.messages {
+        let to = (from + FILL_CHUNK).min(args.messages);
+        let mut pipe = redis::pipe();
+        for n in from..to {
+            pipe.xadd(
+                &args.stream,
+                "*",
+                &[
+                    ("user_id", format!("{:08}", n % 100_000_000)),
+                    ("item", format!("sku-{:06}", n % 1_000_000)),
+                    ("qty", format!("{}", 1 + n % 9)),
+                ],
+            )
+            .ignore();
+        }
+        pipe.query::<()>(con)?;
+        from = to;
+    }
+    eprintln!("filled {} messages", args.messages);
+    Ok(())
+}
+
+fn create_group(con: &mut Connection, args: &Args) -> RedisResult<()> {
+    let created: RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&args.stream)
+        .arg(&args.group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(con);
+    match created {
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        other => other,
+    }
+}
+
+fn ids_of(reply: &Option<StreamReadReply>) -> Vec<String> {
+    reply
+        .iter()
+        .flat_map(|r| &r.keys)
+        .flat_map(|k| &k.ids)
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// Read a batch, ack it, repeat.
+fn idiomatic(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> RedisResult<u64> {
+    let mut acked = 0u64;
+    while acked < args.messages {
+        let reply: Option<StreamReadReply> = con.xread_options(&[&args.stream], &[">"], opts)?;
+        let ids = ids_of(&reply);
+        if ids.is_empty() {
+            continue;
+        }
+        let n: u64 = con.xack(&args.stream, &args.group, &ids)?;
+        acked += n;
+    }
+    Ok(acked)
+}
+
+fn read_cmd(args: &Args, opts: &StreamReadOptions) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg(opts).arg("STREAMS").arg(&args.stream).arg(">");
+    cmd
+}
+
+/// Ack batch k in the same round trip as the read of batch k+1.
+fn pipelined(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> RedisResult<u64> {
+    let read = read_cmd(args, opts);
+    let mut acked = 0u64;
+    let first: Option<StreamReadReply> = read.query(con)?;
+    let mut pending = ids_of(&first);
+    let mut delivered = pending.len() as u64;
+    while delivered < args.messages {
+        if pending.is_empty() {
+            let reply: Option<StreamReadReply> = read.query(con)?;
+            pending = ids_of(&reply);
+            delivered += pending.len() as u64;
+            continue;
+        }
+        let (n, reply): (u64, Option<StreamReadReply>) = redis::pipe()
+            .xack(&args.stream, &args.group, &pending)
+            .add_command(read.clone())
+            .query(con)?;
+        acked += n;
+        pending = ids_of(&reply);
+        delivered += pending.len() as u64;
+    }
+    if !pending.is_empty() {
+        let n: u64 = con.xack(&args.stream, &args.group, &pending)?;
+        acked += n;
+    }
+    Ok(acked)
+}
+
+/// Read with BLOCK, note each message's produce→read latency, ack.
+fn latency(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> RedisResult<()> {
+    let mut lat = Latencies::with_capacity(args.messages as usize);
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    while (lat.len() as u64) < args.messages && Instant::now() < deadline {
+        let reply: Option<StreamReadReply> = con.xread_options(&[&args.stream], &[">"], opts)?;
+        let now = now_ns();
+        let mut ids = Vec::new();
+        for e in reply.iter().flat_map(|r| &r.keys).flat_map(|k| &k.ids) {
+            if let Some(sent) = e.get::<u64>(SENT_FIELD) {
+                lat.record(sent, now);
+            }
+            ids.push(e.id.clone());
+        }
+        if !ids.is_empty() {
+            let _: u64 = con.xack(&args.stream, &args.group, &ids)?;
+        }
+    }
+    println!("{}", lat.summary("redis-rs"));
+    Ok(())
+}
+
+fn main() -> RedisResult<()> {
+    let args = Args::parse();
+    let client = redis::Client::open(args.url.as_str())?;
+    let mut con = client.get_connection()?;
+    if args.fill {
+        fill(&mut con, &args)?;
+    }
+    create_group(&mut con, &args)?;
+    let opts = StreamReadOptions::default()
+        .group(&args.group, &args.consumer)
+        .count(args.count)
+        .block(BLOCK_MS);
+    if args.latency {
+        return latency(&mut con, &args, &opts);
+    }
+    let start = Instant::now();
+    let acked = match args.mode {
+        Mode::Idiomatic => idiomatic(&mut con, &args, &opts)?,
+        Mode::Pipelined => pipelined(&mut con, &args, &opts)?,
+    };
+    report(start, acked);
+    Ok(())
+}
