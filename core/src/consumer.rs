@@ -342,7 +342,9 @@ pub struct Consumer {
     conn: Conn,
     stage: Stage,
     sent: VecDeque<SentCmd>,
-    fetching: bool,
+    /// The last new-entries read came back full: a backlog, worth a
+    /// prefetching read behind the next one.
+    last_read_full: bool,
     in_flight: Vec<InFlight>,
     acks_pending: Vec<StreamId>,
     next_batch: u64,
@@ -528,7 +530,7 @@ impl Consumer {
             conn: Conn::Connecting,
             stage: Stage::Handshake { left: 0 },
             sent: VecDeque::new(),
-            fetching: false,
+            last_read_full: false,
             in_flight: Vec::new(),
             acks_pending: Vec::new(),
             next_batch: 0,
@@ -595,12 +597,12 @@ impl Consumer {
         self.decoder.reset();
         self.out.clear();
         self.sent.clear();
-        self.fetching = false;
         self.replay_from = self.cfg.replay_pending.then_some(StreamId::ZERO);
         self.claim.active = false;
         self.claim.due = self.cfg.claim_interval.is_some() && !self.cfg.replay_pending;
         self.claim.next_at = None;
         self.has_xackdel = false;
+        self.last_read_full = false;
         self.poll_at = None;
         self.heartbeat.due = self.cfg.heartbeat.is_some() && !self.shutting_down;
         self.heartbeat.next_at = None;
@@ -662,7 +664,6 @@ impl Consumer {
                     if let Sent::Fetch(kind @ (Fetch::Read | Fetch::Replay)) = &cmd.what {
                         if let Some(parsed) = reply::xreadgroup_raw(raw.bytes(), &self.cfg.stream) {
                             let kind = kind.clone();
-                            self.fetching = false;
                             self.on_fetched(now, kind, parsed.map(|entries| (entries, None)));
                             if self.conn != Conn::Up || self.stage == Stage::Stopped {
                                 return;
@@ -937,7 +938,6 @@ impl Consumer {
                 Err(e) => self.command_failed(now, e),
             },
             Sent::Fetch(kind) => {
-                self.fetching = false;
                 self.on_fetch_reply(now, kind, frame);
             }
             Sent::Counts(pending) => match reply::xpending_extended(frame) {
@@ -1019,7 +1019,6 @@ impl Consumer {
             Sent::DeadPending(consumer) => match reply::xpending_extended(frame) {
                 Ok(rows) if rows.is_empty() => {
                     // Nothing pending left: now it may go.
-                    self.fetching = false;
                     self.dead_consumers.retain(|c| c != &consumer);
                     CommandWriter::begin(&mut self.out, 5)
                         .arg(b"XGROUP")
@@ -1033,10 +1032,7 @@ impl Consumer {
                     let ids: Vec<StreamId> = rows.iter().map(|r| r.id).collect();
                     self.write_claim_ids(now, Fetch::Failover(consumer), &ids, self.dead_after());
                 }
-                Err(e) => {
-                    self.fetching = false;
-                    self.command_failed(now, e)
-                }
+                Err(e) => self.command_failed(now, e),
             },
             Sent::DelConsumer(consumer) => match reply::integer(frame, "XGROUP DELCONSUMER") {
                 Ok(_) => self.warn(Warning::ConsumerRemoved { consumer }),
@@ -1216,6 +1212,7 @@ impl Consumer {
                 self.take_entries(now, Source::Claimed, entries);
             }
             Fetch::Read => {
+                self.last_read_full = entries.len() as u64 >= self.cfg.count;
                 if entries.is_empty() {
                     self.poll_at = self.cfg.receive_interval.map(|i| now + i);
                 }
@@ -1501,7 +1498,6 @@ impl Consumer {
         self.conn = Conn::Down;
         self.decoder.reset();
         self.out.clear();
-        self.fetching = false;
         for cmd in self.sent.drain(..) {
             match cmd.what {
                 Sent::Ack(ids)
@@ -1571,7 +1567,7 @@ impl Consumer {
         if !self.shutting_down || self.stage == Stage::Stopped {
             return;
         }
-        if self.nothing_left() && !self.fetching && !self.awaiting_counts() {
+        if self.nothing_left() && self.fetches_out() == 0 && !self.awaiting_counts() {
             self.finish(None);
         }
     }
@@ -1585,6 +1581,14 @@ impl Consumer {
                 .sent
                 .iter()
                 .any(|c| matches!(c.what, Sent::Ack(_) | Sent::AckDel(_) | Sent::Tx { .. }))
+    }
+
+    /// Reads and claims whose reply has not come yet.
+    fn fetches_out(&self) -> usize {
+        self.sent
+            .iter()
+            .filter(|c| matches!(c.what, Sent::Fetch(_) | Sent::DeadPending(_)))
+            .count()
     }
 
     fn awaiting_counts(&self) -> bool {
@@ -1650,11 +1654,12 @@ impl Consumer {
         if self.stage == Stage::Running {
             self.write_timed_work(now);
         }
-        if self.stage != Stage::Running
-            || self.shutting_down
-            || self.fetching
-            || self.awaiting_counts()
-        {
+        if self.stage != Stage::Running || self.shutting_down || self.awaiting_counts() {
+            return;
+        }
+        let out = self.fetches_out();
+        if out > 0 {
+            self.prefetch(now, out);
             return;
         }
         if self.in_flight.len() >= self.cfg.max_in_flight_batches {
@@ -1680,7 +1685,6 @@ impl Consumer {
                 .arg(b"+")
                 .arg_u64(self.cfg.count)
                 .arg(&consumer);
-            self.fetching = true;
             self.push_sent(now, Sent::DeadPending(consumer), Duration::ZERO);
             return;
         }
@@ -1715,6 +1719,31 @@ impl Consumer {
             None => self.cfg.block,
         };
         self.write_fetch(now, Fetch::Read, ReadFrom::New, Some(block));
+    }
+
+    /// With a backlog (the last read came back full) and a free slot, one
+    /// more new-entries read goes out behind the one in flight, so the server
+    /// has the next batch ready while this one travels and is parsed. It has
+    /// no BLOCK: if the backlog just ran out it returns at once.
+    fn prefetch(&mut self, now: Instant, out: usize) {
+        let only_reads = self.sent.iter().all(|c| {
+            !matches!(&c.what, Sent::Fetch(k) if *k != Fetch::Read)
+                && !matches!(c.what, Sent::DeadPending(_))
+        });
+        let other_work = self.replay_from.is_some()
+            || !self.redeliver.is_empty()
+            || !self.dead_consumers.is_empty()
+            || self.claim.due
+            || self.claim.active;
+        if out == 1
+            && only_reads
+            && self.last_read_full
+            && !other_work
+            && self.cfg.receive_interval.is_none()
+            && self.in_flight.len() + out < self.cfg.max_in_flight_batches
+        {
+            self.write_fetch(now, Fetch::Read, ReadFrom::New, None);
+        }
     }
 
     /// Heartbeat (and the liveness check of the others) and idle refresh of
@@ -1805,7 +1834,6 @@ impl Consumer {
             w.arg_id(*id);
         }
         drop(w);
-        self.fetching = true;
         self.push_sent(now, Sent::Fetch(kind), Duration::ZERO);
     }
 
@@ -1988,7 +2016,6 @@ impl Consumer {
             ReadFrom::PendingAfter(id) => w.arg_id(id),
         };
         drop(w);
-        self.fetching = true;
         let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
         self.push_sent(now, Sent::Fetch(kind), extra);
     }
@@ -2004,7 +2031,6 @@ impl Consumer {
             .arg_id(self.claim.cursor)
             .arg(b"COUNT")
             .arg_u64(self.cfg.count);
-        self.fetching = true;
         self.push_sent(now, Sent::Fetch(Fetch::Claim), Duration::ZERO);
     }
 
