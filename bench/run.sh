@@ -3,6 +3,7 @@
 #
 #   bench/run.sh            throughput table (default)
 #   bench/run.sh latency    produce->handler latency at a steady rate
+#   bench/run.sh scale      1, 2 and 4 xgroup-tokio consumer processes in one group
 #
 # Builds everything in release, starts its own redis-server on a free
 # loopback port (never the machine's 6379), and measures every client the
@@ -27,8 +28,8 @@
 set -euo pipefail
 
 MODE=${1:-throughput}
-case "$MODE" in throughput | latency) ;; *)
-    echo "usage: $0 [throughput|latency]" >&2
+case "$MODE" in throughput | latency | scale) ;; *)
+    echo "usage: $0 [throughput|latency|scale]" >&2
     exit 2
     ;;
 esac
@@ -142,6 +143,38 @@ if [ "$MODE" = latency ]; then
     echo "produce->handler latency (sent_ns field, CLOCK_REALTIME, vs the clock when the handler/loop sees it)"
     echo "$N messages per run at $RATE msgs/s; consumers run at the same time on their own groups; one line per run:"
     cat "$WORK/latency-x" "$WORK/latency-r"
+    exit 0
+fi
+
+# --- scale ---------------------------------------------------------------------
+if [ "$MODE" = scale ]; then
+    cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+    ticks_per_s=$(getconf CLK_TCK)
+    stream=scale
+    machine "before"
+    log "scale: filling stream $stream with $((M + 40000)) messages"
+    "$BIN/throughput-tokio" --url "$URL" --stream "$stream" --group fill --consumer f \
+        --count 1000 --messages $((M + 40000)) --fill >/dev/null
+    echo "scale: xgroup-tokio consumer processes in one group draining $M messages (COUNT 1000), each through the same group"
+    printf '%-10s %12s %10s %10s\n' consumers msgs/s secs server%
+    for k in 1 2 4; do
+        group=g-scale-$k
+        t0=$(date +%s.%N)
+        c0=$(cpu_ticks)
+        pids=()
+        for i in $(seq "$k"); do
+            "$BIN/throughput-tokio" --url "$URL" --stream "$stream" --group "$group" --consumer "c$i" \
+                --count 1000 --messages $((M / k)) >"$WORK/scale-$k-$i" &
+            pids+=($!)
+        done
+        for pid in "${pids[@]}"; do wait "$pid"; done
+        t1=$(date +%s.%N)
+        c1=$(cpu_ticks)
+        acked=$(awk -F'[= ]' '/^consumed=/{s += $2} END {print s}' "$WORK"/scale-"$k"-*)
+        awk -v k="$k" -v n="$acked" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v hz="$ticks_per_s" \
+            'BEGIN { w = t1 - t0; printf "%-10s %12.0f %10.3f %9.0f%%\n", k, n / w, w, 100 * c / hz / w }'
+    done
+    machine "after"
     exit 0
 fi
 
