@@ -142,8 +142,10 @@ fn drain_transmit(consumer: &mut Consumer) -> usize {
 /// A consumer past start-up (group created, nothing to replay or claim),
 /// with its `XREADGROUP ... >` sent.
 fn started_consumer(now: Instant) -> Consumer {
+    // The read/ack path alone: no heartbeat commands in the pipeline.
     let config = ConsumerConfig::builder(STREAM, "processors", "proc-1")
         .count(ENTRIES as u64)
+        .no_heartbeat()
         .build()
         .expect("valid config");
     let mut consumer = Consumer::new(config);
