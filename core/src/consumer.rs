@@ -443,6 +443,59 @@ struct HeldMessage {
     fields: Option<Fields>,
 }
 
+/// A completed batch's messages, taken out one decision at a time. Decisions
+/// usually come in batch order, so the slot after the last one taken is
+/// tried first; any other order falls back to a sorted index (built once),
+/// so matching stays O(n log n) whatever the handler returns.
+#[derive(Debug)]
+struct HeldSlots {
+    slots: Vec<Option<HeldMessage>>,
+    next: usize,
+    /// `(id, slot)` sorted by id, built on the first out-of-order decision.
+    index: Option<Vec<(StreamId, usize)>>,
+}
+
+impl HeldSlots {
+    fn new(msgs: Vec<HeldMessage>) -> Self {
+        HeldSlots {
+            slots: msgs.into_iter().map(Some).collect(),
+            next: 0,
+            index: None,
+        }
+    }
+
+    /// The first message with `id` not taken yet.
+    fn take(&mut self, id: StreamId) -> Option<HeldMessage> {
+        let hinted = self
+            .slots
+            .get(self.next)
+            .and_then(Option::as_ref)
+            .is_some_and(|m| m.id == id);
+        let slot = if hinted {
+            self.next
+        } else {
+            let slots = &self.slots;
+            let index = self.index.get_or_insert_with(|| {
+                let mut index: Vec<(StreamId, usize)> = slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| m.as_ref().map(|m| (m.id, i)))
+                    .collect();
+                index.sort_unstable();
+                index
+            });
+            let from = index.partition_point(|&(other, _)| other < id);
+            index[from..]
+                .iter()
+                .take_while(|&&(other, _)| other == id)
+                .map(|&(_, i)| i)
+                .find(|&i| slots[i].is_some())?
+        };
+        self.next = slot + 1;
+        self.slots[slot].take()
+    }
+}
+
 #[derive(Debug)]
 struct SentCmd {
     what: Sent,
@@ -714,20 +767,20 @@ impl Consumer {
         };
         let done = self.in_flight.swap_remove(pos);
         let decisions: Vec<(StreamId, Disposition)> = match outcome {
-            Outcome::AckAll => done.msgs.iter().map(|m| (m.id, Disposition::Ack)).collect(),
+            Outcome::AckAll => {
+                // The common case: no matching needed.
+                self.acks_pending.extend(done.msgs.iter().map(|m| m.id));
+                Vec::new()
+            }
             Outcome::AckOnly(ids) => ids.into_iter().map(|id| (id, Disposition::Ack)).collect(),
             Outcome::AckNone => Vec::new(),
             Outcome::Each(decisions) => decisions,
         };
-        let mut msgs: Vec<Option<HeldMessage>> = done.msgs.into_iter().map(Some).collect();
+        let mut msgs = HeldSlots::new(done.msgs);
         let mut unknown = Vec::new();
         for (id, disposition) in decisions {
             // Each message is decided once; repeats and strangers are ignored.
-            let Some(msg) = msgs
-                .iter_mut()
-                .find(|m| m.as_ref().is_some_and(|m| m.id == id))
-                .and_then(Option::take)
-            else {
+            let Some(msg) = msgs.take(id) else {
                 unknown.push(id);
                 continue;
             };
@@ -2160,6 +2213,47 @@ fn process_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held(ids: &[(u64, u64)]) -> HeldSlots {
+        HeldSlots::new(
+            ids.iter()
+                .map(|&(ms, seq)| HeldMessage {
+                    id: StreamId::new(ms, seq),
+                    attempt: 1,
+                    fields: None,
+                })
+                .collect(),
+        )
+    }
+
+    fn taken(slots: &mut HeldSlots, ms: u64, seq: u64) -> Option<StreamId> {
+        slots.take(StreamId::new(ms, seq)).map(|m| m.id)
+    }
+
+    #[test]
+    fn held_slots_match_each_message_once_in_any_order() {
+        let mut slots = held(&[(1, 0), (1, 1), (2, 0), (3, 5)]);
+        // In order (the hint), then out of order (the index), then repeats
+        // and strangers, which match nothing.
+        assert_eq!(taken(&mut slots, 1, 0), Some(StreamId::new(1, 0)));
+        assert_eq!(taken(&mut slots, 3, 5), Some(StreamId::new(3, 5)));
+        assert_eq!(taken(&mut slots, 1, 1), Some(StreamId::new(1, 1)));
+        assert_eq!(taken(&mut slots, 1, 1), None);
+        assert_eq!(taken(&mut slots, 9, 9), None);
+        assert_eq!(taken(&mut slots, 0, 0), None);
+        assert_eq!(taken(&mut slots, 2, 0), Some(StreamId::new(2, 0)));
+        assert_eq!(taken(&mut slots, 2, 0), None);
+        assert!(slots.slots.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn held_slots_with_a_repeated_id_give_each_copy_once() {
+        let mut slots = held(&[(5, 0), (4, 0), (5, 0)]);
+        assert_eq!(taken(&mut slots, 5, 0), Some(StreamId::new(5, 0)));
+        assert_eq!(taken(&mut slots, 5, 0), Some(StreamId::new(5, 0)));
+        assert_eq!(taken(&mut slots, 5, 0), None);
+        assert_eq!(taken(&mut slots, 4, 0), Some(StreamId::new(4, 0)));
+    }
 
     #[test]
     fn heartbeat_keys_share_the_streams_hash_slot() {

@@ -27,7 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (1u8..6).prop_map(Op::Produce),
         8 => (0usize..3).prop_map(Op::Step),
-        6 => (0usize..3, 0u8..6).prop_map(|(c, o)| Op::Complete(c, o)),
+        6 => (0usize..3, 0u8..7).prop_map(|(c, o)| Op::Complete(c, o)),
         1 => (0usize..3).prop_map(Op::Disconnect),
         1 => (0usize..3).prop_map(Op::Crash),
         3 => (1u16..1500).prop_map(Op::Advance),

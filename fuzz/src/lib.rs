@@ -705,7 +705,7 @@ pub fn model(data: &[u8]) {
         .map(|op| match *op {
             ModelOp::Produce(n) => Op::Produce(1 + n % 5),
             ModelOp::Step(i) => Op::Step(usize::from(i)),
-            ModelOp::Complete(i, how) => Op::Complete(usize::from(i), how % 6),
+            ModelOp::Complete(i, how) => Op::Complete(usize::from(i), how % 7),
             ModelOp::Disconnect(i) => Op::Disconnect(usize::from(i)),
             ModelOp::Crash(i) => Op::Crash(usize::from(i)),
             ModelOp::Advance(ms) => Op::Advance(1 + ms % 1500),

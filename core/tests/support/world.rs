@@ -339,7 +339,24 @@ impl World {
                 }
             }),
             4 => each(&|_| Disposition::RetryAt(retry_at)),
-            _ => each(&|_| Disposition::DeadLetter("test".into())),
+            5 => each(&|_| Disposition::DeadLetter("test".into())),
+            // Out of order, with a repeat and an id from no batch: every
+            // other message acked, the rest redelivered.
+            _ => {
+                let mut ids: Vec<StreamId> = batch
+                    .messages
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .map(|m| m.id)
+                    .collect();
+                ids.reverse();
+                if let Some(&first) = ids.first() {
+                    ids.push(first);
+                }
+                ids.push(StreamId::new(u64::MAX, 0));
+                Outcome::AckOnly(ids)
+            }
         };
         match &outcome {
             Outcome::AckAll => self.may_ack.extend(batch.messages.iter().map(|m| m.id)),
