@@ -43,14 +43,18 @@ impl StreamId {
         let bad = || InvalidStreamId {
             input: String::from_utf8_lossy(&input[..input.len().min(64)]).into_owned(),
         };
-        let (ms, seq) = match input.iter().position(|&b| b == b'-') {
-            Some(dash) => (&input[..dash], Some(&input[dash + 1..])),
-            None => (input, None),
-        };
-        let ms = parse_u64(ms).ok_or_else(bad)?;
-        let seq = match seq {
-            Some(seq) => parse_u64(seq).ok_or_else(bad)?,
+        // One pass: `<digits>` or `<digits>-<digits>`.
+        let (ms, used) = leading_u64(input).ok_or_else(bad)?;
+        let seq = match input.get(used) {
             None => 0,
+            Some(b'-') => {
+                let rest = input.get(used + 1..).unwrap_or_default();
+                match leading_u64(rest) {
+                    Some((seq, n)) if n == rest.len() => seq,
+                    _ => return Err(bad()),
+                }
+            }
+            Some(_) => return Err(bad()),
         };
         Ok(StreamId { ms, seq })
     }
@@ -101,18 +105,28 @@ impl Default for IdBuf {
     }
 }
 
-fn parse_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 20 {
-        return None;
-    }
+/// The decimal number at the start of `s` and how many digits it took: at
+/// least one and at most 20 digits, no overflow.
+#[inline]
+fn leading_u64(s: &[u8]) -> Option<(u64, usize)> {
     let mut value: u64 = 0;
-    for &d in digits {
+    let mut i = 0;
+    while let Some(&d) = s.get(i) {
         if !d.is_ascii_digit() {
-            return None;
+            break;
         }
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        let d = u64::from(d - b'0');
+        value = if i < 19 {
+            // 19 digits always fit in a u64.
+            value * 10 + d
+        } else if i == 19 {
+            value.checked_mul(10)?.checked_add(d)?
+        } else {
+            return None;
+        };
+        i += 1;
     }
-    Some(value)
+    (i > 0).then_some((value, i))
 }
 
 impl fmt::Display for StreamId {

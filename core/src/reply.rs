@@ -314,28 +314,35 @@ impl RawCursor<'_> {
         self.buf.get(self.pos..self.pos + 5) == Some(b"$-1\r\n".as_slice())
     }
 
-    /// `<kind><integer>\r\n`, the integer returned.
+    /// `<kind><integer>\r\n`, the integer returned (at most 18 digits, an
+    /// optional minus sign); `None` for anything else.
+    #[inline]
     fn header(&mut self, kind: u8) -> Option<i64> {
-        if self.peek()? != kind {
+        let buf: &[u8] = self.buf;
+        if *buf.get(self.pos)? != kind {
             return None;
         }
-        let rest = self.buf.get(self.pos + 1..)?;
-        let end = rest.iter().position(|&b| b == b'\r')?;
-        let digits = rest.get(..end)?;
-        let (negative, digits) = match digits.split_first() {
-            Some((b'-', d)) => (true, d),
-            _ => (false, digits),
-        };
-        if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        let mut i = self.pos + 1;
+        let negative = buf.get(i) == Some(&b'-');
+        if negative {
+            i += 1;
+        }
+        let first = i;
+        let mut n: i64 = 0;
+        while let Some(&d) = buf.get(i) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            if i - first == 18 {
+                return None;
+            }
+            n = n * 10 + i64::from(d - b'0');
+            i += 1;
+        }
+        if i == first || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
             return None;
         }
-        let n = digits
-            .iter()
-            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        if rest.get(end + 1) != Some(&b'\n') {
-            return None;
-        }
-        self.pos += 1 + end + 2;
+        self.pos = i + 2;
         Some(if negative { -n } else { n })
     }
 

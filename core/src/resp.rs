@@ -93,6 +93,12 @@ impl Scan {
             }
             match self.step {
                 Step::Type => {
+                    if let Some(len) = self.run_plain(buf, max_frame) {
+                        return Ok(Some(len));
+                    }
+                    if self.pos > max_frame {
+                        return Err(too_large(self.pos as u64, max_frame));
+                    }
                     let Some(&kind) = buf.get(self.pos) else {
                         return Ok(None);
                     };
@@ -182,6 +188,78 @@ impl Scan {
                         return Ok(Some(end));
                     }
                 }
+            }
+        }
+    }
+
+    /// The hot loop: takes whole `$<len>` blobs and `*<n>` headers (plain
+    /// digits, CRLF, payload present) straight from `buf`, with the checks
+    /// of the general steps, until an element is anything else or not all
+    /// there; that element is left to the general steps (which report
+    /// errors), so results never depend on which path took an element.
+    /// `Some(len)` when the frame is complete.
+    #[inline]
+    fn run_plain(&mut self, buf: &[u8], max_frame: usize) -> Option<usize> {
+        loop {
+            let start = self.pos;
+            if start > max_frame {
+                return None;
+            }
+            let kind = *buf.get(start)?;
+            if kind != b'$' && kind != b'*' {
+                return None;
+            }
+            // 1 to 18 digits then CRLF: shorter than MAX_LENGTH_HEADER and
+            // never overflowing.
+            let mut i = start + 1;
+            let mut n: u64 = 0;
+            while let Some(&d) = buf.get(i) {
+                if !d.is_ascii_digit() {
+                    break;
+                }
+                if i - start > 18 {
+                    return None;
+                }
+                n = n * 10 + u64::from(d - b'0');
+                i += 1;
+            }
+            if i == start + 1 || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
+                return None;
+            }
+            let after = i + 2;
+            if after > max_frame {
+                return None;
+            }
+            let done = if kind == b'$' {
+                let end = (after as u64).saturating_add(n).saturating_add(2);
+                if end > max_frame as u64 || end > buf.len() as u64 {
+                    return None;
+                }
+                // end <= buf.len(), a usize.
+                let end = end as usize;
+                if buf.get(end - 2..end) != Some(b"\r\n".as_slice()) {
+                    return None;
+                }
+                self.examined = self.examined.wrapping_add((end - start) as u64);
+                self.pos = end;
+                self.element_done()
+            } else {
+                if n.saturating_mul(3) > max_frame as u64
+                    || (n > 0 && self.stack.len() >= MAX_DEPTH)
+                {
+                    return None;
+                }
+                self.examined = self.examined.wrapping_add((after - start) as u64);
+                self.pos = after;
+                if n == 0 {
+                    self.element_done()
+                } else {
+                    self.stack.push(n);
+                    false
+                }
+            };
+            if done {
+                return Some(self.pos);
             }
         }
     }
