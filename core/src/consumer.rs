@@ -1947,7 +1947,8 @@ impl Consumer {
     }
 
     fn write_dead_letter_xadd(&mut self, key: &[u8], item: &DeadItem) {
-        let fields = item.fields.as_deref().unwrap_or_default();
+        let no_fields = Fields::new();
+        let fields = item.fields.as_ref().unwrap_or(&no_fields);
         let mut id_buf = IdBuf::new();
         let id = item.id.encode(&mut id_buf).to_vec();
         let mut deliveries = itoa::Buffer::new();

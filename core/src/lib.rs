@@ -17,6 +17,7 @@ pub mod command;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod fields;
 mod handshake;
 pub mod id;
 pub mod reply;
@@ -34,8 +35,9 @@ pub use consumer::{
     DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
 };
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
+pub use fields::Fields;
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
-pub use reply::{Entry, Fields, Value};
+pub use reply::{Entry, Value};
 pub use resp::{Decoder, Frame};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use url::{parse_url, ServerAddr};

@@ -11,8 +11,7 @@ use crate::error::{Error, ProtocolError, ServerError, ServerErrorKind};
 use crate::id::StreamId;
 use crate::resp::Frame;
 
-/// Field/value pairs of an entry, in the order the server sent them.
-pub type Fields = Vec<(Bytes, Bytes)>;
+pub use crate::fields::Fields;
 
 /// One stream entry as returned by `XREADGROUP`, `XCLAIM`, `XAUTOCLAIM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,13 +267,13 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
                 -1 => None,
                 n if n >= 0 && n % 2 == 0 => {
                     let pairs = usize::try_from(n / 2).ok()?;
-                    let mut fields = Vec::with_capacity(pairs);
-                    for _ in 0..pairs {
-                        let field = c.bulk()?;
-                        let value = c.bulk()?;
-                        fields.push((field, value));
+                    // Checked here, read out when the handler iterates.
+                    let start = c.pos;
+                    for _ in 0..2 * pairs {
+                        let (_, end) = crate::fields::bulk_end(raw, c.pos)?;
+                        c.pos = end + 2;
                     }
-                    Some(fields)
+                    Some(Fields::from_checked_resp(raw.slice(start..c.pos), pairs))
                 }
                 n => {
                     let detail = format!("entry {id}: odd number of field items ({n})");
@@ -679,7 +678,7 @@ fn entry(frame: Frame, command: &'static str) -> Result<Entry, ReplyError> {
                     string(v, command, "field value")?,
                 ));
             }
-            Some(fields)
+            Some(Fields::from(fields))
         }
     };
     Ok(Entry { id, fields })
@@ -1365,12 +1364,15 @@ mod tests {
     fn field_values_are_slices_of_the_receive_buffer() {
         let mut d = Decoder::new();
         d.feed(R2_XREADGROUP_ENTRIES);
-        let f = d.next_frame().unwrap().unwrap();
-        let entries = xreadgroup(f, b"s2").unwrap();
-        let (_, v1) = &entries[0].fields.as_ref().unwrap()[0];
-        // Zero copy: the value points into one shared allocation with the
-        // other values (not individually allocated).
-        let (_, v2) = &entries[0].fields.as_ref().unwrap()[1];
+        let raw = d.next_raw().unwrap().unwrap();
+        let entries = xreadgroup_raw(raw.bytes(), b"s2").unwrap().unwrap();
+        let fields = entries[0].fields.as_ref().unwrap();
+        let frame = raw.bytes().as_ptr_range();
+        // Zero copy: the values point into the received frame.
+        let mut values = fields.iter_bytes().map(|(_, v)| v);
+        let v1 = values.next().unwrap();
+        let v2 = values.next().unwrap();
+        assert!(frame.contains(&v1.as_ptr()) && frame.contains(&v2.as_ptr()));
         let gap = v2.as_ptr() as usize - v1.as_ptr() as usize;
         assert_eq!(gap, b"v1\r\n$2\r\nf2\r\n$2\r\n".len());
     }

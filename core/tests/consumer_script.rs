@@ -131,7 +131,7 @@ fn consume_and_ack_pipelines_the_next_read() {
     assert_eq!(batch.source, Source::New);
     assert_eq!(batch.messages.len(), 2);
     assert_eq!(batch.messages[0].id, StreamId::new(1, 1));
-    assert_eq!(&batch.messages[1].fields[0].0[..], b"b");
+    assert_eq!(batch.messages[1].fields.get("b"), Some(&b"2"[..]));
     assert_eq!(batch.messages[1].attempt, 1);
     // In-flight limit 1: no read while the batch is out.
     assert_eq!(s.sent(), "");

@@ -752,7 +752,7 @@ mod tests {
             messages: (1..=3)
                 .map(|n| Message {
                     id: StreamId::new(n, 0),
-                    fields: Vec::new(),
+                    fields: Default::default(),
                     attempt: 1,
                 })
                 .collect(),

@@ -55,9 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for m in &batch.messages {
                     let sent = m
                         .fields
-                        .iter()
-                        .find(|(f, _)| f.as_ref() == SENT_FIELD.as_bytes())
-                        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+                        .get(SENT_FIELD)
+                        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
                     if let Some(sent) = sent {
                         l.record(sent, now);
                     }
