@@ -360,7 +360,8 @@ pub struct Consumer {
     /// Entries waiting for a retry, in no particular order.
     retrying: Vec<Retrying>,
     /// Retries that are due, waiting for a free slot.
-    redeliver: Vec<StreamId>,
+    /// Due retries to claim back, with their [`Retrying::touched`].
+    redeliver: Vec<(StreamId, Instant)>,
     /// Entries to dead-letter.
     dead: Vec<DeadItem>,
     heartbeat: HeartbeatState,
@@ -377,6 +378,8 @@ pub struct Consumer {
 struct Retrying {
     id: StreamId,
     due: Instant,
+    /// When a reply last showed this consumer owning it (see [`HeldMessage::touched`]).
+    touched: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -385,6 +388,7 @@ struct DeadItem {
     attempt: u64,
     fields: Option<Fields>,
     reason: String,
+    touched: Instant,
 }
 
 #[derive(Debug)]
@@ -441,6 +445,16 @@ struct HeldMessage {
     attempt: u64,
     /// Kept only when dead letters go to a stream (they need the fields).
     fields: Option<Fields>,
+    /// When a reply last showed this consumer owning the entry (its
+    /// delivery, or an idle refresh that claimed it): no earlier than the
+    /// server's last touch, so while nobody else takes it its idle time is
+    /// at least `now - touched`. Claims of our own entries use that as
+    /// min-idle, so they never take back an entry another consumer has
+    /// claimed since.
+    touched: Instant,
+    /// An idle refresh found another consumer owning it: no longer kept
+    /// fresh, and not retried by this consumer.
+    lost: bool,
 }
 
 /// A completed batch's messages, taken out one decision at a time. Decisions
@@ -524,7 +538,8 @@ enum Sent {
     Liveness(Bytes),
     DeadPending(Bytes),
     DelConsumer(Bytes),
-    Refresh,
+    /// Idle refresh of these held ids (`XCLAIM ... JUSTID`).
+    Refresh(Vec<StreamId>),
 }
 
 #[derive(Debug)]
@@ -813,6 +828,7 @@ impl Consumer {
                     attempt: msg.attempt,
                     fields: msg.fields,
                     reason,
+                    touched: msg.touched,
                 });
                 return;
             }
@@ -830,11 +846,14 @@ impl Consumer {
                 attempt: msg.attempt,
                 fields: msg.fields,
                 reason,
+                touched: msg.touched,
             });
-        } else {
+        } else if !msg.lost {
+            // A lost entry is another consumer's to retry now.
             self.retrying.push(Retrying {
                 id: msg.id,
                 due: retry_at,
+                touched: msg.touched,
             });
         }
     }
@@ -1092,13 +1111,67 @@ impl Consumer {
                 Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
                 Err(e) => self.command_failed(now, e),
             },
-            Sent::Refresh => {
-                if let Err(e) = reply::id_list(frame, "XCLAIM") {
+            Sent::Refresh(sent) => match reply::id_list(frame, "XCLAIM") {
+                Ok(claimed) => self.refreshed(now, &sent, &claimed),
+                Err(e) => {
                     if !matches!(&e, ReplyError::Server(s) if s.kind == ServerErrorKind::NoGroup) {
                         self.command_failed(now, e);
                     }
                 }
+            },
+        }
+    }
+
+    /// An idle refresh of `sent` came back with `claimed`: those are still
+    /// ours as of `now`; the others were taken by another consumer (or
+    /// deleted), so this consumer stops refreshing and retrying them.
+    fn refreshed(&mut self, now: Instant, sent: &[StreamId], claimed: &[StreamId]) {
+        let claimed: HashSet<StreamId> = claimed.iter().copied().collect();
+        let sent: HashSet<StreamId> = sent.iter().copied().collect();
+        for batch in &mut self.in_flight {
+            for m in batch.msgs.iter_mut().filter(|m| sent.contains(&m.id)) {
+                if claimed.contains(&m.id) {
+                    m.touched = now;
+                } else {
+                    m.lost = true;
+                }
             }
+        }
+        let ours = |id: &StreamId, touched: &mut Instant| {
+            if !sent.contains(id) {
+                return true;
+            }
+            if claimed.contains(id) {
+                *touched = now;
+                true
+            } else {
+                false
+            }
+        };
+        self.retrying.retain_mut(|r| ours(&r.id, &mut r.touched));
+        self.redeliver.retain_mut(|(id, t)| ours(id, t));
+        for d in self.dead.iter_mut().filter(|d| claimed.contains(&d.id)) {
+            d.touched = now;
+        }
+    }
+
+    /// A reply at `now` showed these held entries in our pending list (and
+    /// the server touched them).
+    fn retouch(&mut self, now: Instant, ids: &HashSet<StreamId>) {
+        for batch in &mut self.in_flight {
+            for m in batch.msgs.iter_mut().filter(|m| ids.contains(&m.id)) {
+                m.touched = now;
+                m.lost = false;
+            }
+        }
+        for r in self.retrying.iter_mut().filter(|r| ids.contains(&r.id)) {
+            r.touched = now;
+        }
+        for (_, t) in self.redeliver.iter_mut().filter(|(id, _)| ids.contains(id)) {
+            *t = now;
+        }
+        for d in self.dead.iter_mut().filter(|d| ids.contains(&d.id)) {
+            d.touched = now;
         }
     }
 
@@ -1312,8 +1385,11 @@ impl Consumer {
         };
         let mut live = Vec::with_capacity(entries.len());
         let mut deleted = 0;
+        let mut retouched = HashSet::new();
         for entry in entries {
             if held.contains(&entry.id) {
+                // Replayed or claimed by us again: the server just touched it.
+                retouched.insert(entry.id);
                 continue;
             }
             match entry.fields {
@@ -1323,6 +1399,9 @@ impl Consumer {
                     self.acks_pending.push(entry.id);
                 }
             }
+        }
+        if !retouched.is_empty() {
+            self.retouch(now, &retouched);
         }
         if deleted > 0 {
             self.stats.deleted_acked += deleted as u64;
@@ -1411,6 +1490,7 @@ impl Consumer {
                     attempt: m.attempt,
                     fields: Some(m.fields.clone()),
                     reason: format!("delivered {} times, max_deliveries is {max}", m.attempt),
+                    touched: now,
                 });
                 false
             });
@@ -1433,6 +1513,8 @@ impl Consumer {
                     id: m.id,
                     attempt: m.attempt,
                     fields: keep_fields.then(|| m.fields.clone()),
+                    touched: now,
+                    lost: false,
                 })
                 .collect(),
         });
@@ -1451,7 +1533,7 @@ impl Consumer {
             held.extend(batch.msgs.iter().map(|m| m.id));
         }
         held.extend(self.retrying.iter().map(|r| r.id));
-        held.extend(self.redeliver.iter().copied());
+        held.extend(self.redeliver.iter().map(|&(id, _)| id));
         held.extend(self.dead.iter().map(|d| d.id));
         for cmd in &self.sent {
             match &cmd.what {
@@ -1673,7 +1755,8 @@ impl Consumer {
                 .into_iter()
                 .partition(|r| r.due <= soon);
             self.retrying = later;
-            self.redeliver.extend(due.into_iter().map(|r| r.id));
+            self.redeliver
+                .extend(due.into_iter().map(|r| (r.id, r.touched)));
         }
     }
 
@@ -1722,11 +1805,20 @@ impl Consumer {
             self.write_fetch(now, Fetch::Replay, ReadFrom::PendingAfter(after), None);
             return;
         }
-        if !self.redeliver.is_empty() {
+        // Not while an idle refresh is out: it touches these entries, and
+        // its reply tells when.
+        if !self.redeliver.is_empty()
+            && !self.sent.iter().any(|c| matches!(c.what, Sent::Refresh(_)))
+        {
             let take = self.redeliver.len().min(self.cfg.count as usize);
-            let mut ids: Vec<StreamId> = self.redeliver.drain(..take).collect();
+            let due: Vec<(StreamId, Instant)> = self.redeliver.drain(..take).collect();
+            let touched = due.iter().map(|&(_, t)| t).max().unwrap_or(now);
+            let mut ids: Vec<StreamId> = due.into_iter().map(|(id, _)| id).collect();
             ids.sort_unstable();
-            self.write_claim_ids(now, Fetch::Redeliver, &ids, Duration::ZERO);
+            // Only entries still ours: one another consumer claimed since
+            // we last touched it has been idle for less than this.
+            let min_idle = untouched_for(now, touched);
+            self.write_claim_ids(now, Fetch::Redeliver, &ids, min_idle);
             return;
         }
         if let Some(consumer) = self.dead_consumers.front().cloned() {
@@ -1824,7 +1916,16 @@ impl Consumer {
                 }
             }
         }
-        if self.refresh_due {
+        // A replay, claim or retry fetch of ours still out touches held
+        // entries at the server; its reply tells when (`retouch`), and the
+        // refresh's min-idle must know that first.
+        let touching = self.sent.iter().any(|c| {
+            matches!(
+                c.what,
+                Sent::Fetch(Fetch::Replay | Fetch::Claim | Fetch::Redeliver)
+            )
+        });
+        if self.refresh_due && !touching {
             self.refresh_due = false;
             let interval = self.refresh_interval();
             self.refresh_at = Some(now + interval);
@@ -1844,32 +1945,38 @@ impl Consumer {
                     self.warn(warning);
                 }
             }
-            let mut ids: Vec<StreamId> = self
+            // Held entries with when we last saw them ours; those touched
+            // less than half a period ago need no refresh yet.
+            let fresh_after = now.checked_sub(interval / 2);
+            let mut held: Vec<(Instant, StreamId)> = self
                 .in_flight
                 .iter()
                 .filter(|b| !b.hung)
-                .flat_map(|b| b.msgs.iter().map(|m| m.id))
-                .chain(self.retrying.iter().map(|r| r.id))
-                .chain(self.redeliver.iter().copied())
-                .chain(self.dead.iter().map(|d| d.id))
+                .flat_map(|b| b.msgs.iter().filter(|m| !m.lost).map(|m| (m.touched, m.id)))
+                .chain(self.retrying.iter().map(|r| (r.touched, r.id)))
+                .chain(self.redeliver.iter().map(|&(id, t)| (t, id)))
+                .chain(self.dead.iter().map(|d| (d.touched, d.id)))
+                .filter(|&(t, _)| fresh_after.is_some_and(|f| t <= f))
                 .collect();
-            if !ids.is_empty() {
-                ids.sort_unstable();
-                // Entries idle less than half the period were just delivered
-                // (or were taken by another consumer while we stalled): skip.
-                let min_idle = (interval / 2).as_millis() as u64;
+            held.sort_unstable();
+            // One XCLAIM per last-touch time, its min-idle the time since:
+            // it refreshes what is still ours and takes back nothing another
+            // consumer claimed since (see `HeldMessage::touched`).
+            for group in held.chunk_by(|a, b| a.0 == b.0) {
+                let min_idle = untouched_for(now, group[0].0);
+                let ids: Vec<StreamId> = group.iter().map(|&(_, id)| id).collect();
                 let mut w = CommandWriter::begin(&mut self.out, 6 + ids.len());
                 w.arg(b"XCLAIM")
                     .arg(&self.cfg.stream)
                     .arg(&self.cfg.group)
                     .arg(&self.cfg.consumer)
-                    .arg_u64(min_idle);
+                    .arg_u64(min_idle.as_millis() as u64);
                 for id in &ids {
                     w.arg_id(*id);
                 }
                 w.arg(b"JUSTID");
                 drop(w);
-                self.push_sent(now, Sent::Refresh, Duration::ZERO);
+                self.push_sent(now, Sent::Refresh(ids), Duration::ZERO);
             }
         }
     }
@@ -2137,7 +2244,7 @@ impl Sent {
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
             Sent::Liveness(_) => "GET",
             Sent::DelConsumer(_) => "XGROUP DELCONSUMER",
-            Sent::Refresh => "XCLAIM",
+            Sent::Refresh(_) => "XCLAIM",
         }
     }
 }
@@ -2211,6 +2318,14 @@ fn process_seed() -> u64 {
     h.finish()
 }
 
+/// Min-idle for claiming back an entry last seen ours at `touched` (a reply
+/// time, so no earlier than the server's last touch): the time since, less
+/// a millisecond for the server's millisecond clock.
+fn untouched_for(now: Instant, touched: Instant) -> Duration {
+    now.saturating_duration_since(touched)
+        .saturating_sub(Duration::from_millis(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2222,6 +2337,9 @@ mod tests {
                     id: StreamId::new(ms, seq),
                     attempt: 1,
                     fields: None,
+                    #[allow(clippy::disallowed_methods)] // a test's instant
+                    touched: Instant::now(),
+                    lost: false,
                 })
                 .collect(),
         )

@@ -310,3 +310,94 @@ fn regression_no_decision_on_a_half_read_reply() {
     }
     assert_eq!(whole.log, split.log);
 }
+
+#[test]
+/// Found by the property test: a due retry was claimed back with min-idle 0,
+/// taking the entry from the consumer that had claimed it meanwhile and
+/// asked for a retry-after time.
+fn regression_retry_after_across_crash_and_cuts() {
+    use Op::*;
+    let f = Features {
+        heartbeat: true,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 2, Vec::new(), false, f);
+    world.run(&[
+        Advance(1),
+        Produce(4),
+        Produce(1),
+        Produce(1),
+        Produce(1),
+        Produce(1),
+        Produce(1),
+        Crash(1),
+        Advance(599),
+        Disconnect(2),
+        Advance(600),
+        Produce(1),
+        Produce(1),
+        Produce(1),
+        Produce(1),
+        Complete(1, 2),
+        Advance(300),
+        Advance(363),
+        Disconnect(1),
+        Advance(16),
+        Disconnect(0),
+        Advance(118),
+        Advance(303),
+        Complete(2, 0),
+        Produce(1),
+        Complete(1, 0),
+        Complete(1, 3),
+        Produce(1),
+        Produce(1),
+        Complete(0, 4),
+        Advance(1),
+    ]);
+    world.quiesce();
+    world.check_final();
+}
+
+#[test]
+/// Found by the property test: our own replay after a reconnect touched a
+/// held entry; the refresh must count that touch as ours, or the entry is
+/// given up and claimed by another before its retry-after time.
+fn regression_retry_after_survives_disconnects() {
+    use Op::*;
+    let mut world = World::with(3, 1, Vec::new(), false, Features::default());
+    world.run(&[
+        Produce(1),
+        Produce(3),
+        Produce(1),
+        Produce(1),
+        Disconnect(0),
+        Disconnect(2),
+        Complete(2, 4),
+    ]);
+    world.quiesce();
+    world.check_final();
+}
+
+#[test]
+/// Found by the property test: an idle refresh written while our own replay
+/// was out took that replay's touch for another consumer's, gave the entry
+/// up, and it went to another consumer before its retry-after time.
+fn regression_retry_after_across_a_disconnect_split() {
+    use Op::*;
+    let ops = [
+        Step(0),
+        Produce(1),
+        Advance(1),
+        Disconnect(0),
+        Advance(8),
+        Advance(400),
+        Complete(0, 4),
+        Advance(1000),
+    ];
+    let mut whole = World::with(2, 3, Vec::new(), false, Features::default());
+    whole.run(&ops);
+    let mut split = World::with(2, 3, vec![1], false, Features::default());
+    split.run(&ops);
+    assert_eq!(whole.log, split.log);
+}
