@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of xgroup's adapters with redis-rs consumers.
+# Side-by-side comparison of xgroup's adapters with redis-rs and redis-py consumers.
 #
 #   bench/run.sh            throughput table (default)
 #   bench/run.sh latency    produce->handler latency at a steady rate
 #   bench/run.sh scale      1, 2 and 4 xgroup-tokio consumer processes in one group
+#   bench/run.sh memory     peak RSS draining a small and a big backlog (must not grow)
 #
 # Builds everything in release, starts its own redis-server on a free
 # loopback port (never the machine's 6379), and measures every client the
 # same way (bench_measure: wall time, CPU time, peak RSS, server CPU time).
+#
+# Clients (every one takes --url --stream --group --consumer --count
+# --messages, creates its group at 0 if missing, and prints
+# `consumed=M secs=S rate=R msgs/s` last): xgroup-tokio, xgroup-async-std,
+# xgroup-blocking (the adapters' throughput examples), "redis-rs idiomatic",
+# "redis-rs pipelined" (bench/src/bin/redisrs_consumer.rs), "redis-py
+# idiomatic", "redis-py pipelined" (bench/py/redispy_consumer.py, redis-py
+# with hiredis). The redis-py clients run in a venv that this script makes
+# once under $CARGO_TARGET_DIR/bench-venv (python3 -m venv, then pip install of
+# the pinned redis and hiredis from PyPI; without venv support it falls back
+# to pip install --target; with neither, it says so and skips them).
 #
 # Throughput: for each COUNT, ONE stream is filled once (xgroup-tokio's
 # throughput example with --fill, which then drains it through a throwaway
@@ -16,20 +28,36 @@
 # The stream holds HEADROOM more entries than a run consumes: xgroup's
 # consumers keep a read in flight, and had the backlog run dry that read would
 # be an XREADGROUP BLOCK 1000 which a graceful stop waits out (~1 s that would
-# be charged to the run); redis-rs's loops issue no read after the last ack.
+# be charged to the run); the redis-rs and redis-py loops issue no read after
+# the last ack.
+# The table's ratios are to redis-rs idiomatic and to redis-py pipelined.
+#
+# Memory: two streams are filled (BENCH_MEMORY_SMALL and BENCH_MEMORY_BIG
+# three-field messages, + HEADROOM); each client drains both at COUNT 1000,
+# once each, through groups of its own; the table gives each drain's peak RSS
+# (VmHWM) and the growth from the small backlog to the big one, which must
+# stay near zero (tests/resources.rs asserts < 8 MB for 200k vs 1M).
 #
 # Environment:
 #   BENCH_MESSAGES      messages at COUNT 1000 (default 1000000)
 #   BENCH_MESSAGES_100  messages at COUNT 100 (default 30% of BENCH_MESSAGES)
 #   BENCH_REPS          runs per client and COUNT, or latency runs (default 2)
+#   BENCH_CLIENTS       clients to run (throughput and memory modes), space- or
+#                       comma-separated; in a space-separated list write a
+#                       name's spaces as '-' ("xgroup-tokio redis-py-pipelined");
+#                       default: all seven (throughput), the three xgroup
+#                       adapters (memory)
+#   BENCH_MEMORY_SMALL, BENCH_MEMORY_BIG  memory mode's backlogs (default
+#                       1000000 and 10000000)
 #   BENCH_RATE, BENCH_SECS  latency mode's producer (default 10000 msgs/s, 10 s)
+#   BENCH_PYTHON        interpreter for the redis-py venv (default python3)
 #   REDIS_SERVER        server binary (default /usr/bin/redis-server)
 #   CARGO_TARGET_DIR    build directory (default target/); BENCH_JOBS: -j (2)
 set -euo pipefail
 
 MODE=${1:-throughput}
-case "$MODE" in throughput | latency | scale) ;; *)
-    echo "usage: $0 [throughput|latency|scale]" >&2
+case "$MODE" in throughput | latency | scale | memory) ;; *)
+    echo "usage: $0 [throughput|latency|scale|memory]" >&2
     exit 2
     ;;
 esac
@@ -41,6 +69,9 @@ M100=${BENCH_MESSAGES_100:-$((M * 3 / 10))}
 REPS=${BENCH_REPS:-2}
 RATE=${BENCH_RATE:-10000}
 SECS=${BENCH_SECS:-10}
+MEM_SMALL=${BENCH_MEMORY_SMALL:-1000000}
+MEM_BIG=${BENCH_MEMORY_BIG:-10000000}
+PYTHON=${BENCH_PYTHON:-python3}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 JOBS=${BENCH_JOBS:-2}
 CARGO=${CARGO:-cargo}
@@ -62,6 +93,118 @@ trap cleanup EXIT
 
 log() { echo "== $*" >&2; }
 
+# --- clients -------------------------------------------------------------------
+ALL_CLIENTS=("xgroup-tokio" "xgroup-async-std" "xgroup-blocking" "redis-rs idiomatic"
+    "redis-rs pipelined" "redis-py idiomatic" "redis-py pipelined")
+case "$MODE" in
+throughput) DEFAULT_CLIENTS=("${ALL_CLIENTS[@]}") ;;
+memory) DEFAULT_CLIENTS=("xgroup-tokio" "xgroup-async-std" "xgroup-blocking") ;;
+*) DEFAULT_CLIENTS=() ;;
+esac
+# BENCH_CLIENTS -> CLIENTS (in the order given; a name's spaces may be '-').
+CLIENTS=()
+if [ -z "${BENCH_CLIENTS:-}" ] || [ "${#DEFAULT_CLIENTS[@]}" = 0 ]; then
+    CLIENTS=("${DEFAULT_CLIENTS[@]}") # latency and scale modes have their own
+else
+    if [[ $BENCH_CLIENTS == *,* ]]; then
+        IFS=, read -ra wanted <<<"$BENCH_CLIENTS"
+    else
+        read -ra wanted <<<"$BENCH_CLIENTS"
+    fi
+    for w in "${wanted[@]}"; do
+        w=${w#"${w%%[![:space:]]*}"} # trim
+        w=${w%"${w##*[![:space:]]}"}
+        [ -n "$w" ] || continue
+        found=
+        for c in "${ALL_CLIENTS[@]}"; do
+            if [ "${c// /-}" = "${w// /-}" ]; then found=$c; fi
+        done
+        if [ -z "$found" ]; then
+            echo "BENCH_CLIENTS: no client \"$w\"; the clients are:" >&2
+            printf '  %s\n' "${ALL_CLIENTS[@]}" >&2
+            exit 2
+        fi
+        for c in "${CLIENTS[@]}"; do [ "$c" != "$found" ] || continue 2; done
+        CLIENTS+=("$found")
+    done
+fi
+wants_redispy() {
+    for c in "${CLIENTS[@]}"; do [[ $c != redis-py* ]] || return 0; done
+    return 1
+}
+
+# The redis-py clients' interpreter: a venv under the target directory, made
+# once and reused while it imports the pinned versions with hiredis in use.
+REDISPY_VERSION=8.1.0
+HIREDIS_VERSION=3.5.0
+PY_PINS=("redis==$REDISPY_VERSION" "hiredis==$HIREDIS_VERSION")
+VENV=$TARGET/bench-venv
+PYLIB=$TARGET/bench-pylib # the fallback: pip install --target, run with PYTHONPATH
+PY_RUN=()                 # the command that runs a redis-py client's script
+py_ok() { # COMMAND... -> it imports the pinned redis-py with hiredis
+    "$@" -c "import sys, redis, redis.utils, hiredis
+sys.exit(not (redis.__version__ == '$REDISPY_VERSION' and hiredis.__version__ == '$HIREDIS_VERSION'
+              and redis.utils.HIREDIS_AVAILABLE))" 2>/dev/null
+}
+setup_redispy() { # sets PY_RUN, or returns 1 having said why
+    local pip_flags=(-q --disable-pip-version-check --no-input)
+    local -x PIP_ROOT_USER_ACTION=ignore # pip as root, on purpose, into a venv or --target
+    if py_ok "$VENV/bin/python"; then
+        PY_RUN=("$VENV/bin/python")
+        return 0
+    fi
+    if py_ok env PYTHONPATH="$PYLIB" "$PYTHON"; then
+        PY_RUN=(env "PYTHONPATH=$PYLIB" "$PYTHON")
+        return 0
+    fi
+    command -v "$PYTHON" >/dev/null || {
+        echo "no $PYTHON (apt-get install python3 python3-venv, or set BENCH_PYTHON)" >&2
+        return 1
+    }
+    log "redis-py: making a venv in $VENV ($("$PYTHON" --version 2>&1); ${PY_PINS[*]})"
+    rm -rf "$VENV"
+    if "$PYTHON" -m venv "$VENV" >"$WORK/venv.log" 2>&1; then
+        if "$VENV/bin/python" -m pip install "${pip_flags[@]}" "${PY_PINS[@]}" >&2 &&
+            py_ok "$VENV/bin/python"; then
+            PY_RUN=("$VENV/bin/python")
+            return 0
+        fi
+        echo "pip install ${PY_PINS[*]} into $VENV failed (is PyPI reachable?)" >&2
+        rm -rf "$VENV"
+        return 1
+    fi
+    # Debian's python3 has no venv (nor ensurepip) without python3-venv.
+    echo "$PYTHON -m venv failed: $(tail -n 3 "$WORK/venv.log" | tr '\n' ' ')" >&2
+    rm -rf "$VENV"
+    if "$PYTHON" -m pip --version >/dev/null 2>&1; then
+        log "redis-py: falling back to pip install --target $PYLIB"
+        rm -rf "$PYLIB"
+        if "$PYTHON" -m pip install "${pip_flags[@]}" --target "$PYLIB" "${PY_PINS[@]}" >&2 &&
+            py_ok env PYTHONPATH="$PYLIB" "$PYTHON"; then
+            PY_RUN=(env "PYTHONPATH=$PYLIB" "$PYTHON")
+            return 0
+        fi
+        echo "pip install --target $PYLIB ${PY_PINS[*]} failed" >&2
+        rm -rf "$PYLIB"
+        return 1
+    fi
+    echo "no venv and no pip for $PYTHON: apt-get install python3-venv (or python3-pip)," \
+        "or set BENCH_PYTHON to an interpreter that has them" >&2
+    return 1
+}
+
+client_cmd() { # CLIENT -> CMD: the program and its mode flags
+    case "$1" in
+    xgroup-tokio) CMD=("$BIN/throughput-tokio") ;;
+    xgroup-async-std) CMD=("$BIN/throughput-async-std") ;;
+    xgroup-blocking) CMD=("$BIN/throughput-blocking") ;;
+    "redis-rs idiomatic") CMD=("$BIN/redisrs_consumer" --mode idiomatic) ;;
+    "redis-rs pipelined") CMD=("$BIN/redisrs_consumer" --mode pipelined) ;;
+    "redis-py idiomatic") CMD=("${PY_RUN[@]}" "$ROOT/bench/py/redispy_consumer.py" --mode idiomatic) ;;
+    "redis-py pipelined") CMD=("${PY_RUN[@]}" "$ROOT/bench/py/redispy_consumer.py" --mode pipelined) ;;
+    esac
+}
+
 # --- build (release) ---------------------------------------------------------
 # The three adapters' examples share the output name `throughput`: build one
 # package at a time and copy the binary right after its build.
@@ -75,6 +218,15 @@ log "building xgroup-bench (release)"
 for b in redisrs_consumer xgroup_latency latency_producer bench_measure bench_table; do
     cp "$TARGET/release/$b" "$BIN/$b"
 done
+
+SKIPPED=
+if wants_redispy && ! setup_redispy; then
+    SKIPPED="the redis-py clients (no working Python environment, see above)"
+    echo "!! skipping $SKIPPED" >&2
+    kept=()
+    for c in "${CLIENTS[@]}"; do [[ $c == redis-py* ]] || kept+=("$c"); done
+    CLIENTS=("${kept[@]}")
+fi
 
 # --- server --------------------------------------------------------------------
 [ -x "$REDIS_SERVER" ] || {
@@ -178,36 +330,78 @@ if [ "$MODE" = scale ]; then
     exit 0
 fi
 
-# --- throughput ----------------------------------------------------------------
+# --- throughput and memory -----------------------------------------------------
 HEADROOM=10000 # > in-flight batches x COUNT, see the top
+[ "${#CLIENTS[@]}" -gt 0 ] || {
+    echo "no client left to run" >&2
+    exit 1
+}
+fill() { # STREAM N: N+HEADROOM entries, drained once by group 'fill'
+    log "filling stream $1 with $2+$HEADROOM messages (xgroup-tokio --fill, drained once by group 'fill')"
+    "$BIN/throughput-tokio" --url "$URL" --stream "$1" --group fill --consumer f \
+        --count 1000 --messages $(($2 + HEADROOM)) --fill >/dev/null
+}
+measure() { # CLIENT COUNT STREAM GROUP N: one bench_measure record on stdout
+    client_cmd "$1"
+    "$BIN/bench_measure" "$1" "$2" "$SERVER_PID" -- "${CMD[@]}" \
+        --url "$URL" --stream "$3" --group "$4" --consumer c --count "$2" --messages "$5"
+}
+note_skipped() { if [ -n "$SKIPPED" ]; then echo "skipped: $SKIPPED"; fi; }
+
+# --- memory --------------------------------------------------------------------
+if [ "$MODE" = memory ]; then
+    machine "before"
+    START=$(date +%s)
+    fill mem-small "$MEM_SMALL"
+    fill mem-big "$MEM_BIG"
+    : >"$WORK/mem-small.tsv"
+    : >"$WORK/mem-big.tsv"
+    for client in "${CLIENTS[@]}"; do
+        for size in small big; do
+            if [ $size = small ]; then n=$MEM_SMALL; else n=$MEM_BIG; fi
+            log "memory: $client draining $n messages"
+            measure "$client" 1000 "mem-$size" "g-mem-${client// /-}" "$n" >>"$WORK/mem-$size.tsv"
+        done
+    done
+    machine "after"
+    echo "memory: peak RSS (VmHWM) of one drain of a pre-filled backlog at COUNT 1000, $MEM_SMALL and $MEM_BIG messages"
+    echo "(+$HEADROOM spare entries each), each client through its own group; growth = big - small; took $(($(date +%s) - START)) s"
+    note_skipped
+    awk -F'\t' '
+        FNR == 1 { file++ }
+        {
+            if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }
+            rss[$1, file] = $7 / 1048576; rate[$1, file] = $4; msgs[$1, file] = $3
+        }
+        END {
+            printf "%-20s %10s %12s %10s %12s\n", "client", "messages", "peak RSS MB", "msgs/s", "growth MB"
+            for (i = 1; i <= n; i++) {
+                c = order[i]
+                for (f = 1; f <= 2; f++) {
+                    if (!((c, f) in rss)) continue
+                    d = rss[c, 2] - rss[c, 1]
+                    if (d > -0.05 && d < 0.05) d = 0 # no "-0.0"
+                    g = (f == 2 && (c, 1) in rss) ? sprintf("%+.1f", d) : ""
+                    printf "%-20s %10d %12.1f %10.0f %12s\n", c, msgs[c, f], rss[c, f], rate[c, f], g
+                }
+            }
+        }' "$WORK/mem-small.tsv" "$WORK/mem-big.tsv"
+    exit 0
+fi
+
+# --- throughput ----------------------------------------------------------------
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
-CLIENTS=("xgroup-tokio" "xgroup-async-std" "xgroup-blocking" "redis-rs idiomatic" "redis-rs pipelined")
-client_cmd() { # CLIENT -> the program and its mode flags
-    case "$1" in
-    xgroup-tokio) echo "$BIN/throughput-tokio" ;;
-    xgroup-async-std) echo "$BIN/throughput-async-std" ;;
-    xgroup-blocking) echo "$BIN/throughput-blocking" ;;
-    "redis-rs idiomatic") echo "$BIN/redisrs_consumer --mode idiomatic" ;;
-    "redis-rs pipelined") echo "$BIN/redisrs_consumer --mode pipelined" ;;
-    esac
-}
-
 machine "before"
 START=$(date +%s)
 for count in 1000 100; do
     if [ "$count" = 1000 ]; then n=$M; else n=$M100; fi
     stream=bench-c$count
-    log "COUNT $count: filling stream $stream with $n+$HEADROOM messages (xgroup-tokio --fill, drained once by group 'fill')"
-    "$BIN/throughput-tokio" --url "$URL" --stream "$stream" --group fill --consumer f \
-        --count 1000 --messages $((n + HEADROOM)) --fill >/dev/null
+    fill "$stream" "$n"
     for rep in $(seq "$REPS"); do
         for client in "${CLIENTS[@]}"; do
             log "COUNT $count run $rep: $client"
-            # shellcheck disable=SC2046 # the command and its flags split on purpose
-            "$BIN/bench_measure" "$client" "$count" "$SERVER_PID" -- $(client_cmd "$client") \
-                --url "$URL" --stream "$stream" --group "g-${client// /-}-$rep" --consumer c \
-                --count "$count" --messages "$n" >>"$RESULTS"
+            measure "$client" "$count" "$stream" "g-${client// /-}-$rep" "$n" >>"$RESULTS"
         done
     done
 done
@@ -215,4 +409,8 @@ machine "after"
 echo "throughput: $REPS runs per client, interleaved; each drains the same pre-filled backlog (+$HEADROOM spare entries) through its own group"
 echo "COUNT 1000: $M messages, COUNT 100: $M100 messages; values are medians; took $(($(date +%s) - START)) s"
 echo "server% = server CPU-s / client wall-s; cpu-s/M = client CPU-s per million messages; RSS = peak VmHWM"
+if [ -n "${PY_RUN[*]}" ]; then
+    echo "redis-py $REDISPY_VERSION with hiredis $HIREDIS_VERSION on $("${PY_RUN[@]}" --version 2>&1)"
+fi
+note_skipped
 "$BIN/bench_table" "$RESULTS"

@@ -1,13 +1,17 @@
 //! Prints the throughput table from `bench_measure`'s records (stdin or the
 //! file given): per client and COUNT, the median over its runs of msgs/s,
 //! server busy % (server CPU-s / client wall-s), client CPU-s per million
-//! messages and peak RSS, and the ratio of its median msgs/s to redis-rs
-//! idiomatic's at the same COUNT. Clients keep their first-seen order.
+//! messages and peak RSS, and the ratios of its median msgs/s to redis-rs
+//! idiomatic's and to redis-py pipelined's at the same COUNT (`-` where that
+//! client did not run). Clients keep their first-seen order.
 
 use std::io::Read;
 
-/// The client every ratio is relative to.
-const BASELINE: &str = "redis-rs idiomatic";
+/// The clients the ratio columns are relative to, with their headers.
+const BASELINES: [(&str, &str); 2] = [
+    ("redis-rs idiomatic", "vs rr-idi"),
+    ("redis-py pipelined", "vs redis-py"),
+];
 
 #[derive(Debug)]
 struct Run {
@@ -50,6 +54,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// A ratio cell: `1.23x`, or `-` without a baseline run.
+fn ratio(rate: f64, base: f64) -> String {
+    if base.is_finite() && base > 0.0 && rate.is_finite() {
+        format!("{:.2}x", rate / base)
+    } else {
+        "-".to_string()
+    }
+}
+
 fn main() -> std::io::Result<()> {
     let mut text = String::new();
     match std::env::args().nth(1) {
@@ -76,8 +89,16 @@ fn main() -> std::io::Result<()> {
         )
     };
     println!(
-        "{:<20} {:>5} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9}  runs (msgs/s)",
-        "client", "COUNT", "messages", "msgs/s", "server%", "cpu-s/M msgs", "RSS MB", "vs rr-idi"
+        "{:<20} {:>5} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9} {:>11}  runs (msgs/s)",
+        "client",
+        "COUNT",
+        "messages",
+        "msgs/s",
+        "server%",
+        "cpu-s/M msgs",
+        "RSS MB",
+        BASELINES[0].1,
+        BASELINES[1].1
     );
     for (count, client) in &keys {
         let mine: Vec<&Run> = runs
@@ -85,13 +106,13 @@ fn main() -> std::io::Result<()> {
             .filter(|r| r.count == *count && &r.client == client)
             .collect();
         let rate = med(*count, client, &|r| r.rate);
-        let base = med(*count, BASELINE, &|r| r.rate);
+        let [vs_rr, vs_py] = BASELINES.map(|(b, _)| ratio(rate, med(*count, b, &|r| r.rate)));
         let busy = med(*count, client, &|r| 100.0 * r.server_cpu / r.wall);
         let cpu_per_m = med(*count, client, &|r| r.cpu * 1e6 / r.messages as f64);
         let rss = med(*count, client, &|r| r.rss / (1024.0 * 1024.0));
         let each: Vec<String> = mine.iter().map(|r| format!("{:.0}", r.rate)).collect();
         println!(
-            "{:<20} {:>5} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>8.2}x  {}",
+            "{:<20} {:>5} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>9} {:>11}  {}",
             client,
             count,
             mine[0].messages,
@@ -99,9 +120,29 @@ fn main() -> std::io::Result<()> {
             busy,
             cpu_per_m,
             rss,
-            rate / base,
+            vs_rr,
+            vs_py,
             each.join(" ")
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_cells() {
+        assert_eq!(ratio(300.0, 200.0), "1.50x");
+        assert_eq!(ratio(300.0, f64::NAN), "-");
+        assert_eq!(ratio(300.0, 0.0), "-");
+    }
+
+    #[test]
+    fn medians() {
+        assert!(median(vec![]).is_nan());
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
 }
