@@ -232,19 +232,30 @@ pub fn xreadgroup(frame: Frame, stream: &[u8]) -> Result<Vec<Entry>, ReplyError>
     Ok(found)
 }
 
-/// Fast path for the common `XREADGROUP` reply shape (RESP2 arrays, one
-/// stream): parses the raw frame bytes straight into entries whose ids,
-/// fields and values are slices of the receive buffer, without building a
-/// frame tree first. `None` for any other shape (a RESP3 map, an error,
-/// another stream's name): decode the frame and use [`xreadgroup`].
+/// Fast path for the common `XREADGROUP` reply shapes (one stream, as a
+/// RESP2 array or a RESP3 map; nulls of both): parses the raw frame bytes
+/// straight into entries whose ids and fields are slices of the receive
+/// buffer, without building a frame tree first. `None` for any other shape
+/// (an error, another stream's name, ...): decode the frame and use
+/// [`xreadgroup`].
 pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, ReplyError>> {
     let mut c = RawCursor { buf: raw, pos: 0 };
-    let streams = c.array_len()?;
-    if streams == -1 {
-        return c.done().then(|| Ok(Vec::new()));
-    }
-    if streams != 1 || c.array_len()? != 2 || c.bulk()? != stream {
-        return None;
+    match c.peek()? {
+        b'_' => return (raw.as_ref() == b"_\r\n").then(|| Ok(Vec::new())),
+        b'%' => {
+            if c.header(b'%')? != 1 || c.bulk()? != stream {
+                return None;
+            }
+        }
+        _ => {
+            let streams = c.array_len()?;
+            if streams == -1 {
+                return c.done().then(|| Ok(Vec::new()));
+            }
+            if streams != 1 || c.array_len()? != 2 || c.bulk()? != stream {
+                return None;
+            }
+        }
     }
     let count = usize::try_from(c.array_len()?).ok()?;
     let mut entries = Vec::with_capacity(count.min(raw.len() / 8));
@@ -285,6 +296,10 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
             },
             b'$' if c.is_null_bulk() => {
                 c.pos += 5;
+                None
+            }
+            b'_' if raw.get(c.pos..c.pos + 3) == Some(b"_\r\n".as_slice()) => {
+                c.pos += 3;
                 None
             }
             _ => return None,
@@ -738,14 +753,15 @@ mod raw_tests {
             (R2_XREADGROUP_TIMEOUT, b"s2"),
             (R2_XREADGROUP_PENDING_DELETED, b"s2"),
             (R2_XREADGROUP_EMPTY_HISTORY, b"s2"),
+            (R3_XREADGROUP_ENTRIES, b"s3"),
+            (R3_XREADGROUP_TIMEOUT, b"s3"),
         ] {
             let (fast, slow) = both(bytes, stream);
             assert_eq!(fast, Some(slow), "{}", String::from_utf8_lossy(bytes));
         }
         // Shapes it leaves to the frame path.
         for (bytes, stream) in [
-            (R3_XREADGROUP_ENTRIES, &b"s3"[..]),
-            (R3_XREADGROUP_TIMEOUT, b"s3"),
+            (R3_XREADGROUP_ENTRIES, &b"other"[..]),
             (R2_XREADGROUP_TWO_STREAMS, b"s2"),
             (R2_XREADGROUP_ENTRIES, b"other"),
             (NOGROUP, b"s2"),
@@ -761,12 +777,16 @@ mod raw_tests {
 
     type RandomEntry = (u64, Option<Vec<(Vec<u8>, Vec<u8>)>>);
 
-    fn reply(entries: &[RandomEntry]) -> Vec<u8> {
-        let mut out = format!("*1\r\n*2\r\n$1\r\ns\r\n*{}\r\n", entries.len()).into_bytes();
+    /// A reply of `entries` to stream `s`, RESP2 (array, `*-1` for a
+    /// deleted entry) or RESP3 (map, `_`).
+    fn reply(entries: &[RandomEntry], resp3: bool) -> Vec<u8> {
+        let head = if resp3 { "%1\r\n" } else { "*1\r\n*2\r\n" };
+        let mut out = format!("{head}$1\r\ns\r\n*{}\r\n", entries.len()).into_bytes();
         for (seq, fields) in entries {
             let id = format!("7-{seq}");
             out.extend(format!("*2\r\n${}\r\n{id}\r\n", id.len()).bytes());
             match fields {
+                None if resp3 => out.extend(b"_\r\n"),
                 None => out.extend(b"*-1\r\n"),
                 Some(fields) => {
                     out.extend(format!("*{}\r\n", fields.len() * 2).bytes());
@@ -792,9 +812,10 @@ mod raw_tests {
                     0..5,
                 ))),
                 0..20,
-            )
+            ),
+            resp3 in any::<bool>(),
         ) {
-            let bytes = reply(&entries);
+            let bytes = reply(&entries, resp3);
             let (fast, slow) = both(&bytes, b"s");
             prop_assert_eq!(fast, Some(slow));
         }

@@ -370,6 +370,30 @@ pub fn consume_and_ack<A: Adapter>() {
     assert_eq!(stats.acked, 25);
 }
 
+/// The same over RESP3 (`?protocol=resp3`): map-shaped replies, RESP3 nulls.
+pub fn consume_and_ack_over_resp3<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 25);
+    let url = format!("{}?protocol=resp3", server.url());
+    let s = spec(&url, "c1", Behavior::AckAll, opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "not all delivered: {:?}",
+        seen.ids()
+    );
+    wait_pending(&server, 0);
+    let stats = stop_ok(running);
+    let ds = seen.deliveries();
+    assert_eq!(ds.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        ds[7].fields,
+        vec![("n".into(), "7".into()), ("tag".into(), "t".into())]
+    );
+    assert_eq!(stats.acked, 25);
+}
+
 /// `AckOnly` acknowledges exactly those ids.
 pub fn ack_only_some<A: Adapter>() {
     let server = RedisServer::start();
@@ -1000,7 +1024,7 @@ pub fn polling_mode_consumes<A: Adapter>() {
 macro_rules! adapter_scenarios {
     ($adapter:ty) => {
         $crate::adapter_scenarios!(@each $adapter;
-            consume_and_ack, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            consume_and_ack, consume_and_ack_over_resp3, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
             missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
             dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
             server_restart_loses_nothing, proxy_cut_loses_nothing, deleted_group_is_recreated,
