@@ -3,8 +3,8 @@
 //! Runs an [`xgroup_core::Consumer`] over `std::net::TcpStream`, with std
 //! threads and channels and no async runtime. All policy (what to send, when,
 //! what to retry) is the core's; this crate connects, moves bytes, runs
-//! handlers on their own threads (up to the in-flight limit) and waits for
-//! the core's deadline.
+//! handlers on threads of their own, reused from batch to batch (as many as
+//! batches in flight), and waits for the core's deadline.
 //!
 //! The calling thread of [`Consumer::run`] drives the core: it writes to the
 //! socket and waits on one channel, fed by a reader thread per connection,
@@ -47,6 +47,9 @@ pub use xgroup_core::{
     Value, Warning, XAddOptions,
 };
 use xgroup_core::{ConsumerSetup, PreparedConsumer};
+
+mod pool;
+use pool::Pool;
 
 mod connection;
 pub use connection::Connection;
@@ -255,6 +258,7 @@ impl<H: Handler> Consumer<H> {
         let connect_timeout = config.connect_timeout();
         let write_timeout = config.reply_timeout();
         let mut core = xgroup_core::Consumer::new(config);
+        let handlers = Pool::new();
         // The current connection and its generation.
         let mut sock: Option<(u64, TcpStream)> = None;
         let mut generation = 0u64;
@@ -281,14 +285,12 @@ impl<H: Handler> Consumer<H> {
                         Event::Disconnect => close(&mut sock),
                         Event::Deliver(batch) => {
                             let (handler, tx, id) = (handler.clone(), tx.clone(), batch.id);
-                            let spawned = std::thread::Builder::new()
-                                .name("xgroup-handler".into())
-                                .spawn(move || {
-                                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                        handler.handle(batch)
-                                    }));
-                                    let _ = tx.send(Input::Done(id, result));
-                                });
+                            let spawned = handlers.run(Box::new(move || {
+                                let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                    handler.handle(batch)
+                                }));
+                                let _ = tx.send(Input::Done(id, result));
+                            }));
                             if let Err(e) = spawned {
                                 let reason = format!("cannot start a handler thread: {e}");
                                 core.handle_handler_failed(Instant::now(), id, reason);
