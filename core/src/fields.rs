@@ -139,16 +139,20 @@ impl<'a> IntoIterator for &'a Fields {
     }
 }
 
-/// A bulk string `$<n>\r\n<n bytes>\r\n` at `pos` of `buf`: the payload's
-/// start and end. `None` unless it is exactly that (1 to 18 digits).
+/// A header `<kind><integer>\r\n` at `pos` of `buf` (1 to 18 digits, an
+/// optional minus sign): the integer and where the header ends.
 #[inline]
-pub(crate) fn bulk_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    if *buf.get(pos)? != b'$' {
+pub(crate) fn header_at(buf: &[u8], pos: usize, kind: u8) -> Option<(i64, usize)> {
+    if *buf.get(pos)? != kind {
         return None;
     }
-    let first = pos + 1;
-    let mut i = first;
-    let mut n: usize = 0;
+    let mut i = pos + 1;
+    let negative = buf.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let first = i;
+    let mut n: i64 = 0;
     while let Some(&d) = buf.get(i) {
         if !d.is_ascii_digit() {
             break;
@@ -156,14 +160,21 @@ pub(crate) fn bulk_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
         if i - first == 18 {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(usize::from(d - b'0'))?;
+        n = n * 10 + i64::from(d - b'0');
         i += 1;
     }
     if i == first || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
         return None;
     }
-    let start = i + 2;
-    let end = start.checked_add(n)?;
+    Some((if negative { -n } else { n }, i + 2))
+}
+
+/// A bulk string `$<n>\r\n<n bytes>\r\n` at `pos` of `buf`: the payload's
+/// start and end. `None` unless it is exactly that.
+#[inline]
+pub(crate) fn bulk_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let (len, start) = header_at(buf, pos, b'$')?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
     if buf.get(end..end.checked_add(2)?) != Some(b"\r\n".as_slice()) {
         return None;
     }

@@ -332,32 +332,9 @@ impl RawCursor<'_> {
     /// optional minus sign); `None` for anything else.
     #[inline]
     fn header(&mut self, kind: u8) -> Option<i64> {
-        let buf: &[u8] = self.buf;
-        if *buf.get(self.pos)? != kind {
-            return None;
-        }
-        let mut i = self.pos + 1;
-        let negative = buf.get(i) == Some(&b'-');
-        if negative {
-            i += 1;
-        }
-        let first = i;
-        let mut n: i64 = 0;
-        while let Some(&d) = buf.get(i) {
-            if !d.is_ascii_digit() {
-                break;
-            }
-            if i - first == 18 {
-                return None;
-            }
-            n = n * 10 + i64::from(d - b'0');
-            i += 1;
-        }
-        if i == first || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
-            return None;
-        }
-        self.pos = i + 2;
-        Some(if negative { -n } else { n })
+        let (n, after) = crate::fields::header_at(self.buf, self.pos, kind)?;
+        self.pos = after;
+        Some(n)
     }
 
     fn array_len(&mut self) -> Option<i64> {
