@@ -50,6 +50,7 @@
 #   BENCH_MEMORY_SMALL, BENCH_MEMORY_BIG  memory mode's backlogs (default
 #                       1000000 and 10000000)
 #   BENCH_RATE, BENCH_SECS  latency mode's producer (default 10000 msgs/s, 10 s)
+#   BENCH_TOKIO_RUNTIME     latency mode: multi-thread (default) or current-thread
 #   BENCH_PYTHON        interpreter for the redis-py venv (default python3)
 #   REDIS_SERVER        server binary (default /usr/bin/redis-server)
 #   CARGO_TARGET_DIR    build directory (default target/); BENCH_JOBS: -j (2)
@@ -72,6 +73,7 @@ SECS=${BENCH_SECS:-10}
 MEM_SMALL=${BENCH_MEMORY_SMALL:-1000000}
 MEM_BIG=${BENCH_MEMORY_BIG:-10000000}
 PYTHON=${BENCH_PYTHON:-python3}
+TOKIO_RUNTIME=${BENCH_TOKIO_RUNTIME:-multi-thread}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 JOBS=${BENCH_JOBS:-2}
 CARGO=${CARGO:-cargo}
@@ -281,6 +283,7 @@ if [ "$MODE" = latency ]; then
     for rep in $(seq "$REPS"); do
         stream=lat-$rep
         "$BIN/xgroup_latency" --url "$URL" --stream "$stream" --group g-xgroup --consumer c \
+            --runtime "$TOKIO_RUNTIME" \
             --count 1000 --messages "$N" --timeout-secs $((SECS + 30)) >>"$WORK/latency-x" &
         X=$!
         "$BIN/redisrs_consumer" --latency --url "$URL" --stream "$stream" --group g-redisrs \

@@ -32,11 +32,30 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+    /// The tokio runtime: `multi-thread` (what `#[tokio::main]` gives) or
+    /// `current-thread`.
+    #[arg(long, value_enum, default_value_t = Runtime::MultiThread)]
+    runtime: Runtime,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Runtime {
+    MultiThread,
+    CurrentThread,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let runtime = match args.runtime {
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let lat = Arc::new(Mutex::new(Latencies::with_capacity(args.messages as usize)));
     let all_seen = Arc::new(Notify::new());
     let target = args.messages as usize;
@@ -82,7 +101,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = lat
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .summary("xgroup-tokio");
+        .summary(match args.runtime {
+            Runtime::MultiThread => "xgroup-tokio",
+            Runtime::CurrentThread => "xgroup-tokio-current-thread",
+        });
     println!("{summary}");
     Ok(())
 }
