@@ -254,6 +254,10 @@ pub struct Stats {
     pub dead_lettered: u64,
     /// Consumers taken for dead after their heartbeat stopped.
     pub dead_consumers: u64,
+    /// Held entries an idle refresh found claimed by another consumer (this
+    /// one stalled past the min-idle time): no longer refreshed or retried
+    /// here; a handler's ack of them is still sent.
+    pub lost_to_others: u64,
 }
 
 /// What a consumer is and has done, as adapters report it from `info()`.
@@ -1132,12 +1136,14 @@ impl Consumer {
             for m in batch.msgs.iter_mut().filter(|m| sent.contains(&m.id)) {
                 if claimed.contains(&m.id) {
                     m.touched = now;
-                } else {
+                } else if !m.lost {
                     m.lost = true;
+                    self.stats.lost_to_others += 1;
                 }
             }
         }
-        let ours = |id: &StreamId, touched: &mut Instant| {
+        let mut lost = 0;
+        let mut ours = |id: &StreamId, touched: &mut Instant| {
             if !sent.contains(id) {
                 return true;
             }
@@ -1145,11 +1151,13 @@ impl Consumer {
                 *touched = now;
                 true
             } else {
+                lost += 1;
                 false
             }
         };
         self.retrying.retain_mut(|r| ours(&r.id, &mut r.touched));
         self.redeliver.retain_mut(|(id, t)| ours(id, t));
+        self.stats.lost_to_others += lost;
         for d in self.dead.iter_mut().filter(|d| claimed.contains(&d.id)) {
             d.touched = now;
         }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use xgroup_core::{
-    Consumer, ConsumerConfig, Error, Event, Outcome, ServerErrorKind, Source, StreamId, TimerKind,
-    Warning,
+    Consumer, ConsumerConfig, Disposition, Error, Event, Outcome, ServerErrorKind, Source,
+    StreamId, TimerKind, Warning,
 };
 
 struct Script {
@@ -414,4 +414,44 @@ fn drain_deadline_abandons_unfinished_work() {
             Event::Stopped(None)
         ]
     );
+}
+
+#[test]
+fn entries_claimed_by_another_are_given_up_and_not_retried() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    // Half the 60 s min idle later, the idle refresh asks for both back with
+    // min-idle = the time since they were delivered (less 1 ms).
+    s.advance(Duration::from_secs(30));
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XCLAIM s g c 29999 1-1 1-2 JUSTID | "),
+        "{sent}"
+    );
+    // Only 1-1 is still ours: another consumer claimed 1-2 meanwhile.
+    s.reply("*1\r\n$3\r\n1-1\r\n");
+    assert_eq!(s.c.stats().lost_to_others, 1);
+    s.c.handle_completion(
+        s.now,
+        batch.id,
+        Outcome::Each(vec![
+            (StreamId::new(1, 1), Disposition::Retry),
+            (StreamId::new(1, 2), Disposition::Retry),
+        ]),
+    );
+    // The retry (1 s backoff) claims back 1-1 alone, with min-idle = the time
+    // since the refresh showed it ours: nothing another consumer took since.
+    s.advance(Duration::from_secs(1));
+    // (After the claim sweep that was due too.)
+    assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    let sent = s.sent();
+    assert!(sent.contains("XCLAIM s g c 999 1-1 | "), "{sent}");
+    assert!(!sent.contains("1-2"), "{sent}");
 }
