@@ -141,7 +141,7 @@ impl<'a> IntoIterator for &'a Fields {
 
 /// A header `<kind><integer>\r\n` at `pos` of `buf` (1 to 18 digits, an
 /// optional minus sign): the integer and where the header ends.
-#[inline]
+#[inline(always)]
 pub(crate) fn header_at(buf: &[u8], pos: usize, kind: u8) -> Option<(i64, usize)> {
     if *buf.get(pos)? != kind {
         return None;
@@ -171,7 +171,7 @@ pub(crate) fn header_at(buf: &[u8], pos: usize, kind: u8) -> Option<(i64, usize)
 
 /// A bulk string `$<n>\r\n<n bytes>\r\n` at `pos` of `buf`: the payload's
 /// start and end. `None` unless it is exactly that.
-#[inline]
+#[inline(always)]
 pub(crate) fn bulk_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
     let (len, start) = header_at(buf, pos, b'$')?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
