@@ -40,7 +40,8 @@
 #
 # Environment:
 #   BENCH_MESSAGES      messages at COUNT 1000 (default 1000000)
-#   BENCH_MESSAGES_100  messages at COUNT 100 (default 30% of BENCH_MESSAGES)
+#   BENCH_MESSAGES_100  messages at every other COUNT (default 30% of BENCH_MESSAGES)
+#   BENCH_COUNTS        the COUNTs of throughput mode (default "1000 100"; e.g. "1000 100 10")
 #   BENCH_REPS          runs per client and COUNT, or latency runs (default 2)
 #   BENCH_CLIENTS       clients to run (throughput and memory modes), space- or
 #                       comma-separated; in a space-separated list write a
@@ -67,6 +68,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 M=${BENCH_MESSAGES:-1000000}
 M100=${BENCH_MESSAGES_100:-$((M * 3 / 10))}
+read -ra COUNTS <<<"${BENCH_COUNTS:-1000 100}"
 REPS=${BENCH_REPS:-2}
 RATE=${BENCH_RATE:-10000}
 SECS=${BENCH_SECS:-10}
@@ -397,7 +399,12 @@ RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 machine "before"
 START=$(date +%s)
-for count in 1000 100; do
+for count in "${COUNTS[@]}"; do
+    case "$count" in '' | *[!0-9]* | 0)
+        echo "BENCH_COUNTS: not a COUNT: \"$count\"" >&2
+        exit 2
+        ;;
+    esac
     if [ "$count" = 1000 ]; then n=$M; else n=$M100; fi
     stream=bench-c$count
     fill "$stream" "$n"
@@ -410,7 +417,7 @@ for count in 1000 100; do
 done
 machine "after"
 echo "throughput: $REPS runs per client, interleaved; each drains the same pre-filled backlog (+$HEADROOM spare entries) through its own group"
-echo "COUNT 1000: $M messages, COUNT 100: $M100 messages; values are medians; took $(($(date +%s) - START)) s"
+echo "COUNT 1000: $M messages, other COUNTs (${COUNTS[*]}): $M100 messages; values are medians; took $(($(date +%s) - START)) s"
 echo "server% = server CPU-s / client wall-s; cpu-s/M = client CPU-s per million messages; RSS = peak VmHWM"
 if [ -n "${PY_RUN[*]}" ]; then
     echo "redis-py $REDISPY_VERSION with hiredis $HIREDIS_VERSION on $("${PY_RUN[@]}" --version 2>&1)"
