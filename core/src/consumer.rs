@@ -1131,36 +1131,36 @@ impl Consumer {
     /// deleted), so this consumer stops refreshing and retrying them.
     fn refreshed(&mut self, now: Instant, sent: &[StreamId], claimed: &[StreamId]) {
         let claimed: HashSet<StreamId> = claimed.iter().copied().collect();
-        let sent: HashSet<StreamId> = sent.iter().copied().collect();
-        for batch in &mut self.in_flight {
-            for m in batch.msgs.iter_mut().filter(|m| sent.contains(&m.id)) {
-                if claimed.contains(&m.id) {
-                    m.touched = now;
-                } else if !m.lost {
-                    m.lost = true;
-                    self.stats.lost_to_others += 1;
-                }
-            }
+        let gone: HashSet<StreamId> = sent
+            .iter()
+            .filter(|id| !claimed.contains(id))
+            .copied()
+            .collect();
+        self.retouch(now, &claimed);
+        if !gone.is_empty() {
+            self.give_up(&gone);
         }
+    }
+
+    /// These held entries are another consumer's now: not refreshed or
+    /// retried here any more (an ack from the handler is still sent).
+    fn give_up(&mut self, ids: &HashSet<StreamId>) {
         let mut lost = 0;
-        let mut ours = |id: &StreamId, touched: &mut Instant| {
-            if !sent.contains(id) {
-                return true;
-            }
-            if claimed.contains(id) {
-                *touched = now;
-                true
-            } else {
+        for batch in &mut self.in_flight {
+            for m in batch
+                .msgs
+                .iter_mut()
+                .filter(|m| !m.lost && ids.contains(&m.id))
+            {
+                m.lost = true;
                 lost += 1;
-                false
             }
-        };
-        self.retrying.retain_mut(|r| ours(&r.id, &mut r.touched));
-        self.redeliver.retain_mut(|(id, t)| ours(id, t));
-        self.stats.lost_to_others += lost;
-        for d in self.dead.iter_mut().filter(|d| claimed.contains(&d.id)) {
-            d.touched = now;
         }
+        let waiting = self.retrying.len() + self.redeliver.len();
+        self.retrying.retain(|r| !ids.contains(&r.id));
+        self.redeliver.retain(|(id, _)| !ids.contains(id));
+        lost += waiting - self.retrying.len() - self.redeliver.len();
+        self.stats.lost_to_others += lost as u64;
     }
 
     /// A reply at `now` showed these held entries in our pending list (and

@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::resp::bulk_end;
+
 /// The field/value pairs of a stream entry, in the order the server sent
 /// them (duplicates kept).
 ///
@@ -40,7 +42,7 @@ impl Fields {
     }
 
     /// `raw` holds exactly `2 * pairs` well-formed bulk strings (the caller
-    /// checked it, see [`bulk_end`]).
+    /// checked it with `resp::bulk_end`).
     pub(crate) fn from_checked_resp(raw: Bytes, pairs: usize) -> Self {
         Fields { raw, pairs }
     }
@@ -137,48 +139,6 @@ impl<'a> IntoIterator for &'a Fields {
     fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
-}
-
-/// A header `<kind><integer>\r\n` at `pos` of `buf` (1 to 18 digits, an
-/// optional minus sign): the integer and where the header ends.
-#[inline(always)]
-pub(crate) fn header_at(buf: &[u8], pos: usize, kind: u8) -> Option<(i64, usize)> {
-    if *buf.get(pos)? != kind {
-        return None;
-    }
-    let mut i = pos + 1;
-    let negative = buf.get(i) == Some(&b'-');
-    if negative {
-        i += 1;
-    }
-    let first = i;
-    let mut n: i64 = 0;
-    while let Some(&d) = buf.get(i) {
-        if !d.is_ascii_digit() {
-            break;
-        }
-        if i - first == 18 {
-            return None;
-        }
-        n = n * 10 + i64::from(d - b'0');
-        i += 1;
-    }
-    if i == first || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
-        return None;
-    }
-    Some((if negative { -n } else { n }, i + 2))
-}
-
-/// A bulk string `$<n>\r\n<n bytes>\r\n` at `pos` of `buf`: the payload's
-/// start and end. `None` unless it is exactly that.
-#[inline(always)]
-pub(crate) fn bulk_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let (len, start) = header_at(buf, pos, b'$')?;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    if buf.get(end..end.checked_add(2)?) != Some(b"\r\n".as_slice()) {
-        return None;
-    }
-    Some((start, end))
 }
 
 impl<K: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(K, V)> for Fields {
@@ -286,23 +246,5 @@ mod tests {
         let c: Fields = [("x", "1")].into_iter().collect();
         assert_ne!(a, c);
         assert_eq!(Fields::from(a.to_vec()), a);
-    }
-
-    #[test]
-    fn bulk_end_accepts_only_plain_bulk_strings() {
-        assert_eq!(bulk_end(b"$3\r\nabc\r\n", 0), Some((4, 7)));
-        assert_eq!(bulk_end(b"$0\r\n\r\n", 0), Some((4, 4)));
-        for bad in [
-            &b"$3\r\nabcd\r\n"[..],
-            b"$3\r\nab",
-            b"$-1\r\n",
-            b"$\r\n\r\n",
-            b"+OK\r\n",
-            b"$3\nabc\r\n",
-            b"$1234567890123456789\r\n",
-            b"",
-        ] {
-            assert_eq!(bulk_end(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
-        }
     }
 }

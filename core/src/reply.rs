@@ -281,7 +281,7 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
                     // Checked here, read out when the handler iterates.
                     let start = c.pos;
                     for _ in 0..2 * pairs {
-                        let (_, end) = crate::fields::bulk_end(raw, c.pos)?;
+                        let (_, end) = crate::resp::bulk_end(raw, c.pos)?;
                         c.pos = end + 2;
                     }
                     Some(Fields::from_checked_resp(raw.slice(start..c.pos), pairs))
@@ -332,7 +332,7 @@ impl RawCursor<'_> {
     /// optional minus sign); `None` for anything else.
     #[inline]
     fn header(&mut self, kind: u8) -> Option<i64> {
-        let (n, after) = crate::fields::header_at(self.buf, self.pos, kind)?;
+        let (n, after) = crate::resp::header_at(self.buf, self.pos, kind)?;
         self.pos = after;
         Some(n)
     }

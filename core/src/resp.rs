@@ -210,23 +210,13 @@ impl Scan {
                 return None;
             }
             // 1 to 18 digits then CRLF: shorter than MAX_LENGTH_HEADER and
-            // never overflowing.
-            let mut i = start + 1;
-            let mut n: u64 = 0;
-            while let Some(&d) = buf.get(i) {
-                if !d.is_ascii_digit() {
-                    break;
-                }
-                if i - start > 18 {
-                    return None;
-                }
-                n = n * 10 + u64::from(d - b'0');
-                i += 1;
-            }
-            if i == start + 1 || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
+            // never overflowing. A sign (`-1`, a null, or a malformed `-0`)
+            // is left to the general steps.
+            if buf.get(start + 1) == Some(&b'-') {
                 return None;
             }
-            let after = i + 2;
+            let (n, after) = header_at(buf, start, kind)?;
+            let n = u64::try_from(n).ok()?;
             if after > max_frame {
                 return None;
             }
@@ -349,6 +339,48 @@ impl Scan {
         }
         true
     }
+}
+
+/// A header `<kind><integer>\r\n` at `pos` of `buf` (1 to 18 digits, an
+/// optional minus sign): the integer and where the header ends.
+#[inline(always)]
+pub(crate) fn header_at(buf: &[u8], pos: usize, kind: u8) -> Option<(i64, usize)> {
+    if *buf.get(pos)? != kind {
+        return None;
+    }
+    let mut i = pos + 1;
+    let negative = buf.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let first = i;
+    let mut n: i64 = 0;
+    while let Some(&d) = buf.get(i) {
+        if !d.is_ascii_digit() {
+            break;
+        }
+        if i - first == 18 {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+        i += 1;
+    }
+    if i == first || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
+        return None;
+    }
+    Some((if negative { -n } else { n }, i + 2))
+}
+
+/// A bulk string `$<n>\r\n<n bytes>\r\n` at `pos` of `buf`: the payload's
+/// start and end. `None` unless it is exactly that.
+#[inline(always)]
+pub(crate) fn bulk_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let (len, start) = header_at(buf, pos, b'$')?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    if buf.get(end..end.checked_add(2)?) != Some(b"\r\n".as_slice()) {
+        return None;
+    }
+    Some((start, end))
 }
 
 fn has_length(kind: u8) -> bool {
@@ -550,6 +582,25 @@ impl Default for Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_end_accepts_only_plain_bulk_strings() {
+        assert_eq!(bulk_end(b"$3\r\nabc\r\n", 0), Some((4, 7)));
+        assert_eq!(bulk_end(b"$0\r\n\r\n", 0), Some((4, 4)));
+        for bad in [
+            &b"$3\r\nabcd\r\n"[..],
+            b"$3\r\nab",
+            b"$-1\r\n",
+            b"$\r\n\r\n",
+            b"+OK\r\n",
+            b"$3\nabc\r\n",
+            b"$1234567890123456789\r\n",
+            b"",
+        ] {
+            assert_eq!(bulk_end(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
     use crate::reply::fixtures;
     use proptest::prelude::*;
 
