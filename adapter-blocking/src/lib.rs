@@ -309,7 +309,6 @@ impl<H: Handler> Consumer<H> {
                                 Some(e) => Err(e),
                             };
                         }
-                        _ => {}
                     }
                 }
                 while let Some(bytes) = core.poll_transmit() {

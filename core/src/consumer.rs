@@ -117,8 +117,10 @@ pub enum DeadLetterAction {
 }
 
 /// Something the application or the adapter must act on.
+///
+/// Not `#[non_exhaustive]` on purpose: a driver that matches every variant
+/// fails to compile when a new one is added, instead of dropping it.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Event {
     /// Open a connection, then call [`Consumer::handle_connected`] or
     /// [`Consumer::handle_connect_failed`].
