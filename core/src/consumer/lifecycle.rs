@@ -1,0 +1,182 @@
+//! The connection's lifecycle (down, connecting, up with its session) and
+//! the consumer's (running, draining, stopped), and the reconnect backoff.
+
+use std::time::Duration;
+
+use crate::resp::Decoder;
+
+/// The connection.
+#[derive(Debug)]
+pub(super) enum Link {
+    /// None; a reconnect may be scheduled (see the timer table).
+    Down,
+    /// [`Event::Connect`](super::Event::Connect) asked for one.
+    Connecting,
+    /// Open, with what lives as long as it does.
+    Up(Session),
+}
+
+/// What lives as long as one connection.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) decoder: Decoder,
+    pub(super) phase: Phase,
+    /// The server has `XACKDEL` (Redis 8.2+).
+    pub(super) has_xackdel: bool,
+}
+
+/// How far a connection's set-up has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Waiting for this many handshake replies.
+    Handshake { left: usize },
+    /// Waiting for `XGROUP CREATE`.
+    Group,
+    /// Group ensured: replay, claim, read.
+    Running,
+}
+
+/// The consumer as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    Running,
+    /// Asked to stop: no new reads; in-flight work finishes until the drain
+    /// deadline (in the timer table).
+    Draining,
+    /// Stopped for good.
+    Stopped,
+}
+
+impl Link {
+    pub(super) fn session(&self) -> Option<&Session> {
+        match self {
+            Link::Up(session) => Some(session),
+            Link::Down | Link::Connecting => None,
+        }
+    }
+
+    pub(super) fn session_mut(&mut self) -> Option<&mut Session> {
+        match self {
+            Link::Up(session) => Some(session),
+            Link::Down | Link::Connecting => None,
+        }
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        matches!(self, Link::Up(_))
+    }
+
+    /// The phase of the open connection.
+    pub(super) fn phase(&self) -> Option<Phase> {
+        self.session().map(|s| s.phase)
+    }
+}
+
+impl Session {
+    /// A new connection awaiting `handshake` replies.
+    pub(super) fn new(handshake: usize) -> Self {
+        Session {
+            decoder: Decoder::new(),
+            phase: Phase::Handshake { left: handshake },
+            has_xackdel: false,
+        }
+    }
+
+    /// One handshake reply came; returns whether that was the last.
+    pub(super) fn handshake_answered(&mut self) -> bool {
+        if let Phase::Handshake { left } = &mut self.phase {
+            *left = left.saturating_sub(1);
+            return *left == 0;
+        }
+        false
+    }
+}
+
+/// Exponential reconnect backoff with equal jitter from a seeded generator.
+#[derive(Debug)]
+pub(super) struct Backoff {
+    attempt: u32,
+    rng: SplitMix64,
+}
+
+impl Backoff {
+    pub(super) fn new(seed: u64) -> Self {
+        Backoff {
+            attempt: 0,
+            rng: SplitMix64(seed),
+        }
+    }
+
+    /// A random 64-bit value from the same generator (the heartbeat token).
+    pub(super) fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// The next attempt's number and the wait before it.
+    pub(super) fn next(&mut self, initial: Duration, max: Duration) -> (u32, Duration) {
+        self.attempt = self.attempt.saturating_add(1);
+        let exp = self.attempt.saturating_sub(1).min(30);
+        let base = initial.saturating_mul(1u32 << exp).min(max);
+        // Equal jitter: half fixed, half random, so retries spread out but
+        // never collapse to zero.
+        let half = base / 2;
+        let jitter = half.mul_f64(self.rng.next_f64());
+        (self.attempt, half + jitter)
+    }
+
+    /// Something worked: the next failure starts over.
+    pub(super) fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Small seeded generator for reconnect jitter (SplitMix64).
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(1000));
+        let mut b = Backoff::new(7);
+        let delays: Vec<(u32, Duration)> = (0..6).map(|_| b.next(initial, max)).collect();
+        for (i, &(attempt, delay)) in delays.iter().enumerate() {
+            assert_eq!(attempt as usize, i + 1);
+            let base = (initial * (1 << i)).min(max);
+            assert!(delay >= base / 2 && delay <= base, "{delay:?} for {base:?}");
+        }
+        b.reset();
+        let (attempt, delay) = b.next(initial, max);
+        assert_eq!(attempt, 1);
+        assert!(delay <= initial);
+    }
+
+    #[test]
+    fn a_session_counts_its_handshake_down_to_the_group_phase() {
+        let mut s = Session::new(2);
+        assert!(!s.handshake_answered());
+        assert!(s.handshake_answered());
+        s.phase = Phase::Running;
+        assert!(!s.handshake_answered());
+        let link = Link::Up(s);
+        assert!(link.is_up() && link.phase() == Some(Phase::Running));
+        assert!(!Link::Connecting.is_up() && Link::Down.phase().is_none());
+    }
+}

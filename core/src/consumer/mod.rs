@@ -1,0 +1,407 @@
+//! The consumer-group state machine.
+//!
+//! [`Consumer`] routes inputs to the parts that own the state:
+//!
+//! - `ledger`: every entry held (with the handler, retrying, being acked or
+//!   dead-lettered, waiting for delivery counts);
+//! - `lifecycle`: the connection (down, connecting, up with its session) and
+//!   the consumer (running, draining, stopped), and the reconnect backoff;
+//! - `timers`: the timer table;
+//! - `outbox`: the commands written and the replies awaited;
+//! - `reads` (new entries, own-pending replay, polling, prefetch, delivery
+//!   counts), `claims` (sweeps, idle refreshes, retry claims), `heartbeat`
+//!   (heartbeats and failover), `acks` (acks and dead letters);
+//! - `replies`: which part a reply goes to; `schedule`: what to send next.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::ConsumerConfig;
+use crate::error::Error;
+
+mod acks;
+mod batch;
+mod claims;
+mod heartbeat;
+mod ledger;
+mod lifecycle;
+mod outbox;
+mod reads;
+mod replies;
+mod report;
+mod schedule;
+mod timers;
+
+pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
+pub use heartbeat::heartbeat_key;
+pub use report::{
+    panic_message, ConsumerInfo, DeadLetterAction, DeadLettered, Event, Stats, Warning,
+};
+pub use timers::TimerKind;
+
+use claims::Claims;
+use heartbeat::Heartbeat;
+use ledger::{Completed, Ledger};
+use lifecycle::{Backoff, Link, Session, State};
+use outbox::Outbox;
+use reads::Reads;
+use timers::{Timer, Timers};
+
+/// A Redis Streams consumer-group consumer as a sans-IO state machine.
+///
+/// Drive it with one input at a time, each with the current time, and after
+/// every input drain all outputs: events, bytes to write, the next deadline.
+/// Inputs after [`Event::Stopped`] are ignored; a spurious
+/// [`handle_timeout`](Self::handle_timeout) is harmless.
+///
+/// ```no_run
+/// use std::time::Instant;
+/// use xgroup_core::{Consumer, ConsumerConfig, Event, Outcome};
+///
+/// # fn connect() {} fn write(_: &[u8]) {} fn read_or_timeout(_: Option<Instant>) -> Option<Vec<u8>> { None }
+/// let config = ConsumerConfig::builder("orders", "processors", "proc-1").build()?;
+/// let mut consumer = Consumer::new(config);
+/// loop {
+///     // Drain every output after each input.
+///     while let Some(event) = consumer.poll_event() {
+///         match event {
+///             Event::Connect => { connect(); consumer.handle_connected(Instant::now()); }
+///             Event::Deliver(batch) => {
+///                 // ... handle batch.messages ...
+///                 consumer.handle_completion(Instant::now(), batch.id, Outcome::AckAll);
+///             }
+///             Event::Stopped(_) => return Ok(()),
+///             _ => {}
+///         }
+///     }
+///     while let Some(bytes) = consumer.poll_transmit() { write(&bytes); }
+///     // Then wait for one input: bytes, or the deadline.
+///     match read_or_timeout(consumer.poll_timeout().map(|(at, _)| at)) {
+///         Some(bytes) => consumer.handle_input(Instant::now(), &bytes),
+///         None => consumer.handle_timeout(Instant::now()),
+///     }
+/// }
+/// # Ok::<(), xgroup_core::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    cfg: ConsumerConfig,
+    state: State,
+    link: Link,
+    outbox: Outbox,
+    events: VecDeque<Event>,
+    timers: Timers,
+    ledger: Ledger,
+    backoff: Backoff,
+    reads: Reads,
+    claims: Claims,
+    heartbeat: Heartbeat,
+    stats: Stats,
+}
+
+impl Consumer {
+    /// A consumer that will ask for a connection first ([`Event::Connect`]).
+    pub fn new(config: ConsumerConfig) -> Self {
+        let mut backoff = Backoff::new(config.seed.unwrap_or_else(process_seed));
+        let token = Bytes::from(format!("{:016x}", backoff.random()));
+        Consumer {
+            heartbeat: Heartbeat::new(&config, token),
+            outbox: Outbox::new(&config),
+            cfg: config,
+            state: State::Running,
+            link: Link::Connecting,
+            events: VecDeque::from([Event::Connect]),
+            timers: Timers::default(),
+            ledger: Ledger::default(),
+            backoff,
+            reads: Reads::default(),
+            claims: Claims::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.cfg
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Batches handed out and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        self.ledger.batches()
+    }
+
+    /// Whether a connection is up (set up or being set up).
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Whether the consumer has stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        self.state == State::Stopped
+    }
+
+    // ----- inputs -----
+
+    /// The connection asked for by [`Event::Connect`] is open.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.state == State::Stopped || !matches!(self.link, Link::Connecting) {
+            return;
+        }
+        self.stats.connections += 1;
+        self.outbox.clear();
+        let draining = self.state == State::Draining;
+        self.reads.connected(&self.cfg);
+        self.claims.connected();
+        self.heartbeat.connected();
+        self.timers.set_due(
+            Timer::ClaimSweep,
+            self.cfg.claim_interval.is_some() && !self.cfg.replay_pending,
+        );
+        self.timers
+            .set_due(Timer::Heartbeat, self.cfg.heartbeat.is_some() && !draining);
+        self.timers
+            .set(Timer::Refresh, now + self.refresh_interval());
+        let mut handshake = self.outbox.handshake(now, &self.cfg.connect);
+        if self.cfg.delete_on_ack {
+            self.outbox.info_server(now);
+            handshake += 1;
+        }
+        self.link = Link::Up(Session::new(handshake));
+        if !draining && self.cfg.auto_create_group {
+            let start = self.cfg.group_start.to_arg();
+            self.outbox.group_create(now, &start, self.cfg.make_stream);
+        }
+        if handshake == 0 {
+            self.handshake_done();
+        }
+        self.pump(now);
+    }
+
+    /// Opening the connection failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, reason: impl std::fmt::Display) {
+        if self.state == State::Stopped || !matches!(self.link, Link::Connecting) {
+            return;
+        }
+        self.stats.errors += 1;
+        self.link = Link::Down;
+        self.schedule_reconnect(now, Error::Connection(reason.to_string()));
+    }
+
+    /// The connection closed or failed (read/write error, EOF).
+    pub fn handle_disconnected(&mut self, now: Instant, reason: impl std::fmt::Display) {
+        if self.state == State::Stopped || matches!(self.link, Link::Down) {
+            return;
+        }
+        self.connection_failed(now, Error::Connection(reason.to_string()), false);
+    }
+
+    /// Bytes arrived on the connection.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        let Some(session) = self.link.session_mut() else {
+            return;
+        };
+        if self.state == State::Stopped {
+            return;
+        }
+        session.decoder.feed(bytes);
+        if !self.read_replies(now) {
+            return;
+        }
+        self.try_finish();
+    }
+
+    /// The handler finished a batch.
+    pub fn handle_completion(&mut self, now: Instant, batch: BatchId, outcome: Outcome) {
+        if self.state == State::Stopped {
+            return;
+        }
+        match self.ledger.complete(now, batch, outcome, &self.cfg) {
+            Completed::UnknownBatch => return self.warn(Warning::UnknownBatch(batch)),
+            Completed::Done { strangers } if !strangers.is_empty() => {
+                self.warn(Warning::AckIdsNotInBatch {
+                    batch,
+                    ids: strangers,
+                });
+            }
+            Completed::Done { .. } => {}
+        }
+        self.pump(now);
+        self.try_finish();
+    }
+
+    /// The handler failed on a batch (it panicked, or returned an error the
+    /// adapter could not map): nothing of the batch is acknowledged, so it is
+    /// redelivered; the failure is counted and reported.
+    pub fn handle_handler_failed(
+        &mut self,
+        now: Instant,
+        batch: BatchId,
+        reason: impl Into<String>,
+    ) {
+        if self.state == State::Stopped {
+            return;
+        }
+        if self.ledger.has_batch(batch) {
+            self.stats.handler_failures += 1;
+            self.warn(Warning::HandlerFailed {
+                batch,
+                reason: reason.into(),
+            });
+        }
+        self.handle_completion(now, batch, Outcome::AckNone);
+    }
+
+    /// A deadline from [`poll_timeout`](Self::poll_timeout) passed (spurious
+    /// calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Stopped {
+            return;
+        }
+        if self.timers.expired(Timer::Drain, now) {
+            let warning = Warning::DrainTimedOut {
+                batches: self.ledger.batches(),
+                unacked: self.ledger.unacked(),
+            };
+            self.warn(warning);
+            return self.finish(None);
+        }
+        self.fire_due_timers(now);
+        if self.timers.expired(Timer::Reconnect, now) {
+            self.link = Link::Connecting;
+            self.events.push_back(Event::Connect);
+        }
+        if self.link.is_up() {
+            if let Some(oldest) = self.outbox.oldest().filter(|c| c.deadline <= now) {
+                let command = oldest.what.name();
+                self.stats.errors += 1;
+                return self.connection_failed(now, Error::ReplyTimeout { command }, true);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Stop gracefully: no new reads; wait for in-flight batches until the
+    /// drain timeout, flush their acknowledgements, then report
+    /// [`Event::Stopped`].
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        if self.state != State::Running {
+            return;
+        }
+        self.state = State::Draining;
+        self.timers.set(Timer::Drain, now + self.cfg.drain_timeout);
+        self.reads.stop_replay();
+        self.claims.stop();
+        self.timers.cancel(Timer::ClaimSweep);
+        self.try_finish();
+    }
+
+    // ----- outputs -----
+
+    /// Bytes to write to the connection, in order.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.outbox.take_bytes()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline and what it is for; call
+    /// [`handle_timeout`](Self::handle_timeout) when it passes.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<(Instant, TimerKind)> {
+        if self.state == State::Stopped {
+            return None;
+        }
+        let reply = self
+            .outbox
+            .oldest()
+            .filter(|_| self.link.is_up())
+            .map(|c| (c.deadline, TimerKind::Reply));
+        let retry = self.ledger.next_retry().map(|at| (at, TimerKind::Retry));
+        [self.timers.next(), retry, reply]
+            .into_iter()
+            .flatten()
+            .min_by_key(|&(at, _)| at)
+    }
+
+    // ----- failures and the end -----
+
+    fn connection_failed(&mut self, now: Instant, cause: Error, close: bool) {
+        if close && !matches!(self.link, Link::Down) {
+            self.events.push_back(Event::Disconnect);
+        }
+        self.link = Link::Down;
+        self.outbox.clear();
+        self.ledger.connection_lost();
+        self.timers.disarm_connection();
+        if self.state == State::Draining && self.ledger.is_settled() {
+            return self.finish(None);
+        }
+        self.schedule_reconnect(now, cause);
+    }
+
+    fn schedule_reconnect(&mut self, now: Instant, cause: Error) {
+        let (attempt, delay) = self
+            .backoff
+            .next(self.cfg.reconnect_initial, self.cfg.reconnect_max);
+        self.timers.set(Timer::Reconnect, now + delay);
+        self.warn(Warning::Reconnecting {
+            attempt,
+            delay,
+            cause,
+        });
+    }
+
+    fn fatal(&mut self, error: Error) {
+        self.finish(Some(error));
+    }
+
+    fn finish(&mut self, error: Option<Error>) {
+        if self.state == State::Stopped {
+            return;
+        }
+        if !matches!(self.link, Link::Down) {
+            self.events.push_back(Event::Disconnect);
+        }
+        self.link = Link::Down;
+        self.state = State::Stopped;
+        self.outbox.clear();
+        self.timers.clear();
+        self.events.push_back(Event::Stopped(error));
+    }
+
+    /// A draining consumer stops once nothing is left to wait for.
+    fn try_finish(&mut self) {
+        if self.state == State::Draining
+            && self.ledger.is_settled()
+            && self.outbox.fetches_out() == 0
+            && !self.ledger.awaiting_counts()
+        {
+            self.finish(None);
+        }
+    }
+
+    fn warn(&mut self, warning: Warning) {
+        self.events.push_back(Event::Warning(warning));
+    }
+}
+
+/// A per-process random seed, for instances that were given none: two
+/// processes must not share a heartbeat token.
+fn process_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    h.finish()
+}

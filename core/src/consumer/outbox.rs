@@ -1,0 +1,530 @@
+//! The outbox: writes the consumer's commands and remembers, in order, what
+//! each reply will answer. Argument counts and `MULTI` frame counts are
+//! worked out here, once per command, never in policy code.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::command::CommandWriter;
+use crate::config::{ConnectOptions, ConsumerConfig};
+use crate::handshake::{self, HandshakeStep};
+use crate::id::{IdBuf, ReadFrom, StreamId};
+use crate::reply::ReplyError;
+
+use super::ledger::DeadItem;
+
+/// What a reply will answer.
+#[derive(Debug)]
+pub(super) enum Sent {
+    Handshake(HandshakeStep),
+    GroupCreate,
+    Fetch(Fetch),
+    /// `XPENDING` for the delivery counts of the ledger's oldest entries
+    /// waiting for them.
+    Counts,
+    /// `XACK` of the ledger's oldest acks out.
+    Ack,
+    /// `XACKDEL` (delete on ack, Redis 8.2+) of the ledger's oldest acks out.
+    AckDel,
+    /// One frame of a `MULTI` ... `EXEC`; `left` frames remain, the last one
+    /// is `EXEC`'s reply.
+    Tx {
+        kind: TxKind,
+        left: usize,
+        failed: Option<ReplyError>,
+    },
+    Info,
+    Heartbeat,
+    PendingSummary,
+    Liveness(Bytes),
+    DeadPending(Bytes),
+    DelConsumer(Bytes),
+    /// Idle refresh of these held ids (`XCLAIM ... JUSTID`).
+    Refresh(Vec<StreamId>),
+}
+
+/// What a transaction does; its ids are the ledger's oldest of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TxKind {
+    /// `XADD dlq ...` per item, then `XACK` (and `XDEL`).
+    DeadLetter,
+    /// `XACK` then `XDEL`.
+    AckDelete,
+}
+
+/// Which read or claim a fetch is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Fetch {
+    Replay,
+    Claim,
+    Read,
+    Redeliver,
+    Failover(Bytes),
+}
+
+/// A command sent and the time its reply is due by.
+#[derive(Debug)]
+pub(super) struct SentCmd {
+    pub(super) what: Sent,
+    pub(super) deadline: Instant,
+}
+
+/// Bytes to write and the replies they will bring, in order.
+#[derive(Debug)]
+pub(super) struct Outbox {
+    stream: Bytes,
+    group: Bytes,
+    consumer: Bytes,
+    reply_timeout: Duration,
+    wire: Wire,
+    sent: VecDeque<SentCmd>,
+}
+
+/// The bytes to write, and how many commands they hold so far (a
+/// transaction's frames are counted from it).
+#[derive(Debug, Default)]
+struct Wire {
+    out: BytesMut,
+    written: usize,
+}
+
+impl Wire {
+    fn begin(&mut self, argc: usize) -> CommandWriter<'_> {
+        self.written += 1;
+        CommandWriter::begin(&mut self.out, argc)
+    }
+}
+
+impl Outbox {
+    pub(super) fn new(cfg: &ConsumerConfig) -> Self {
+        Outbox {
+            stream: cfg.stream.clone(),
+            group: cfg.group.clone(),
+            consumer: cfg.consumer.clone(),
+            reply_timeout: cfg.reply_timeout,
+            wire: Wire::default(),
+            sent: VecDeque::new(),
+        }
+    }
+
+    // ----- what was sent -----
+
+    /// Bytes to write, if any.
+    pub(super) fn take_bytes(&mut self) -> Option<Bytes> {
+        (!self.wire.out.is_empty()).then(|| self.wire.out.split().freeze())
+    }
+
+    /// Forgets everything unwritten and unanswered (the connection is gone).
+    pub(super) fn clear(&mut self) {
+        self.wire.out.clear();
+        self.sent.clear();
+    }
+
+    /// The command the next reply answers.
+    pub(super) fn next_answered(&mut self) -> Option<SentCmd> {
+        self.sent.pop_front()
+    }
+
+    /// A transaction's next frame is awaited (the one just answered was
+    /// `MULTI` or `QUEUED`).
+    pub(super) fn await_tx(
+        &mut self,
+        now: Instant,
+        kind: TxKind,
+        left: usize,
+        failed: Option<ReplyError>,
+    ) {
+        let deadline = now + self.reply_timeout;
+        let what = Sent::Tx { kind, left, failed };
+        self.sent.push_front(SentCmd { what, deadline });
+    }
+
+    /// The oldest unanswered command.
+    pub(super) fn oldest(&self) -> Option<&SentCmd> {
+        self.sent.front()
+    }
+
+    /// Whether every unanswered command is a fetch (a quiet point: only
+    /// reads and claims, which may stay out, are awaited).
+    pub(super) fn only_fetches_out(&self) -> bool {
+        self.sent.iter().all(|c| matches!(c.what, Sent::Fetch(_)))
+    }
+
+    /// Reads and claims whose reply has not come yet.
+    pub(super) fn fetches_out(&self) -> usize {
+        self.count(|w| matches!(w, Sent::Fetch(_) | Sent::DeadPending(_)))
+    }
+
+    /// Whether only new-entries reads are out among the fetches.
+    pub(super) fn only_new_reads_out(&self) -> bool {
+        self.count(|w| {
+            matches!(w, Sent::Fetch(k) if *k != Fetch::Read) || matches!(w, Sent::DeadPending(_))
+        }) == 0
+    }
+
+    /// Whether a replay, claim or retry of ours is out: it touches held
+    /// entries at the server, and its reply says when.
+    pub(super) fn touching_out(&self) -> bool {
+        self.count(|w| {
+            matches!(
+                w,
+                Sent::Fetch(Fetch::Replay | Fetch::Claim | Fetch::Redeliver)
+            )
+        }) > 0
+    }
+
+    /// Whether an idle refresh is out.
+    pub(super) fn refresh_out(&self) -> bool {
+        self.count(|w| matches!(w, Sent::Refresh(_))) > 0
+    }
+
+    fn count(&self, f: impl Fn(&Sent) -> bool) -> usize {
+        self.sent.iter().filter(|c| f(&c.what)).count()
+    }
+
+    // ----- commands -----
+
+    /// `HELLO`/`AUTH`, `CLIENT SETNAME`, `SELECT`; returns how many replies
+    /// the handshake awaits.
+    pub(super) fn handshake(&mut self, now: Instant, opts: &ConnectOptions) -> usize {
+        let steps = handshake::write_handshake(&mut self.wire.out, opts, &self.consumer);
+        self.wire.written += steps.len();
+        for step in &steps {
+            self.push(now, Sent::Handshake(*step), Duration::ZERO);
+        }
+        steps.len()
+    }
+
+    /// `INFO server` (which commands the server has).
+    pub(super) fn info_server(&mut self, now: Instant) {
+        self.wire.begin(2).arg(b"INFO").arg(b"server");
+        self.push(now, Sent::Info, Duration::ZERO);
+    }
+
+    /// `XGROUP CREATE s g <start> [MKSTREAM]`.
+    pub(super) fn group_create(&mut self, now: Instant, start: &[u8], make_stream: bool) {
+        let mut w = self.wire.begin(5 + usize::from(make_stream));
+        w.arg(b"XGROUP")
+            .arg(b"CREATE")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(start);
+        if make_stream {
+            w.arg(b"MKSTREAM");
+        }
+        drop(w);
+        self.push(now, Sent::GroupCreate, Duration::ZERO);
+    }
+
+    /// `XREADGROUP GROUP g me COUNT n [BLOCK ms] STREAMS s <from>`; a
+    /// blocking read's reply is due `block` later.
+    pub(super) fn read(
+        &mut self,
+        now: Instant,
+        kind: Fetch,
+        from: ReadFrom,
+        count: u64,
+        block: Option<Duration>,
+    ) {
+        // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
+        let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
+        let mut w = self.wire.begin(if block_ms.is_some() { 11 } else { 9 });
+        w.arg(b"XREADGROUP")
+            .arg(b"GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(b"COUNT")
+            .arg_u64(count);
+        if let Some(ms) = block_ms {
+            w.arg(b"BLOCK").arg_u64(ms);
+        }
+        w.arg(b"STREAMS").arg(&self.stream);
+        match from {
+            ReadFrom::New => w.arg(b">"),
+            ReadFrom::PendingAfter(id) => w.arg_id(id),
+        };
+        drop(w);
+        let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
+        self.push(now, Sent::Fetch(kind), extra);
+    }
+
+    /// `XAUTOCLAIM s g me <min-idle> <cursor> COUNT n`.
+    pub(super) fn autoclaim(
+        &mut self,
+        now: Instant,
+        min_idle: Duration,
+        cursor: StreamId,
+        count: u64,
+    ) {
+        self.wire
+            .begin(8)
+            .arg(b"XAUTOCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg_u64(min_idle.as_millis() as u64)
+            .arg_id(cursor)
+            .arg(b"COUNT")
+            .arg_u64(count);
+        self.push(now, Sent::Fetch(Fetch::Claim), Duration::ZERO);
+    }
+
+    /// `XCLAIM s g me <min-idle> ids...`: the entries come back whole.
+    pub(super) fn claim(
+        &mut self,
+        now: Instant,
+        kind: Fetch,
+        ids: &[StreamId],
+        min_idle: Duration,
+    ) {
+        self.xclaim(ids, min_idle, false);
+        self.push(now, Sent::Fetch(kind), Duration::ZERO);
+    }
+
+    /// `XCLAIM s g me <min-idle> ids... JUSTID`: touches what is still ours.
+    pub(super) fn refresh(&mut self, now: Instant, ids: Vec<StreamId>, min_idle: Duration) {
+        self.xclaim(&ids, min_idle, true);
+        self.push(now, Sent::Refresh(ids), Duration::ZERO);
+    }
+
+    fn xclaim(&mut self, ids: &[StreamId], min_idle: Duration, just_id: bool) {
+        let mut w = self.wire.begin(5 + ids.len() + usize::from(just_id));
+        w.arg(b"XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg_u64(min_idle.as_millis() as u64);
+        for id in ids {
+            w.arg_id(*id);
+        }
+        if just_id {
+            w.arg(b"JUSTID");
+        }
+    }
+
+    /// `XPENDING s g <start> <end> <n> me`: delivery counts, from `start`
+    /// (`(start` when `exclusive`).
+    pub(super) fn pending_counts(
+        &mut self,
+        now: Instant,
+        (start, exclusive): (StreamId, bool),
+        end: StreamId,
+        page: u64,
+    ) {
+        let mut start_arg = Vec::with_capacity(42);
+        if exclusive {
+            start_arg.push(b'(');
+        }
+        start_arg.extend_from_slice(start.encode(&mut IdBuf::new()));
+        self.wire
+            .begin(7)
+            .arg(b"XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&start_arg)
+            .arg_id(end)
+            .arg_u64(page)
+            .arg(&self.consumer);
+        self.push(now, Sent::Counts, Duration::ZERO);
+    }
+
+    /// `XACK s g ids...`.
+    pub(super) fn ack(&mut self, now: Instant, ids: &[StreamId]) {
+        self.xack(ids);
+        self.push(now, Sent::Ack, Duration::ZERO);
+    }
+
+    /// `XACKDEL s g IDS n ids...` (Redis 8.2+).
+    pub(super) fn ack_delete(&mut self, now: Instant, ids: &[StreamId]) {
+        let mut w = self.wire.begin(5 + ids.len());
+        w.arg(b"XACKDEL")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(b"IDS")
+            .arg_u64(ids.len() as u64);
+        for id in ids {
+            w.arg_id(*id);
+        }
+        drop(w);
+        self.push(now, Sent::AckDel, Duration::ZERO);
+    }
+
+    /// `MULTI`, `XACK`, `XDEL`, `EXEC`: where the server has no `XACKDEL`.
+    pub(super) fn ack_delete_tx(&mut self, now: Instant, ids: &[StreamId]) {
+        self.transaction(now, TxKind::AckDelete, |o| {
+            o.xack(ids);
+            o.xdel(ids);
+        });
+    }
+
+    /// `MULTI`, an `XADD` to `key` per item (its fields, then where it came
+    /// from and why), `XACK` (and `XDEL` when acked entries are deleted),
+    /// `EXEC`.
+    pub(super) fn dead_letter_tx(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        items: &[DeadItem],
+        delete: bool,
+    ) {
+        let ids: Vec<StreamId> = items.iter().map(|d| d.id).collect();
+        self.transaction(now, TxKind::DeadLetter, |o| {
+            for item in items {
+                o.xadd_dead_letter(key, item);
+            }
+            o.xack(&ids);
+            if delete {
+                o.xdel(&ids);
+            }
+        });
+    }
+
+    /// `SET key token PX ttl GET`: the heartbeat, and whose it was.
+    pub(super) fn heartbeat(&mut self, now: Instant, key: &[u8], token: &[u8], ttl_ms: u64) {
+        self.wire
+            .begin(6)
+            .arg(b"SET")
+            .arg(key)
+            .arg(token)
+            .arg(b"PX")
+            .arg_u64(ttl_ms)
+            .arg(b"GET");
+        self.push(now, Sent::Heartbeat, Duration::ZERO);
+    }
+
+    /// `XPENDING s g`: which consumers hold entries.
+    pub(super) fn pending_summary(&mut self, now: Instant) {
+        self.wire
+            .begin(3)
+            .arg(b"XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group);
+        self.push(now, Sent::PendingSummary, Duration::ZERO);
+    }
+
+    /// `GET key`: is `consumer`'s heartbeat there?
+    pub(super) fn liveness(&mut self, now: Instant, consumer: Bytes, key: &[u8]) {
+        self.wire.begin(2).arg(b"GET").arg(key);
+        self.push(now, Sent::Liveness(consumer), Duration::ZERO);
+    }
+
+    /// `XPENDING s g - + n consumer`: a dead consumer's entries.
+    pub(super) fn dead_pending(&mut self, now: Instant, consumer: Bytes, count: u64) {
+        self.wire
+            .begin(7)
+            .arg(b"XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(b"-")
+            .arg(b"+")
+            .arg_u64(count)
+            .arg(&consumer);
+        self.push(now, Sent::DeadPending(consumer), Duration::ZERO);
+    }
+
+    /// `XGROUP DELCONSUMER s g consumer`.
+    pub(super) fn del_consumer(&mut self, now: Instant, consumer: Bytes) {
+        self.wire
+            .begin(5)
+            .arg(b"XGROUP")
+            .arg(b"DELCONSUMER")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&consumer);
+        self.push(now, Sent::DelConsumer(consumer), Duration::ZERO);
+    }
+
+    // ----- helpers -----
+
+    fn push(&mut self, now: Instant, what: Sent, extra: Duration) {
+        let deadline = now + self.reply_timeout + extra;
+        self.sent.push_back(SentCmd { what, deadline });
+    }
+
+    /// `MULTI`, what `write` writes, `EXEC`: one awaited reply per frame.
+    fn transaction(&mut self, now: Instant, kind: TxKind, write: impl FnOnce(&mut Self)) {
+        let before = self.wire.written;
+        self.wire.begin(1).arg(b"MULTI");
+        write(self);
+        self.wire.begin(1).arg(b"EXEC");
+        let left = self.wire.written - before;
+        self.push(
+            now,
+            Sent::Tx {
+                kind,
+                left,
+                failed: None,
+            },
+            Duration::ZERO,
+        );
+    }
+
+    fn xack(&mut self, ids: &[StreamId]) {
+        let mut w = self.wire.begin(3 + ids.len());
+        w.arg(b"XACK").arg(&self.stream).arg(&self.group);
+        for id in ids {
+            w.arg_id(*id);
+        }
+    }
+
+    fn xdel(&mut self, ids: &[StreamId]) {
+        let mut w = self.wire.begin(2 + ids.len());
+        w.arg(b"XDEL").arg(&self.stream);
+        for id in ids {
+            w.arg_id(*id);
+        }
+    }
+
+    fn xadd_dead_letter(&mut self, key: &[u8], item: &DeadItem) {
+        let mut id = IdBuf::new();
+        let mut deliveries = itoa::Buffer::new();
+        let meta: [(&[u8], &[u8]); 6] = [
+            (b"dlq_stream", &self.stream),
+            (b"dlq_id", item.id.encode(&mut id)),
+            (b"dlq_group", &self.group),
+            (b"dlq_consumer", &self.consumer),
+            (
+                b"dlq_deliveries",
+                deliveries.format(item.attempt).as_bytes(),
+            ),
+            (b"dlq_reason", item.reason.as_bytes()),
+        ];
+        let fields = item.fields.as_ref().map_or(0, |f| f.len());
+        let mut w = self.wire.begin(3 + 2 * (fields + meta.len()));
+        w.arg(b"XADD").arg(key).arg(b"*");
+        for (f, v) in item.fields.iter().flatten() {
+            w.arg(f).arg(v);
+        }
+        for (f, v) in meta {
+            w.arg(f).arg(v);
+        }
+    }
+}
+
+impl Sent {
+    /// The command's name, for a timed-out reply.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Sent::Handshake(step) => step.name(),
+            Sent::GroupCreate => "XGROUP CREATE",
+            Sent::Fetch(Fetch::Claim) => "XAUTOCLAIM",
+            Sent::Fetch(Fetch::Redeliver | Fetch::Failover(_)) => "XCLAIM",
+            Sent::Fetch(Fetch::Replay | Fetch::Read) => "XREADGROUP",
+            Sent::Counts => "XPENDING",
+            Sent::Ack => "XACK",
+            Sent::AckDel => "XACKDEL",
+            Sent::Tx { .. } => "MULTI/EXEC",
+            Sent::Info => "INFO",
+            Sent::Heartbeat => "SET",
+            Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
+            Sent::Liveness(_) => "GET",
+            Sent::DelConsumer(_) => "XGROUP DELCONSUMER",
+            Sent::Refresh(_) => "XCLAIM",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

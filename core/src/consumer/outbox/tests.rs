@@ -1,0 +1,119 @@
+use super::*;
+
+fn outbox() -> Outbox {
+    let cfg = ConsumerConfig::builder("s", "g", "c")
+        .build()
+        .expect("valid config");
+    Outbox::new(&cfg)
+}
+
+#[allow(clippy::disallowed_methods)] // a test's instant
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn written(o: &mut Outbox) -> String {
+    String::from_utf8(o.take_bytes().map(|b| b.to_vec()).unwrap_or_default())
+        .expect("utf-8")
+        .replace("\r\n", " ")
+}
+
+#[test]
+fn a_transaction_awaits_one_reply_per_frame() {
+    let mut o = outbox();
+    let ids = [StreamId::new(1, 0), StreamId::new(2, 0)];
+    o.ack_delete_tx(now(), &ids);
+    assert_eq!(
+        written(&mut o),
+        "*1 $5 MULTI *5 $4 XACK $1 s $1 g $3 1-0 $3 2-0 *4 $4 XDEL $1 s $3 1-0 $3 2-0 \
+         *1 $4 EXEC "
+    );
+    match o.next_answered().map(|c| c.what) {
+        Some(Sent::Tx { kind, left, .. }) => {
+            assert_eq!(kind, TxKind::AckDelete);
+            assert_eq!(left, 4);
+        }
+        other => panic!("expected a transaction, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_dead_letter_transaction_counts_its_adds() {
+    let mut o = outbox();
+    let item = |ms| DeadItem {
+        id: StreamId::new(ms, 0),
+        attempt: 3,
+        fields: None,
+        reason: "r".into(),
+        touched: now(),
+    };
+    o.dead_letter_tx(now(), b"dlq", &[item(1), item(2)], true);
+    let text = written(&mut o);
+    assert_eq!(text.matches("XADD").count(), 2);
+    assert!(text.contains("$14 dlq_deliveries $1 3 $10 dlq_reason $1 r"));
+    match o.next_answered().map(|c| c.what) {
+        // MULTI, two XADDs, XACK, XDEL, EXEC.
+        Some(Sent::Tx { left, .. }) => assert_eq!(left, 6),
+        other => panic!("expected a transaction, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_blocking_read_gets_its_block_time_to_answer() {
+    let mut o = outbox();
+    let t = now();
+    o.read(
+        t,
+        Fetch::Read,
+        ReadFrom::New,
+        10,
+        Some(Duration::from_millis(2500)),
+    );
+    o.read(
+        t,
+        Fetch::Replay,
+        ReadFrom::PendingAfter(StreamId::ZERO),
+        10,
+        None,
+    );
+    assert_eq!(
+        written(&mut o),
+        "*11 $10 XREADGROUP $5 GROUP $1 g $1 c $5 COUNT $2 10 $5 BLOCK $4 2500 \
+         $7 STREAMS $1 s $1 > \
+         *9 $10 XREADGROUP $5 GROUP $1 g $1 c $5 COUNT $2 10 $7 STREAMS $1 s $3 0-0 "
+    );
+    let reply = ConsumerConfig::builder("s", "g", "c")
+        .build()
+        .expect("valid config")
+        .reply_timeout;
+    let first = o.next_answered().expect("a read");
+    assert_eq!(first.deadline, t + reply + Duration::from_millis(2500));
+    assert_eq!(o.oldest().map(|c| c.deadline), Some(t + reply));
+    assert!(o.only_fetches_out());
+    assert!(o.touching_out());
+    assert!(!o.only_new_reads_out());
+}
+
+#[test]
+fn failover_commands_name_the_dead_consumer_not_this_one() {
+    let mut o = outbox();
+    let dead = Bytes::from_static(b"gone");
+    o.dead_pending(now(), dead.clone(), 10);
+    o.liveness(now(), dead.clone(), b"{s}:xgroup:hb:g:gone");
+    o.del_consumer(now(), dead);
+    assert_eq!(
+        written(&mut o),
+        "*7 $8 XPENDING $1 s $1 g $1 - $1 + $2 10 $4 gone \
+         *2 $3 GET $20 {s}:xgroup:hb:g:gone \
+         *5 $6 XGROUP $11 DELCONSUMER $1 s $1 g $4 gone "
+    );
+}
+
+#[test]
+fn clearing_forgets_bytes_and_replies() {
+    let mut o = outbox();
+    o.pending_summary(now());
+    o.clear();
+    assert!(o.take_bytes().is_none());
+    assert!(o.next_answered().is_none());
+}

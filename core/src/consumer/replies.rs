@@ -1,0 +1,228 @@
+//! Replies: each goes to the part that sent its command, in the order sent;
+//! set-up replies (handshake, `INFO`, `XGROUP CREATE`) and failures are
+//! handled here.
+
+use std::time::Instant;
+
+use crate::error::{Error, ProtocolError, ServerError, ServerErrorKind};
+use crate::id::StreamId;
+use crate::reply::{self, GroupCreated, ReplyError, Value};
+use crate::resp::Frame;
+
+use super::acks::server_has_xackdel;
+use super::lifecycle::Phase;
+use super::outbox::{Fetch, Sent};
+use super::report::Warning;
+use super::{Consumer, State};
+
+impl Consumer {
+    /// Takes every whole reply the decoder has; at a quiet point decides
+    /// what to send next. Returns `false` when a reply ended the connection
+    /// (or the consumer).
+    pub(super) fn read_replies(&mut self, now: Instant) -> bool {
+        let mut completed = false;
+        loop {
+            let Some(session) = self.link.session_mut() else {
+                return false;
+            };
+            let raw = match session.decoder.next_raw() {
+                Ok(Some(raw)) => raw,
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_failure(now, e);
+                    return false;
+                }
+            };
+            completed = true;
+            if raw.bytes().first() == Some(&b'>') {
+                continue; // a RESP3 push, not a reply
+            }
+            let Some(cmd) = self.outbox.next_answered() else {
+                self.protocol_failure(now, ProtocolError::UnsolicitedReply);
+                return false;
+            };
+            match cmd.what {
+                // Hot path: new entries parsed straight from the bytes.
+                Sent::Fetch(kind @ (Fetch::Read | Fetch::Replay)) => {
+                    match reply::xreadgroup_raw(raw.bytes(), &self.cfg.stream) {
+                        Some(parsed) => {
+                            self.on_fetched(now, kind, parsed.map(|entries| (entries, None)))
+                        }
+                        None => match raw.decode() {
+                            Ok(frame) => self.on_fetch_reply(now, kind, frame),
+                            Err(e) => {
+                                self.protocol_failure(now, e);
+                                return false;
+                            }
+                        },
+                    }
+                }
+                what => match raw.decode() {
+                    Ok(frame) => self.on_reply(now, what, frame),
+                    Err(e) => {
+                        self.protocol_failure(now, e);
+                        return false;
+                    }
+                },
+            }
+            if !self.link.is_up() || self.state == State::Stopped {
+                return false;
+            }
+        }
+        // Decide what to send next only at a quiet point of the reply
+        // stream: some reply completed, no frame half-read, and everything
+        // pipelined answered (a fetch may stay out). Decisions then do not
+        // depend on how the reply bytes were cut into reads.
+        let quiet = self
+            .link
+            .session()
+            .is_some_and(|s| s.decoder.buffered() == 0);
+        if completed && quiet && self.outbox.only_fetches_out() {
+            self.pump(now);
+        }
+        true
+    }
+
+    fn on_reply(&mut self, now: Instant, what: Sent, frame: Frame) {
+        match what {
+            Sent::Handshake(step) => match step.check(frame) {
+                Ok(()) => self.handshake_step(),
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::Info => {
+                if let (Value::Bulk(text), Some(session)) =
+                    (Value::from_frame(frame), self.link.session_mut())
+                {
+                    session.has_xackdel = server_has_xackdel(&text);
+                }
+                self.handshake_step();
+            }
+            Sent::GroupCreate => self.on_group_created(now, frame),
+            Sent::Fetch(kind) => self.on_fetch_reply(now, kind, frame),
+            Sent::Counts => match reply::xpending_extended(frame) {
+                Ok(rows) => self.on_counts(now, rows),
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::Ack => self.on_ack(now, frame),
+            Sent::AckDel => self.on_ack_delete(now, frame),
+            Sent::Tx { kind, left, failed } => self.on_tx_frame(now, (kind, left, failed), frame),
+            Sent::Heartbeat => self.on_heartbeat(now, frame),
+            Sent::PendingSummary => self.on_pending_summary(now, frame),
+            Sent::Liveness(consumer) => self.on_liveness(now, consumer, frame),
+            Sent::DeadPending(consumer) => self.on_dead_pending(now, consumer, frame),
+            Sent::DelConsumer(consumer) => self.on_del_consumer(now, consumer, frame),
+            Sent::Refresh(sent) => match reply::id_list(frame, "XCLAIM") {
+                Ok(claimed) => self.refreshed(now, &sent, &claimed),
+                Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
+                Err(e) => self.command_failed(now, e),
+            },
+        }
+    }
+
+    fn on_fetch_reply(&mut self, now: Instant, kind: Fetch, frame: Frame) {
+        let parsed = match kind {
+            Fetch::Replay | Fetch::Read => {
+                reply::xreadgroup(frame, &self.cfg.stream).map(|entries| (entries, None))
+            }
+            Fetch::Claim => reply::xautoclaim(frame).map(|c| {
+                let more = (c.next, c.nil_entries, c.deleted.len());
+                (c.entries, Some(more))
+            }),
+            Fetch::Redeliver | Fetch::Failover(_) => reply::xclaim(frame).map(|c| {
+                let more = (StreamId::ZERO, c.nil_entries, 0);
+                (c.entries, Some(more))
+            }),
+        };
+        self.on_fetched(now, kind, parsed);
+    }
+
+    // ----- set-up -----
+
+    fn handshake_step(&mut self) {
+        if self
+            .link
+            .session_mut()
+            .is_some_and(|s| s.handshake_answered())
+        {
+            self.handshake_done();
+        }
+    }
+
+    /// Every handshake reply is in: the group next, or straight to work.
+    pub(super) fn handshake_done(&mut self) {
+        let create = self.state == State::Running && self.cfg.auto_create_group;
+        if let Some(session) = self.link.session_mut() {
+            session.phase = if create { Phase::Group } else { Phase::Running };
+        }
+    }
+
+    fn on_group_created(&mut self, now: Instant, frame: Frame) {
+        match reply::group_create(frame) {
+            Ok(GroupCreated::Created | GroupCreated::AlreadyExisted) => {
+                if let Some(session) = self.link.session_mut() {
+                    if session.phase == Phase::Group {
+                        session.phase = Phase::Running;
+                    }
+                }
+            }
+            Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::StreamMissing => {
+                let stream = self.cfg.stream.clone();
+                self.fatal(Error::StreamMissing { stream });
+            }
+            Err(e) => self.command_failed(now, e),
+        }
+    }
+
+    /// `NOGROUP` on a fetch: the group was deleted while running.
+    pub(super) fn group_vanished(&mut self, now: Instant, e: ServerError) {
+        if self.state != State::Running {
+            return;
+        }
+        if !self.cfg.auto_create_group {
+            let (stream, group) = (self.cfg.stream.clone(), self.cfg.group.clone());
+            return self.fatal(Error::GroupMissing { stream, group });
+        }
+        if self.link.phase() == Some(Phase::Group) {
+            // Already re-creating; later NOGROUP replies were pipelined.
+            return;
+        }
+        if self.reads.group_recreated() > 2 {
+            // Created and gone again without a successful read in between:
+            // back off instead of looping.
+            self.stats.errors += 1;
+            return self.connection_failed(now, Error::Server(e), true);
+        }
+        self.warn(Warning::GroupRecreated);
+        if let Some(session) = self.link.session_mut() {
+            session.phase = Phase::Group;
+        }
+        let start = self.cfg.group_start.to_arg();
+        self.outbox.group_create(now, &start, self.cfg.make_stream);
+    }
+
+    // ----- failures -----
+
+    pub(super) fn command_failed(&mut self, now: Instant, e: ReplyError) {
+        self.stats.errors += 1;
+        match e {
+            ReplyError::Protocol(p) => self.protocol_failure(now, p),
+            ReplyError::Server(s) if s.is_transient() => {
+                self.connection_failed(now, Error::Server(s), true)
+            }
+            ReplyError::Server(s)
+                if matches!(
+                    s.kind,
+                    ServerErrorKind::Moved { .. } | ServerErrorKind::Ask { .. }
+                ) =>
+            {
+                self.fatal(Error::Redirected(s))
+            }
+            ReplyError::Server(s) => self.fatal(Error::Server(s)),
+        }
+    }
+
+    pub(super) fn protocol_failure(&mut self, now: Instant, e: ProtocolError) {
+        self.stats.errors += 1;
+        self.connection_failed(now, Error::Protocol(e), true);
+    }
+}

@@ -1,0 +1,205 @@
+//! What the consumer reports: events, warnings, dead letters, counters.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::ConsumerConfig;
+use crate::error::Error;
+use crate::id::StreamId;
+
+use super::batch::{Batch, BatchId};
+#[cfg(doc)]
+use super::Consumer;
+
+/// What happened to a dead-lettered entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    /// Entry id.
+    pub id: StreamId,
+    /// Its delivery count.
+    pub deliveries: u64,
+    /// Why.
+    pub reason: String,
+    /// Where it went.
+    pub action: DeadLetterAction,
+}
+
+/// Where a dead-lettered entry went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterAction {
+    /// Written to this stream and acknowledged, atomically.
+    Moved(Bytes),
+    /// Acknowledged and dropped.
+    Dropped,
+    /// Left pending (no dead-letter stream configured, or `KeepPending`).
+    KeptPending,
+}
+
+/// Something the application or the adapter must act on.
+///
+/// Not `#[non_exhaustive]` on purpose: a driver that matches every variant
+/// fails to compile when a new one is added, instead of dropping it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Open a connection, then call [`Consumer::handle_connected`] or
+    /// [`Consumer::handle_connect_failed`].
+    Connect,
+    /// Close the current connection. Do not call
+    /// [`Consumer::handle_disconnected`] for it: the core already knows.
+    Disconnect,
+    /// Hand this batch to the handler.
+    Deliver(Batch),
+    /// An entry was dead-lettered (the failure callback's input).
+    DeadLettered(DeadLettered),
+    /// Something went wrong and was handled; worth logging.
+    Warning(Warning),
+    /// The consumer stopped: `None` after a graceful shutdown, the cause
+    /// otherwise. No further events follow.
+    Stopped(Option<Error>),
+}
+
+/// A problem the consumer handled by itself.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The connection failed or was given up; reconnecting after `delay`.
+    Reconnecting {
+        /// Consecutive attempts so far.
+        attempt: u32,
+        /// Wait before the next attempt.
+        delay: Duration,
+        /// Why.
+        cause: Error,
+    },
+    /// The group vanished while running (`NOGROUP`) and was created again.
+    GroupRecreated,
+    /// Pending entries deleted from the stream were acknowledged without
+    /// reaching the handler.
+    DeletedEntriesAcked {
+        /// How many.
+        count: usize,
+    },
+    /// A completion named a batch that is not in flight (already completed,
+    /// or never delivered).
+    UnknownBatch(BatchId),
+    /// `AckOnly` named ids that were not in the batch; they were not acked.
+    AckIdsNotInBatch {
+        /// The batch.
+        batch: BatchId,
+        /// The ignored ids.
+        ids: Vec<StreamId>,
+    },
+    /// This consumer's heartbeat key had expired: it was stalled longer than
+    /// the heartbeat timeout, and others may have claimed its entries.
+    HeartbeatLapsed,
+    /// A consumer whose heartbeat stopped was taken for dead; its pending
+    /// entries are being claimed.
+    ConsumerDead {
+        /// Its name.
+        consumer: Bytes,
+    },
+    /// A dead consumer with nothing pending left was removed from the group.
+    ConsumerRemoved {
+        /// Its name.
+        consumer: Bytes,
+    },
+    /// A handler has worked on a batch longer than the handler timeout: its
+    /// entries are no longer kept from other consumers' claims.
+    HandlerHung {
+        /// The batch.
+        batch: BatchId,
+        /// How long it has been working.
+        after: Duration,
+    },
+    /// The handler failed (e.g. panicked) on a batch; it was not
+    /// acknowledged and will be redelivered.
+    HandlerFailed {
+        /// The batch.
+        batch: BatchId,
+        /// What happened (the panic message, for a panic).
+        reason: String,
+    },
+    /// The drain deadline passed with work unfinished; it stays pending for
+    /// this consumer's next start or another consumer's claim.
+    DrainTimedOut {
+        /// Batches still in the handler.
+        batches: usize,
+        /// Acknowledgements not confirmed by the server.
+        unacked: usize,
+    },
+}
+
+/// Counters since the consumer was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handed to the handler.
+    pub delivered: u64,
+    /// Acknowledgements the server confirmed (sum of `XACK` replies).
+    pub acked: u64,
+    /// Messages handed out with an attempt above 1.
+    pub redelivered: u64,
+    /// Entries claimed from other consumers.
+    pub claimed: u64,
+    /// Deleted pending entries acknowledged without delivery.
+    pub deleted_acked: u64,
+    /// Errors met (connection failures, protocol errors, server errors).
+    pub errors: u64,
+    /// Connections opened successfully.
+    pub connections: u64,
+    /// Batches whose handler failed (panicked).
+    pub handler_failures: u64,
+    /// Messages the handler asked to retry.
+    pub retried: u64,
+    /// Messages dead-lettered (moved, dropped or kept).
+    pub dead_lettered: u64,
+    /// Consumers taken for dead after their heartbeat stopped.
+    pub dead_consumers: u64,
+    /// Held entries an idle refresh found claimed by another consumer (this
+    /// one stalled past the min-idle time): no longer refreshed or retried
+    /// here; a handler's ack of them is still sent.
+    pub lost_to_others: u64,
+}
+
+/// What a consumer is and has done, as adapters report it from `info()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// Stream key (lossy UTF-8).
+    pub stream: String,
+    /// Group name (lossy UTF-8).
+    pub group: String,
+    /// Consumer name (lossy UTF-8).
+    pub consumer: String,
+    /// Type name of the handler.
+    pub handler: &'static str,
+    /// Counters: delivered, acked, redelivered, claimed, errors, ...
+    pub stats: Stats,
+    /// Whether a connection is up.
+    pub connected: bool,
+}
+
+impl ConsumerInfo {
+    /// Info for a consumer with `config` and a handler of type name `handler`.
+    pub fn new(config: &ConsumerConfig, handler: &'static str) -> Self {
+        ConsumerInfo {
+            stream: String::from_utf8_lossy(config.stream()).into_owned(),
+            group: String::from_utf8_lossy(config.group()).into_owned(),
+            consumer: String::from_utf8_lossy(config.consumer()).into_owned(),
+            handler,
+            stats: Stats::default(),
+            connected: false,
+        }
+    }
+}
+
+/// The message of a caught handler panic, for
+/// [`Consumer::handle_handler_failed`].
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked".to_owned()
+    }
+}
