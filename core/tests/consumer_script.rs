@@ -455,3 +455,76 @@ fn entries_claimed_by_another_are_given_up_and_not_retried() {
     assert!(sent.contains("XCLAIM s g c 999 1-1 | "), "{sent}");
     assert!(!sent.contains("1-2"), "{sent}");
 }
+
+#[test]
+fn drain_timeout_counts_unconfirmed_acks_with_delete_on_ack() {
+    let cfg = cfg()
+        .delete_on_ack(true)
+        .drain_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut s = Script::new(cfg);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | INFO server | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    // Redis 7.0: no XACKDEL, so acks go out as MULTI XACK XDEL EXEC.
+    s.reply("+OK\r\n$20\r\nredis_version:7.0.15\r\n+OK\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    s.sent();
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    s.c.handle_shutdown(s.now);
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert_eq!(
+        s.sent(),
+        "MULTI | XACK s g 1-1 1-2 | XDEL s 1-1 1-2 | EXEC | "
+    );
+    // The server never answers: both acks are unconfirmed at the deadline.
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        s.events(),
+        vec![
+            Event::Warning(Warning::DrainTimedOut {
+                batches: 0,
+                unacked: 2
+            }),
+            Event::Disconnect,
+            Event::Stopped(None)
+        ]
+    );
+}
+
+#[test]
+fn while_disconnected_only_the_reconnect_timer_is_armed() {
+    let cfg = cfg()
+        .claim_interval(Duration::from_secs(1))
+        .heartbeat(Duration::from_secs(1), 2)
+        .reconnect_backoff(Duration::from_secs(20), Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut s = Script::new(cfg);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("+OK\r\n+OK\r\n");
+    // The first heartbeat goes out at once, the next is a second away.
+    let sent = s.sent();
+    assert!(sent.starts_with("SET {s}:xgroup:hb:g:c "), "{sent}");
+    s.c.handle_disconnected(s.now, "reset by peer");
+    s.events();
+    // Down: none of the connection's timers wakes the adapter before the
+    // reconnect (20 s away, the others 1 s or less).
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert_eq!(kind, TimerKind::Reconnect);
+    assert!(at >= s.now + Duration::from_secs(10));
+}
