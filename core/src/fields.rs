@@ -58,8 +58,8 @@ impl Fields {
     }
 
     /// The pairs, in order, as borrowed slices.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter {
+    pub fn iter(&self) -> FieldsIter<'_> {
+        FieldsIter {
             raw: &self.raw,
             pos: 0,
             left: self.pairs,
@@ -98,13 +98,13 @@ impl Fields {
 
 /// Iterator over [`Fields`]: `(field, value)` slices.
 #[derive(Debug, Clone)]
-pub struct Iter<'a> {
+pub struct FieldsIter<'a> {
     raw: &'a [u8],
     pos: usize,
     left: usize,
 }
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a> Iterator for FieldsIter<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -122,9 +122,9 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-impl ExactSizeIterator for Iter<'_> {}
+impl ExactSizeIterator for FieldsIter<'_> {}
 
-impl<'a> Iter<'a> {
+impl<'a> FieldsIter<'a> {
     fn bulk(&mut self) -> Option<&'a [u8]> {
         let (start, end) = bulk_end(self.raw, self.pos)?;
         self.pos = end + 2;
@@ -134,9 +134,9 @@ impl<'a> Iter<'a> {
 
 impl<'a> IntoIterator for &'a Fields {
     type Item = (&'a [u8], &'a [u8]);
-    type IntoIter = Iter<'a>;
+    type IntoIter = FieldsIter<'a>;
 
-    fn into_iter(self) -> Iter<'a> {
+    fn into_iter(self) -> FieldsIter<'a> {
         self.iter()
     }
 }

@@ -12,20 +12,22 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod client;
-pub mod command;
-pub mod config;
-pub mod consumer;
-pub mod error;
-pub mod fields;
+mod client;
+mod command;
+mod config;
+mod consumer;
+mod error;
+mod fields;
 mod handshake;
-pub mod id;
+mod id;
+#[doc(hidden)] // the reply parsers, for fuzzing, tests and benchmarks
 pub mod reply;
+#[doc(hidden)] // the frame scanner's limits, for fuzzing
 pub mod resp;
-pub mod setup;
+mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod url;
+mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
@@ -35,9 +37,11 @@ pub use consumer::{
     DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
 };
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
-pub use fields::Fields;
+pub use fields::{Fields, FieldsIter};
+#[doc(hidden)] // a stack buffer for formatting ids, for fuzzing
+pub use id::IdBuf;
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
-pub use reply::{Entry, Value};
-pub use resp::{Decoder, Frame};
+pub use reply::{Entry, ReplyError, Value};
+pub use resp::{Decoder, Frame, RawFrame};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use url::{parse_url, ServerAddr};

@@ -168,7 +168,7 @@ pub fn stream_id(data: &[u8]) {
     };
     let text = id.to_string();
     assert_eq!(StreamId::parse(text.as_bytes()), Ok(id), "{text}");
-    let mut buf = xgroup_core::id::IdBuf::new();
+    let mut buf = xgroup_core::IdBuf::new();
     assert_eq!(id.encode(&mut buf), text.as_bytes());
     if let Some(next) = id.successor() {
         assert!(next > id);
