@@ -52,6 +52,12 @@
 #                       1000000 and 10000000)
 #   BENCH_RATE, BENCH_SECS  latency mode's producer (default 10000 msgs/s, 10 s)
 #   BENCH_TOKIO_RUNTIME     latency mode: multi-thread (default) or current-thread
+#   BENCH_BASELINE      a git revision: its three throughput examples are built
+#                       too (from `git archive`, in $CARGO_TARGET_DIR/baseline) and
+#                       run as the clients xgroup-tokio@base, xgroup-async-std@base
+#                       and xgroup-blocking@base (throughput mode, default clients
+#                       too), so a change is measured side by side with what it
+#                       changed, in one run
 #   BENCH_PYTHON        interpreter for the redis-py venv (default python3)
 #   REDIS_SERVER        server binary (default /usr/bin/redis-server)
 #   CARGO_TARGET_DIR    build directory (default target/); BENCH_JOBS: -j (2)
@@ -78,6 +84,7 @@ PYTHON=${BENCH_PYTHON:-python3}
 TOKIO_RUNTIME=${BENCH_TOKIO_RUNTIME:-multi-thread}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 JOBS=${BENCH_JOBS:-2}
+BASELINE=${BENCH_BASELINE:-}
 CARGO=${CARGO:-cargo}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 export CARGO_TARGET_DIR=$TARGET
@@ -100,6 +107,9 @@ log() { echo "== $*" >&2; }
 # --- clients -------------------------------------------------------------------
 ALL_CLIENTS=("xgroup-tokio" "xgroup-async-std" "xgroup-blocking" "redis-rs idiomatic"
     "redis-rs pipelined" "redis-py idiomatic" "redis-py pipelined")
+if [ -n "$BASELINE" ]; then
+    ALL_CLIENTS+=("xgroup-tokio@base" "xgroup-async-std@base" "xgroup-blocking@base")
+fi
 case "$MODE" in
 throughput) DEFAULT_CLIENTS=("${ALL_CLIENTS[@]}") ;;
 memory) DEFAULT_CLIENTS=("xgroup-tokio" "xgroup-async-std" "xgroup-blocking") ;;
@@ -202,6 +212,10 @@ client_cmd() { # CLIENT -> CMD: the program and its mode flags
     xgroup-tokio) CMD=("$BIN/throughput-tokio") ;;
     xgroup-async-std) CMD=("$BIN/throughput-async-std") ;;
     xgroup-blocking) CMD=("$BIN/throughput-blocking") ;;
+    xgroup-*@base)
+        local adapter=${1#xgroup-}
+        CMD=("$BIN/throughput-${adapter%@base}-base")
+        ;;
     "redis-rs idiomatic") CMD=("$BIN/redisrs_consumer" --mode idiomatic) ;;
     "redis-rs pipelined") CMD=("$BIN/redisrs_consumer" --mode pipelined) ;;
     "redis-py idiomatic") CMD=("${PY_RUN[@]}" "$ROOT/bench/py/redispy_consumer.py" --mode idiomatic) ;;
@@ -217,6 +231,16 @@ for adapter in tokio async-std blocking; do
     "$CARGO" build --release -j "$JOBS" -q -p "xgroup-$adapter" --example throughput
     cp "$TARGET/release/examples/throughput" "$BIN/throughput-$adapter"
 done
+if [ -n "$BASELINE" ]; then
+    log "building the throughput examples of $BASELINE (release, from git archive)"
+    mkdir -p "$WORK/baseline"
+    git -C "$ROOT" archive --format=tar "$BASELINE" | tar -x -C "$WORK/baseline"
+    for adapter in tokio async-std blocking; do
+        (cd "$WORK/baseline" && CARGO_TARGET_DIR="$TARGET/baseline" \
+            "$CARGO" build --release -j "$JOBS" -q -p "xgroup-$adapter" --example throughput)
+        cp "$TARGET/baseline/release/examples/throughput" "$BIN/throughput-$adapter-base"
+    done
+fi
 log "building xgroup-bench (release)"
 "$CARGO" build --release -j "$JOBS" -q -p xgroup-bench --bins
 for b in redisrs_consumer xgroup_latency latency_producer bench_measure bench_table; do

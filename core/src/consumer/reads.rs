@@ -299,3 +299,52 @@ impl Consumer {
 fn counts_page(pending: &PendingCounts) -> u64 {
     pending.entries.len() as u64 + 16
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reply::Fields;
+
+    #[test]
+    fn a_new_connection_restarts_the_replay_and_forgets_the_backlog() {
+        let cfg = ConsumerConfig::builder("s", "g", "c")
+            .build()
+            .expect("valid config");
+        let mut reads = Reads {
+            replay_from: Some(StreamId::new(9, 0)),
+            last_read_full: true,
+            ..Reads::default()
+        };
+        reads.connected(&cfg);
+        assert_eq!(reads.replay_from(), Some(StreamId::ZERO));
+        assert!(!reads.backlog());
+        reads.stop_replay();
+        assert_eq!(reads.replay_from(), None);
+        let off = ConsumerConfig::builder("s", "g", "c")
+            .replay_pending(false)
+            .build()
+            .expect("valid config");
+        reads.connected(&off);
+        assert_eq!(reads.replay_from(), None);
+    }
+
+    #[test]
+    fn batches_are_numbered_in_order_and_recreations_counted() {
+        let mut reads = Reads::default();
+        assert_eq!(reads.next_batch(), BatchId(0));
+        assert_eq!(reads.next_batch(), BatchId(1));
+        assert_eq!(reads.group_recreated(), 1);
+        assert_eq!(reads.group_recreated(), 2);
+    }
+
+    #[test]
+    fn a_count_query_leaves_room_for_our_other_pending_entries() {
+        let pending = PendingCounts {
+            source: Source::Claimed,
+            entries: vec![(StreamId::new(1, 0), Fields::new()); 4],
+            counts: vec![None; 4],
+            last: StreamId::new(1, 0),
+        };
+        assert_eq!(counts_page(&pending), 20);
+    }
+}
