@@ -21,14 +21,6 @@ pub(crate) struct Pool {
     idle: Arc<AtomicUsize>,
 }
 
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
-            .field("idle", &self.idle.load(Ordering::Relaxed))
-            .finish()
-    }
-}
-
 impl Pool {
     pub(crate) fn new() -> Self {
         let (tx, rx) = mpsc::channel();
