@@ -117,7 +117,7 @@ impl AsyncIo for AsyncStd {
         for a in resolve(addr.to_socket_string()).await? {
             match Async::<TcpStream>::connect(a).await {
                 Ok(socket) => {
-                    socket.get_ref().set_nodelay(true)?;
+                    let _ = socket.get_ref().set_nodelay(true);
                     return Ok(socket);
                 }
                 Err(e) => last = e,

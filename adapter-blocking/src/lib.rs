@@ -244,7 +244,7 @@ fn connect(addr: &ServerAddr, timeout: Duration) -> io::Result<TcpStream> {
         }
         match TcpStream::connect_timeout(&a, left) {
             Ok(socket) => {
-                socket.set_nodelay(true)?;
+                let _ = socket.set_nodelay(true);
                 return Ok(socket);
             }
             Err(e) => last = io::Error::new(e.kind(), format!("{a}: {e}")),

@@ -2,6 +2,7 @@
 //! each type a user meets in the adapters' signatures, so user code needs
 //! only the adapter crate.
 
+pub use bytes::Bytes;
 pub use xgroup_core::{
     xadd, Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig,
     ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
