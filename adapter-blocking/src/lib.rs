@@ -47,7 +47,7 @@ use xgroup_driver::{Action, BlockingIo, Driver, Parts, Run, Runtime};
 pub use xgroup_driver::exports::*;
 
 mod pool;
-use pool::Pool;
+use pool::{Pool, Worker};
 
 /// A consumer-group consumer on std threads; [`run`](xgroup_driver::Consumer::run)
 /// blocks the calling thread until the consumer stops.
@@ -132,9 +132,9 @@ impl BlockingIo for Blocking {
 /// their connection: those of a connection already closed are dropped.
 #[derive(Debug)]
 enum Input {
-    Bytes(u64, Vec<u8>),
-    Closed(u64, String),
-    Done(BatchId, thread::Result<Outcome>),
+    /// What the reader thread of this connection read (no bytes: the end).
+    Read(u64, io::Result<Vec<u8>>),
+    Done(BatchId, thread::Result<Outcome>, Worker),
     Stop,
 }
 
@@ -142,7 +142,7 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
-    let handlers = Pool::new();
+    let mut handlers = Pool::default();
     // The current connection and its generation.
     let (mut socket, mut generation) = (None::<(u64, TcpStream)>, 0);
     loop {
@@ -169,10 +169,10 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                 Action::Disconnect => close(&mut socket),
                 Action::Deliver(batch) => {
                     let (handler, tx, id) = (handler.clone(), stop.tx.clone(), batch.id);
-                    let spawned = handlers.run(Box::new(move || {
+                    let spawned = handlers.run(move |worker| {
                         let result = catch_unwind(AssertUnwindSafe(|| handler.handle(batch)));
-                        let _ = tx.send(Input::Done(id, result));
-                    }));
+                        let _ = tx.send(Input::Done(id, result, worker));
+                    });
                     if let Err(e) = spawned {
                         driver.handler_failed(id, format!("cannot start a handler thread: {e}"));
                     }
@@ -193,13 +193,16 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
         match input {
             None => driver.timeout(),
             Some(Input::Stop) => driver.shutdown(),
-            Some(Input::Done(id, result)) => driver.completed(id, result),
-            Some(Input::Bytes(g, bytes)) if Some(g) == current => driver.received(&bytes),
-            Some(Input::Closed(g, reason)) if Some(g) == current => {
-                close(&mut socket);
-                driver.disconnected(reason);
+            Some(Input::Done(id, result, worker)) => {
+                handlers.done(worker);
+                driver.completed(id, result);
             }
-            Some(Input::Bytes(..) | Input::Closed(..)) => {}
+            Some(Input::Read(g, read)) if Some(g) == current => {
+                if !driver.received(read.as_deref()) {
+                    close(&mut socket);
+                }
+            }
+            Some(Input::Read(..)) => {}
         }
     }
 }
@@ -219,14 +222,12 @@ fn open(
     thread::Builder::new()
         .name("xgroup-reader".into())
         .spawn(move || loop {
-            let input = match reader.read(&mut buf) {
-                Ok(0) => Input::Closed(generation, "connection closed by the server".into()),
-                Ok(n) => Input::Bytes(generation, buf[..n].to_vec()),
+            let read = match reader.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Input::Closed(generation, e.to_string()),
+                read => read.map(|n| buf[..n].to_vec()),
             };
-            let last = matches!(input, Input::Closed(..));
-            if tx.send(input).is_err() || last {
+            let end = !matches!(&read, Ok(bytes) if !bytes.is_empty());
+            if tx.send(Input::Read(generation, read)).is_err() || end {
                 return;
             }
         })?;

@@ -126,9 +126,19 @@ impl Driver {
         self.core.handle_disconnected(Instant::now(), reason);
     }
 
-    /// Bytes were read from the connection.
-    pub fn received(&mut self, bytes: &[u8]) {
-        self.core.handle_input(Instant::now(), bytes);
+    /// What a read from the connection gave: bytes, the end (no bytes) or
+    /// an error. Returns whether the connection is still up: after the end
+    /// or an error, drop it.
+    pub fn received<E: fmt::Display>(&mut self, read: Result<&[u8], E>) -> bool {
+        match read {
+            Ok([]) => self.disconnected("connection closed by the server"),
+            Ok(bytes) => {
+                self.core.handle_input(Instant::now(), bytes);
+                return true;
+            }
+            Err(e) => self.disconnected(e),
+        }
+        false
     }
 
     /// A handler finished with `batch`: its outcome, or the panic it raised

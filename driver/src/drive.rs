@@ -71,20 +71,9 @@ impl<R: AsyncIo> Link<R> {
 
     /// Gives the driver what [`read`](Self::read) returned.
     pub fn received(&mut self, driver: &mut Driver, read: io::Result<usize>) {
-        match read.map(|n| self.buf.get(..n)) {
-            Ok(Some([])) => {
-                self.socket = None;
-                driver.disconnected("connection closed by the server");
-            }
-            Ok(Some(bytes)) => driver.received(bytes),
-            Ok(None) => {
-                self.socket = None;
-                driver.disconnected("read reported more bytes than asked");
-            }
-            Err(e) => {
-                self.socket = None;
-                driver.disconnected(e);
-            }
+        let bytes = read.map(|n| &self.buf[..n.min(self.buf.len())]);
+        if !driver.received(bytes) {
+            self.socket = None;
         }
     }
 }

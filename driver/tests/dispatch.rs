@@ -91,7 +91,7 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
             }
             match self.conn {
                 Some(conn) if self.server.has_output(conn) => {
-                    driver.received(&self.server.take_output(conn));
+                    assert!(driver.received(Ok::<_, io::Error>(&self.server.take_output(conn))));
                 }
                 _ => return None,
             }
