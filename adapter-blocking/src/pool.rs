@@ -1,8 +1,8 @@
 //! Handler threads, kept between batches.
 //!
 //! Starting a thread per batch costs tens of microseconds of CPU (most of a
-//! small batch's cost). A thread that finished its batch is handed back (in
-//! its completion, to the driving thread) and gets the next one; a new
+//! small batch's cost). A thread that finished its batch is named in the
+//! batch's completion and the driving thread gives it the next one; a new
 //! thread starts only when none is idle, so a handler never waits behind
 //! another (a hung one included) and the number of threads stays at the most
 //! batches ever handled at once.
@@ -13,32 +13,34 @@ use std::thread;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// A handler thread, handed to its job to give back when done. The thread
-/// ends once no `Worker` for it is left (the pool is gone, its job is done).
+/// Names a handler thread of a [`Pool`]; its job hands it back when done.
 #[derive(Debug)]
-pub(crate) struct Worker(Sender<Job>);
+pub(crate) struct Worker(usize);
 
-/// The idle handler threads.
+/// Handler threads: each runs the jobs sent to it, and ends with the pool
+/// (after its job, if it has one).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
+    threads: Vec<Sender<Job>>,
     idle: Vec<Worker>,
 }
 
 impl Pool {
     /// Runs `job` on an idle thread, or on a new one if none is idle.
     pub(crate) fn run(&mut self, job: impl FnOnce(Worker) + Send + 'static) -> io::Result<()> {
-        let Worker(tx) = match self.idle.pop() {
+        let Worker(i) = match self.idle.pop() {
             Some(worker) => worker,
             None => {
                 let (tx, jobs) = mpsc::channel::<Job>();
                 thread::Builder::new()
                     .name("xgroup-handler".into())
                     .spawn(move || jobs.into_iter().for_each(|job| job()))?;
-                Worker(tx)
+                self.threads.push(tx);
+                Worker(self.threads.len() - 1)
             }
         };
-        let me = Worker(tx.clone());
-        tx.send(Box::new(move || job(me)))
+        self.threads[i]
+            .send(Box::new(move || job(Worker(i))))
             .map_err(|_| io::Error::other("handler thread gone"))
     }
 
