@@ -71,6 +71,7 @@ impl<R: AsyncIo> Link<R> {
 
     /// Gives the driver what [`read`](Self::read) returned.
     pub fn received(&mut self, driver: &mut Driver, read: io::Result<usize>) {
+        // A count past the buffer (a broken reader) must not panic.
         let bytes = read.map(|n| &self.buf[..n.min(self.buf.len())]);
         if !driver.received(bytes) {
             self.socket = None;
