@@ -321,3 +321,14 @@ fn a_bad_url_fails_at_build() {
         "{built:?}"
     );
 }
+
+#[test]
+fn the_handle_goes_to_other_threads_and_signal_handlers() {
+    fn shareable<T: Clone + Send + Sync + 'static>(_: &T) {}
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    shareable(&consumer.handle());
+    std::thread::spawn(move || drop(consumer)).join().unwrap();
+}
