@@ -2,13 +2,15 @@
 //!
 //! Runs an [`xgroup_core::Consumer`] over `std::net::TcpStream`, with std
 //! threads and channels and no async runtime. All policy (what to send, when,
-//! what to retry) is the core's; this crate connects, moves bytes, runs
+//! what to retry) is the core's, and everything that does not depend on the
+//! runtime is `xgroup-driver`'s; this crate opens sockets, moves bytes, runs
 //! handlers on threads of their own, reused from batch to batch (as many as
 //! batches in flight), and waits for the core's deadline.
 //!
-//! The calling thread of [`Consumer::run`] drives the core: it writes to the
-//! socket and waits on one channel, fed by a reader thread per connection,
-//! by the handler threads and by [`ConsumerHandle::stop`].
+//! The calling thread of `run` drives the core: it writes to the socket and
+//! waits on one channel, fed by a reader thread per connection, by the
+//! handler threads and by `stop()`. Handlers still running when the drain
+//! timeout ends `run` are left to finish on their threads.
 //!
 //! ```no_run
 //! use xgroup_blocking::{Consumer, Outcome};
@@ -32,398 +34,229 @@
 //! # }
 //! ```
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::panic::AssertUnwindSafe;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
 use std::time::{Duration, Instant};
 
-pub use xgroup_core::xadd;
-pub use xgroup_core::{
-    Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig, ConsumerConfigBuilder,
-    ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition, Error, Event,
-    GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source, Stats, StreamId, Trim,
-    Value, Warning, XAddOptions,
-};
-use xgroup_core::{ConsumerSetup, PreparedConsumer};
+use xgroup_driver::{Action, BlockingIo, Driver, Parts, Run, Runtime};
+
+pub use xgroup_driver::exports::*;
 
 mod pool;
-use pool::Pool;
+use pool::{Pool, Worker};
 
-mod connection;
-pub use connection::Connection;
+/// A consumer-group consumer on std threads; [`run`](xgroup_driver::Consumer::run)
+/// blocks the calling thread until the consumer stops.
+pub type Consumer<H = NoHandler> = xgroup_driver::Consumer<Blocking, H>;
 
-/// Handles batches of stream entries, each on its own thread.
+/// Builds a [`Consumer`].
+pub type ConsumerBuilder<H = NoHandler> = xgroup_driver::ConsumerBuilder<Blocking, H>;
+
+/// Controls a consumer from other threads and signal handlers: `info()`, `stop()`.
+pub type ConsumerHandle = xgroup_driver::ConsumerHandle<Blocking>;
+
+/// A plain blocking connection for commands and producing: `command(..)`,
+/// `xadd(..)`.
+pub type Connection = xgroup_driver::BlockingConnection<Blocking>;
+
+/// Handles batches of stream entries, each on a thread of its own.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an xgroup-blocking handler",
+    note = "implement `xgroup_blocking::Handler` for it, or give `handler_fn` a closure returning an `Outcome`"
+)]
 pub trait Handler: Send + Sync + 'static {
     /// Handles one batch and says what to acknowledge. A panic is caught:
     /// the batch stays pending (redelivered) and the panic is reported.
     fn handle(&self, batch: Batch) -> Outcome;
 }
 
-/// A closure as a [`Handler`] (see [`ConsumerBuilder::handler_fn`]).
-#[derive(Debug, Clone)]
-pub struct FnHandler<F>(pub F);
+/// Std threads and blocking sockets (the marker the driver's types are
+/// generic over).
+#[derive(Debug, Clone, Copy)]
+pub struct Blocking;
 
-impl<F> Handler for FnHandler<F>
-where
-    F: Fn(Batch) -> Outcome + Send + Sync + 'static,
-{
+/// The channel `run` waits on: stops (queued, so none is lost), handler
+/// results, what the reader thread read.
+#[derive(Debug)]
+pub struct Inbox {
+    tx: Sender<Input>,
+    rx: Mutex<Receiver<Input>>,
+}
+
+impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Handler for FnHandler<F> {
     fn handle(&self, batch: Batch) -> Outcome {
         (self.0)(batch)
     }
 }
 
-/// Builds a [`Consumer`].
-#[derive(Debug)]
-pub struct ConsumerBuilder<H> {
-    setup: ConsumerSetup,
-    handler: H,
-    handler_name: &'static str,
-}
-
-/// No handler chosen yet.
-#[derive(Debug, Clone, Copy)]
-pub struct NoHandler;
-
-impl ConsumerBuilder<NoHandler> {
-    /// Sets the handler.
-    pub fn handler<H: Handler>(self, handler: H) -> ConsumerBuilder<H> {
-        ConsumerBuilder {
-            setup: self.setup,
-            handler,
-            handler_name: std::any::type_name::<H>(),
-        }
-    }
-
-    /// Sets a closure `Fn(Batch) -> Outcome` as handler.
-    pub fn handler_fn<F>(self, f: F) -> ConsumerBuilder<FnHandler<F>>
-    where
-        F: Fn(Batch) -> Outcome + Send + Sync + 'static,
-    {
-        ConsumerBuilder {
-            setup: self.setup,
-            handler: FnHandler(f),
-            handler_name: std::any::type_name::<F>(),
-        }
-    }
-}
-
-impl<H> ConsumerBuilder<H> {
-    /// Changes core options (count, block, claim interval and min idle,
-    /// auto-create, in-flight limit, heartbeats, dead letters, ...).
-    pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
-        ConsumerBuilder {
-            setup: self.setup.configure(f),
-            ..self
-        }
-    }
-
-    /// The failure callback: called for every dead-lettered entry.
-    pub fn on_dead_letter(self, f: impl Fn(&DeadLettered) + Send + Sync + 'static) -> Self {
-        ConsumerBuilder {
-            setup: self.setup.on_dead_letter(f),
-            ..self
-        }
-    }
-}
-
-impl<H: Handler> ConsumerBuilder<H> {
-    /// Checks every option; nothing is sent before this succeeds.
-    pub fn build(self) -> Result<Consumer<H>, Error> {
-        let prepared = self.setup.prepare(self.handler_name)?;
-        let info = prepared.info.clone();
+impl Default for Inbox {
+    fn default() -> Self {
         let (tx, rx) = mpsc::channel();
-        Ok(Consumer {
-            prepared,
-            handler: Arc::new(self.handler),
-            info: Arc::new(Mutex::new(info)),
-            tx,
-            rx,
-        })
+        let rx = Mutex::new(rx);
+        Inbox { tx, rx }
     }
 }
 
-/// One input for the driver thread. Socket inputs carry the generation of
+impl Runtime for Blocking {
+    type Stop = Inbox;
+
+    fn stop(inbox: &Inbox) {
+        let _ = inbox.tx.send(Input::Stop);
+    }
+}
+
+impl<H: Handler> Run<H> for Blocking {
+    type Output = Result<(), Error>;
+
+    fn run(consumer: Consumer<H>) -> Result<(), Error> {
+        drive(consumer.into_parts())
+    }
+}
+
+impl BlockingIo for Blocking {
+    type Socket = TcpStream;
+
+    fn connect(addr: &ServerAddr, timeout: Duration, io: Duration) -> io::Result<TcpStream> {
+        let socket = connect(addr, timeout)?;
+        socket.set_read_timeout(Some(io))?;
+        socket.set_write_timeout(Some(io))?;
+        Ok(socket)
+    }
+}
+
+/// One input for the driving thread. Socket inputs carry the generation of
 /// their connection: those of a connection already closed are dropped.
+#[derive(Debug)]
 enum Input {
-    Bytes(u64, Vec<u8>),
-    Closed(u64, String),
-    Done(BatchId, std::thread::Result<Outcome>),
+    /// What the reader thread of this connection read (no bytes: the end).
+    Read(u64, io::Result<Vec<u8>>),
+    Done(BatchId, thread::Result<Outcome>, Worker),
     Stop,
 }
 
-/// Controls a consumer from elsewhere: [`info`](Self::info), [`stop`](Self::stop).
-#[derive(Debug, Clone)]
-pub struct ConsumerHandle {
-    info: Arc<Mutex<ConsumerInfo>>,
-    tx: Sender<Input>,
-}
-
-// The handle is shared with signal handlers and other threads.
-const _: fn() = || {
-    fn shareable<T: Clone + Send + Sync>() {}
-    shareable::<ConsumerHandle>();
-};
-
-impl ConsumerHandle {
-    /// Names and counters, as of the consumer's last step.
-    pub fn info(&self) -> ConsumerInfo {
-        match self.info.lock() {
-            Ok(info) => info.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Asks for a graceful stop: no new reads, in-flight handlers finish (up
-    /// to the drain timeout), their acks are flushed, then `run` returns.
-    /// Queued, so a stop asked before `run` starts is not lost.
-    pub fn stop(&self) {
-        let _ = self.tx.send(Input::Stop);
-    }
-}
-
-/// A consumer-group consumer on std threads.
-#[derive(Debug)]
-pub struct Consumer<H> {
-    prepared: PreparedConsumer,
-    handler: Arc<H>,
-    info: Arc<Mutex<ConsumerInfo>>,
-    tx: Sender<Input>,
-    rx: Receiver<Input>,
-}
-
-impl Consumer<NoHandler> {
-    /// A builder for consumer `consumer` of `group` on `stream`, at `url`
-    /// (`redis://[user:password@]host[:port][/db]`).
-    pub fn builder(
-        url: &str,
-        stream: impl AsRef<[u8]>,
-        group: impl AsRef<[u8]>,
-        consumer: impl AsRef<[u8]>,
-    ) -> ConsumerBuilder<NoHandler> {
-        ConsumerBuilder {
-            setup: ConsumerSetup::from_url(url, stream, group, consumer),
-            handler: NoHandler,
-            handler_name: "",
-        }
-    }
-
-    /// A builder from host and port (no credentials; set them with
-    /// [`ConsumerBuilder::configure`] and `connect_options`).
-    pub fn builder_for(
-        host: &str,
-        port: u16,
-        stream: impl AsRef<[u8]>,
-        group: impl AsRef<[u8]>,
-        consumer: impl AsRef<[u8]>,
-    ) -> ConsumerBuilder<NoHandler> {
-        ConsumerBuilder {
-            setup: ConsumerSetup::from_host(host, port, stream, group, consumer),
-            handler: NoHandler,
-            handler_name: "",
-        }
-    }
-}
-
-impl<H: Handler> Consumer<H> {
-    /// A handle to watch and stop the consumer.
-    pub fn handle(&self) -> ConsumerHandle {
-        ConsumerHandle {
-            info: self.info.clone(),
-            tx: self.tx.clone(),
-        }
-    }
-
-    /// Runs on the calling thread until stopped: `Ok(())` after a graceful
-    /// [`ConsumerHandle::stop`], the cause when a permanent error stopped it
-    /// (wrong password, missing group with auto-create off, wrong key type,
-    /// ...). Transient failures are retried by the core with backoff and
-    /// never end `run`. Handlers still running when the drain timeout ends
-    /// it are left to finish on their threads.
-    pub fn run(self) -> Result<(), Error> {
-        let Consumer {
-            prepared,
-            handler,
-            info,
-            tx,
-            rx,
-        } = self;
-        let PreparedConsumer {
-            addr,
-            config,
-            on_dead_letter,
-            ..
-        } = prepared;
-        let connect_timeout = config.connect_timeout();
-        let write_timeout = config.reply_timeout();
-        let mut core = xgroup_core::Consumer::new(config);
-        let handlers = Pool::new();
-        // The current connection and its generation.
-        let mut sock: Option<(u64, TcpStream)> = None;
-        let mut generation = 0u64;
-        loop {
-            // One input happened: drain every output.
-            loop {
-                let mut progressed = false;
-                while let Some(event) = core.poll_event() {
-                    progressed = true;
-                    match event {
-                        Event::Connect => {
-                            close(&mut sock);
-                            generation += 1;
-                            match open(&addr, connect_timeout, generation, &tx) {
-                                Ok(s) => {
-                                    // A peer that stops reading must not stall the loop.
-                                    let _ = s.set_write_timeout(Some(write_timeout));
-                                    sock = Some((generation, s));
-                                    core.handle_connected(Instant::now());
-                                }
-                                Err(e) => core.handle_connect_failed(Instant::now(), e),
-                            }
+fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
+    let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
+    // `stop` holds a sender, so the channel never closes.
+    let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut handlers = Pool::default();
+    // The current connection and its generation.
+    let (mut socket, mut generation) = (None::<(u64, TcpStream)>, 0);
+    loop {
+        while let Some(action) = driver.next_action() {
+            match action {
+                Action::Connect(addr) => {
+                    close(&mut socket);
+                    generation += 1;
+                    match open(&addr, &driver, generation, &stop.tx) {
+                        Ok(s) => {
+                            socket = Some((generation, s));
+                            driver.connected();
                         }
-                        Event::Disconnect => close(&mut sock),
-                        Event::Deliver(batch) => {
-                            let (handler, tx, id) = (handler.clone(), tx.clone(), batch.id);
-                            let spawned = handlers.run(Box::new(move || {
-                                let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                    handler.handle(batch)
-                                }));
-                                let _ = tx.send(Input::Done(id, result));
-                            }));
-                            if let Err(e) = spawned {
-                                let reason = format!("cannot start a handler thread: {e}");
-                                core.handle_handler_failed(Instant::now(), id, reason);
-                            }
-                        }
-                        Event::Warning(w) => tracing::warn!(warning = ?w, "xgroup consumer"),
-                        Event::DeadLettered(d) => match &on_dead_letter {
-                            Some(hook) => hook(&d),
-                            None => tracing::warn!(dead_letter = ?d, "xgroup consumer"),
-                        },
-                        Event::Stopped(result) => {
-                            close(&mut sock);
-                            publish(&info, &core);
-                            return match result {
-                                None => Ok(()),
-                                Some(e) => Err(e),
-                            };
-                        }
+                        Err(e) => driver.connect_failed(e),
                     }
                 }
-                while let Some(bytes) = core.poll_transmit() {
-                    progressed = true;
-                    if let Some((_, s)) = sock.as_mut() {
-                        if let Err(e) = s.write_all(&bytes) {
-                            close(&mut sock);
-                            core.handle_disconnected(Instant::now(), e);
-                        }
+                Action::Write(bytes) => {
+                    let written = socket.as_mut().map(|(_, s)| s.write_all(&bytes));
+                    if let Some(Err(e)) = written {
+                        close(&mut socket);
+                        driver.disconnected(e);
                     }
                 }
-                if !progressed {
-                    break;
+                Action::Disconnect => close(&mut socket),
+                Action::Deliver(batch) => {
+                    let (handler, tx, id) = (handler.clone(), stop.tx.clone(), batch.id);
+                    let spawned = handlers.run(move |worker| {
+                        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(batch)));
+                        let _ = tx.send(Input::Done(id, result, worker));
+                    });
+                    if let Err(e) = spawned {
+                        driver.handler_failed(id, format!("cannot start a handler thread: {e}"));
+                    }
+                }
+                Action::Stopped(result) => {
+                    close(&mut socket);
+                    return result;
                 }
             }
-            publish(&info, &core);
-            // Wait for the first of: stop, a handler done, bytes, deadline.
-            let deadline = core.poll_timeout().map(|(at, _)| at);
-            // (The driver holds a sender, so the channel never closes.)
-            let input = match deadline {
-                Some(at) => rx
-                    .recv_timeout(at.saturating_duration_since(Instant::now()))
-                    .ok(),
-                None => rx.recv().ok(),
-            };
-            let now = Instant::now();
-            let current = sock.as_ref().map(|(g, _)| *g);
-            match input {
-                None => {
-                    if deadline.is_some_and(|at| at <= now) {
-                        core.handle_timeout(now);
-                    }
-                }
-                Some(Input::Stop) => core.handle_shutdown(now),
-                Some(Input::Done(id, Ok(outcome))) => core.handle_completion(now, id, outcome),
-                Some(Input::Done(id, Err(panic))) => {
-                    core.handle_handler_failed(now, id, xgroup_core::panic_message(&*panic))
-                }
-                Some(Input::Bytes(g, bytes)) if Some(g) == current => {
-                    core.handle_input(now, &bytes)
-                }
-                Some(Input::Closed(g, reason)) if Some(g) == current => {
-                    close(&mut sock);
-                    core.handle_disconnected(now, reason);
-                }
-                Some(Input::Bytes(..) | Input::Closed(..)) => {}
+        }
+        let input = match driver.deadline() {
+            Some(at) => inbox
+                .recv_timeout(at.saturating_duration_since(Instant::now()))
+                .ok(),
+            None => inbox.recv().ok(),
+        };
+        let current = socket.as_ref().map(|(g, _)| *g);
+        match input {
+            None => driver.timeout(),
+            Some(Input::Stop) => driver.shutdown(),
+            Some(Input::Done(id, result, worker)) => {
+                handlers.done(worker);
+                driver.completed(id, result);
             }
+            Some(Input::Read(g, read)) if Some(g) == current => {
+                if !driver.received(read.as_deref()) {
+                    close(&mut socket);
+                }
+            }
+            Some(Input::Read(..)) => {}
         }
     }
 }
 
-/// Opens a connection within `timeout` (trying each resolved address) and
-/// starts its reader thread.
+/// Opens the consumer's connection and starts its reader thread.
 fn open(
     addr: &ServerAddr,
-    timeout: Duration,
+    driver: &Driver,
     generation: u64,
     tx: &Sender<Input>,
-) -> Result<TcpStream, String> {
-    let target = addr.to_socket_string();
+) -> io::Result<TcpStream> {
+    let socket = connect(addr, driver.connect_timeout())?;
+    // A peer that stops reading must not stall the driving thread.
+    socket.set_write_timeout(Some(driver.write_timeout()))?;
+    let (mut reader, tx) = (socket.try_clone()?, tx.clone());
+    let mut buf = vec![0u8; 64 * 1024];
+    thread::Builder::new()
+        .name("xgroup-reader".into())
+        .spawn(move || loop {
+            let read = match reader.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => read.map(|n| buf[..n].to_vec()),
+            };
+            let end = !matches!(&read, Ok(bytes) if !bytes.is_empty());
+            if tx.send(Input::Read(generation, read)).is_err() || end {
+                return;
+            }
+        })?;
+    Ok(socket)
+}
+
+/// Connects within `timeout`, trying each resolved address in turn.
+fn connect(addr: &ServerAddr, timeout: Duration) -> io::Result<TcpStream> {
     let deadline = Instant::now() + timeout;
-    let mut last = format!("{target}: no address");
-    for a in target
-        .to_socket_addrs()
-        .map_err(|e| format!("{target}: {e}"))?
-    {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for a in addr.to_socket_string().to_socket_addrs()? {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("{target}: connect timed out"));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
         }
         match TcpStream::connect_timeout(&a, left) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                spawn_reader(&s, generation, tx.clone()).map_err(|e| e.to_string())?;
-                return Ok(s);
+            Ok(socket) => {
+                let _ = socket.set_nodelay(true);
+                return Ok(socket);
             }
-            Err(e) => last = format!("{a}: {e}"),
+            Err(e) => last = io::Error::new(e.kind(), format!("{a}: {e}")),
         }
     }
     Err(last)
 }
 
-/// Starts the thread that forwards what `sock` reads to the driver.
-fn spawn_reader(sock: &TcpStream, generation: u64, tx: Sender<Input>) -> std::io::Result<()> {
-    let mut sock = sock.try_clone()?;
-    std::thread::Builder::new()
-        .name("xgroup-reader".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let input = match sock.read(&mut buf) {
-                    Ok(0) => Input::Closed(generation, "connection closed by the server".into()),
-                    Ok(n) => Input::Bytes(generation, buf[..n].to_vec()),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => Input::Closed(generation, e.to_string()),
-                };
-                let last = matches!(input, Input::Closed(..));
-                if tx.send(input).is_err() || last {
-                    return;
-                }
-            }
-        })?;
-    Ok(())
-}
-
 /// Drops the connection; the shutdown ends its reader thread.
-fn close(sock: &mut Option<(u64, TcpStream)>) {
-    if let Some((_, s)) = sock.take() {
+fn close(socket: &mut Option<(u64, TcpStream)>) {
+    if let Some((_, s)) = socket.take() {
         let _ = s.shutdown(Shutdown::Both);
-    }
-}
-
-fn publish(info: &Mutex<ConsumerInfo>, core: &xgroup_core::Consumer) {
-    match info.lock() {
-        Ok(mut info) => info.update(core),
-        Err(poisoned) => poisoned.into_inner().update(core),
     }
 }

@@ -1,118 +1,83 @@
 //! Handler threads, kept between batches.
 //!
 //! Starting a thread per batch costs tens of microseconds of CPU (most of a
-//! small batch's cost). The pool keeps finished threads waiting for the next
-//! batch and starts a new one only when none is idle, so a handler never
-//! waits behind another (a hung one included) and the number of threads
-//! stays at the most batches ever handled at once.
+//! small batch's cost). A thread that finished its batch is named in the
+//! batch's completion and the driving thread gives it the next one; a new
+//! thread starts only when none is idle, so a handler never waits behind
+//! another (a hung one included) and the number of threads stays at the most
+//! batches ever handled at once.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::mpsc::{self, Sender};
+use std::thread;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Runs jobs on reused threads; threads end once the pool is dropped and
-/// their job is done.
-pub(crate) struct Pool {
-    tx: Sender<Job>,
-    rx: Arc<Mutex<Receiver<Job>>>,
-    /// Threads waiting for a job and not yet promised one.
-    idle: Arc<AtomicUsize>,
-}
+/// Names a handler thread of a [`Pool`]; its job hands it back when done.
+#[derive(Debug)]
+pub(crate) struct Worker(usize);
 
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
-            .field("idle", &self.idle.load(Ordering::Relaxed))
-            .finish()
-    }
+/// Handler threads: each runs the jobs sent to it, and ends with the pool
+/// (after its job, if it has one).
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    threads: Vec<Sender<Job>>,
+    idle: Vec<Worker>,
 }
 
 impl Pool {
-    pub(crate) fn new() -> Self {
-        let (tx, rx) = mpsc::channel();
-        Pool {
-            tx,
-            rx: Arc::new(Mutex::new(rx)),
-            idle: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
     /// Runs `job` on an idle thread, or on a new one if none is idle.
-    pub(crate) fn run(&self, job: Job) -> std::io::Result<()> {
-        // Take an idle thread's token: that thread is then bound to pick up
-        // a job from the channel, so this one never queues behind a busy one.
-        let taken = self
-            .idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if taken {
-            match self.tx.send(job) {
-                Ok(()) => return Ok(()),
-                // Unreachable while the pool holds the receiver; start one.
-                Err(mpsc::SendError(job)) => return self.spawn(job),
+    pub(crate) fn run(&mut self, job: impl FnOnce(Worker) + Send + 'static) -> io::Result<()> {
+        let Worker(i) = match self.idle.pop() {
+            Some(worker) => worker,
+            None => {
+                let (tx, jobs) = mpsc::channel::<Job>();
+                thread::Builder::new()
+                    .name("xgroup-handler".into())
+                    .spawn(move || jobs.into_iter().for_each(|job| job()))?;
+                self.threads.push(tx);
+                Worker(self.threads.len() - 1)
             }
-        }
-        self.spawn(job)
+        };
+        self.threads[i]
+            .send(Box::new(move || job(Worker(i))))
+            .map_err(|_| io::Error::other("handler thread gone"))
     }
 
-    fn spawn(&self, first: Job) -> std::io::Result<()> {
-        let (rx, idle) = (self.rx.clone(), self.idle.clone());
-        std::thread::Builder::new()
-            .name("xgroup-handler".into())
-            .spawn(move || {
-                first();
-                loop {
-                    idle.fetch_add(1, Ordering::AcqRel);
-                    let next = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(poisoned) => poisoned.into_inner().recv(),
-                    };
-                    match next {
-                        Ok(job) => job(),
-                        // The pool is gone: nothing more to run.
-                        Err(_) => return,
-                    }
-                }
-            })
-            .map(drop)
+    /// A thread's job is done: it takes the next one.
+    pub(crate) fn done(&mut self, worker: Worker) {
+        self.idle.push(worker);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc::channel;
     use std::time::Duration;
 
     #[test]
     fn threads_are_reused_and_no_job_waits_behind_a_busy_one() {
-        let pool = Pool::new();
-        let (done, finished) = channel();
-        // A job that blocks until released: the next job must not wait for it.
-        let (release, blocked) = channel::<()>();
+        let mut pool = Pool::default();
+        let (done, finished) = mpsc::channel();
+        // A job that blocks until released: the next jobs must not wait for it.
+        let (release, blocked) = mpsc::channel::<()>();
         let d = done.clone();
-        pool.run(Box::new(move || {
+        pool.run(move |w| {
             let _ = blocked.recv();
-            let _ = d.send(std::thread::current().id());
-        }))
+            let _ = d.send((thread::current().id(), w));
+        })
         .unwrap();
         let mut ids = Vec::new();
         for _ in 0..20 {
             let d = done.clone();
-            pool.run(Box::new(move || {
-                let _ = d.send(std::thread::current().id());
-            }))
-            .unwrap();
-            ids.push(finished.recv_timeout(Duration::from_secs(10)).unwrap());
-            // Let the finished thread register as idle before the next job.
-            while pool.idle.load(Ordering::Acquire) == 0 {
-                std::thread::yield_now();
-            }
+            pool.run(move |w| d.send((thread::current().id(), w)).unwrap())
+                .unwrap();
+            let (id, worker) = finished.recv_timeout(Duration::from_secs(10)).unwrap();
+            pool.done(worker);
+            ids.push(id);
         }
         release.send(()).unwrap();
-        let blocked_id = finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (blocked_id, _) = finished.recv_timeout(Duration::from_secs(10)).unwrap();
         // Twenty sequential jobs ran on one reused thread, not the blocked one.
         ids.dedup();
         assert_eq!(ids.len(), 1, "{ids:?}");

@@ -1,9 +1,10 @@
 //! # xgroup-tokio
 //!
 //! Runs an [`xgroup_core::Consumer`] over `tokio::net::TcpStream`. All policy
-//! (what to send, when, what to retry) is the core's; this crate connects,
-//! moves bytes, runs handler futures concurrently up to the in-flight limit
-//! and arms the core's timer.
+//! (what to send, when, what to retry) is the core's, and everything that
+//! does not depend on the runtime is `xgroup-driver`'s; this crate opens
+//! sockets, moves bytes, runs handler futures concurrently up to the
+//! in-flight limit (inside `run`, never spawned) and arms tokio's timer.
 //!
 //! ```no_run
 //! use xgroup_tokio::{Consumer, Outcome};
@@ -28,38 +29,43 @@
 //! ```
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::io;
 use std::time::Instant;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Link, Parts, Run, Runtime};
 
-pub use xgroup_core::xadd;
-pub use xgroup_core::{
-    Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig, ConsumerConfigBuilder,
-    ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition, Error, Event,
-    GroupStart, Message, Outcome, ServerAddr, ServerErrorKind, Source, Stats, StreamId, Trim,
-    Value, Warning, XAddOptions,
-};
-use xgroup_core::{ConsumerSetup, PreparedConsumer};
+pub use xgroup_driver::exports::*;
 
-mod connection;
-pub use connection::Connection;
+/// A consumer-group consumer on tokio; [`run`](xgroup_driver::Consumer::run)
+/// returns a future to await or spawn.
+pub type Consumer<H = NoHandler> = xgroup_driver::Consumer<Tokio, H>;
+
+/// Builds a [`Consumer`].
+pub type ConsumerBuilder<H = NoHandler> = xgroup_driver::ConsumerBuilder<Tokio, H>;
+
+/// Controls a consumer from elsewhere: `info()`, `stop()`.
+pub type ConsumerHandle = xgroup_driver::ConsumerHandle<Tokio>;
+
+/// A plain connection for commands and producing: `command(..)`, `xadd(..)`.
+pub type Connection = xgroup_driver::AsyncConnection<Tokio>;
 
 /// Handles batches of stream entries.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an xgroup-tokio handler",
+    note = "implement `xgroup_tokio::Handler` for it, or give `handler_fn` a closure returning a `Send` future of `Outcome`"
+)]
 pub trait Handler: Send + Sync + 'static {
     /// Handles one batch and says what to acknowledge. A panic is caught:
     /// the batch stays pending (redelivered) and the panic is reported.
     fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
 }
 
-/// A closure as a [`Handler`] (see [`ConsumerBuilder::handler_fn`]).
-#[derive(Debug, Clone)]
-pub struct FnHandler<F>(pub F);
+/// The tokio runtime (the marker the driver's types are generic over).
+#[derive(Debug, Clone, Copy)]
+pub struct Tokio;
 
 impl<F, Fut> Handler for FnHandler<F>
 where
@@ -71,296 +77,67 @@ where
     }
 }
 
-/// Builds a [`Consumer`].
-#[derive(Debug)]
-pub struct ConsumerBuilder<H> {
-    setup: ConsumerSetup,
-    handler: H,
-    handler_name: &'static str,
-}
+impl Runtime for Tokio {
+    /// A stored permit: a stop before `run` waits is kept.
+    type Stop = Notify;
 
-/// No handler chosen yet.
-#[derive(Debug, Clone, Copy)]
-pub struct NoHandler;
-
-impl ConsumerBuilder<NoHandler> {
-    /// Sets the handler.
-    pub fn handler<H: Handler>(self, handler: H) -> ConsumerBuilder<H> {
-        ConsumerBuilder {
-            setup: self.setup,
-            handler,
-            handler_name: std::any::type_name::<H>(),
-        }
-    }
-
-    /// Sets a closure `Fn(Batch) -> impl Future<Output = Outcome>` as handler.
-    pub fn handler_fn<F, Fut>(self, f: F) -> ConsumerBuilder<FnHandler<F>>
-    where
-        F: Fn(Batch) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send,
-    {
-        ConsumerBuilder {
-            setup: self.setup,
-            handler: FnHandler(f),
-            handler_name: std::any::type_name::<F>(),
-        }
+    fn stop(signal: &Notify) {
+        signal.notify_one();
     }
 }
 
-impl<H> ConsumerBuilder<H> {
-    /// Changes core options (count, block, claim interval and min idle,
-    /// auto-create, in-flight limit, heartbeats, dead letters, ...).
-    pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
-        ConsumerBuilder {
-            setup: self.setup.configure(f),
-            ..self
-        }
-    }
+impl<H: Handler> Run<H> for Tokio {
+    type Output = RunFuture;
 
-    /// The failure callback: called for every dead-lettered entry.
-    pub fn on_dead_letter(self, f: impl Fn(&DeadLettered) + Send + Sync + 'static) -> Self {
-        ConsumerBuilder {
-            setup: self.setup.on_dead_letter(f),
-            ..self
-        }
+    fn run(consumer: Consumer<H>) -> RunFuture {
+        Box::pin(drive(consumer.into_parts()))
     }
 }
 
-impl<H: Handler> ConsumerBuilder<H> {
-    /// Checks every option; nothing is sent before this succeeds.
-    pub fn build(self) -> Result<Consumer<H>, Error> {
-        let prepared = self.setup.prepare(self.handler_name)?;
-        Ok(Consumer {
-            shared: Arc::new(Shared {
-                info: Mutex::new(prepared.info.clone()),
-                stop: Notify::new(),
-            }),
-            prepared,
-            handler: Arc::new(self.handler),
-        })
+impl AsyncIo for Tokio {
+    type Socket = TcpStream;
+
+    async fn connect(addr: &ServerAddr) -> io::Result<TcpStream> {
+        let socket = TcpStream::connect(addr.to_socket_string()).await?;
+        let _ = socket.set_nodelay(true);
+        Ok(socket)
+    }
+
+    async fn write_all(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+        socket.write_all(bytes).await
+    }
+
+    async fn read(socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        socket.read(buf).await
+    }
+
+    async fn sleep_until(at: Instant) {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
-#[derive(Debug)]
-struct Shared {
-    info: Mutex<ConsumerInfo>,
-    stop: Notify,
-}
-
-/// Controls a consumer from elsewhere: [`info`](Self::info), [`stop`](Self::stop).
-#[derive(Debug, Clone)]
-pub struct ConsumerHandle {
-    shared: Arc<Shared>,
-}
-
-impl ConsumerHandle {
-    /// Names and counters, as of the consumer's last step.
-    pub fn info(&self) -> ConsumerInfo {
-        match self.shared.info.lock() {
-            Ok(info) => info.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Asks for a graceful stop: no new reads, in-flight handlers finish (up
-    /// to the drain timeout), their acks are flushed, then `run` returns.
-    pub fn stop(&self) {
-        self.shared.stop.notify_one();
-    }
-}
-
-/// A consumer-group consumer on tokio.
-#[derive(Debug)]
-pub struct Consumer<H> {
-    prepared: PreparedConsumer,
-    handler: Arc<H>,
-    shared: Arc<Shared>,
-}
-
-impl Consumer<NoHandler> {
-    /// A builder for consumer `consumer` of `group` on `stream`, at `url`
-    /// (`redis://[user:password@]host[:port][/db]`).
-    pub fn builder(
-        url: &str,
-        stream: impl AsRef<[u8]>,
-        group: impl AsRef<[u8]>,
-        consumer: impl AsRef<[u8]>,
-    ) -> ConsumerBuilder<NoHandler> {
-        ConsumerBuilder {
-            setup: ConsumerSetup::from_url(url, stream, group, consumer),
-            handler: NoHandler,
-            handler_name: "",
-        }
-    }
-
-    /// A builder from host and port (no credentials; set them with
-    /// [`ConsumerBuilder::configure`] and `connect_options`).
-    pub fn builder_for(
-        host: &str,
-        port: u16,
-        stream: impl AsRef<[u8]>,
-        group: impl AsRef<[u8]>,
-        consumer: impl AsRef<[u8]>,
-    ) -> ConsumerBuilder<NoHandler> {
-        ConsumerBuilder {
-            setup: ConsumerSetup::from_host(host, port, stream, group, consumer),
-            handler: NoHandler,
-            handler_name: "",
-        }
-    }
-}
-
-impl<H: Handler> Consumer<H> {
-    /// A handle to watch and stop the consumer.
-    pub fn handle(&self) -> ConsumerHandle {
-        ConsumerHandle {
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Runs until stopped: `Ok(())` after a graceful [`ConsumerHandle::stop`],
-    /// the cause when a permanent error stopped it (wrong password, missing
-    /// group with auto-create off, wrong key type, ...). Transient failures
-    /// are retried by the core with backoff and never end `run`.
-    pub async fn run(self) -> Result<(), Error> {
-        let Consumer {
-            prepared,
-            handler,
-            shared,
-        } = self;
-        let PreparedConsumer {
-            addr,
-            config,
-            on_dead_letter,
-            ..
-        } = prepared;
-        let connect_timeout = config.connect_timeout();
-        let write_timeout = config.reply_timeout();
-        let mut core = xgroup_core::Consumer::new(config);
-        let mut sock: Option<TcpStream> = None;
-        let mut handlers = FuturesUnordered::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut stop_seen = false;
-        loop {
-            // One input happened: drain every output.
-            loop {
-                let mut progressed = false;
-                while let Some(event) = core.poll_event() {
-                    progressed = true;
-                    match event {
-                        Event::Connect => {
-                            let target = addr.to_socket_string();
-                            let attempt =
-                                tokio::time::timeout(connect_timeout, TcpStream::connect(target))
-                                    .await;
-                            match attempt {
-                                Ok(Ok(s)) => {
-                                    let _ = s.set_nodelay(true);
-                                    sock = Some(s);
-                                    core.handle_connected(Instant::now());
-                                }
-                                Ok(Err(e)) => core.handle_connect_failed(Instant::now(), e),
-                                Err(_) => {
-                                    core.handle_connect_failed(Instant::now(), "connect timed out")
-                                }
-                            }
-                        }
-                        Event::Disconnect => sock = None,
-                        Event::Deliver(batch) => {
-                            let handler = handler.clone();
-                            let id = batch.id;
-                            handlers.push(async move {
-                                let result =
-                                    AssertUnwindSafe(handler.handle(batch)).catch_unwind().await;
-                                (id, result)
-                            });
-                        }
-                        Event::Warning(w) => tracing::warn!(warning = ?w, "xgroup consumer"),
-                        Event::DeadLettered(d) => match &on_dead_letter {
-                            Some(hook) => hook(&d),
-                            None => tracing::warn!(dead_letter = ?d, "xgroup consumer"),
-                        },
-                        Event::Stopped(result) => {
-                            publish(&shared, &core);
-                            return match result {
-                                None => Ok(()),
-                                Some(e) => Err(e),
-                            };
-                        }
-                    }
-                }
-                while let Some(bytes) = core.poll_transmit() {
-                    progressed = true;
-                    if let Some(s) = sock.as_mut() {
-                        // A peer that stops reading must not stall the loop.
-                        let written =
-                            tokio::time::timeout(write_timeout, s.write_all(&bytes)).await;
-                        match written {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
-                                sock = None;
-                                core.handle_disconnected(Instant::now(), e);
-                            }
-                            Err(_) => {
-                                sock = None;
-                                core.handle_disconnected(Instant::now(), "write timed out");
-                            }
-                        }
-                    }
-                }
-                if !progressed {
-                    break;
-                }
-            }
-            publish(&shared, &core);
-            // Wait for the first of: stop, a handler done, bytes, deadline.
-            let deadline = core
-                .poll_timeout()
-                .map(|(at, _)| tokio::time::Instant::from_std(at));
-            tokio::select! {
-                biased;
-                _ = shared.stop.notified(), if !stop_seen => {
-                    stop_seen = true;
-                    core.handle_shutdown(Instant::now());
-                }
-                Some((id, result)) = handlers.next(), if !handlers.is_empty() => match result {
-                    Ok(outcome) => core.handle_completion(Instant::now(), id, outcome),
-                    Err(panic) => core.handle_handler_failed(Instant::now(), id, xgroup_core::panic_message(&*panic)),
-                },
-                read = read_some(&mut sock, &mut buf) => match read {
-                    Ok(0) => {
-                        sock = None;
-                        core.handle_disconnected(Instant::now(), "connection closed by the server");
-                    }
-                    Ok(n) => core.handle_input(Instant::now(), &buf[..n]),
-                    Err(e) => {
-                        sock = None;
-                        core.handle_disconnected(Instant::now(), e);
-                    }
-                },
-                _ = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
+    let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
+    let mut link = Link::<Tokio>::default();
+    let mut handlers = Handlers::default();
+    loop {
+        // One input happened: carry out everything it led to.
+        while let Some(action) = driver.next_action() {
+            match action {
+                Action::Connect(addr) => link.connect(&mut driver, &addr).await,
+                Action::Write(bytes) => link.write(&mut driver, &bytes).await,
+                Action::Disconnect => link.close(),
+                Action::Deliver(batch) => handlers.push(batch.id, handler.handle(batch)),
+                Action::Stopped(result) => return result,
             }
         }
-    }
-}
-
-async fn read_some(sock: &mut Option<TcpStream>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match sock {
-        Some(s) => s.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn publish(shared: &Shared, core: &xgroup_core::Consumer) {
-    match shared.info.lock() {
-        Ok(mut info) => info.update(core),
-        Err(poisoned) => poisoned.into_inner().update(core),
+        // Wait for the first of: stop, a handler done, bytes, the deadline.
+        tokio::select! {
+            biased;
+            () = stop.notified(), if !driver.is_stopping() => driver.shutdown(),
+            (batch, result) = handlers.next() => driver.completed(batch, result),
+            read = link.read() => link.received(&mut driver, read),
+            () = sleep_until::<Tokio>(driver.deadline()) => driver.timeout(),
+        }
     }
 }

@@ -1,0 +1,283 @@
+//! The builder, the consumer and its handle, generic over a runtime marker.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use xgroup_core::{
+    Batch, ConsumerConfigBuilder, ConsumerInfo, ConsumerSetup, DeadLettered, Error,
+    PreparedConsumer,
+};
+
+use crate::dispatch::Driver;
+
+/// A runtime an adapter runs consumers on (its marker type implements this).
+pub trait Runtime: Sized + 'static {
+    /// What [`ConsumerHandle::stop`] signals and `run` waits on. It must keep
+    /// a stop signalled before `run` waits for it: a stop is never lost.
+    type Stop: Default + Send + Sync + fmt::Debug;
+
+    /// Signals a stop.
+    fn stop(signal: &Self::Stop);
+}
+
+/// Running a consumer whose handler is `H` on this runtime. Each adapter
+/// implements it for the handlers its `Handler` trait covers.
+#[diagnostic::on_unimplemented(
+    message = "`{H}` is not a handler for the `{Self}` runtime",
+    label = "not a handler here",
+    note = "implement the adapter's `Handler` trait for `{H}`, or pass a closure to `handler_fn`"
+)]
+pub trait Run<H>: Runtime {
+    /// What [`Consumer::run`] returns: a [`RunFuture`] on async runtimes,
+    /// `Result<(), Error>` itself on blocking ones.
+    type Output;
+
+    /// Runs `consumer` until it stops.
+    fn run(consumer: Consumer<Self, H>) -> Self::Output;
+}
+
+/// What `run` returns on async runtimes: spawn it or await it.
+pub type RunFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
+
+/// No handler chosen yet: set one with [`ConsumerBuilder::handler`] or
+/// [`ConsumerBuilder::handler_fn`].
+#[derive(Debug, Clone, Copy)]
+pub struct NoHandler;
+
+/// A closure as a handler (see [`ConsumerBuilder::handler_fn`]); each adapter
+/// implements its `Handler` trait for it.
+#[derive(Debug, Clone)]
+pub struct FnHandler<F>(pub F);
+
+/// Builds a [`Consumer`]: where to connect, the core options, the handler
+/// and the failure callback. Nothing is checked or sent before
+/// [`build`](Self::build).
+pub struct ConsumerBuilder<R, H = NoHandler> {
+    setup: ConsumerSetup,
+    handler: H,
+    handler_name: &'static str,
+    runtime: PhantomData<fn() -> R>,
+}
+
+/// A consumer-group consumer, ready to [`run`](Self::run).
+pub struct Consumer<R: Runtime, H = NoHandler> {
+    prepared: PreparedConsumer,
+    handler: H,
+    info: Arc<Mutex<ConsumerInfo>>,
+    stop: Arc<R::Stop>,
+}
+
+/// Controls a consumer from elsewhere (any thread, a signal handler):
+/// [`info`](Self::info), [`stop`](Self::stop).
+pub struct ConsumerHandle<R: Runtime> {
+    info: Arc<Mutex<ConsumerInfo>>,
+    stop: Arc<R::Stop>,
+}
+
+/// What an adapter's `run` works with (see [`Consumer::into_parts`]).
+pub struct Parts<R: Runtime, H> {
+    /// The core and all the runtime-independent work around it.
+    pub driver: Driver,
+    /// The handler, to share with the tasks or threads that run it.
+    pub handler: Arc<H>,
+    /// What [`ConsumerHandle::stop`] signals.
+    pub stop: Arc<R::Stop>,
+}
+
+impl<R: Runtime> Consumer<R, NoHandler> {
+    /// A builder for consumer `consumer` of `group` on `stream`, at `url`
+    /// (`redis://[user:password@]host[:port][/db]`). A bad URL is reported
+    /// by [`ConsumerBuilder::build`].
+    pub fn builder(
+        url: &str,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+    ) -> ConsumerBuilder<R, NoHandler> {
+        ConsumerBuilder::new(ConsumerSetup::from_url(url, stream, group, consumer))
+    }
+
+    /// A builder from host and port (no credentials; set them with
+    /// [`ConsumerBuilder::configure`] and `connect_options`).
+    pub fn builder_for(
+        host: &str,
+        port: u16,
+        stream: impl AsRef<[u8]>,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+    ) -> ConsumerBuilder<R, NoHandler> {
+        ConsumerBuilder::new(ConsumerSetup::from_host(
+            host, port, stream, group, consumer,
+        ))
+    }
+}
+
+impl<R: Runtime> ConsumerBuilder<R, NoHandler> {
+    fn new(setup: ConsumerSetup) -> Self {
+        ConsumerBuilder {
+            setup,
+            handler: NoHandler,
+            handler_name: "",
+            runtime: PhantomData,
+        }
+    }
+
+    /// Sets the handler: a type implementing the adapter's `Handler` trait.
+    pub fn handler<H>(self, handler: H) -> ConsumerBuilder<R, H>
+    where
+        R: Run<H>,
+    {
+        self.with(handler, std::any::type_name::<H>())
+    }
+
+    /// Sets a closure as handler: `Fn(Batch) -> impl Future<Output = Outcome>`
+    /// on async runtimes, `Fn(Batch) -> Outcome` on blocking ones.
+    pub fn handler_fn<F, T>(self, f: F) -> ConsumerBuilder<R, FnHandler<F>>
+    where
+        F: Fn(Batch) -> T,
+        R: Run<FnHandler<F>>,
+    {
+        self.with(FnHandler(f), std::any::type_name::<F>())
+    }
+
+    fn with<H>(self, handler: H, handler_name: &'static str) -> ConsumerBuilder<R, H> {
+        ConsumerBuilder {
+            setup: self.setup,
+            handler,
+            handler_name,
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R: Runtime, H> ConsumerBuilder<R, H> {
+    /// Changes core options (count, block, claim interval and min idle,
+    /// auto-create, in-flight limit, heartbeats, dead letters, ...).
+    pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
+        ConsumerBuilder {
+            setup: self.setup.configure(f),
+            ..self
+        }
+    }
+
+    /// The failure callback: called for every dead-lettered entry (without
+    /// one, dead letters are logged).
+    pub fn on_dead_letter(self, f: impl Fn(&DeadLettered) + Send + Sync + 'static) -> Self {
+        ConsumerBuilder {
+            setup: self.setup.on_dead_letter(f),
+            ..self
+        }
+    }
+
+    /// Checks the URL and every option; nothing is sent before this succeeds.
+    pub fn build(self) -> Result<Consumer<R, H>, Error>
+    where
+        R: Run<H>,
+    {
+        let prepared = self.setup.prepare(self.handler_name)?;
+        Ok(Consumer {
+            info: Arc::new(Mutex::new(prepared.info.clone())),
+            stop: Arc::default(),
+            prepared,
+            handler: self.handler,
+        })
+    }
+}
+
+impl<R: Runtime, H> Consumer<R, H> {
+    /// A handle to watch and stop the consumer.
+    pub fn handle(&self) -> ConsumerHandle<R> {
+        ConsumerHandle {
+            info: self.info.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// Runs until stopped: `Ok(())` after a graceful [`ConsumerHandle::stop`],
+    /// the cause when a permanent error stopped it (wrong password, missing
+    /// group with auto-create off, wrong key type, ...). Transient failures
+    /// are retried by the core with backoff and never end `run`. On async
+    /// runtimes this is a future to await or spawn.
+    pub fn run(self) -> R::Output
+    where
+        R: Run<H>,
+    {
+        R::run(self)
+    }
+
+    /// For adapters: splits the consumer into what its `run` works with.
+    pub fn into_parts(self) -> Parts<R, H> {
+        Parts {
+            driver: Driver::new(self.prepared, self.info),
+            handler: Arc::new(self.handler),
+            stop: self.stop,
+        }
+    }
+}
+
+impl<R: Runtime> ConsumerHandle<R> {
+    /// Names and counters, as of the consumer's last step.
+    pub fn info(&self) -> ConsumerInfo {
+        self.info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks for a graceful stop: no new reads, in-flight handlers finish (up
+    /// to the drain timeout), their acks are flushed, then `run` returns.
+    /// Queued, so a stop asked before `run` starts is not lost.
+    pub fn stop(&self) {
+        R::stop(&self.stop);
+    }
+}
+
+impl<R: Runtime> Clone for ConsumerHandle<R> {
+    fn clone(&self) -> Self {
+        ConsumerHandle {
+            info: self.info.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+// Debug by hand: neither the runtime marker nor the handler need be Debug.
+
+impl<R, H> fmt::Debug for ConsumerBuilder<R, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("setup", &self.setup)
+            .field("handler", &self.handler_name)
+            .finish()
+    }
+}
+
+impl<R: Runtime, H> fmt::Debug for Consumer<R, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("prepared", &self.prepared)
+            .field("stop", &self.stop)
+            .finish()
+    }
+}
+
+impl<R: Runtime> fmt::Debug for ConsumerHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("info", &self.info)
+            .field("stop", &self.stop)
+            .finish()
+    }
+}
+
+impl<R: Runtime, H> fmt::Debug for Parts<R, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parts")
+            .field("driver", &self.driver)
+            .field("stop", &self.stop)
+            .finish()
+    }
+}

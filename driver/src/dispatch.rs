@@ -1,0 +1,209 @@
+//! The one place the core's events become what an adapter must do.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use xgroup_core::{
+    Batch, BatchId, ConsumerInfo, DeadLetterHook, DeadLettered, Error, Event, Outcome,
+    PreparedConsumer, ServerAddr, Warning,
+};
+
+/// What the adapter must do next (from [`Driver::next_action`]). Not
+/// `#[non_exhaustive]`: an adapter matches every variant, so a new one fails
+/// to compile there instead of being dropped.
+#[derive(Debug)]
+#[must_use]
+pub enum Action {
+    /// Open a connection to this address within
+    /// [`Driver::connect_timeout`], then call [`Driver::connected`] or
+    /// [`Driver::connect_failed`].
+    Connect(ServerAddr),
+    /// Write these bytes, in order, within [`Driver::write_timeout`]; on
+    /// failure close the connection and call [`Driver::disconnected`].
+    /// Without a connection, drop them.
+    Write(Bytes),
+    /// Close the connection (the core knows: call nothing).
+    Disconnect,
+    /// Run the handler on this batch and report with [`Driver::completed`]
+    /// (or [`Driver::handler_failed`] if it could not be started).
+    Deliver(Batch),
+    /// The consumer stopped: `run` returns this. No action follows.
+    Stopped(Result<(), Error>),
+}
+
+/// The core with everything runtime-independent around it: logging, the
+/// failure callback, handler failures, `info()` publishing. Every input
+/// method reads the clock itself.
+pub struct Driver {
+    core: xgroup_core::Consumer,
+    addr: ServerAddr,
+    on_dead_letter: Option<DeadLetterHook>,
+    info: Arc<Mutex<ConsumerInfo>>,
+    /// Who this is, for the logs.
+    names: [String; 3],
+    stopping: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(prepared: PreparedConsumer, info: Arc<Mutex<ConsumerInfo>>) -> Self {
+        let PreparedConsumer {
+            addr,
+            config,
+            info: names,
+            on_dead_letter,
+        } = prepared;
+        Driver {
+            core: xgroup_core::Consumer::new(config),
+            addr,
+            on_dead_letter,
+            info,
+            names: [names.stream, names.group, names.consumer],
+            stopping: false,
+        }
+    }
+
+    /// The next thing to do: events first, then bytes to write. `None` once
+    /// all is done for the last input (and `info()` is then up to date):
+    /// wait for the next one.
+    pub fn next_action(&mut self) -> Option<Action> {
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                Event::Connect => return Some(Action::Connect(self.addr.clone())),
+                Event::Disconnect => return Some(Action::Disconnect),
+                Event::Deliver(batch) => return Some(Action::Deliver(batch)),
+                Event::Warning(warning) => self.warn(&warning),
+                Event::DeadLettered(dead) => self.dead_lettered(&dead),
+                Event::Stopped(cause) => {
+                    self.publish();
+                    return Some(Action::Stopped(cause.map_or(Ok(()), Err)));
+                }
+            }
+        }
+        if let Some(bytes) = self.core.poll_transmit() {
+            return Some(Action::Write(bytes));
+        }
+        self.publish();
+        None
+    }
+
+    /// When to call [`timeout`](Self::timeout), if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.core.poll_timeout().map(|(at, _)| at)
+    }
+
+    /// How long opening a connection may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.core.config().connect_timeout()
+    }
+
+    /// How long one write may take: a peer that stops reading must not stall
+    /// the consumer.
+    pub fn write_timeout(&self) -> Duration {
+        self.core.config().reply_timeout()
+    }
+
+    /// Whether a stop was asked for ([`shutdown`](Self::shutdown)): no need
+    /// to wait for another.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// The connection asked for by [`Action::Connect`] is open.
+    pub fn connected(&mut self) {
+        self.core.handle_connected(Instant::now());
+    }
+
+    /// Opening the connection failed.
+    pub fn connect_failed(&mut self, reason: impl fmt::Display) {
+        self.core.handle_connect_failed(Instant::now(), reason);
+    }
+
+    /// The connection failed or closed; the adapter has dropped it.
+    pub fn disconnected(&mut self, reason: impl fmt::Display) {
+        self.core.handle_disconnected(Instant::now(), reason);
+    }
+
+    /// What a read from the connection gave: bytes, the end (no bytes) or
+    /// an error. Returns whether the connection is still up: after the end
+    /// or an error, drop it.
+    pub fn received<E: fmt::Display>(&mut self, read: Result<&[u8], E>) -> bool {
+        match read {
+            Ok([]) => self.disconnected("connection closed by the server"),
+            Ok(bytes) => {
+                self.core.handle_input(Instant::now(), bytes);
+                return true;
+            }
+            Err(e) => self.disconnected(e),
+        }
+        false
+    }
+
+    /// A handler finished with `batch`: its outcome, or the panic it raised
+    /// (counted, reported and the batch left pending for redelivery).
+    pub fn completed(&mut self, batch: BatchId, result: thread::Result<Outcome>) {
+        match result {
+            Ok(outcome) => self.core.handle_completion(Instant::now(), batch, outcome),
+            Err(panic) => self.handler_failed(batch, xgroup_core::panic_message(&*panic)),
+        }
+    }
+
+    /// The handler could not run on `batch` (e.g. no thread for it).
+    pub fn handler_failed(&mut self, batch: BatchId, reason: impl Into<String>) {
+        self.core
+            .handle_handler_failed(Instant::now(), batch, reason);
+    }
+
+    /// The [`deadline`](Self::deadline) passed (an early call is harmless).
+    pub fn timeout(&mut self) {
+        self.core.handle_timeout(Instant::now());
+    }
+
+    /// A stop was asked for: drain and stop gracefully.
+    pub fn shutdown(&mut self) {
+        self.stopping = true;
+        self.core.handle_shutdown(Instant::now());
+    }
+
+    fn warn(&self, warning: &Warning) {
+        let [stream, group, consumer] = &self.names;
+        tracing::warn!(%stream, %group, %consumer, ?warning, "xgroup consumer warning");
+    }
+
+    fn dead_lettered(&self, dead: &DeadLettered) {
+        match &self.on_dead_letter {
+            Some(hook) => hook(dead),
+            None => {
+                let [stream, group, consumer] = &self.names;
+                tracing::warn!(
+                    %stream, %group, %consumer,
+                    id = %dead.id,
+                    deliveries = dead.deliveries,
+                    reason = %dead.reason,
+                    action = ?dead.action,
+                    "xgroup entry dead-lettered"
+                );
+            }
+        }
+    }
+
+    fn publish(&self) {
+        self.info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(&self.core);
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("core", &self.core)
+            .field("addr", &self.addr)
+            .field("on_dead_letter", &self.on_dead_letter.is_some())
+            .field("stopping", &self.stopping)
+            .finish()
+    }
+}

@@ -1,0 +1,15 @@
+//! What every adapter re-exports (`pub use xgroup_driver::exports::*;`):
+//! each type a user meets in the adapters' signatures, so user code needs
+//! only the adapter crate.
+
+pub use bytes::Bytes;
+pub use xgroup_core::{
+    xadd, Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig,
+    ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
+    Error, Event, Fields, GroupStart, Heartbeat, InvalidStreamId, Message, Outcome, ProtocolError,
+    ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId, Trim, Value, Warning,
+    XAddOptions,
+};
+
+pub use crate::calls::{CONNECT_TIMEOUT, IO_TIMEOUT};
+pub use crate::consumer::{FnHandler, NoHandler, RunFuture};

@@ -1,0 +1,78 @@
+//! What the driver needs of a runtime's sockets and timer. An adapter
+//! implements [`AsyncIo`] or [`BlockingIo`] on its runtime marker.
+
+use std::fmt;
+use std::future::{pending, Future};
+use std::io;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{select, Either};
+use xgroup_core::ServerAddr;
+
+/// The sockets and timer of an async runtime.
+pub trait AsyncIo: 'static {
+    /// A connected socket.
+    type Socket: Send + fmt::Debug;
+
+    /// Opens a connection to `addr` with `TCP_NODELAY` (the caller bounds
+    /// how long it may take).
+    fn connect(addr: &ServerAddr) -> impl Future<Output = io::Result<Self::Socket>> + Send;
+
+    /// Writes all of `bytes`.
+    fn write_all(
+        socket: &mut Self::Socket,
+        bytes: &[u8],
+    ) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Reads what has arrived, at most `buf.len()` bytes; 0 at the end.
+    fn read(
+        socket: &mut Self::Socket,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// Completes once `at` has passed.
+    fn sleep_until(at: Instant) -> impl Future<Output = ()> + Send;
+}
+
+/// The sockets of a blocking runtime (std threads).
+pub trait BlockingIo: 'static {
+    /// A connected socket.
+    type Socket: io::Read + io::Write + Send + fmt::Debug;
+
+    /// Opens a connection to `addr` within `timeout`, with `TCP_NODELAY`;
+    /// each later read or write gives up after `io_timeout` (with
+    /// `TimedOut` or `WouldBlock`).
+    fn connect(
+        addr: &ServerAddr,
+        timeout: Duration,
+        io_timeout: Duration,
+    ) -> io::Result<Self::Socket>;
+}
+
+/// `work`, or a `TimedOut` error (saying `what` timed out) once `limit` has
+/// passed, on runtime `R`'s timer.
+pub async fn within<R: AsyncIo, T>(
+    what: &str,
+    limit: Duration,
+    work: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let Some(at) = Instant::now().checked_add(limit) else {
+        return work.await;
+    };
+    match select(pin!(work), pin!(R::sleep_until(at))).await {
+        Either::Left((done, _)) => done,
+        Either::Right(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} timed out after {limit:?}"),
+        )),
+    }
+}
+
+/// Completes once `deadline` has passed; never without one.
+pub async fn sleep_until<R: AsyncIo>(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => R::sleep_until(at).await,
+        None => pending().await,
+    }
+}

@@ -1,0 +1,62 @@
+//! # xgroup-driver
+//!
+//! The runtime-independent half of every xgroup adapter. An adapter
+//! (`xgroup-tokio`, `xgroup-async-std`, `xgroup-blocking`) names its runtime
+//! with a marker type, implements [`Runtime`] and [`Run`] (and [`AsyncIo`]
+//! or [`BlockingIo`]) for it, and keeps only what its runtime needs: opening
+//! sockets, reading and writing, timers, running handlers, waiting on several
+//! inputs. Everything else is here, once:
+//!
+//! - the builder, the consumer and its handle ([`ConsumerBuilder`],
+//!   [`Consumer`], [`ConsumerHandle`]), generic over the runtime marker; each
+//!   adapter aliases them (`xgroup_tokio::Consumer<H>` is
+//!   `Consumer<Tokio, H>`);
+//! - the event dispatch ([`Driver`]): it drains the core's events, logs
+//!   warnings, calls the failure callback, reports handler panics, publishes
+//!   `info()`, and hands the adapter one [`Action`] at a time;
+//! - the request/response logic of `Connection` ([`Calls`], sans-IO) and the
+//!   connections built on it ([`AsyncConnection`], [`BlockingConnection`]),
+//!   with the same timeouts everywhere ([`CONNECT_TIMEOUT`], [`IO_TIMEOUT`]);
+//! - the list of what every adapter re-exports ([`exports`]).
+//!
+//! An adapter's drive loop, in outline (see the adapters for the real ones):
+//!
+//! ```ignore
+//! let Parts { mut driver, handler, stop } = consumer.into_parts();
+//! loop {
+//!     // One input happened: carry out every action it led to.
+//!     while let Some(action) = driver.next_action() {
+//!         match action {
+//!             Action::Connect(addr) => { /* open, then */ driver.connected() }
+//!             Action::Write(bytes) => { /* write */ }
+//!             Action::Disconnect => { /* close */ }
+//!             Action::Deliver(batch) => { /* run the handler, later */ driver.completed(id, result) }
+//!             Action::Stopped(result) => return result,
+//!         }
+//!     }
+//!     // Wait for the first of: stop, a handler done, bytes, driver.deadline().
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod calls;
+mod connection;
+mod consumer;
+mod dispatch;
+mod drive;
+pub mod exports;
+mod io;
+
+pub use calls::{Calls, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
+pub use connection::{AsyncConnection, BlockingConnection};
+pub use consumer::{
+    Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, Run, RunFuture, Runtime,
+};
+pub use dispatch::{Action, Driver};
+pub use drive::{Handlers, Link};
+pub use io::{sleep_until, within, AsyncIo, BlockingIo};

@@ -1,0 +1,334 @@
+//! The dispatch and the builder, with a real core against the in-memory
+//! server (`xgroup_core::sim`), driven the way an adapter drives them.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use xgroup_core::sim::{ConnId, SimOptions, SimServer};
+use xgroup_driver::exports::*;
+use xgroup_driver::{Action, Parts, Run, Runtime};
+
+/// A runtime for tests: `run` hands the parts back, the test drives them.
+struct Sim;
+
+impl Runtime for Sim {
+    type Stop = AtomicBool;
+
+    fn stop(signal: &AtomicBool) {
+        signal.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Run<FnHandler<F>> for Sim {
+    type Output = Parts<Sim, FnHandler<F>>;
+
+    fn run(consumer: xgroup_driver::Consumer<Sim, FnHandler<F>>) -> Self::Output {
+        consumer.into_parts()
+    }
+}
+
+type Consumer<H = NoHandler> = xgroup_driver::Consumer<Sim, H>;
+
+/// An adapter's drive loop, against a `SimServer` instead of a socket.
+struct Harness<F> {
+    parts: Parts<Sim, FnHandler<F>>,
+    server: SimServer,
+    conn: Option<ConnId>,
+    /// Fail this many connection attempts before connecting.
+    refuse: usize,
+}
+
+impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
+    fn new(consumer: Consumer<FnHandler<F>>, server: SimServer) -> Self {
+        Harness {
+            parts: consumer.run(),
+            server,
+            conn: None,
+            refuse: 0,
+        }
+    }
+
+    /// Carries out every action and feeds every reply until nothing moves:
+    /// `Some` once the consumer stopped.
+    fn settle(&mut self) -> Option<Result<(), Error>> {
+        let driver = &mut self.parts.driver;
+        loop {
+            while let Some(action) = driver.next_action() {
+                match action {
+                    Action::Connect(_) if self.refuse > 0 => {
+                        self.refuse -= 1;
+                        driver.connect_failed(io::Error::from(io::ErrorKind::ConnectionRefused));
+                    }
+                    Action::Connect(_) => {
+                        self.conn = Some(self.server.connect(Instant::now()));
+                        driver.connected();
+                    }
+                    Action::Write(bytes) => {
+                        if let Some(conn) = self.conn {
+                            self.server.receive(conn, Instant::now(), &bytes);
+                        }
+                    }
+                    Action::Disconnect => {
+                        if let Some(conn) = self.conn.take() {
+                            self.server.disconnect(conn);
+                        }
+                    }
+                    Action::Deliver(batch) => {
+                        let handler = &self.parts.handler.0;
+                        let id = batch.id;
+                        let result = catch_unwind(AssertUnwindSafe(|| handler(batch)));
+                        driver.completed(id, result);
+                    }
+                    Action::Stopped(result) => return Some(result),
+                }
+            }
+            if self.parts.stop.swap(false, Ordering::SeqCst) {
+                driver.shutdown();
+                continue;
+            }
+            match self.conn {
+                Some(conn) if self.server.has_output(conn) => {
+                    assert!(driver.received(Ok::<_, io::Error>(&self.server.take_output(conn))));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Lets the deadline pass (sleeping for it), then settles.
+    fn wait_deadline(&mut self) -> Option<Result<(), Error>> {
+        let at = self.parts.driver.deadline().expect("a deadline");
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        self.parts.driver.timeout();
+        self.settle()
+    }
+}
+
+fn server_with(entries: usize) -> SimServer {
+    let mut server = SimServer::new(SimOptions::default(), Instant::now());
+    for i in 0..entries {
+        server.xadd(Instant::now(), b"s", &[(b"n", i.to_string().as_bytes())]);
+    }
+    server
+}
+
+/// Fast timers: the tests sleep through some deadlines.
+fn quick(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+    c.reconnect_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .drain_timeout(Duration::from_millis(200))
+        .no_heartbeat()
+}
+
+/// Collects what is logged while `f` runs.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink(Arc::default());
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+#[test]
+fn delivers_acks_publishes_info_and_a_stop_returns_ok() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(quick)
+        .handler_fn(move |batch| {
+            counter.fetch_add(batch.messages.len(), Ordering::SeqCst);
+            Outcome::AckAll
+        })
+        .build()
+        .unwrap();
+    let handle = consumer.handle();
+    assert_eq!(handle.info().stream, "s");
+    assert!(
+        handle.info().handler.contains("closure"),
+        "{:?}",
+        handle.info()
+    );
+    let mut h = Harness::new(consumer, server_with(3));
+    assert!(h.settle().is_none());
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+    let info = handle.info();
+    assert!(info.connected);
+    assert_eq!((info.stats.delivered, info.stats.acked), (3, 3));
+    assert_eq!(h.server.pending(b"s", b"g"), []);
+
+    handle.stop();
+    let mut stopped = h.settle();
+    while stopped.is_none() {
+        // The drain waits for the blocked read or the drain timeout.
+        stopped = h.wait_deadline();
+    }
+    assert_eq!(stopped, Some(Ok(())));
+}
+
+#[test]
+fn a_stop_asked_before_running_is_kept() {
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(quick)
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    consumer.handle().stop();
+    let mut h = Harness::new(consumer, server_with(0));
+    let mut stopped = h.settle();
+    while stopped.is_none() {
+        stopped = h.wait_deadline();
+    }
+    assert_eq!(stopped, Some(Ok(())));
+}
+
+#[test]
+fn a_permanent_error_stops_with_its_cause() {
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(|c| quick(c).auto_create_group(false))
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    let mut h = Harness::new(consumer, server_with(1));
+    match h.settle() {
+        Some(Err(Error::GroupMissing { group, .. })) => assert_eq!(&group[..], b"g"),
+        other => panic!("expected GroupMissing, got {other:?}"),
+    }
+}
+
+#[test]
+fn dead_letters_go_to_the_hook() {
+    let dead = Arc::new(Mutex::new(Vec::new()));
+    let hook = dead.clone();
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(|c| quick(c).dead_letter(DeadLetter::Drop))
+        .on_dead_letter(move |d| hook.lock().unwrap().push(d.clone()))
+        .handler_fn(|batch| {
+            let each = batch.messages.iter();
+            Outcome::Each(
+                each.map(|m| (m.id, Disposition::DeadLetter("unreadable".into())))
+                    .collect(),
+            )
+        })
+        .build()
+        .unwrap();
+    let handle = consumer.handle();
+    let mut h = Harness::new(consumer, server_with(2));
+    assert!(h.settle().is_none());
+    let dead = dead.lock().unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().all(|d| d.reason == "unreadable"));
+    assert!(dead.iter().all(|d| d.action == DeadLetterAction::Dropped));
+    assert_eq!(handle.info().stats.dead_lettered, 2);
+}
+
+#[test]
+fn dead_letters_without_a_hook_are_logged() {
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(|c| quick(c).dead_letter(DeadLetter::Drop))
+        .handler_fn(|batch| {
+            let id = batch.messages[0].id;
+            Outcome::Each(vec![(id, Disposition::DeadLetter("unreadable".into()))])
+        })
+        .build()
+        .unwrap();
+    let mut h = Harness::new(consumer, server_with(1));
+    let (stopped, log) = logged(|| h.settle());
+    assert!(stopped.is_none());
+    assert!(log.contains("xgroup entry dead-lettered"), "{log}");
+    assert!(log.contains("reason=unreadable"), "{log}");
+    assert!(log.contains("consumer=c"), "{log}");
+}
+
+#[test]
+fn a_handler_panic_is_a_counted_failure_and_the_consumer_goes_on() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(|c| quick(c).count(1))
+        .handler_fn(move |_| {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("boom");
+            }
+            Outcome::AckAll
+        })
+        .build()
+        .unwrap();
+    let handle = consumer.handle();
+    let mut h = Harness::new(consumer, server_with(2));
+    let (stopped, log) = logged(|| h.settle());
+    assert!(stopped.is_none());
+    let stats = handle.info().stats;
+    assert_eq!(stats.handler_failures, 1);
+    // The second entry was handled after the panic; the first stays pending.
+    assert_eq!((stats.delivered, stats.acked), (2, 1));
+    assert_eq!(h.server.pending(b"s", b"g").len(), 1);
+    assert!(log.contains("HandlerFailed"), "{log}");
+    assert!(log.contains("handler panicked: boom"), "{log}");
+    assert!(log.contains("stream=s") && log.contains("group=g"), "{log}");
+}
+
+#[test]
+fn a_failed_connection_is_a_warning_and_is_retried() {
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(quick)
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    let handle = consumer.handle();
+    let mut h = Harness::new(consumer, server_with(1));
+    h.refuse = 2;
+    let (stopped, log) = logged(|| h.settle());
+    assert!(stopped.is_none());
+    assert!(log.contains("Reconnecting"), "{log}");
+    assert!(!handle.info().connected);
+    while h.refuse > 0 || h.conn.is_none() {
+        assert!(h.wait_deadline().is_none());
+    }
+    let info = handle.info();
+    assert!(info.connected);
+    assert_eq!((info.stats.errors, info.stats.acked), (2, 1));
+}
+
+#[test]
+fn a_bad_url_fails_at_build() {
+    let built = Consumer::builder("http://127.0.0.1", "s", "g", "c")
+        .handler_fn(|_| Outcome::AckAll)
+        .build();
+    assert!(matches!(built, Err(Error::Config(_))), "{built:?}");
+    let built = Consumer::builder("redis://127.0.0.1", "s", "g", "c")
+        .configure(|c| c.count(0))
+        .handler_fn(|_| Outcome::AckAll)
+        .build();
+    assert!(
+        matches!(&built, Err(Error::Config(e)) if e.option == "count"),
+        "{built:?}"
+    );
+}
+
+#[test]
+fn the_handle_goes_to_other_threads_and_signal_handlers() {
+    fn shareable<T: Clone + Send + Sync + 'static>(_: &T) {}
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    shareable(&consumer.handle());
+    std::thread::spawn(move || drop(consumer)).join().unwrap();
+}
