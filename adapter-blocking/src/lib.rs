@@ -35,19 +35,18 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xgroup_driver::{Action, BlockingIo, Driver, Parts, Run, Runtime};
+use xgroup_driver::{
+    connect_std, Action, BlockingIo, Driver, HandlerThreads, Parts, Run, Runtime, Worker,
+};
 
 pub use xgroup_driver::exports::*;
-
-mod pool;
-use pool::{Pool, Worker};
 
 /// A consumer-group consumer on std threads; [`run`](xgroup_driver::Consumer::run)
 /// blocks the calling thread until the consumer stops.
@@ -121,7 +120,7 @@ impl BlockingIo for Blocking {
     type Socket = TcpStream;
 
     fn connect(addr: &ServerAddr, timeout: Duration, io: Duration) -> io::Result<TcpStream> {
-        let socket = connect(addr, timeout)?;
+        let socket = connect_std(addr, timeout)?;
         socket.set_read_timeout(Some(io))?;
         socket.set_write_timeout(Some(io))?;
         Ok(socket)
@@ -142,7 +141,7 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut handlers = Pool::default();
+    let mut handlers = HandlerThreads::default();
     // The current connection and its generation.
     let (mut socket, mut generation) = (None::<(u64, TcpStream)>, 0);
     loop {
@@ -214,7 +213,7 @@ fn open(
     generation: u64,
     tx: &Sender<Input>,
 ) -> io::Result<TcpStream> {
-    let socket = connect(addr, driver.connect_timeout())?;
+    let socket = connect_std(addr, driver.connect_timeout())?;
     // A peer that stops reading must not stall the driving thread.
     socket.set_write_timeout(Some(driver.write_timeout()))?;
     let (mut reader, tx) = (socket.try_clone()?, tx.clone());
@@ -232,26 +231,6 @@ fn open(
             }
         })?;
     Ok(socket)
-}
-
-/// Connects within `timeout`, trying each resolved address in turn.
-fn connect(addr: &ServerAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let deadline = Instant::now() + timeout;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
-    for a in addr.to_socket_string().to_socket_addrs()? {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-        }
-        match TcpStream::connect_timeout(&a, left) {
-            Ok(socket) => {
-                let _ = socket.set_nodelay(true);
-                return Ok(socket);
-            }
-            Err(e) => last = io::Error::new(e.kind(), format!("{a}: {e}")),
-        }
-    }
-    Err(last)
 }
 
 /// Drops the connection; the shutdown ends its reader thread.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::{pending, Future};
 use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
@@ -75,4 +76,25 @@ pub async fn sleep_until<R: AsyncIo>(deadline: Option<Instant>) {
         Some(at) => R::sleep_until(at).await,
         None => pending().await,
     }
+}
+
+/// A std TCP connection to `addr` within `timeout` (one deadline for every
+/// resolved address, tried in turn), with `TCP_NODELAY`.
+pub fn connect_std(addr: &ServerAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for a in addr.to_socket_string().to_socket_addrs()? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        match TcpStream::connect_timeout(&a, left) {
+            Ok(socket) => {
+                let _ = socket.set_nodelay(true);
+                return Ok(socket);
+            }
+            Err(e) => last = io::Error::new(e.kind(), format!("{a}: {e}")),
+        }
+    }
+    Err(last)
 }

@@ -51,6 +51,7 @@ mod dispatch;
 mod drive;
 pub mod exports;
 mod io;
+mod threads;
 
 pub use calls::{Calls, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use connection::{AsyncConnection, BlockingConnection};
@@ -59,4 +60,5 @@ pub use consumer::{
 };
 pub use dispatch::{Action, Driver};
 pub use drive::{Handlers, Link};
-pub use io::{sleep_until, within, AsyncIo, BlockingIo};
+pub use io::{connect_std, sleep_until, within, AsyncIo, BlockingIo};
+pub use threads::{HandlerThreads, Worker};

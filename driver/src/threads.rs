@@ -1,4 +1,5 @@
-//! Handler threads, kept between batches.
+//! Handler threads for blocking handlers, kept between batches (std only:
+//! the blocking adapter runs its handlers on them).
 //!
 //! Starting a thread per batch costs tens of microseconds of CPU (most of a
 //! small batch's cost). A thread that finished its batch is named in the
@@ -13,21 +14,22 @@ use std::thread;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Names a handler thread of a [`Pool`]; its job hands it back when done.
+/// Names a handler thread of a [`HandlerThreads`]; its job hands it back (to
+/// [`HandlerThreads::done`]) when done.
 #[derive(Debug)]
-pub(crate) struct Worker(usize);
+pub struct Worker(usize);
 
 /// Handler threads: each runs the jobs sent to it, and ends with the pool
 /// (after its job, if it has one).
 #[derive(Debug, Default)]
-pub(crate) struct Pool {
+pub struct HandlerThreads {
     threads: Vec<Sender<Job>>,
     idle: Vec<Worker>,
 }
 
-impl Pool {
+impl HandlerThreads {
     /// Runs `job` on an idle thread, or on a new one if none is idle.
-    pub(crate) fn run(&mut self, job: impl FnOnce(Worker) + Send + 'static) -> io::Result<()> {
+    pub fn run(&mut self, job: impl FnOnce(Worker) + Send + 'static) -> io::Result<()> {
         let Worker(i) = match self.idle.pop() {
             Some(worker) => worker,
             None => {
@@ -45,7 +47,7 @@ impl Pool {
     }
 
     /// A thread's job is done: it takes the next one.
-    pub(crate) fn done(&mut self, worker: Worker) {
+    pub fn done(&mut self, worker: Worker) {
         self.idle.push(worker);
     }
 }
@@ -57,7 +59,7 @@ mod tests {
 
     #[test]
     fn threads_are_reused_and_no_job_waits_behind_a_busy_one() {
-        let mut pool = Pool::default();
+        let mut pool = HandlerThreads::default();
         let (done, finished) = mpsc::channel();
         // A job that blocks until released: the next jobs must not wait for it.
         let (release, blocked) = mpsc::channel::<()>();
