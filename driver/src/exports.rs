@@ -6,9 +6,9 @@ pub use bytes::Bytes;
 pub use xgroup_core::{
     xadd, Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig,
     ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
-    Error, Event, Fields, GroupStart, Heartbeat, InvalidStreamId, Message, Outcome, ProtocolError,
-    ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId, Trim, Value, Warning,
-    XAddOptions,
+    Error, Event, Fields, FieldsIter, GroupStart, Heartbeat, InvalidStreamId, Message, Outcome,
+    ProtocolError, ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId, Trim, Value,
+    Warning, XAddOptions,
 };
 
 pub use crate::calls::{CONNECT_TIMEOUT, IO_TIMEOUT};
