@@ -17,6 +17,8 @@
 //! - the request/response logic of `Connection` ([`Calls`], sans-IO) and the
 //!   connections built on it ([`AsyncConnection`], [`BlockingConnection`]),
 //!   with the same timeouts everywhere ([`CONNECT_TIMEOUT`], [`IO_TIMEOUT`]);
+//! - what blocking code needs of std: [`connect_std`] and the reused handler
+//!   threads ([`HandlerThreads`]);
 //! - the list of what every adapter re-exports ([`exports`]).
 //!
 //! An adapter's drive loop, in outline (see the adapters for the real ones):
