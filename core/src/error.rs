@@ -63,6 +63,12 @@ pub enum ServerErrorKind {
     StreamMissing,
     /// `EXECABORT`: a transaction was discarded.
     ExecAbort,
+    /// `UNBLOCKED`: a blocked read ended because its stream was deleted (or
+    /// its key replaced).
+    Unblocked,
+    /// `OOM`: the server is at `maxmemory` and refuses writes that may grow
+    /// memory (reads, acks and claims still work).
+    OutOfMemory,
     /// Any other error; the prefix is in the message.
     Other,
 }
@@ -87,6 +93,8 @@ impl ServerError {
             "MASTERDOWN" => ServerErrorKind::MasterDown,
             "READONLY" => ServerErrorKind::ReadOnly,
             "EXECABORT" => ServerErrorKind::ExecAbort,
+            "UNBLOCKED" => ServerErrorKind::Unblocked,
+            "OOM" => ServerErrorKind::OutOfMemory,
             "MOVED" | "ASK" => {
                 let slot = words.next().and_then(|s| s.parse::<u16>().ok());
                 let addr = words.next().map(str::to_owned);
@@ -286,6 +294,14 @@ mod tests {
         assert_eq!(
             kind("CLUSTERDOWN The cluster is down"),
             ServerErrorKind::ClusterDown
+        );
+        assert_eq!(
+            kind("UNBLOCKED the stream key no longer exists"),
+            ServerErrorKind::Unblocked
+        );
+        assert_eq!(
+            kind("OOM command not allowed when used memory > 'maxmemory'."),
+            ServerErrorKind::OutOfMemory
         );
         assert_eq!(
             kind("MOVED 3999 127.0.0.1:6381"),

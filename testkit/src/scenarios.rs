@@ -601,6 +601,63 @@ pub fn deleted_group_is_recreated<A: Adapter>() {
     stop_ok(running);
 }
 
+/// Options that keep the consumer waiting in one long `BLOCK` read.
+fn long_block(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+    fast(c)
+        .block(Duration::from_secs(3))
+        .claim_interval(Duration::from_secs(30))
+        .claim_min_idle(Duration::from_secs(60))
+        .no_heartbeat()
+}
+
+/// Deletes the stream while the consumer waits in `BLOCK` (answered with
+/// `-UNBLOCKED`), and returns what `run` did within a second after.
+fn delete_stream_while_blocked(
+    server: &RedisServer,
+    running: &mut Box<dyn Running>,
+) -> Option<Result<(), Error>> {
+    // Let the consumer settle into its blocking read.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.cmd(&["DEL", "s"]).as_int(), Some(1));
+    running.wait(Duration::from_secs(1))
+}
+
+/// The stream deleted while the consumer waits in `BLOCK` is recreated
+/// (with its group), as when it is deleted at any other time; nothing stops.
+pub fn stream_deleted_during_a_blocked_read_is_recreated<A: Adapter>() {
+    let server = RedisServer::start();
+    let first = produce(&server, 2);
+    let s = spec(&server.url(), "c1", Behavior::AckAll, opts(long_block));
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&first)));
+    wait_pending(&server, 0);
+    let ended = delete_stream_while_blocked(&server, &mut running);
+    assert!(ended.is_none(), "run ended: {ended:?}");
+    let later = produce(&server, 3);
+    assert!(seen.wait_for(WAIT, all_seen(&later)), "{:?}", seen.ids());
+    wait_pending(&server, 0);
+    stop_ok(running);
+}
+
+/// With auto-create off, the same deletion stops `run` with the typed
+/// reason (the group is gone), not a raw server error.
+pub fn stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error<A: Adapter>() {
+    let server = RedisServer::start();
+    server.cmd(&["XGROUP", "CREATE", "s", "g", "0", "MKSTREAM"]);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckAll,
+        opts(|c| long_block(c).auto_create_group(false)),
+    );
+    let mut running = A::start(s);
+    match delete_stream_while_blocked(&server, &mut running).or_else(|| running.wait(WAIT)) {
+        Some(Err(Error::GroupMissing { .. })) => {}
+        other => panic!("expected GroupMissing, got {other:?}"),
+    }
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1019,7 +1076,9 @@ macro_rules! adapter_scenarios {
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
             delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
             deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
-            unreachable_server_is_retried_without_spinning, missing_permission_is_an_error);
+            unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,
+            stream_deleted_during_a_blocked_read_is_recreated,
+            stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

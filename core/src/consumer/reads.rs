@@ -78,7 +78,14 @@ impl Consumer {
     ) {
         let (entries, claim) = match parsed {
             Ok(ok) => ok,
-            Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {
+            // The group, or the stream with it (`UNBLOCKED` answers a read
+            // blocked on a stream that was deleted), is gone.
+            Err(ReplyError::Server(e))
+                if matches!(
+                    e.kind,
+                    ServerErrorKind::NoGroup | ServerErrorKind::Unblocked
+                ) =>
+            {
                 return self.group_vanished(now, e);
             }
             Err(e) => return self.command_failed(now, e),
