@@ -658,6 +658,31 @@ pub fn stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error
     }
 }
 
+/// At `maxmemory` the server refuses the heartbeat's `SET` and `XGROUP
+/// CREATE` (even of a group that exists), while reads and acks still work:
+/// a consumer started then consumes and acks everything and keeps running.
+pub fn out_of_memory_does_not_stop_consuming<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 20);
+    server.cmd(&["XGROUP", "CREATE", "s", "g", "0"]);
+    server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckAll,
+        opts(|c| fast(c).heartbeat(Duration::from_millis(100), 2)),
+    );
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)), "{:?}", seen.ids());
+    wait_pending(&server, 0);
+    // Several refused heartbeats later it still runs.
+    let ended = running.wait(Duration::from_millis(600));
+    assert!(ended.is_none(), "run ended: {ended:?}");
+    server.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    stop_ok(running);
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1078,7 +1103,8 @@ macro_rules! adapter_scenarios {
             deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
             unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,
             stream_deleted_during_a_blocked_read_is_recreated,
-            stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error);
+            stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
+            out_of_memory_does_not_stop_consuming);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

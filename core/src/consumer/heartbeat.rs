@@ -110,6 +110,11 @@ impl Consumer {
 
     pub(super) fn on_heartbeat(&mut self, now: Instant, frame: Frame) {
         let previous = match Value::from_frame(frame) {
+            // Out of memory: this beat is lost, the next one is due anyway.
+            Value::Error(error) if error.kind == ServerErrorKind::OutOfMemory => {
+                let command = "SET";
+                return self.warn(Warning::WriteRefused { command, error });
+            }
             Value::Error(e) => return self.command_failed(now, ReplyError::Server(e)),
             Value::Bulk(v) | Value::Simple(v) => Some(v),
             _ => None,

@@ -158,18 +158,31 @@ impl Consumer {
 
     fn on_group_created(&mut self, now: Instant, frame: Frame) {
         match reply::group_create(frame) {
-            Ok(GroupCreated::Created | GroupCreated::AlreadyExisted) => {
-                if let Some(session) = self.link.session_mut() {
-                    if session.phase == Phase::Group {
-                        session.phase = Phase::Running;
-                    }
-                }
-            }
+            Ok(GroupCreated::Created | GroupCreated::AlreadyExisted) => self.group_ensured(),
             Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::StreamMissing => {
                 let stream = self.cfg.stream.clone();
                 self.fatal(Error::StreamMissing { stream });
             }
+            // At maxmemory the server refuses `XGROUP CREATE` even for a
+            // group that exists: go on as if it did (if it does not, reads
+            // answer NOGROUP and it is created again, with backoff).
+            Err(ReplyError::Server(error)) if error.kind == ServerErrorKind::OutOfMemory => {
+                self.warn(Warning::WriteRefused {
+                    command: "XGROUP CREATE",
+                    error,
+                });
+                self.group_ensured();
+            }
             Err(e) => self.command_failed(now, e),
+        }
+    }
+
+    /// The group is there: on to work.
+    fn group_ensured(&mut self) {
+        if let Some(session) = self.link.session_mut() {
+            if session.phase == Phase::Group {
+                session.phase = Phase::Running;
+            }
         }
     }
 

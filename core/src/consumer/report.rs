@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::ConsumerConfig;
-use crate::error::Error;
+use crate::error::{Error, ServerError};
 use crate::id::StreamId;
 
 use super::batch::{Batch, BatchId};
@@ -119,6 +119,15 @@ pub enum Warning {
         batch: BatchId,
         /// What happened (the panic message, for a panic).
         reason: String,
+    },
+    /// The server refused a write the consumer can do without for a while
+    /// (out of memory: a heartbeat, re-creating a group that exists);
+    /// consuming and acking go on, and the write is tried again later.
+    WriteRefused {
+        /// The command refused.
+        command: &'static str,
+        /// The server's error.
+        error: ServerError,
     },
     /// The drain deadline passed with work unfinished; it stays pending for
     /// this consumer's next start or another consumer's claim.
