@@ -683,6 +683,44 @@ pub fn out_of_memory_does_not_stop_consuming<A: Adapter>() {
     stop_ok(running);
 }
 
+/// A dead-letter move whose `XADD` fails (the dead-letter key holds a
+/// string) acknowledges nothing: the entry stays pending, `run` goes on, and
+/// once the key is usable the move is tried again and succeeds.
+pub fn failed_dead_letter_move_keeps_the_entry_pending<A: Adapter>() {
+    let server = RedisServer::start();
+    produce(&server, 1);
+    server.cmd(&["SET", "dlq", "not a stream"]);
+    let configure = opts(|c| {
+        fast(c)
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .max_deliveries(2, DeadLetter::Stream("dlq".into()))
+    });
+    let s = spec(&server.url(), "c1", Behavior::RetryAlways, configure);
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= 2),
+        "{:?}",
+        seen.deliveries()
+    );
+    // Several failed moves later: still pending, still running.
+    let ended = running.wait(Duration::from_millis(800));
+    assert!(ended.is_none(), "run ended: {ended:?}");
+    assert_eq!(pending(&server), 1);
+    assert_eq!(running.stats().dead_lettered, 0);
+    server.cmd(&["DEL", "dlq"]);
+    let deadline = Instant::now() + WAIT;
+    while server.cmd(&["XLEN", "dlq"]).as_int() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "never moved once the key was free"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_pending(&server, 0);
+    assert_eq!(stop_ok(running).dead_lettered, 1);
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1104,7 +1142,7 @@ macro_rules! adapter_scenarios {
             unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,
             stream_deleted_during_a_blocked_read_is_recreated,
             stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
-            out_of_memory_does_not_stop_consuming);
+            out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

@@ -10,8 +10,8 @@ use crate::reply::{self, ReplyError, Value};
 use crate::resp::Frame;
 
 use super::ledger::DeadItem;
-use super::outbox::TxKind;
-use super::report::{DeadLetterAction, DeadLettered, Event};
+use super::report::{DeadLetterAction, DeadLettered, Event, Warning};
+use super::timers::Timer;
 use super::Consumer;
 
 /// How many ids one `XACK` carries at most.
@@ -35,6 +35,10 @@ impl Consumer {
     /// Dead letters: to the stream (atomically with their ack), dropped
     /// (acked), or kept pending, as configured.
     pub(super) fn flush_dead(&mut self, now: Instant) {
+        // After a failed move, not before its backoff is over.
+        if self.timers.is_armed(Timer::DeadLetterRetry) {
+            return;
+        }
         let items = self.ledger.take_dead();
         if items.is_empty() {
             return;
@@ -43,7 +47,7 @@ impl Consumer {
             Some(DeadLetter::Stream(key)) => {
                 let items = self.ledger.sending_dead(items);
                 let delete = self.cfg.delete_on_ack;
-                self.outbox.dead_letter_tx(now, &key, items, delete);
+                self.outbox.dead_letter_move(now, &key, items, delete);
             }
             Some(DeadLetter::Drop) => {
                 for item in items {
@@ -91,48 +95,90 @@ impl Consumer {
         }
     }
 
-    /// One frame of a transaction: `MULTI`'s `+OK` or a `+QUEUED` (another
-    /// frame follows), or `EXEC`'s results.
+    /// One frame of an ack transaction: `MULTI`'s `+OK` or a `+QUEUED`
+    /// (another frame follows), or `EXEC`'s results.
     pub(super) fn on_tx_frame(
         &mut self,
         now: Instant,
-        (kind, left, mut failed): (TxKind, usize, Option<ReplyError>),
+        (left, mut failed): (usize, Option<ReplyError>),
         frame: Frame,
     ) {
         if left > 1 {
             if let Err(e) = reply::ok(frame, "MULTI") {
                 failed.get_or_insert(e);
             }
-            return self.outbox.await_tx(now, kind, left - 1, failed);
+            return self.outbox.await_tx(now, left - 1, failed);
         }
         let result = match failed {
             Some(e) => Err(e),
             None => exec_results(frame),
         };
-        match kind {
-            TxKind::AckDelete => self.ledger.acks_answered(result.is_ok()),
-            TxKind::DeadLetter => {
-                let moved = self.ledger.dead_answered(result.is_ok());
-                if let Some(DeadLetter::Stream(key)) = self.cfg.dead_letter.clone() {
-                    for item in moved {
-                        self.dead_lettered(item, DeadLetterAction::Moved(key.clone()));
+        // Nothing of a failed transaction happened: sent again later.
+        self.ledger.acks_answered(result.is_ok());
+        match result {
+            // XACK's count, then XDEL's.
+            Ok(results) => {
+                if let Some(Value::Int(n)) = results.first() {
+                    self.stats.acked += u64::try_from(*n).unwrap_or(0);
+                }
+            }
+            Err(e) => self.command_failed(now, e),
+        }
+    }
+
+    /// The dead-letter script's reply: per entry its `XACK` count (moved) or
+    /// the `XADD`'s error (left pending, moved again after a backoff).
+    pub(super) fn on_dead_letters(&mut self, now: Instant, frame: Frame) {
+        let items = self.ledger.dead_answered();
+        let results = match Value::from_frame(frame) {
+            Value::Array(results) if results.len() == items.len() => results,
+            Value::Error(e) if e.is_transient() => {
+                self.ledger.dead_again(items);
+                return self.command_failed(now, ReplyError::Server(e));
+            }
+            // The whole script refused (out of memory, no permission for
+            // EVAL, ...): every entry stays pending.
+            Value::Error(e) => vec![Value::Error(e); items.len()],
+            other => {
+                self.ledger.dead_again(items);
+                let detail = format!("expected one result per entry, got {other:?}");
+                return self.protocol_failure(now, ProtocolError::unexpected("EVAL", detail));
+            }
+        };
+        let key = match &self.cfg.dead_letter {
+            Some(DeadLetter::Stream(key)) => key.clone(),
+            _ => Default::default(),
+        };
+        let (mut failed, mut error) = (Vec::new(), None);
+        for (item, result) in items.into_iter().zip(results) {
+            match result {
+                Value::Error(e) => {
+                    error.get_or_insert(e);
+                    failed.push(item);
+                }
+                acked => {
+                    if let Value::Int(n) = acked {
+                        self.stats.acked += u64::try_from(n).unwrap_or(0);
                     }
+                    self.dead_lettered(item, DeadLetterAction::Moved(key.clone()));
                 }
             }
         }
-        match result {
-            // The XACK's count: first after an ack, after the adds for dead
-            // letters.
-            Ok(results) => {
-                let acked = results.iter().find_map(|r| match r {
-                    Value::Int(n) => Some(*n),
-                    _ => None,
-                });
-                self.stats.acked += acked.map_or(0, |n| u64::try_from(n).unwrap_or(0));
-            }
-            // Nothing of a failed transaction happened: try again later.
-            Err(e) => self.command_failed(now, e),
-        }
+        let Some(error) = error else {
+            return self.ledger.dead_moved();
+        };
+        let ids = failed.iter().map(|d| d.id).collect();
+        let attempt = self.ledger.dead_again(failed);
+        let (initial, max) = self.cfg.retry_backoff;
+        let retry_in = initial
+            .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+            .min(max);
+        self.timers.set(Timer::DeadLetterRetry, now + retry_in);
+        self.warn(Warning::DeadLetterFailed {
+            ids,
+            error,
+            retry_in,
+        });
     }
 
     fn dead_lettered(&mut self, item: DeadItem, action: DeadLetterAction) {

@@ -32,8 +32,10 @@ pub(super) struct Ledger {
     redeliver: Vec<(StreamId, Instant)>,
     /// Entries to dead-letter.
     dead: Vec<DeadItem>,
-    /// Dead-letter moves sent, one group per transaction, oldest first.
+    /// Dead-letter moves sent, one group per script call, oldest first.
     dead_out: VecDeque<Vec<DeadItem>>,
+    /// Failed dead-letter moves in a row (for their backoff).
+    dead_failures: u32,
     /// Replayed or claimed entries waiting for their delivery counts, one
     /// group per `XPENDING`, oldest first.
     counting: VecDeque<PendingCounts>,
@@ -417,15 +419,22 @@ impl Ledger {
         self.dead_out.back().map_or(&[], Vec::as_slice)
     }
 
-    /// The oldest dead-letter move was answered: the items moved, or (when
-    /// it failed, and then none are returned) they wait for another try.
-    pub(super) fn dead_answered(&mut self, ok: bool) -> Vec<DeadItem> {
-        let items = self.dead_out.pop_front().unwrap_or_default();
-        if ok {
-            return items;
-        }
+    /// The entries of the oldest dead-letter move, whose reply came.
+    pub(super) fn dead_answered(&mut self) -> Vec<DeadItem> {
+        self.dead_out.pop_front().unwrap_or_default()
+    }
+
+    /// A dead-letter move worked for every entry: the backoff starts over.
+    pub(super) fn dead_moved(&mut self) {
+        self.dead_failures = 0;
+    }
+
+    /// These dead letters could not be moved: they wait for another try.
+    /// Returns how many moves in a row failed (none did once one works).
+    pub(super) fn dead_again(&mut self, items: Vec<DeadItem>) -> u32 {
         self.dead.extend(items);
-        Vec::new()
+        self.dead_failures += 1;
+        self.dead_failures
     }
 
     // ----- delivery counts -----

@@ -41,6 +41,9 @@ pub use report::{
 };
 pub use timers::TimerKind;
 
+#[cfg(feature = "sim")]
+pub(crate) use outbox::DEAD_LETTER_SCRIPT;
+
 use claims::Claims;
 use heartbeat::Heartbeat;
 use ledger::{Completed, Ledger};

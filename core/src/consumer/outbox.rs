@@ -15,6 +15,33 @@ use crate::reply::ReplyError;
 
 use super::ledger::DeadItem;
 
+/// Moves entries to a dead-letter stream, each acked only once its copy is
+/// in: Redis transactions do not roll back, so a `MULTI` whose `XADD` failed
+/// would still ack (and lose) the entry. Answers one element per entry: the
+/// `XACK` count, or the `XADD`'s error (the entry stays pending).
+pub(crate) const DEAD_LETTER_SCRIPT: &str = "\
+-- xgroup dead letters. KEYS: stream, dead-letter stream. ARGV: group,
+-- delete (1/0), then per entry: id, pair count n, n field/value pairs.
+local out, i = {}, 3
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local add = {'XADD', KEYS[2], '*'}
+  for j = i + 2, i + 1 + 2 * n do add[#add + 1] = ARGV[j] end
+  local added = redis.pcall(unpack(add))
+  if type(added) == 'table' and added.err then
+    out[#out + 1] = added
+  else
+    out[#out + 1] = redis.call('XACK', KEYS[1], ARGV[1], id)
+    if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], id) end
+  end
+  i = i + 2 + 2 * n
+end
+return out
+";
+
+/// The fields added to a dead letter after its own.
+const DEAD_LETTER_META: usize = 6;
+
 /// What a reply will answer.
 #[derive(Debug)]
 pub(super) enum Sent {
@@ -28,13 +55,14 @@ pub(super) enum Sent {
     Ack,
     /// `XACKDEL` (delete on ack, Redis 8.2+) of the ledger's oldest acks out.
     AckDel,
-    /// One frame of a `MULTI` ... `EXEC`; `left` frames remain, the last one
-    /// is `EXEC`'s reply.
+    /// One frame of the `MULTI`, `XACK`, `XDEL`, `EXEC` of the ledger's
+    /// oldest acks out; `left` frames remain, the last one is `EXEC`'s reply.
     Tx {
-        kind: TxKind,
         left: usize,
         failed: Option<ReplyError>,
     },
+    /// The dead-letter script moving the ledger's oldest dead letters out.
+    DeadLetters,
     Info,
     Heartbeat,
     PendingSummary,
@@ -43,15 +71,6 @@ pub(super) enum Sent {
     DelConsumer(Bytes),
     /// Idle refresh of these held ids (`XCLAIM ... JUSTID`).
     Refresh(Vec<StreamId>),
-}
-
-/// What a transaction does; its ids are the ledger's oldest of that kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TxKind {
-    /// `XADD dlq ...` per item, then `XACK` (and `XDEL`).
-    DeadLetter,
-    /// `XACK` then `XDEL`.
-    AckDelete,
 }
 
 /// Which read or claim a fetch is.
@@ -129,15 +148,9 @@ impl Outbox {
 
     /// A transaction's next frame is awaited (the one just answered was
     /// `MULTI` or `QUEUED`).
-    pub(super) fn await_tx(
-        &mut self,
-        now: Instant,
-        kind: TxKind,
-        left: usize,
-        failed: Option<ReplyError>,
-    ) {
+    pub(super) fn await_tx(&mut self, now: Instant, left: usize, failed: Option<ReplyError>) {
         let deadline = now + self.reply_timeout;
-        let what = Sent::Tx { kind, left, failed };
+        let what = Sent::Tx { left, failed };
         self.sent.push_front(SentCmd { what, deadline });
     }
 
@@ -353,32 +366,56 @@ impl Outbox {
 
     /// `MULTI`, `XACK`, `XDEL`, `EXEC`: where the server has no `XACKDEL`.
     pub(super) fn ack_delete_tx(&mut self, now: Instant, ids: &[StreamId]) {
-        self.transaction(now, TxKind::AckDelete, |o| {
+        self.transaction(now, |o| {
             o.xack(ids);
             o.xdel(ids);
         });
     }
 
-    /// `MULTI`, an `XADD` to `key` per item (its fields, then where it came
-    /// from and why), `XACK` (and `XDEL` when acked entries are deleted),
-    /// `EXEC`.
-    pub(super) fn dead_letter_tx(
+    /// The dead-letter script ([`DEAD_LETTER_SCRIPT`]): per item an `XADD`
+    /// to `key` (its fields, then where it came from and why) and, only if
+    /// that worked, its `XACK` (and `XDEL` when acked entries are deleted).
+    pub(super) fn dead_letter_move(
         &mut self,
         now: Instant,
         key: &[u8],
         items: &[DeadItem],
         delete: bool,
     ) {
-        let ids: Vec<StreamId> = items.iter().map(|d| d.id).collect();
-        self.transaction(now, TxKind::DeadLetter, |o| {
-            for item in items {
-                o.xadd_dead_letter(key, item);
+        let pairs = |d: &DeadItem| d.fields.as_ref().map_or(0, |f| f.len()) + DEAD_LETTER_META;
+        let argc = 7 + items.iter().map(|d| 2 + 2 * pairs(d)).sum::<usize>();
+        let mut w = self.wire.begin(argc);
+        w.arg(b"EVAL")
+            .arg(DEAD_LETTER_SCRIPT.as_bytes())
+            .arg(b"2")
+            .arg(&self.stream)
+            .arg(key)
+            .arg(&self.group)
+            .arg(if delete { b"1" } else { b"0" });
+        for item in items {
+            w.arg_id(item.id).arg_u64(pairs(item) as u64);
+            for (f, v) in item.fields.iter().flatten() {
+                w.arg(f).arg(v);
             }
-            o.xack(&ids);
-            if delete {
-                o.xdel(&ids);
+            let mut id = IdBuf::new();
+            let mut deliveries = itoa::Buffer::new();
+            let meta: [(&[u8], &[u8]); DEAD_LETTER_META] = [
+                (b"dlq_stream", &self.stream),
+                (b"dlq_id", item.id.encode(&mut id)),
+                (b"dlq_group", &self.group),
+                (b"dlq_consumer", &self.consumer),
+                (
+                    b"dlq_deliveries",
+                    deliveries.format(item.attempt).as_bytes(),
+                ),
+                (b"dlq_reason", item.reason.as_bytes()),
+            ];
+            for (f, v) in meta {
+                w.arg(f).arg(v);
             }
-        });
+        }
+        drop(w);
+        self.push(now, Sent::DeadLetters, Duration::ZERO);
     }
 
     /// `SET key token PX ttl GET`: the heartbeat, and whose it was.
@@ -444,21 +481,13 @@ impl Outbox {
     }
 
     /// `MULTI`, what `write` writes, `EXEC`: one awaited reply per frame.
-    fn transaction(&mut self, now: Instant, kind: TxKind, write: impl FnOnce(&mut Self)) {
+    fn transaction(&mut self, now: Instant, write: impl FnOnce(&mut Self)) {
         let before = self.wire.written;
         self.wire.begin(1).arg(b"MULTI");
         write(self);
         self.wire.begin(1).arg(b"EXEC");
         let left = self.wire.written - before;
-        self.push(
-            now,
-            Sent::Tx {
-                kind,
-                left,
-                failed: None,
-            },
-            Duration::ZERO,
-        );
+        self.push(now, Sent::Tx { left, failed: None }, Duration::ZERO);
     }
 
     fn xack(&mut self, ids: &[StreamId]) {
@@ -476,31 +505,6 @@ impl Outbox {
             w.arg_id(*id);
         }
     }
-
-    fn xadd_dead_letter(&mut self, key: &[u8], item: &DeadItem) {
-        let mut id = IdBuf::new();
-        let mut deliveries = itoa::Buffer::new();
-        let meta: [(&[u8], &[u8]); 6] = [
-            (b"dlq_stream", &self.stream),
-            (b"dlq_id", item.id.encode(&mut id)),
-            (b"dlq_group", &self.group),
-            (b"dlq_consumer", &self.consumer),
-            (
-                b"dlq_deliveries",
-                deliveries.format(item.attempt).as_bytes(),
-            ),
-            (b"dlq_reason", item.reason.as_bytes()),
-        ];
-        let fields = item.fields.as_ref().map_or(0, |f| f.len());
-        let mut w = self.wire.begin(3 + 2 * (fields + meta.len()));
-        w.arg(b"XADD").arg(key).arg(b"*");
-        for (f, v) in item.fields.iter().flatten() {
-            w.arg(f).arg(v);
-        }
-        for (f, v) in meta {
-            w.arg(f).arg(v);
-        }
-    }
 }
 
 impl Sent {
@@ -516,6 +520,7 @@ impl Sent {
             Sent::Ack => "XACK",
             Sent::AckDel => "XACKDEL",
             Sent::Tx { .. } => "MULTI/EXEC",
+            Sent::DeadLetters => "EVAL",
             Sent::Info => "INFO",
             Sent::Heartbeat => "SET",
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",

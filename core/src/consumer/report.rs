@@ -129,6 +129,17 @@ pub enum Warning {
         /// The server's error.
         error: ServerError,
     },
+    /// Dead letters could not be moved (the `XADD` to the dead-letter stream
+    /// failed: wrong key type, out of memory, no permission, ...). They were
+    /// not acknowledged, stay pending, and are moved again after `retry_in`.
+    DeadLetterFailed {
+        /// The entries.
+        ids: Vec<StreamId>,
+        /// The first error.
+        error: ServerError,
+        /// When the move is tried again.
+        retry_in: Duration,
+    },
     /// The drain deadline passed with work unfinished; it stays pending for
     /// this consumer's next start or another consumer's claim.
     DrainTimedOut {

@@ -25,6 +25,8 @@ pub enum TimerKind {
     Refresh,
     /// Polling mode: time for the next non-blocking read.
     Poll,
+    /// Dead letters whose move failed are moved again.
+    DeadLetterRetry,
 }
 
 /// The timers the table keeps. The other two kinds of deadline are read
@@ -38,24 +40,28 @@ pub(super) enum Timer {
     Heartbeat,
     Refresh,
     Poll,
+    /// Dead letters whose move failed are not moved again before it.
+    DeadLetterRetry,
 }
 
-const ALL: [Timer; 6] = [
+const ALL: [Timer; 7] = [
     Timer::Reconnect,
     Timer::ClaimSweep,
     Timer::Drain,
     Timer::Heartbeat,
     Timer::Refresh,
     Timer::Poll,
+    Timer::DeadLetterRetry,
 ];
 
 /// Timers of one connection's work: they fire into due marks, and are
 /// disarmed when the connection goes down.
-const PER_CONNECTION: [Timer; 4] = [
+const PER_CONNECTION: [Timer; 5] = [
     Timer::ClaimSweep,
     Timer::Heartbeat,
     Timer::Refresh,
     Timer::Poll,
+    Timer::DeadLetterRetry,
 ];
 
 impl Timer {
@@ -67,6 +73,7 @@ impl Timer {
             Timer::Heartbeat => TimerKind::Heartbeat,
             Timer::Refresh => TimerKind::Refresh,
             Timer::Poll => TimerKind::Poll,
+            Timer::DeadLetterRetry => TimerKind::DeadLetterRetry,
         }
     }
 
@@ -78,8 +85,8 @@ impl Timer {
 /// Deadlines and due marks, one each per [`Timer`].
 #[derive(Debug, Default)]
 pub(super) struct Timers {
-    at: [Option<Instant>; 6],
-    due: [bool; 6],
+    at: [Option<Instant>; 7],
+    due: [bool; 7],
 }
 
 impl Timers {

@@ -14,6 +14,8 @@ use super::store::{
 };
 use super::{BlockGroup, Blocked, Conn, Core};
 
+mod script;
+
 /// What executing a command led to.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -114,6 +116,7 @@ const COMMANDS: &[Spec] = &[
     cmd("XPENDING", -3),
     cmd("XCLAIM", -6),
     cmd("XAUTOCLAIM", -6),
+    cmd("EVAL", -3),
 ];
 
 /// Upper-cased, lossy name.
@@ -345,6 +348,7 @@ impl Core {
             "XPENDING" => unwrap_reply(self.xpending_cmd(db, args)).into(),
             "XCLAIM" => unwrap_reply(self.xclaim_cmd(db, args)).into(),
             "XAUTOCLAIM" => unwrap_reply(self.xautoclaim_cmd(db, args)).into(),
+            "EVAL" => self.eval_cmd(db, args).into(),
             _ => Reply::err(format!("ERR unknown command '{name}'")).into(),
         }
     }

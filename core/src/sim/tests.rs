@@ -1124,3 +1124,35 @@ fn xrange_bounds() {
         .contains("1-3"));
     assert_eq!(h.run(c, &["XRANGE", "nokey", "-", "+"]), "*0\r\n");
 }
+
+#[test]
+fn the_dead_letter_script_moves_and_acks_each_entry_only_if_its_add_worked() {
+    let (mut h, c) = setup();
+    h.run(c, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
+    let script = crate::consumer::DEAD_LETTER_SCRIPT;
+    let eval = |dlq: &'static str, delete: &'static str| {
+        vec![
+            "EVAL", script, "2", "s", dlq, "g", delete, "1-1", "1", "f", "v", "1-2", "1", "f", "w",
+        ]
+    };
+    // The dead-letter key holds a string: nothing is acked.
+    h.run(c, &["SET", "str", "x"]);
+    let refused = h.run(c, &eval("str", "0"));
+    assert_eq!(
+        refused,
+        "*2\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n\
+         -WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
+    assert_eq!(h.run(c, &["XPENDING", "s", "g"]).lines().nth(1), Some(":3"));
+    // A stream: both moved, acked and (delete flag) deleted.
+    assert_eq!(h.run(c, &eval("dlq", "1")), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(h.run(c, &["XLEN", "dlq"]), ":2\r\n");
+    assert_eq!(h.run(c, &["XLEN", "s"]), ":1\r\n");
+    assert_eq!(h.run(c, &["XPENDING", "s", "g"]).lines().nth(1), Some(":1"));
+    // Any other script is refused by name.
+    let other = h.run(c, &["EVAL", "return 1", "0"]);
+    assert!(
+        other.starts_with("-ERR the model runs no script"),
+        "{other}"
+    );
+}

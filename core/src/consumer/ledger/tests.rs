@@ -151,11 +151,15 @@ fn unacked_counts_every_kind_of_ack_out_and_dead_letters() {
     let _ = ledger.sending_dead(vec![item(3), item(4)]);
     ledger.dead_letter(item(5));
     assert_eq!(ledger.unacked(), 5);
-    // A failed move waits for another try; a good one is done.
-    assert!(ledger.dead_answered(false).is_empty());
+    // A failed move waits for another try, counted; a good one is done.
+    let failed = ledger.dead_answered();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(ledger.dead_again(failed), 1);
     assert_eq!(ledger.take_dead().len(), 3);
     let _ = ledger.sending_dead(vec![item(6)]);
-    assert_eq!(ledger.dead_answered(true).len(), 1);
+    assert_eq!(ledger.dead_answered().len(), 1);
+    ledger.dead_moved();
+    assert_eq!(ledger.dead_again(Vec::new()), 1);
     assert_eq!(ledger.unacked(), 2);
 }
 

@@ -29,33 +29,45 @@ fn a_transaction_awaits_one_reply_per_frame() {
          *1 $4 EXEC "
     );
     match o.next_answered().map(|c| c.what) {
-        Some(Sent::Tx { kind, left, .. }) => {
-            assert_eq!(kind, TxKind::AckDelete);
-            assert_eq!(left, 4);
-        }
+        Some(Sent::Tx { left, .. }) => assert_eq!(left, 4),
         other => panic!("expected a transaction, got {other:?}"),
     }
 }
 
 #[test]
-fn a_dead_letter_transaction_counts_its_adds() {
+fn dead_letters_go_out_as_one_script_call_with_each_entrys_pairs() {
     let mut o = outbox();
-    let item = |ms| DeadItem {
+    let item = |ms, fields: Option<crate::reply::Fields>| DeadItem {
         id: StreamId::new(ms, 0),
         attempt: 3,
-        fields: None,
+        fields,
         reason: "r".into(),
         touched: now(),
     };
-    o.dead_letter_tx(now(), b"dlq", &[item(1), item(2)], true);
+    let fields: crate::reply::Fields =
+        vec![(Bytes::from_static(b"a"), Bytes::from_static(b"1"))].into();
+    o.dead_letter_move(now(), b"dlq", &[item(1, Some(fields)), item(2, None)], true);
     let text = written(&mut o);
-    assert_eq!(text.matches("XADD").count(), 2);
-    assert!(text.contains("$14 dlq_deliveries $1 3 $10 dlq_reason $1 r"));
-    match o.next_answered().map(|c| c.what) {
-        // MULTI, two XADDs, XACK, XDEL, EXEC.
-        Some(Sent::Tx { left, .. }) => assert_eq!(left, 6),
-        other => panic!("expected a transaction, got {other:?}"),
-    }
+    // EVAL, the script, 2 keys, group, delete flag; then per entry its id,
+    // its pair count (own fields + 6 of provenance) and the pairs.
+    assert!(text.starts_with("*37 $4 EVAL "), "{text}");
+    let args = text
+        .split_once(" s $3 dlq $1 g $1 1 ")
+        .expect("keys and flags")
+        .1;
+    assert!(
+        args.starts_with("$3 1-0 $1 7 $1 a $1 1 $10 dlq_stream $1 s "),
+        "{args}"
+    );
+    assert!(args.contains("$3 2-0 $1 6 $10 dlq_stream"), "{args}");
+    assert!(
+        args.ends_with("$14 dlq_deliveries $1 3 $10 dlq_reason $1 r "),
+        "{args}"
+    );
+    assert!(matches!(
+        o.next_answered().map(|c| c.what),
+        Some(Sent::DeadLetters)
+    ));
 }
 
 #[test]
