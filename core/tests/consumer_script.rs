@@ -528,3 +528,11 @@ fn while_disconnected_only_the_reconnect_timer_is_armed() {
     assert_eq!(kind, TimerKind::Reconnect);
     assert!(at >= s.now + Duration::from_secs(10));
 }
+
+#[test]
+fn an_idle_consumer_stops_without_waiting_out_its_blocked_read() {
+    let mut s = Script::started(cfg().build().unwrap());
+    // `started` left an XREADGROUP ... BLOCK 5000 out; nothing else is held.
+    s.c.handle_shutdown(s.now);
+    assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
+}

@@ -721,6 +721,30 @@ pub fn failed_dead_letter_move_keeps_the_entry_pending<A: Adapter>() {
     assert_eq!(stop_ok(running).dead_lettered, 1);
 }
 
+/// A stop while the consumer idles in a long `BLOCK` read does not wait the
+/// read out (it used to, up to `block`).
+pub fn idle_consumer_stops_without_waiting_out_its_blocked_read<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 1);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::AckAll,
+        opts(|c| long_block(c).block(Duration::from_secs(10))),
+    );
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    running.stop();
+    // Well under the 10 s the read may block for.
+    match running.wait(Duration::from_secs(3)) {
+        Some(Ok(())) => {}
+        other => panic!("expected a prompt graceful stop, got {other:?}"),
+    }
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1142,7 +1166,8 @@ macro_rules! adapter_scenarios {
             unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,
             stream_deleted_during_a_blocked_read_is_recreated,
             stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
-            out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending);
+            out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending,
+            idle_consumer_stops_without_waiting_out_its_blocked_read);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

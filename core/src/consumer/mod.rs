@@ -384,11 +384,14 @@ impl Consumer {
         self.events.push_back(Event::Stopped(error));
     }
 
-    /// A draining consumer stops once nothing is left to wait for.
+    /// A draining consumer stops once nothing is left to wait for. A read of
+    /// new entries still out (a `BLOCK` that may last seconds) is not waited
+    /// for: the connection is closed, and whatever it delivered stays pending
+    /// for this consumer's next start or another's claim.
     fn try_finish(&mut self) {
         if self.state == State::Draining
             && self.ledger.is_settled()
-            && self.outbox.fetches_out() == 0
+            && self.outbox.only_new_reads_out()
             && !self.ledger.awaiting_counts()
         {
             self.finish(None);
