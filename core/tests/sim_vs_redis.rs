@@ -859,3 +859,36 @@ fn resp3_and_hello_match_redis() {
     p.check(&["XPENDING", "s", "empty"]);
     let _ = p.port;
 }
+
+#[test]
+fn the_dead_letter_script_matches_redis() {
+    let mut p = Pair::new(1);
+    let script = xgroup_core::DEAD_LETTER_SCRIPT;
+    for cmd in [
+        &["XADD", "s", "1-1", "f", "v1"][..],
+        &["XADD", "s", "1-2", "f", "v2"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+        &["SET", "str", "x"],
+        // The dead-letter key holds a string: each add fails, nothing acked.
+        &[
+            "EVAL", script, "2", "s", "str", "g", "0", "1-1", "1", "a", "b", "1-2", "1", "a", "c",
+        ],
+        &["XPENDING", "s", "g"],
+        // A stream (created by the first add): moved, acked, deleted.
+        &[
+            "EVAL", script, "2", "s", "dlq", "g", "1", "1-1", "1", "a", "b", "1-2", "2", "a", "c",
+            "d", "e",
+        ],
+        &["XLEN", "dlq"],
+        &["XLEN", "s"],
+        &["XPENDING", "s", "g"],
+        // An id not pending any more: added again, acked 0.
+        &[
+            "EVAL", script, "2", "s", "dlq", "g", "0", "1-1", "1", "a", "b",
+        ],
+        &["XLEN", "dlq"],
+    ] {
+        p.check(cmd);
+    }
+}

@@ -41,8 +41,7 @@ pub use report::{
 };
 pub use timers::TimerKind;
 
-#[cfg(feature = "sim")]
-pub(crate) use outbox::DEAD_LETTER_SCRIPT;
+pub use outbox::DEAD_LETTER_SCRIPT;
 
 use claims::Claims;
 use heartbeat::Heartbeat;

@@ -19,7 +19,7 @@ use super::ledger::DeadItem;
 /// in: Redis transactions do not roll back, so a `MULTI` whose `XADD` failed
 /// would still ack (and lose) the entry. Answers one element per entry: the
 /// `XACK` count, or the `XADD`'s error (the entry stays pending).
-pub(crate) const DEAD_LETTER_SCRIPT: &str = "\
+pub const DEAD_LETTER_SCRIPT: &str = "\
 -- xgroup dead letters. KEYS: stream, dead-letter stream. ARGV: group,
 -- delete (1/0), then per entry: id, pair count n, n field/value pairs.
 local out, i = {}, 3
