@@ -536,3 +536,17 @@ fn an_idle_consumer_stops_without_waiting_out_its_blocked_read() {
     s.c.handle_shutdown(s.now);
     assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
 }
+
+#[test]
+fn held_entries_are_refreshed_faster_than_failover_would_claim_them() {
+    // A consumer whose heartbeat key lapsed (it stalled, or the server
+    // refused its SET) is failed over with its heartbeat timeout (1 s x 3)
+    // as min-idle, much shorter than the 60 s claim min idle: its held
+    // entries are refreshed at half of the shorter one.
+    let cfg = cfg().heartbeat(Duration::from_secs(1), 3).build().unwrap();
+    let s = Script::new(cfg);
+    assert_eq!(
+        s.c.poll_timeout(),
+        Some((s.now + Duration::from_millis(1500), TimerKind::Refresh))
+    );
+}

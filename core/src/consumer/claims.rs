@@ -123,10 +123,14 @@ impl Consumer {
         self.stats.lost_to_others += lost as u64;
     }
 
-    /// Idle refresh period of held entries: half the claim min idle time, so
-    /// no claim (ours or another consumer's) ever sees them idle enough.
+    /// Idle refresh period of held entries: half the shortest min-idle any
+    /// claim of them uses — the claim min idle time, and with heartbeats the
+    /// heartbeat timeout (failover's) — so no claim ever sees them idle
+    /// enough while this consumer is alive.
     pub(super) fn refresh_interval(&self) -> Duration {
-        (self.cfg.claim_min_idle / 2).max(Duration::from_millis(1))
+        let failover = self.cfg.heartbeat.map(|hb| hb.timeout());
+        let shortest = failover.map_or(self.cfg.claim_min_idle, |f| f.min(self.cfg.claim_min_idle));
+        (shortest / 2).max(Duration::from_millis(1))
     }
 }
 
