@@ -182,7 +182,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(option: &'static str, reason: impl Into<String>) -> Self {
+    /// `option` is invalid because of `reason`.
+    pub fn new(option: &'static str, reason: impl Into<String>) -> Self {
         ConfigError {
             option,
             reason: reason.into(),
