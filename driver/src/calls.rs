@@ -598,6 +598,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_the_password_even_with_the_login_unwritten() {
+        let opts = ConnectOptions {
+            password: Some("pw-9c2e".into()),
+            ..ConnectOptions::default()
+        };
+        let mut calls = Calls::new(addr(), opts);
+        calls.start(&[ping()]);
+        connect(&mut calls);
+        // The AUTH is queued, not yet taken by a write.
+        let shown = format!("{calls:?}");
+        assert!(!shown.contains("pw-9c2e"), "{shown}");
+        assert!(write(&mut calls).matches_count(b"pw-9c2e") == 1);
+    }
+
+    #[test]
     fn timeouts_default_to_10_and_30_seconds_and_zero_is_invalid() {
         let options = ConnectionOptions::default();
         assert_eq!(options.connect_timeout, Duration::from_secs(10));
