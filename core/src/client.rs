@@ -32,7 +32,6 @@ pub struct RequestId(pub u64);
 /// assert_eq!(got, id);
 /// assert_eq!(reply.unwrap(), Value::Simple("PONG".into()));
 /// ```
-#[derive(Debug)]
 pub struct Client {
     opts: ConnectOptions,
     decoder: Decoder,
@@ -191,5 +190,21 @@ pub fn xadd_reply(value: Value, stream: &[u8]) -> Result<StreamId, Error> {
             "XADD",
             format!("expected an id, got {other:?}"),
         ))),
+    }
+}
+
+// By hand: the bytes not yet written may hold the handshake's `AUTH`, so
+// only their length is shown (and the options hide the password).
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("opts", &self.opts)
+            .field("unwritten_bytes", &self.out.len())
+            .field("waiting", &self.waiting)
+            .field("replies", &self.replies.len())
+            .field("next_id", &self.next_id)
+            .field("connected", &self.connected)
+            .field("handshake_error", &self.handshake_error)
+            .finish()
     }
 }

@@ -1,5 +1,6 @@
 //! Consumer options, validated when built.
 
+use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,7 +9,17 @@ use crate::error::ConfigError;
 use crate::id::GroupStart;
 
 /// How to log in and set up each new connection.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Its `Debug` output never shows the password:
+///
+/// ```
+/// let opts = xgroup_core::ConnectOptions {
+///     password: Some("hunter2".into()),
+///     ..Default::default()
+/// };
+/// assert!(!format!("{opts:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// ACL user name for `AUTH`/`HELLO AUTH` (`None`: the default user).
     pub username: Option<String>,
@@ -46,6 +57,25 @@ pub struct Heartbeat {
     pub interval: Duration,
     /// Heartbeats a consumer may miss before it is taken for dead, default 3.
     pub allowed_missed: u32,
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// Stands in for a secret in `Debug` output.
+        struct Redacted;
+        impl fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("<redacted>")
+            }
+        }
+        f.debug_struct("ConnectOptions")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| Redacted))
+            .field("db", &self.db)
+            .field("resp3", &self.resp3)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
 }
 
 impl Heartbeat {

@@ -190,7 +190,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(option: &'static str, reason: impl Into<String>) -> Self {
+    /// `option` is invalid because of `reason`.
+    pub fn new(option: &'static str, reason: impl Into<String>) -> Self {
         ConfigError {
             option,
             reason: reason.into(),
@@ -219,8 +220,10 @@ pub enum Error {
         /// Group name.
         group: Bytes,
     },
-    /// The stream is missing and creating it (`MKSTREAM`) is switched off.
-    #[error("stream {stream:?} does not exist and make_stream is off")]
+    /// The stream is missing and creating it is switched off: by the
+    /// consumer's `make_stream(false)` (no `MKSTREAM` on `XGROUP CREATE`), or
+    /// by `XADD ... NOMKSTREAM` (`XAddOptions::no_mkstream`).
+    #[error("stream {stream:?} does not exist and creating it is off (NOMKSTREAM on XADD, or make_stream(false) for a consumer)")]
     StreamMissing {
         /// Stream key.
         stream: Bytes,
@@ -330,5 +333,15 @@ mod tests {
         assert_eq!(kind(""), ServerErrorKind::Other);
         assert!(ServerError::from_message(b"LOADING x").is_transient());
         assert!(!ServerError::from_message(b"NOPERM x").is_transient());
+    }
+
+    #[test]
+    fn a_missing_stream_names_both_ways_it_is_not_created() {
+        let e = Error::StreamMissing {
+            stream: Bytes::from_static(b"s"),
+        };
+        let text = e.to_string();
+        assert!(text.contains("NOMKSTREAM"), "{text}");
+        assert!(text.contains("make_stream(false)"), "{text}");
     }
 }

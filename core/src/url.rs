@@ -26,7 +26,9 @@ impl ServerAddr {
 /// Parses a `redis://` URL into an address and connection options.
 ///
 /// `rediss://` (TLS) and `unix://` are rejected with a clear error: this
-/// version speaks plain TCP only.
+/// version speaks plain TCP only. Errors never repeat the credentials: a
+/// URL they quote has its user info (everything up to the last `@`) and its
+/// query replaced by `***`.
 ///
 /// ```
 /// let (addr, opts) = xgroup_core::parse_url("redis://app:s%40cret@10.0.0.5:6380/2").unwrap();
@@ -37,7 +39,8 @@ impl ServerAddr {
 /// ```
 pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigError> {
     let bad = |reason: String| ConfigError::new("url", reason);
-    let url = url::Url::parse(input).map_err(|e| bad(format!("{input:?} is not a URL: {e}")))?;
+    let url = url::Url::parse(input)
+        .map_err(|e| bad(format!("{:?} is not a URL: {e}", redacted(input))))?;
     match url.scheme() {
         "redis" | "valkey" => {}
         "rediss" | "valkeys" => return Err(bad("TLS (rediss://) is not supported yet".into())),
@@ -51,7 +54,7 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
         Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(bad(format!("{input:?} has no host"))),
+        _ => return Err(bad(format!("{:?} has no host", redacted(input)))),
     };
     let port = url.port().unwrap_or(6379);
     let decode = |s: &str| {
@@ -74,9 +77,10 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
     }
     let db = match url.path().trim_start_matches('/') {
         "" => 0,
+        // Not quoted: a password with an unencoded `/` ends up here.
         path => path
             .parse::<u32>()
-            .map_err(|_| bad(format!("database {path:?} is not a number")))?,
+            .map_err(|_| bad("the path must be a database number (redis://host:port/2)".into()))?,
     };
     let mut opts = ConnectOptions {
         username,
@@ -89,10 +93,29 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
             ("protocol", "resp3" | "3") => opts.resp3 = true,
             ("protocol", "resp2" | "2") => opts.resp3 = false,
             ("client_name" | "name", name) => opts.client_name = Some(name.to_owned()),
-            (k, v) => return Err(bad(format!("unknown URL parameter {k}={v}"))),
+            // Not the value: it may be a secret (`?password=...`).
+            (k, _) => return Err(bad(format!("unknown URL parameter {k:?}"))),
         }
     }
     Ok((ServerAddr { host, port }, opts))
+}
+
+/// `input` for an error message: the user info (up to the last `@`, so a
+/// password holding `@`, `/` or `?` is hidden too) and the query (it may
+/// carry secrets) as `***`.
+fn redacted(input: &str) -> String {
+    let (scheme, rest) = match input.find("://") {
+        Some(i) => input.split_at(i + 3),
+        None => ("", input),
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => format!("***{}", &rest[at..]),
+        None => rest.to_owned(),
+    };
+    match rest.split_once('?') {
+        Some((before, _)) => format!("{scheme}{before}?***"),
+        None => format!("{scheme}{rest}"),
+    }
 }
 
 #[cfg(test)]
@@ -136,5 +159,44 @@ mod tests {
             assert_eq!(e.option, "url", "{bad}");
             assert!(!e.reason.is_empty());
         }
+    }
+
+    #[test]
+    fn errors_and_debug_output_never_show_the_password() {
+        const SECRET: &str = "pw-7f3a9c";
+        for bad in [
+            "redis://user:pw-7f3a9c@:6379",
+            "redis://user:pw-7f3a9c@host:notaport",
+            "redis://user:pw-7f3a9c@[::1",
+            "redis://:pw-7f3a9c@host/notadb",
+            "redis://:pw-7f3a9c@host?foo=bar",
+            "redis://host?password=pw-7f3a9c",
+            "rediss://user:pw-7f3a9c@host",
+            "http://user:pw-7f3a9c@host",
+            "user:pw-7f3a9c@host:6379",
+            "redis://user:pw-7f3a9c%FF@host",
+            "redis://user:p@ss/pw-7f3a9c?x@host",
+            "redis://user:pw-7f3a9c@@host:99999",
+        ] {
+            let e = parse_url(bad).expect_err(bad);
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains(SECRET), "{bad} gave {shown}");
+            }
+        }
+        let (_, opts) = parse_url("redis://user:pw-7f3a9c@host/2").unwrap();
+        assert_eq!(opts.password.as_deref(), Some(SECRET));
+        let shown = format!("{opts:?}");
+        assert!(
+            !shown.contains(SECRET) && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn quoted_urls_keep_what_helps_and_hide_the_rest() {
+        assert_eq!(redacted("redis://u:p@host:1/2"), "redis://***@host:1/2");
+        assert_eq!(redacted("u:p@@host"), "***@host");
+        assert_eq!(redacted("redis://host?password=x"), "redis://host?***");
+        assert_eq!(redacted("redis://host:1"), "redis://host:1");
     }
 }

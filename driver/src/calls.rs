@@ -1,34 +1,74 @@
 //! The request/response logic of every adapter's `Connection`, sans-IO: a
 //! call is some commands written together and their replies read back; the
-//! adapter only writes and reads what [`Calls::step`] asks for.
+//! adapter only opens, writes and reads what [`Calls::step`] asks for.
+//!
+//! A connection that failed (closed by the server, timed out, sent bad
+//! bytes, refused the login, or left half-written by a call whose future was
+//! dropped) is not reused: the next call opens a new one first, with the same
+//! handshake. A call abandoned while waiting for its replies leaves the
+//! connection as it is: its late replies are told apart by their request ids
+//! and skipped, so no call ever gets another call's reply.
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use xgroup_core::{Client, Command, ConnectOptions, Error, RequestId, ServerAddr, Value};
+use xgroup_core::{
+    Client, Command, ConfigError, ConnectOptions, Error, RequestId, ServerAddr, Value,
+};
 
-/// How long opening a `Connection` may take.
+/// How long opening a `Connection` may take, unless
+/// [`ConnectionOptions::connect_timeout`] says otherwise.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long one read or one write of a `Connection` call may take; past it
-/// the call fails with [`Error::ReplyTimeout`] and the connection is done.
+/// How long one read or one write of a `Connection` call may take, unless
+/// [`ConnectionOptions::io_timeout`] says otherwise; past it the call fails
+/// with [`Error::ReplyTimeout`] and the next call opens a new connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What [`Error::ReplyTimeout`] names for a `Connection` call.
 const CALL: &str = "a Connection call";
 
-/// Calls over one connection: commands out, replies in, in order.
+/// How long a `Connection` waits on the network: the same defaults in every
+/// adapter ([`CONNECT_TIMEOUT`], [`IO_TIMEOUT`]). Zero is invalid.
+///
+/// ```
+/// use std::time::Duration;
+/// use xgroup_driver::ConnectionOptions;
+///
+/// let quick = ConnectionOptions::default().io_timeout(Duration::from_secs(2));
+/// assert_eq!(quick.connect_timeout, Duration::from_secs(10));
+/// assert!(quick.validate().is_ok());
+/// assert!(quick.io_timeout(Duration::ZERO).validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// How long opening a connection (TCP) may take, default 10 s. The
+    /// handshake is the first write and read of the call that opened it.
+    pub connect_timeout: Duration,
+    /// How long each read and each write of a call may take, default 30 s.
+    /// A reply slower than this (a `BLPOP` blocking longer, a busy server)
+    /// fails the call with [`Error::ReplyTimeout`].
+    pub io_timeout: Duration,
+}
+
+/// Calls over one connection, reopened when needed: commands out, replies
+/// in, in order.
 ///
 /// ```
 /// use xgroup_driver::{Calls, Step};
-/// use xgroup_core::{Command, ConnectOptions, Value};
+/// use xgroup_core::{Command, Value};
 ///
-/// let mut calls = Calls::new(ConnectOptions::default());
+/// let (addr, opts) = xgroup_core::parse_url("redis://127.0.0.1:6380").unwrap();
+/// let mut calls = Calls::new(addr, opts);
 /// calls.start(&[Command::new("PING")]);
+/// let Step::Connect(addr) = calls.step() else { panic!() };
+/// assert_eq!(addr.port, 6380); // open a connection to it
+/// calls.opened(Ok(()));
 /// let Step::Write(bytes) = calls.step() else { panic!() };
 /// assert!(bytes.ends_with(b"PING\r\n")); // write these
+/// calls.wrote(Ok(()));
 /// let Step::Read(buf) = calls.step() else { panic!() };
 /// buf[..7].copy_from_slice(b"+PONG\r\n"); // read into this
 /// calls.read(Ok(7));
@@ -36,24 +76,30 @@ const CALL: &str = "a Connection call";
 /// assert_eq!(replies.unwrap(), [Value::Simple("PONG".into())]);
 /// ```
 pub struct Calls {
+    addr: ServerAddr,
     client: Client,
     buf: Vec<u8>,
     call: Option<Call>,
-    /// Why the connection can no longer be used, once it cannot.
-    broken: Option<String>,
+    /// Why there is no usable connection, while there is none: the next
+    /// call opens one first.
+    down: Option<String>,
 }
 
 /// What the current call needs next.
 #[derive(Debug)]
 pub enum Step<'a> {
-    /// Write all of these bytes (within [`IO_TIMEOUT`]), then report with
+    /// Drop the current socket, if any, and open a new one to this address
+    /// (within the connect timeout); then report with [`Calls::opened`].
+    Connect(&'a ServerAddr),
+    /// Write all of these bytes (within the I/O timeout), then report with
     /// [`Calls::wrote`].
     Write(Bytes),
-    /// Read into this buffer (within [`IO_TIMEOUT`]), then report with
+    /// Read into this buffer (within the I/O timeout), then report with
     /// [`Calls::read`].
     Read(&'a mut [u8]),
     /// The call is over: its replies in order (error replies as
-    /// [`Value::Error`]), or why there are none.
+    /// [`Value::Error`]), or why there are none. If [`Calls::is_down`] now
+    /// says so, drop the socket: the next call opens a new one.
     Done(Result<Vec<Value>, Error>),
 }
 
@@ -68,28 +114,70 @@ struct Call {
     failed: Option<Error>,
 }
 
+impl ConnectionOptions {
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`io_timeout`](Self::io_timeout).
+    #[must_use]
+    pub fn io_timeout(mut self, timeout: Duration) -> Self {
+        self.io_timeout = timeout;
+        self
+    }
+
+    /// Checks the options: a zero timeout is an [`Error::Config`].
+    pub fn validate(&self) -> Result<(), Error> {
+        for (option, timeout) in [
+            ("connect_timeout", self.connect_timeout),
+            ("io_timeout", self.io_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::new(option, "must be more than zero").into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            connect_timeout: CONNECT_TIMEOUT,
+            io_timeout: IO_TIMEOUT,
+        }
+    }
+}
+
 impl Calls {
-    /// Calls over a connection just opened, set up with `opts` (login,
-    /// database, ...: the handshake goes out with the first call).
-    pub fn new(opts: ConnectOptions) -> Self {
-        let mut client = Client::new(opts);
-        client.handle_connected();
+    /// Calls to `addr`, each connection set up with `opts` (login, database,
+    /// ...). Nothing is open yet: the first call opens a connection.
+    pub fn new(addr: ServerAddr, opts: ConnectOptions) -> Self {
         Calls {
-            client,
+            addr,
+            client: Client::new(opts),
             buf: vec![0; 64 * 1024],
             call: None,
-            broken: None,
+            down: Some("not connected yet".into()),
         }
     }
 
     /// Starts a call with these commands (none is fine: no IO, no replies).
+    /// A command without a name fails the call before anything is sent.
     pub fn start(&mut self, commands: &[Command]) {
         if let Some(abandoned) = self.call.take() {
-            // An abandoned call (its future dropped) left bytes half-written:
-            // what the server reads next is garbage. Its late replies are
-            // told apart by their ids.
-            if abandoned.writing && self.broken.is_none() {
+            // Its future was dropped. Half-written, it left garbage for the
+            // server to read: reconnect. Before its connection opened, its
+            // commands were never sent: forget them. While reading, the
+            // connection is fine: its late replies are skipped by id.
+            if abandoned.writing && self.down.is_none() {
                 self.fail("an earlier call was abandoned while writing".into());
+            } else if self.down.is_some() {
+                self.client
+                    .handle_disconnected("an earlier call was abandoned");
             }
         }
         let mut call = Call {
@@ -99,16 +187,14 @@ impl Calls {
             writing: false,
             failed: None,
         };
-        match &self.broken {
-            Some(why) => {
-                call.failed = Some(Error::Connection(format!("connection unusable: {why}")))
-            }
-            None => {
-                for (i, command) in commands.iter().enumerate() {
-                    let id = self.client.send(command);
-                    if i == 0 {
-                        call.first = id;
-                    }
+        if commands.iter().any(|c| c.args().is_empty()) {
+            let e = ConfigError::new("command", "a command needs at least its name");
+            call.failed = Some(e.into());
+        } else {
+            for (i, command) in commands.iter().enumerate() {
+                let id = self.client.send(command);
+                if i == 0 {
+                    call.first = id;
                 }
             }
         }
@@ -125,6 +211,13 @@ impl Calls {
             self.call = None;
             return Step::Done(Err(e));
         }
+        if call.expected == 0 {
+            self.call = None;
+            return Step::Done(Ok(Vec::new()));
+        }
+        if self.down.is_some() {
+            return Step::Connect(&self.addr);
+        }
         if let Some(bytes) = self.client.poll_transmit() {
             call.writing = true;
             return Step::Write(bytes);
@@ -139,7 +232,28 @@ impl Calls {
         }
         let replies = std::mem::take(&mut call.replies);
         self.call = None;
-        Step::Done(replies.into_iter().collect())
+        let replies: Result<Vec<Value>, Error> = replies.into_iter().collect();
+        if let Err(e) = &replies {
+            // No reply: the login failed (or the connection was lost). Try
+            // a fresh connection next time rather than fail forever.
+            self.fail(e.to_string());
+        }
+        Step::Done(replies)
+    }
+
+    /// How opening the connection asked for by [`Step::Connect`] went.
+    pub fn opened(&mut self, result: io::Result<()>) {
+        match result {
+            Ok(()) => {
+                self.down = None;
+                // The handshake goes out first, then the call's commands.
+                self.client.handle_connected();
+            }
+            Err(e) => {
+                self.down = None;
+                self.fail(format!("{}: {e}", self.addr.to_socket_string()));
+            }
+        }
     }
 
     /// How the write asked for by [`Step::Write`] went.
@@ -173,9 +287,10 @@ impl Calls {
         }
     }
 
-    /// The error for a connection that could not be opened.
-    pub fn connect_error(addr: &ServerAddr, e: io::Error) -> Error {
-        Error::Connection(format!("{}: {e}", addr.to_socket_string()))
+    /// Whether there is no usable connection: drop the socket, the next call
+    /// opens a new one.
+    pub fn is_down(&self) -> bool {
+        self.down.is_some()
     }
 
     /// The only reply of a one-command call: an error reply as `Err`.
@@ -198,13 +313,13 @@ impl Calls {
     }
 
     /// The connection is done for: this call fails with `why` (unless it
-    /// has a more precise error) and every later one at once.
+    /// has a more precise error), and the next one opens a new connection.
     fn fail(&mut self, why: String) {
         self.client.handle_disconnected(&why);
         if let Some(call) = self.call.as_mut() {
             call.failed.get_or_insert(Error::Connection(why.clone()));
         }
-        self.broken.get_or_insert(why);
+        self.down.get_or_insert(why);
     }
 
     fn set_failed(&mut self, e: Error) {
@@ -217,9 +332,10 @@ impl Calls {
 impl fmt::Debug for Calls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Calls")
+            .field("addr", &self.addr)
             .field("client", &self.client)
             .field("call", &self.call)
-            .field("broken", &self.broken)
+            .field("down", &self.down)
             .finish()
     }
 }
@@ -227,6 +343,27 @@ impl fmt::Debug for Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Calls with the default handshake (none): the first call connects.
+    fn open() -> Calls {
+        Calls::new(addr(), ConnectOptions::default())
+    }
+
+    fn addr() -> ServerAddr {
+        ServerAddr {
+            host: "127.0.0.1".into(),
+            port: 7,
+        }
+    }
+
+    /// Expects a `Connect` step (and reports the connection opened).
+    fn connect(calls: &mut Calls) {
+        match calls.step() {
+            Step::Connect(to) => assert_eq!(*to, addr()),
+            other => panic!("expected a connect, got {other:?}"),
+        }
+        calls.opened(Ok(()));
+    }
 
     fn write(calls: &mut Calls) -> Bytes {
         match calls.step() {
@@ -253,14 +390,26 @@ mod tests {
         }
     }
 
+    /// A PING call over a connection already open.
+    fn ping_pong(calls: &mut Calls) {
+        calls.start(&[ping()]);
+        write(calls);
+        feed(calls, b"+PONG\r\n");
+        assert_eq!(
+            Calls::one(done(calls).unwrap()).unwrap(),
+            Value::Simple("PONG".into())
+        );
+    }
+
     fn ping() -> Command {
         Command::new("PING")
     }
 
     #[test]
     fn a_pipeline_ends_when_every_reply_is_in_however_the_bytes_are_cut() {
-        let mut calls = Calls::new(ConnectOptions::default());
+        let mut calls = Calls::new(addr(), ConnectOptions::default());
         calls.start(&[ping(), Command::from_args(["GET", "k"]), ping()]);
+        connect(&mut calls);
         let written = write(&mut calls);
         assert_eq!(written.matches_count(b"PING"), 2);
         feed(&mut calls, b"+PONG\r\n-ERR no");
@@ -270,49 +419,65 @@ mod tests {
         assert_eq!(replies.len(), 3);
         assert!(matches!(&replies[1], Value::Error(e) if e.message == "ERR nope"));
         // The next call goes on over the same connection.
-        calls.start(&[ping()]);
-        write(&mut calls);
-        feed(&mut calls, b"+PONG\r\n");
-        assert_eq!(
-            Calls::one(done(&mut calls).unwrap()).unwrap(),
-            Value::Simple("PONG".into())
-        );
+        ping_pong(&mut calls);
+        assert!(!calls.is_down());
     }
 
     #[test]
     fn an_empty_pipeline_needs_no_io() {
-        let mut calls = Calls::new(ConnectOptions::default());
+        let mut calls = Calls::new(addr(), ConnectOptions::default());
         calls.start(&[]);
         assert_eq!(done(&mut calls).unwrap(), []);
     }
 
     #[test]
-    fn a_timed_out_read_is_a_reply_timeout_and_the_connection_is_done() {
+    fn a_command_without_a_name_fails_the_call_before_anything_is_sent() {
+        let mut calls = open();
+        calls.start(&[ping(), Command::from_args(Vec::<&str>::new())]);
+        assert!(matches!(done(&mut calls), Err(Error::Config(_))));
+        calls.start(&[ping()]);
+        connect(&mut calls);
+        assert_eq!(write(&mut calls).matches_count(b"PING"), 1);
+    }
+
+    #[test]
+    fn a_timed_out_read_is_a_reply_timeout_and_the_next_call_reconnects() {
         for kind in [io::ErrorKind::TimedOut, io::ErrorKind::WouldBlock] {
-            let mut calls = Calls::new(ConnectOptions::default());
-            calls.start(&[ping()]);
+            let mut calls = open();
+            calls.start(&[Command::from_args(["GET", "a"])]);
+            connect(&mut calls);
             write(&mut calls);
             assert!(matches!(calls.step(), Step::Read(_)));
             calls.read(Err(kind.into()));
             assert_eq!(done(&mut calls), Err(Error::ReplyTimeout { command: CALL }));
-            calls.start(&[ping()]);
-            assert!(matches!(done(&mut calls), Err(Error::Connection(_))));
+            assert!(calls.is_down());
+            // The late reply is on the old socket, never read: the next call
+            // gets its own over a new connection.
+            calls.start(&[Command::from_args(["GET", "b"])]);
+            connect(&mut calls);
+            write(&mut calls);
+            feed(&mut calls, b"$1\r\nb\r\n");
+            assert_eq!(done(&mut calls), Ok(vec![Value::Bulk("b".into())]));
         }
     }
 
     #[test]
     fn a_timed_out_write_is_a_reply_timeout() {
-        let mut calls = Calls::new(ConnectOptions::default());
+        let mut calls = open();
         calls.start(&[ping()]);
+        connect(&mut calls);
         assert!(matches!(calls.step(), Step::Write(_)));
         calls.wrote(Err(io::ErrorKind::TimedOut.into()));
         assert_eq!(done(&mut calls), Err(Error::ReplyTimeout { command: CALL }));
+        calls.start(&[ping()]);
+        connect(&mut calls);
     }
 
     #[test]
-    fn a_closed_or_failed_connection_fails_this_call_and_every_later_one() {
-        let mut calls = Calls::new(ConnectOptions::default());
+    fn a_closed_connection_fails_this_call_and_the_next_one_reconnects() {
+        let mut calls = open();
         calls.start(&[ping()]);
+        connect(&mut calls);
         write(&mut calls);
         assert!(matches!(calls.step(), Step::Read(_)));
         calls.read(Ok(0));
@@ -321,22 +486,46 @@ mod tests {
             Err(Error::Connection("connection closed by the server".into()))
         );
         calls.start(&[ping()]);
-        assert!(matches!(done(&mut calls), Err(Error::Connection(m)) if m.contains("closed")));
+        connect(&mut calls);
+        write(&mut calls);
+        feed(&mut calls, b"+PONG\r\n");
+        assert!(done(&mut calls).is_ok());
     }
 
     #[test]
-    fn bad_bytes_are_a_protocol_error() {
-        let mut calls = Calls::new(ConnectOptions::default());
+    fn a_failed_connect_fails_the_call_and_the_next_one_tries_again() {
+        let mut calls = Calls::new(addr(), ConnectOptions::default());
         calls.start(&[ping()]);
+        assert!(matches!(calls.step(), Step::Connect(_)));
+        calls.opened(Err(io::ErrorKind::ConnectionRefused.into()));
+        assert!(
+            matches!(done(&mut calls), Err(Error::Connection(m)) if m.starts_with("127.0.0.1:7: "))
+        );
+        // The refused call's command is never sent.
+        calls.start(&[Command::from_args(["GET", "k"])]);
+        connect(&mut calls);
+        let written = write(&mut calls);
+        assert_eq!(written.matches_count(b"PING"), 0, "{written:?}");
+        assert_eq!(written.matches_count(b"GET"), 1);
+    }
+
+    #[test]
+    fn bad_bytes_are_a_protocol_error_and_the_next_call_reconnects() {
+        let mut calls = open();
+        calls.start(&[ping()]);
+        connect(&mut calls);
         write(&mut calls);
         feed(&mut calls, b"?what\r\n");
         assert!(matches!(done(&mut calls), Err(Error::Protocol(_))));
+        calls.start(&[ping()]);
+        connect(&mut calls);
     }
 
     #[test]
     fn an_interrupted_read_is_retried() {
-        let mut calls = Calls::new(ConnectOptions::default());
+        let mut calls = open();
         calls.start(&[ping()]);
+        connect(&mut calls);
         write(&mut calls);
         assert!(matches!(calls.step(), Step::Read(_)));
         calls.read(Err(io::ErrorKind::Interrupted.into()));
@@ -346,11 +535,13 @@ mod tests {
 
     #[test]
     fn the_replies_of_a_call_abandoned_while_reading_are_skipped() {
-        let mut calls = Calls::new(ConnectOptions::default());
+        let mut calls = open();
         calls.start(&[Command::from_args(["GET", "a"])]);
+        connect(&mut calls);
         write(&mut calls);
         assert!(matches!(calls.step(), Step::Read(_)));
-        // The caller gave up (its future was dropped) and calls again.
+        // The caller gave up (its future was dropped) and calls again, over
+        // the same connection.
         calls.start(&[Command::from_args(["GET", "b"])]);
         write(&mut calls);
         feed(&mut calls, b"$1\r\na\r\n$1\r\nb\r\n");
@@ -358,25 +549,80 @@ mod tests {
     }
 
     #[test]
-    fn a_call_abandoned_while_writing_leaves_the_connection_unusable() {
-        let mut calls = Calls::new(ConnectOptions::default());
+    fn a_call_abandoned_while_writing_makes_the_next_one_reconnect() {
+        let mut calls = open();
         calls.start(&[ping()]);
+        connect(&mut calls);
         assert!(matches!(calls.step(), Step::Write(_)));
-        calls.start(&[ping()]);
-        assert!(matches!(done(&mut calls), Err(Error::Connection(m)) if m.contains("abandoned")));
+        calls.start(&[Command::from_args(["GET", "b"])]);
+        connect(&mut calls);
+        let written = write(&mut calls);
+        assert_eq!(written.matches_count(b"PING"), 0, "{written:?}");
+        feed(&mut calls, b"$1\r\nb\r\n");
+        assert_eq!(done(&mut calls).unwrap(), [Value::Bulk("b".into())]);
     }
 
     #[test]
-    fn a_failed_login_fails_the_call() {
-        let mut calls = Calls::new(ConnectOptions {
+    fn a_call_abandoned_while_connecting_is_never_sent() {
+        let mut calls = Calls::new(addr(), ConnectOptions::default());
+        calls.start(&[Command::from_args(["INCR", "n"])]);
+        assert!(matches!(calls.step(), Step::Connect(_)));
+        calls.start(&[Command::from_args(["GET", "k"])]);
+        connect(&mut calls);
+        let written = write(&mut calls);
+        assert_eq!(written.matches_count(b"INCR"), 0, "{written:?}");
+        feed(&mut calls, b"$-1\r\n");
+        assert_eq!(done(&mut calls).unwrap(), [Value::Nil]);
+    }
+
+    #[test]
+    fn a_failed_login_fails_the_call_and_the_next_one_logs_in_again() {
+        let opts = ConnectOptions {
             password: Some("secret".into()),
             ..ConnectOptions::default()
-        });
+        };
+        let mut calls = Calls::new(addr(), opts);
         calls.start(&[ping()]);
+        connect(&mut calls);
         let written = write(&mut calls);
         assert!(written.starts_with(b"*2\r\n$4\r\nAUTH\r\n"));
         feed(&mut calls, b"-WRONGPASS invalid\r\n+PONG\r\n");
         assert!(matches!(done(&mut calls), Err(Error::Server(_))));
+        assert!(calls.is_down());
+        calls.start(&[ping()]);
+        connect(&mut calls);
+        let written = write(&mut calls);
+        assert!(written.starts_with(b"*2\r\n$4\r\nAUTH\r\n"));
+        feed(&mut calls, b"+OK\r\n+PONG\r\n");
+        assert!(done(&mut calls).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password_even_with_the_login_unwritten() {
+        let opts = ConnectOptions {
+            password: Some("pw-9c2e".into()),
+            ..ConnectOptions::default()
+        };
+        let mut calls = Calls::new(addr(), opts);
+        calls.start(&[ping()]);
+        connect(&mut calls);
+        // The AUTH is queued, not yet taken by a write.
+        let shown = format!("{calls:?}");
+        assert!(!shown.contains("pw-9c2e"), "{shown}");
+        assert!(write(&mut calls).matches_count(b"pw-9c2e") == 1);
+    }
+
+    #[test]
+    fn timeouts_default_to_10_and_30_seconds_and_zero_is_invalid() {
+        let options = ConnectionOptions::default();
+        assert_eq!(options.connect_timeout, Duration::from_secs(10));
+        assert_eq!(options.io_timeout, Duration::from_secs(30));
+        for bad in [
+            options.connect_timeout(Duration::ZERO),
+            options.io_timeout(Duration::ZERO),
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::Config(_))));
+        }
     }
 
     trait Count {

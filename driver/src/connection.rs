@@ -2,42 +2,69 @@
 //! async and the blocking one differ only in `.await`.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::slice;
 
 use xgroup_core::{Command, Error, StreamId, Value, XAddOptions};
 
-use crate::calls::{Calls, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
+use crate::calls::{Calls, ConnectionOptions, Step};
 use crate::io::{within, AsyncIo, BlockingIo};
 
 /// One connection to the server, for any command (the first reference's
 /// `Redis.command`) and for producing (`Stream.xadd`), on an async runtime.
-/// Connecting may take [`CONNECT_TIMEOUT`], each read or write of a call
-/// [`IO_TIMEOUT`]; past that the call fails with [`Error::ReplyTimeout`].
+///
+/// Connecting may take [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT), each read
+/// or write of a call [`IO_TIMEOUT`](crate::IO_TIMEOUT) (or what
+/// [`connect_with`](Self::connect_with) says); past that the call fails with
+/// [`Error::ReplyTimeout`].
+///
+/// A call that fails because the connection did (the server went away, a
+/// timeout, bad bytes) fails with that error; the next call opens a new
+/// connection, with the same login and database, and goes on. A call whose
+/// future is dropped (a timeout around it, a `select!`) never makes a later
+/// call get its reply: if it was waiting for replies they are read and
+/// skipped; if it was part-way through writing, the next call reconnects.
 pub struct AsyncConnection<R: AsyncIo> {
-    socket: R::Socket,
+    /// `None` while [`Calls`] has no usable connection.
+    socket: Option<R::Socket>,
     calls: Calls,
+    options: ConnectionOptions,
 }
 
 /// One blocking connection to the server, for any command (the first
 /// reference's `Redis.command`) and for producing (`Stream.xadd`).
-/// Connecting may take [`CONNECT_TIMEOUT`], each read or write of a call
-/// [`IO_TIMEOUT`]; past that the call fails with [`Error::ReplyTimeout`].
+///
+/// Connecting may take [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT), each read
+/// or write of a call [`IO_TIMEOUT`](crate::IO_TIMEOUT) (or what
+/// [`connect_with`](Self::connect_with) says); past that the call fails with
+/// [`Error::ReplyTimeout`]. A call that fails because the connection did (the
+/// server went away, a timeout, bad bytes) fails with that error; the next
+/// call opens a new connection, with the same login and database, and goes
+/// on (a late reply to the failed call is never taken for another's).
 pub struct BlockingConnection<R: BlockingIo> {
-    socket: R::Socket,
+    /// `None` while [`Calls`] has no usable connection.
+    socket: Option<R::Socket>,
     calls: Calls,
+    options: ConnectionOptions,
 }
 
 impl<R: AsyncIo> AsyncConnection<R> {
     /// Connects to `redis://[user:password@]host[:port][/db]`, logs in and
     /// checks the login with a `PING`, so bad credentials fail here.
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(url, ConnectionOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with other timeouts; a zero timeout is an
+    /// [`Error::Config`].
+    pub async fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
+        options.validate()?;
         let (addr, opts) = xgroup_core::parse_url(url)?;
-        let socket = within::<R, _>("connect", CONNECT_TIMEOUT, R::connect(&addr))
-            .await
-            .map_err(|e| Calls::connect_error(&addr, e))?;
-        let calls = Calls::new(opts);
-        let mut conn = AsyncConnection { socket, calls };
+        let mut conn = AsyncConnection {
+            socket: None,
+            calls: Calls::new(addr, opts),
+            options,
+        };
         conn.command(["PING"]).await?;
         Ok(conn)
     }
@@ -59,20 +86,43 @@ impl<R: AsyncIo> AsyncConnection<R> {
     /// Sends commands in one write and returns their replies in order (error
     /// replies as [`Value::Error`]); `Err` only when the call failed.
     pub async fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Value>, Error> {
+        let limits = self.options;
         self.calls.start(commands);
         loop {
             match self.calls.step() {
+                Step::Connect(addr) => {
+                    self.socket = None;
+                    let open = R::connect(addr);
+                    let opened = within::<R, _>("connect", limits.connect_timeout, open).await;
+                    let opened = opened.map(|socket| self.socket = Some(socket));
+                    self.calls.opened(opened);
+                }
                 Step::Write(bytes) => {
-                    let write = R::write_all(&mut self.socket, &bytes);
-                    let wrote = within::<R, _>("write", IO_TIMEOUT, write).await;
+                    let wrote = match self.socket.as_mut() {
+                        Some(socket) => {
+                            let write = R::write_all(socket, &bytes);
+                            within::<R, _>("write", limits.io_timeout, write).await
+                        }
+                        None => Err(not_open()),
+                    };
                     self.calls.wrote(wrote);
                 }
                 Step::Read(buf) => {
-                    let read = within::<R, _>("read", IO_TIMEOUT, R::read(&mut self.socket, buf));
-                    let read = read.await;
+                    let read = match self.socket.as_mut() {
+                        Some(socket) => {
+                            let read = R::read(socket, buf);
+                            within::<R, _>("read", limits.io_timeout, read).await
+                        }
+                        None => Err(not_open()),
+                    };
                     self.calls.read(read);
                 }
-                Step::Done(replies) => return replies,
+                Step::Done(replies) => {
+                    if self.calls.is_down() {
+                        self.socket = None;
+                    }
+                    return replies;
+                }
             }
         }
     }
@@ -98,11 +148,19 @@ impl<R: BlockingIo> BlockingConnection<R> {
     /// Connects to `redis://[user:password@]host[:port][/db]`, logs in and
     /// checks the login with a `PING`, so bad credentials fail here.
     pub fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(url, ConnectionOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with other timeouts; a zero timeout is an
+    /// [`Error::Config`].
+    pub fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
+        options.validate()?;
         let (addr, opts) = xgroup_core::parse_url(url)?;
-        let socket = R::connect(&addr, CONNECT_TIMEOUT, IO_TIMEOUT)
-            .map_err(|e| Calls::connect_error(&addr, e))?;
-        let calls = Calls::new(opts);
-        let mut conn = BlockingConnection { socket, calls };
+        let mut conn = BlockingConnection {
+            socket: None,
+            calls: Calls::new(addr, opts),
+            options,
+        };
         conn.command(["PING"])?;
         Ok(conn)
     }
@@ -124,18 +182,36 @@ impl<R: BlockingIo> BlockingConnection<R> {
     /// Sends commands in one write and returns their replies in order (error
     /// replies as [`Value::Error`]); `Err` only when the call failed.
     pub fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Value>, Error> {
+        let limits = self.options;
         self.calls.start(commands);
         loop {
             match self.calls.step() {
+                Step::Connect(addr) => {
+                    self.socket = None;
+                    let opened = R::connect(addr, limits.connect_timeout, limits.io_timeout);
+                    let opened = opened.map(|socket| self.socket = Some(socket));
+                    self.calls.opened(opened);
+                }
                 Step::Write(bytes) => {
-                    let wrote = self.socket.write_all(&bytes);
+                    let wrote = match self.socket.as_mut() {
+                        Some(socket) => socket.write_all(&bytes),
+                        None => Err(not_open()),
+                    };
                     self.calls.wrote(wrote);
                 }
                 Step::Read(buf) => {
-                    let read = self.socket.read(buf);
+                    let read = match self.socket.as_mut() {
+                        Some(socket) => socket.read(buf),
+                        None => Err(not_open()),
+                    };
                     self.calls.read(read);
                 }
-                Step::Done(replies) => return replies,
+                Step::Done(replies) => {
+                    if self.calls.is_down() {
+                        self.socket = None;
+                    }
+                    return replies;
+                }
             }
         }
     }
@@ -157,11 +233,18 @@ impl<R: BlockingIo> BlockingConnection<R> {
     }
 }
 
+/// [`Calls`] asked for IO without a socket: cannot happen, as it asks to
+/// connect first, but must not panic.
+fn not_open() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "no connection open")
+}
+
 impl<R: AsyncIo> fmt::Debug for AsyncConnection<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("socket", &self.socket)
             .field("calls", &self.calls)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -171,6 +254,7 @@ impl<R: BlockingIo> fmt::Debug for BlockingConnection<R> {
         f.debug_struct("Connection")
             .field("socket", &self.socket)
             .field("calls", &self.calls)
+            .field("options", &self.options)
             .finish()
     }
 }

@@ -197,6 +197,18 @@ impl Driver {
     }
 }
 
+impl Drop for Driver {
+    /// `run` returned, or its future was dropped (the task cancelled) with
+    /// the core still connected: either way the connection is gone with it,
+    /// and `info()` must say so.
+    fn drop(&mut self) {
+        self.info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .connected = false;
+    }
+}
+
 impl fmt::Debug for Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")

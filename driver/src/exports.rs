@@ -11,5 +11,5 @@ pub use xgroup_core::{
     Warning, XAddOptions,
 };
 
-pub use crate::calls::{CONNECT_TIMEOUT, IO_TIMEOUT};
+pub use crate::calls::{ConnectionOptions, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use crate::consumer::{FnHandler, NoHandler, RunFuture};

@@ -16,7 +16,8 @@
 //!   `info()`, and hands the adapter one [`Action`] at a time;
 //! - the request/response logic of `Connection` ([`Calls`], sans-IO) and the
 //!   connections built on it ([`AsyncConnection`], [`BlockingConnection`]),
-//!   with the same timeouts everywhere ([`CONNECT_TIMEOUT`], [`IO_TIMEOUT`]);
+//!   with the same timeouts everywhere ([`ConnectionOptions`], by default
+//!   [`CONNECT_TIMEOUT`] and [`IO_TIMEOUT`]), reconnecting after a failure;
 //! - what blocking code needs of std: [`connect_std`] and the reused handler
 //!   threads ([`HandlerThreads`]);
 //! - the list of what every adapter re-exports ([`exports`]).
@@ -55,7 +56,7 @@ pub mod exports;
 mod io;
 mod threads;
 
-pub use calls::{Calls, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
+pub use calls::{Calls, ConnectionOptions, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use connection::{AsyncConnection, BlockingConnection};
 pub use consumer::{
     Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, Run, RunFuture, Runtime,

@@ -1,6 +1,8 @@
 //! `AsyncConnection` and `BlockingConnection` over scripted sockets: the
-//! replies, and the timeouts (a silent server is an error, not a hang).
+//! replies, the timeouts (a silent server is an error, not a hang) and the
+//! reconnection after one.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{pending, ready, Future};
 use std::io;
@@ -27,14 +29,30 @@ impl Script {
 
 thread_local! {
     /// What the next connection will answer.
-    static REPLIES: std::cell::RefCell<Vec<&'static [u8]>> = const { std::cell::RefCell::new(Vec::new()) };
+    static REPLIES: RefCell<Vec<&'static [u8]>> = const { RefCell::new(Vec::new()) };
+    /// Connections opened since the last `script`.
+    static OPENED: Cell<usize> = const { Cell::new(0) };
+    /// The timeouts the blocking runtime was given, and how far off the last
+    /// async timer was set.
+    static LIMITS: RefCell<Vec<Duration>> = const { RefCell::new(Vec::new()) };
 }
 
 fn script(replies: &[&'static [u8]]) {
     REPLIES.with(|r| *r.borrow_mut() = replies.to_vec());
+    OPENED.set(0);
+    LIMITS.with(|l| l.borrow_mut().clear());
+}
+
+fn opened() -> usize {
+    OPENED.get()
+}
+
+fn limits() -> Vec<Duration> {
+    LIMITS.with(|l| l.borrow().clone())
 }
 
 fn scripted() -> Script {
+    OPENED.set(OPENED.get() + 1);
     Script {
         chunks: REPLIES.with(|r| r.borrow().iter().map(|c| c.to_vec()).collect()),
         written: Vec::new(),
@@ -64,7 +82,9 @@ impl AsyncIo for Instantly {
         }
     }
 
-    fn sleep_until(_: Instant) -> impl Future<Output = ()> + Send {
+    fn sleep_until(at: Instant) -> impl Future<Output = ()> + Send {
+        let left = at.saturating_duration_since(Instant::now());
+        LIMITS.with(|l| l.borrow_mut().push(left));
         ready(())
     }
 }
@@ -94,7 +114,7 @@ impl BlockingIo for Impatient {
     type Socket = Script;
 
     fn connect(_: &ServerAddr, timeout: Duration, io_timeout: Duration) -> io::Result<Script> {
-        assert_eq!((timeout, io_timeout), (CONNECT_TIMEOUT, IO_TIMEOUT));
+        LIMITS.with(|l| l.borrow_mut().extend([timeout, io_timeout]));
         Ok(scripted())
     }
 }
@@ -125,7 +145,7 @@ fn async_calls_get_their_replies_in_order() {
 }
 
 #[test]
-fn an_async_call_without_a_reply_times_out_and_the_connection_is_done() {
+fn an_async_call_without_a_reply_times_out_and_the_next_call_reconnects() {
     script(&[b"+PONG\r\n"]);
     let mut conn = AsyncConnection::<Instantly>::connect(URL)
         .now_or_never()
@@ -136,8 +156,41 @@ fn an_async_call_without_a_reply_times_out_and_the_connection_is_done() {
         matches!(timed_out, Err(Error::ReplyTimeout { .. })),
         "{timed_out:?}"
     );
+    assert_eq!(opened(), 1);
     let after = conn.command(["PING"]).now_or_never().unwrap();
-    assert!(matches!(after, Err(Error::Connection(_))), "{after:?}");
+    assert_eq!(after, Ok(Value::Simple("PONG".into())));
+    assert_eq!(opened(), 2);
+}
+
+#[test]
+fn async_timeouts_are_the_defaults_or_the_ones_given() {
+    script(&[b"+PONG\r\n"]);
+    AsyncConnection::<Instantly>::connect(URL)
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let near = |got: Duration, want: Duration| want.saturating_sub(got) < Duration::from_secs(1);
+    let seen = limits();
+    assert!(
+        near(seen[0], CONNECT_TIMEOUT) && near(seen[1], IO_TIMEOUT),
+        "{seen:?}"
+    );
+    script(&[b"+PONG\r\n"]);
+    let options = ConnectionOptions::default()
+        .connect_timeout(Duration::from_secs(70))
+        .io_timeout(Duration::from_secs(90));
+    AsyncConnection::<Instantly>::connect_with(URL, options)
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let seen = limits();
+    let (connect, io) = (Duration::from_secs(70), Duration::from_secs(90));
+    assert!(near(seen[0], connect) && near(seen[1], io), "{seen:?}");
+    let zero = ConnectionOptions::default().io_timeout(Duration::ZERO);
+    let refused = AsyncConnection::<Instantly>::connect_with(URL, zero)
+        .now_or_never()
+        .unwrap();
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
 }
 
 #[test]
@@ -156,6 +209,7 @@ fn an_async_connect_to_a_silent_server_times_out() {
 fn blocking_calls_get_their_replies_and_time_out_without_one() {
     script(&[b"+PONG\r\n", b"+OK\r\n:1\r\n"]);
     let mut conn = BlockingConnection::<Impatient>::connect(URL).unwrap();
+    assert_eq!(limits(), [CONNECT_TIMEOUT, IO_TIMEOUT]);
     let replies = conn.pipeline(&[
         Command::from_args(["SET", "k", "v"]),
         Command::from_args(["INCR", "n"]),
@@ -166,7 +220,23 @@ fn blocking_calls_get_their_replies_and_time_out_without_one() {
         matches!(timed_out, Err(Error::ReplyTimeout { .. })),
         "{timed_out:?}"
     );
-    assert!(matches!(conn.command(["PING"]), Err(Error::Connection(_))));
+    // A new connection (answering as scripted: PONG first).
+    assert_eq!(conn.command(["PING"]), Ok(Value::Simple("PONG".into())));
+    assert_eq!(opened(), 2);
+}
+
+#[test]
+fn blocking_timeouts_given_reach_the_socket() {
+    script(&[b"+PONG\r\n"]);
+    let (connect, io) = (Duration::from_millis(1500), Duration::from_millis(2500));
+    let options = ConnectionOptions::default()
+        .connect_timeout(connect)
+        .io_timeout(io);
+    BlockingConnection::<Impatient>::connect_with(URL, options).unwrap();
+    assert_eq!(limits(), [connect, io]);
+    let zero = ConnectionOptions::default().connect_timeout(Duration::ZERO);
+    let refused = BlockingConnection::<Impatient>::connect_with(URL, zero);
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //!   refuse new ones, or stall traffic.
 //! - [`RespConnection`] and [`RespValue`]: a tiny blocking RESP2 client for
 //!   setting up and checking server state in tests.
+//! - [`connection`]: the tests of every adapter's `Connection`, written once.
 //!
 //! The server binary is `$XGROUP_REDIS_SERVER` if set, else `redis-server`,
 //! else `valkey-server` from `PATH` (or [`RedisServerBuilder::binary`]).
@@ -16,6 +17,7 @@
 //! Everything here panics on setup failures, with messages meant for a
 //! failing test's output.
 
+pub mod connection;
 pub mod examples;
 mod proxy;
 mod resp;

@@ -1,0 +1,358 @@
+//! The `Connection` tests every adapter passes, written once, against real
+//! servers.
+//!
+//! An adapter's test file implements [`Conn`] for its `Connection` (an async
+//! one blocks on its runtime in each method; it also implements [`Cancel`])
+//! and instantiates the tests with
+//! [`adapter_connection_tests!`](crate::adapter_connection_tests). Each test
+//! spawns its own server and takes a few seconds at most: timeouts are short.
+
+use std::fmt;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use xgroup_core::{Command, Error, StreamId, Value, XAddOptions};
+use xgroup_driver::ConnectionOptions;
+
+use crate::{RedisServer, RespValue};
+
+/// An adapter's `Connection`, made blocking.
+pub trait Conn: Sized + fmt::Debug {
+    /// `Connection::connect(url)`.
+    fn connect(url: &str) -> Result<Self, Error>;
+
+    /// `Connection::connect_with(url, options)`.
+    fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error>;
+
+    /// `Connection::send(command)`.
+    fn send(&mut self, command: &Command) -> Result<Value, Error>;
+
+    /// `Connection::xadd(stream, fields, options)`.
+    fn xadd(
+        &mut self,
+        stream: &str,
+        fields: &[(&str, &str)],
+        options: &XAddOptions,
+    ) -> Result<StreamId, Error>;
+
+    /// `Debug` of this adapter's consumer builder for `url` (stream `s`,
+    /// group `g`, consumer `c`, any handler), then of what `build()` gave
+    /// (the consumer or the error), then of the consumer's `into_parts()`.
+    fn consumer_debug(url: &str) -> String;
+}
+
+/// An async adapter's `Connection`: a call's future can be dropped.
+pub trait Cancel: Conn {
+    /// `Connection::send(command)`, its future dropped once `after` has
+    /// passed (on the runtime's timer); `None` when it was.
+    fn send_for(&mut self, command: &Command, after: Duration) -> Option<Result<Value, Error>>;
+}
+
+/// A password no output may show.
+const SECRET: &str = "pw-4e1d-SECRET";
+
+fn cmd(args: &[&str]) -> Command {
+    Command::from_args(args)
+}
+
+fn bulk(text: &str) -> Value {
+    Value::Bulk(text.as_bytes().to_vec().into())
+}
+
+fn quick(io_timeout: Duration) -> ConnectionOptions {
+    ConnectionOptions::default()
+        .connect_timeout(Duration::from_secs(2))
+        .io_timeout(io_timeout)
+}
+
+/// After a server restart the first call fails (its connection is gone);
+/// the next one opens a new connection with the same password and
+/// database, and goes on.
+pub fn a_call_after_a_server_restart_reconnects_with_the_same_login_and_database<C: Conn>() {
+    let mut server = RedisServer::builder().password(Some(SECRET)).start();
+    let url = format!("redis://:{SECRET}@127.0.0.1:{}/2", server.port());
+    let mut conn = C::connect_with(&url, quick(Duration::from_secs(5))).expect("connect");
+    assert_eq!(
+        conn.send(&cmd(&["SET", "k", "before"])),
+        Ok(Value::Simple("OK".into()))
+    );
+    server.restart();
+    let first = conn.send(&cmd(&["PING"]));
+    assert!(matches!(first, Err(Error::Connection(_))), "{first:?}");
+    let info = match conn.send(&cmd(&["CLIENT", "INFO"])) {
+        Ok(Value::Bulk(info)) => String::from_utf8_lossy(&info).into_owned(),
+        other => panic!("CLIENT INFO over a new connection: {other:?}"),
+    };
+    assert!(info.contains(" db=2 "), "{info}");
+    assert_eq!(
+        conn.send(&cmd(&["SET", "k", "after"])),
+        Ok(Value::Simple("OK".into()))
+    );
+    let mut admin = server.connect().expect("admin connection");
+    assert_eq!(
+        admin.cmd(&["SELECT", "2"]).ok(),
+        Some(RespValue::Simple("OK".into()))
+    );
+    assert_eq!(
+        admin.cmd(&["GET", "k"]).ok(),
+        Some(RespValue::Bulk(b"after".to_vec()))
+    );
+}
+
+/// While the server is down every call fails (at once: connection
+/// refused); once it is back, the next call succeeds.
+pub fn calls_fail_while_the_server_is_down_and_succeed_once_it_is_back<C: Conn>() {
+    let mut server = RedisServer::start();
+    let mut conn = C::connect_with(&server.url(), quick(Duration::from_secs(5))).expect("connect");
+    server.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let down = conn.send(&cmd(&["PING"]));
+        assert!(matches!(down, Err(Error::Connection(_))), "{down:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    server.restart();
+    assert_eq!(conn.send(&cmd(&["PING"])), Ok(Value::Simple("PONG".into())));
+}
+
+/// A call whose reply is later than the I/O timeout fails within it; its
+/// reply, arriving later, is never taken for the next call's (the bug: a
+/// `GET` after a timed-out `BLPOP` returned the `BLPOP`'s nil).
+pub fn a_timed_out_call_never_hands_its_reply_to_the_next_call<C: Conn>() {
+    let server = RedisServer::start();
+    let mut conn =
+        C::connect_with(&server.url(), quick(Duration::from_millis(300))).expect("connect");
+    let started = Instant::now();
+    let timed_out = conn.send(&cmd(&["BLPOP", "list", "1"]));
+    assert!(
+        matches!(timed_out, Err(Error::ReplyTimeout { .. })),
+        "{timed_out:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the 300 ms timeout took {took:?}"
+    );
+    // The BLPOP's nil is due now (on the connection it was sent on).
+    thread::sleep(Duration::from_millis(1200));
+    server.cmd(&["SET", "g", "value"]);
+    assert_eq!(conn.send(&cmd(&["GET", "g"])), Ok(bulk("value")));
+    assert_eq!(conn.send(&cmd(&["INCR", "n"])), Ok(Value::Int(1)));
+}
+
+/// A server that answers nothing (`CLIENT PAUSE`) makes a call fail after
+/// the I/O timeout, not the 30 s default; once it answers again, so does the
+/// connection.
+pub fn a_paused_server_times_out_within_the_io_timeout_and_the_connection_recovers<C: Conn>() {
+    let server = RedisServer::start();
+    let mut conn =
+        C::connect_with(&server.url(), quick(Duration::from_millis(400))).expect("connect");
+    server.cmd(&["SET", "y", "why"]);
+    server.cmd(&["CLIENT", "PAUSE", "1000", "ALL"]);
+    let started = Instant::now();
+    let timed_out = conn.send(&cmd(&["INCR", "x"]));
+    assert!(
+        matches!(timed_out, Err(Error::ReplyTimeout { .. })),
+        "{timed_out:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the 400 ms timeout took {took:?}"
+    );
+    thread::sleep(Duration::from_millis(1300).saturating_sub(took));
+    // Whatever became of the timed-out INCR, this call gets its own reply.
+    assert_eq!(conn.send(&cmd(&["GET", "y"])), Ok(bulk("why")));
+}
+
+/// Zero timeouts are refused before anything is sent.
+pub fn zero_timeouts_are_a_config_error<C: Conn>() {
+    let server = RedisServer::start();
+    for options in [
+        ConnectionOptions::default().connect_timeout(Duration::ZERO),
+        ConnectionOptions::default().io_timeout(Duration::ZERO),
+    ] {
+        let refused = C::connect_with(&server.url(), options);
+        assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+    }
+    assert!(C::connect_with(&server.url(), ConnectionOptions::default()).is_ok());
+}
+
+/// No password shows in the `Display` or `Debug` of an error for a bad URL,
+/// a wrong password or a refused connection, nor in the `Debug` of a
+/// connection, a consumer builder, a consumer or its parts.
+pub fn passwords_never_show_in_errors_or_debug_output<C: Conn>() {
+    let server = RedisServer::builder().password(Some(SECRET)).start();
+    let port = server.port();
+    let check = |what: &str, shown: &str| {
+        assert!(
+            !shown.contains(SECRET),
+            "{what} shows the password: {shown}"
+        );
+        assert!(
+            !shown.contains("4e1d"),
+            "{what} shows part of the password: {shown}"
+        );
+    };
+    let bad_urls = [
+        format!("redis://user:{SECRET}@:{port}"),
+        format!("redis://user:{SECRET}@127.0.0.1:notaport"),
+        format!("redis://:{SECRET}@[::1"),
+        format!("redis://:{SECRET}@127.0.0.1:{port}/notadb"),
+        format!("redis://:{SECRET}@127.0.0.1:{port}?foo=bar"),
+        format!("redis://127.0.0.1:{port}?password={SECRET}"),
+        format!("rediss://:{SECRET}@127.0.0.1:{port}"),
+        format!("http://:{SECRET}@127.0.0.1:{port}"),
+        format!(":{SECRET}@127.0.0.1:{port}"),
+        format!("redis://us/er:{SECRET}@127.0.0.1:{port}"),
+        format!("redis://:{SECRET}%FF@127.0.0.1:{port}"),
+        format!("redis://:{SECRET}@127.0.0.1:{port}@"),
+        // Wrong password (the server says so), nothing listening.
+        format!("redis://:{SECRET}x@127.0.0.1:{port}"),
+        format!("redis://:{SECRET}@127.0.0.1:1"),
+    ];
+    for url in &bad_urls {
+        let e = C::connect(url).expect_err(url);
+        check(&format!("the error for {url}"), &format!("{e} / {e:?}"));
+        check(&format!("the consumer for {url}"), &C::consumer_debug(url));
+    }
+    let url = format!("redis://:{SECRET}@127.0.0.1:{port}/1");
+    let mut conn = C::connect(&url).expect("the right password");
+    check("a connection", &format!("{conn:?}"));
+    conn.send(&cmd(&["PING"])).expect("ping");
+    check("a used connection", &format!("{conn:?}"));
+    let consumer = C::consumer_debug(&url);
+    assert!(consumer.contains("127.0.0.1"), "{consumer}");
+    check("a consumer", &consumer);
+    let user = format!("redis://default:{SECRET}@127.0.0.1:{port}");
+    check("a consumer with a user", &C::consumer_debug(&user));
+}
+
+/// `XADD ... NOMKSTREAM` on a missing stream fails with
+/// [`Error::StreamMissing`], which speaks of `NOMKSTREAM` (not of the
+/// consumer's `make_stream`).
+pub fn xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream<C: Conn>() {
+    let server = RedisServer::start();
+    let mut conn = C::connect(&server.url()).expect("connect");
+    let options = XAddOptions {
+        no_mkstream: true,
+        ..XAddOptions::default()
+    };
+    let e = conn
+        .xadd("missing", &[("k", "v")], &options)
+        .expect_err("no stream");
+    assert!(matches!(e, Error::StreamMissing { .. }), "{e:?}");
+    assert!(e.to_string().contains("NOMKSTREAM"), "{e}");
+    assert_eq!(server.cmd(&["EXISTS", "missing"]), RespValue::Int(0));
+}
+
+/// A call dropped while it waits for a blocked reply (`BLPOP k 5`) leaves
+/// its reply to be skipped: the next call (`INCR x`) gets its own.
+pub fn a_cancelled_blocking_call_never_hands_its_reply_to_the_next_call<C: Cancel>() {
+    let server = RedisServer::start();
+    let mut conn = C::connect(&server.url()).expect("connect");
+    let cancelled = conn.send_for(&cmd(&["BLPOP", "k", "5"]), Duration::from_millis(200));
+    assert_eq!(cancelled, None, "BLPOP should still be blocked");
+    // Wake the BLPOP: its reply ([k, v]) now precedes INCR's on the wire.
+    server.cmd(&["RPUSH", "k", "v"]);
+    assert_eq!(conn.send(&cmd(&["INCR", "x"])), Ok(Value::Int(1)));
+    assert_eq!(conn.send(&cmd(&["GET", "x"])), Ok(bulk("1")));
+    assert_eq!(server.cmd(&["LLEN", "k"]), RespValue::Int(0));
+}
+
+/// A call dropped while the server is paused (`CLIENT PAUSE`): the next
+/// call waits for its own reply, not the dropped one's.
+pub fn a_call_cancelled_while_the_server_is_paused_never_hands_its_reply_to_the_next_call<
+    C: Cancel,
+>() {
+    let server = RedisServer::start();
+    let mut conn = C::connect(&server.url()).expect("connect");
+    server.cmd(&["SET", "y", "41"]);
+    server.cmd(&["CLIENT", "PAUSE", "500", "ALL"]);
+    let cancelled = conn.send_for(&cmd(&["INCR", "x"]), Duration::from_millis(100));
+    assert_eq!(cancelled, None, "the server should be paused");
+    assert_eq!(conn.send(&cmd(&["INCR", "y"])), Ok(Value::Int(42)));
+    assert_eq!(conn.send(&cmd(&["GET", "x"])), Ok(bulk("1")));
+}
+
+/// A call dropped part-way through writing (a 64 MiB value to a server
+/// asleep in `DEBUG SLEEP`) leaves half a command on its connection: the
+/// next call opens a new one and gets its own reply.
+pub fn a_call_cancelled_while_writing_leaves_the_next_call_working<C: Cancel>() {
+    let server = RedisServer::builder()
+        .extra_args(&["--enable-debug-command", "yes"])
+        .start();
+    let mut conn = C::connect_with(&server.url(), quick(Duration::from_secs(5))).expect("connect");
+    assert_eq!(
+        conn.send(&cmd(&["SET", "k", "v"])),
+        Ok(Value::Simple("OK".into()))
+    );
+    let mut admin = server.connect().expect("admin connection");
+    admin.send(&["DEBUG", "SLEEP", "1.5"]).expect("DEBUG SLEEP");
+    asleep(&server);
+    let big = Command::from_args([&b"SET"[..], b"big", &vec![b'x'; 64 << 20]]);
+    let cancelled = conn.send_for(&big, Duration::from_millis(300));
+    assert_eq!(
+        cancelled, None,
+        "64 MiB cannot be written to a sleeping server"
+    );
+    assert_eq!(conn.send(&cmd(&["GET", "k"])), Ok(bulk("v")));
+    assert_eq!(
+        admin.read_reply().ok(),
+        Some(RespValue::Simple("OK".into()))
+    );
+    assert_eq!(server.cmd(&["EXISTS", "big"]), RespValue::Int(0));
+}
+
+/// Returns once `server` no longer answers (a `PING` gets no reply within
+/// 50 ms), so that what is written next waits.
+fn asleep(server: &RedisServer) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut probe = server.connect().expect("probe connection");
+    probe
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("probe timeout");
+    loop {
+        assert!(Instant::now() < deadline, "the server never fell asleep");
+        if probe.cmd(&["PING"]).is_err() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Instantiates every `Connection` test for an adapter's [`Conn`] type;
+/// with `, cancel` also those that drop a call's future (its type then
+/// implements [`Cancel`]).
+#[macro_export]
+macro_rules! adapter_connection_tests {
+    ($conn:ty) => {
+        $crate::adapter_connection_tests!(@each $conn;
+            a_call_after_a_server_restart_reconnects_with_the_same_login_and_database,
+            calls_fail_while_the_server_is_down_and_succeed_once_it_is_back,
+            a_timed_out_call_never_hands_its_reply_to_the_next_call,
+            a_paused_server_times_out_within_the_io_timeout_and_the_connection_recovers,
+            zero_timeouts_are_a_config_error,
+            passwords_never_show_in_errors_or_debug_output,
+            xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream);
+    };
+    ($conn:ty, cancel) => {
+        $crate::adapter_connection_tests!($conn);
+        $crate::adapter_connection_tests!(@each $conn;
+            a_cancelled_blocking_call_never_hands_its_reply_to_the_next_call,
+            a_call_cancelled_while_the_server_is_paused_never_hands_its_reply_to_the_next_call,
+            a_call_cancelled_while_writing_leaves_the_next_call_working);
+    };
+    (@each $conn:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::connection::$name::<$conn>();
+            }
+        )*
+    };
+}
