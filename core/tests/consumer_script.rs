@@ -550,3 +550,16 @@ fn held_entries_are_refreshed_faster_than_failover_would_claim_them() {
         Some((s.now + Duration::from_millis(1500), TimerKind::Refresh))
     );
 }
+
+#[test]
+fn the_consumers_debug_output_never_shows_the_password() {
+    let (_, opts) = xgroup_core::parse_url("redis://user:pw-SECRET-77@127.0.0.1:6379").unwrap();
+    let mut c = Consumer::new(cfg().connect_options(opts).build().unwrap());
+    assert_eq!(c.poll_event(), Some(Event::Connect));
+    // The handshake (AUTH with the password) is written, not yet taken.
+    c.handle_connected(Instant::now());
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("pw-SECRET-77"), "{shown}");
+    let bytes = c.poll_transmit().unwrap();
+    assert!(bytes.windows(12).any(|w| w == b"pw-SECRET-77"));
+}

@@ -14,7 +14,6 @@ use xgroup_core::{
 /// What the adapter must do next (from [`Driver::next_action`]). Not
 /// `#[non_exhaustive]`: an adapter matches every variant, so a new one fails
 /// to compile there instead of being dropped.
-#[derive(Debug)]
 #[must_use]
 pub enum Action {
     /// Open a connection to this address within
@@ -32,6 +31,19 @@ pub enum Action {
     Deliver(Batch),
     /// The consumer stopped: `run` returns this. No action follows.
     Stopped(Result<(), Error>),
+}
+
+// By hand: the bytes of a write may hold the handshake's `AUTH`.
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Connect(addr) => f.debug_tuple("Connect").field(addr).finish(),
+            Action::Write(bytes) => write!(f, "Write({} bytes)", bytes.len()),
+            Action::Disconnect => f.write_str("Disconnect"),
+            Action::Deliver(batch) => f.debug_tuple("Deliver").field(batch).finish(),
+            Action::Stopped(result) => f.debug_tuple("Stopped").field(result).finish(),
+        }
+    }
 }
 
 /// The core with everything runtime-independent around it: logging, the

@@ -102,11 +102,21 @@ pub(super) struct Outbox {
 }
 
 /// The bytes to write, and how many commands they hold so far (a
-/// transaction's frames are counted from it).
-#[derive(Debug, Default)]
+/// transaction's frames are counted from it). Its `Debug` shows only their
+/// length: they may hold the handshake's `AUTH`.
+#[derive(Default)]
 struct Wire {
     out: BytesMut,
     written: usize,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire")
+            .field("unwritten_bytes", &self.out.len())
+            .field("written", &self.written)
+            .finish()
+    }
 }
 
 impl Wire {
