@@ -4,7 +4,8 @@
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
-//! in-flight limit (inside `run`, never spawned) and arms tokio's timer.
+//! in-flight limit (as tasks of their own on a multi-thread runtime) and
+//! arms tokio's timer.
 //!
 //! ```no_run
 //! use xgroup_tokio::{Consumer, Outcome};
@@ -30,10 +31,13 @@
 
 use std::future::Future;
 use std::io;
+use std::panic::resume_unwind;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
 use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Link, Parts, Run, Runtime};
 
@@ -120,6 +124,7 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     let mut link = Link::<Tokio>::default();
     let mut handlers = Handlers::default();
+    let spawn = Handle::current().runtime_flavor() != RuntimeFlavor::CurrentThread;
     loop {
         // One input happened: carry out everything it led to.
         while let Some(action) = driver.next_action() {
@@ -127,7 +132,9 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
                 Action::Connect(addr) => link.connect(&mut driver, &addr).await,
                 Action::Write(bytes) => link.write(&mut driver, &bytes).await,
                 Action::Disconnect => link.close(),
-                Action::Deliver(batch) => handlers.push(batch.id, handler.handle(batch)),
+                Action::Deliver(batch) => {
+                    handlers.push(batch.id, run_handler(handler.clone(), batch, spawn));
+                }
                 Action::Stopped(result) => return result,
             }
         }
@@ -139,5 +146,22 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
             read = link.read() => link.received(&mut driver, read),
             () = sleep_until::<Tokio>(driver.deadline()) => driver.timeout(),
         }
+    }
+}
+
+/// On a multi-thread runtime a handler runs as a task of its own, so one
+/// that blocks its thread (or burns CPU) stalls neither the heartbeats nor
+/// the acks of the consumer's task; on a current-thread runtime it runs
+/// inside that task, and a handler must not block it.
+async fn run_handler<H: Handler>(handler: Arc<H>, batch: Batch, spawn: bool) -> Outcome {
+    if !spawn {
+        return handler.handle(batch).await;
+    }
+    match tokio::spawn(async move { handler.handle(batch).await }).await {
+        Ok(outcome) => outcome,
+        // Re-raised where the driver catches it: reported as a failure.
+        Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
+        // The runtime is shutting down: the batch stays pending.
+        Err(_) => Outcome::AckNone,
     }
 }

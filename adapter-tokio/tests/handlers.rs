@@ -1,0 +1,85 @@
+//! Handlers on tokio's multi-thread runtime run as tasks of their own.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use xgroup_testkit::RedisServer;
+use xgroup_tokio::{Consumer, ConsumerHandle, Outcome, StreamId};
+
+fn consumer(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    name: &str,
+    block_for: Duration,
+    seen: Arc<Mutex<Vec<StreamId>>>,
+) -> (
+    ConsumerHandle,
+    tokio::task::JoinHandle<Result<(), xgroup_tokio::Error>>,
+) {
+    let consumer = Consumer::builder(url, "s", "g", name)
+        .configure(|c| {
+            c.block(Duration::from_millis(100))
+                .claim_interval(Duration::from_millis(100))
+                .claim_min_idle(Duration::from_secs(60))
+                .heartbeat(Duration::from_millis(100), 2)
+        })
+        .handler_fn(move |batch| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .extend(batch.messages.iter().map(|m| m.id));
+                // Blocks its thread, as careless handlers do.
+                std::thread::sleep(block_for);
+                Outcome::AckAll
+            }
+        })
+        .build()
+        .expect("valid options");
+    let handle = consumer.handle();
+    (handle, rt.spawn(consumer.run()))
+}
+
+/// A handler that blocks its thread for 2 s stalls neither the consumer's
+/// heartbeats (100 ms, dead after 200 ms) nor anything else: no other
+/// consumer takes its entry for a dead consumer's and handles it again.
+#[test]
+fn a_thread_blocking_handler_does_not_stall_heartbeats() {
+    let server = RedisServer::start();
+    server.cmd(&["XADD", "s", "*", "n", "1"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (first, second) = (Arc::default(), Arc::default());
+    let (h1, t1) = consumer(
+        &rt,
+        &server.url(),
+        "c1",
+        Duration::from_secs(2),
+        Arc::clone(&first),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (h2, t2) = consumer(
+        &rt,
+        &server.url(),
+        "c2",
+        Duration::ZERO,
+        Arc::clone(&second),
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    h1.stop();
+    h2.stop();
+    for task in [t1, t2] {
+        let result =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+        assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+    }
+    assert_eq!(first.lock().unwrap().len(), 1, "c1 handled the entry");
+    assert!(
+        second.lock().unwrap().is_empty(),
+        "c2 took c1 for dead and handled its entry again: {:?}",
+        second.lock().unwrap()
+    );
+}
