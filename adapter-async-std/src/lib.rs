@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
-use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Link, Parts, Run, Runtime};
+use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Links, Parts, Run, Runtime};
 
 pub use xgroup_driver::exports::*;
 
@@ -143,20 +143,20 @@ impl AsyncIo for AsyncStd {
 enum Input {
     Stop,
     Done(BatchId, thread::Result<Outcome>),
-    Read(io::Result<usize>),
+    Read((Conn, io::Result<usize>)),
     Timeout,
 }
 
 async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
-    let mut link = Link::<AsyncStd>::default();
+    let mut links = Links::<AsyncStd>::default();
     let mut handlers = Handlers::default();
     loop {
         while let Some(action) = driver.next_action() {
             match action {
-                Action::Connect(addr) => link.connect(&mut driver, &addr).await,
-                Action::Write(bytes) => link.write(&mut driver, &bytes).await,
-                Action::Disconnect => link.close(),
+                Action::Connect(conn, addr) => links.connect(&mut driver, conn, &addr).await,
+                Action::Write(conn, bytes) => links.write(&mut driver, conn, &bytes).await,
+                Action::Disconnect(conn) => links.close(conn),
                 Action::Deliver(batch) => handlers.push(batch.id, handler.handle(batch)),
                 Action::Stopped(result) => return result,
             }
@@ -174,7 +174,7 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
             let (batch, result) = handlers.next().await;
             Input::Done(batch, result)
         })
-        .or(async { Input::Read(link.read().await) })
+        .or(async { Input::Read(links.read().await) })
         .or(async {
             sleep_until::<AsyncStd>(driver.deadline()).await;
             Input::Timeout
@@ -183,7 +183,7 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
         match input {
             Input::Stop => driver.shutdown(),
             Input::Done(batch, result) => driver.completed(batch, result),
-            Input::Read(read) => link.received(&mut driver, read),
+            Input::Read(read) => links.received(&mut driver, read),
             Input::Timeout => driver.timeout(),
         }
     }

@@ -132,7 +132,7 @@ impl BlockingIo for Blocking {
 #[derive(Debug)]
 enum Input {
     /// What the reader thread of this connection read (no bytes: the end).
-    Read(u64, io::Result<Vec<u8>>),
+    Read(Conn, u64, io::Result<Vec<u8>>),
     Done(BatchId, thread::Result<Outcome>, Worker),
     Stop,
 }
@@ -142,30 +142,33 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
     let mut handlers = HandlerThreads::default();
-    // The current connection and its generation.
-    let (mut socket, mut generation) = (None::<(u64, TcpStream)>, 0);
+    // The current connections (control, read), each with its generation.
+    let mut sockets: [Option<(u64, TcpStream)>; 2] = [None, None];
+    let mut generation = 0;
     loop {
         while let Some(action) = driver.next_action() {
             match action {
-                Action::Connect(addr) => {
-                    close(&mut socket);
+                Action::Connect(conn, addr) => {
+                    let socket = &mut sockets[conn.index()];
+                    close(socket);
                     generation += 1;
-                    match open(&addr, &driver, generation, &stop.tx) {
+                    match open(&addr, &driver, (conn, generation), &stop.tx) {
                         Ok(s) => {
-                            socket = Some((generation, s));
-                            driver.connected();
+                            *socket = Some((generation, s));
+                            driver.connected(conn);
                         }
-                        Err(e) => driver.connect_failed(e),
+                        Err(e) => driver.connect_failed(conn, e),
                     }
                 }
-                Action::Write(bytes) => {
+                Action::Write(conn, bytes) => {
+                    let socket = &mut sockets[conn.index()];
                     let written = socket.as_mut().map(|(_, s)| s.write_all(&bytes));
                     if let Some(Err(e)) = written {
-                        close(&mut socket);
-                        driver.disconnected(e);
+                        close(socket);
+                        driver.disconnected(conn, e);
                     }
                 }
-                Action::Disconnect => close(&mut socket),
+                Action::Disconnect(conn) => close(&mut sockets[conn.index()]),
                 Action::Deliver(batch) => {
                     let (handler, tx, id) = (handler.clone(), stop.tx.clone(), batch.id);
                     let spawned = handlers.run(move |worker| {
@@ -177,7 +180,7 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                     }
                 }
                 Action::Stopped(result) => {
-                    close(&mut socket);
+                    sockets.iter_mut().for_each(close);
                     return result;
                 }
             }
@@ -188,7 +191,6 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                 .ok(),
             None => inbox.recv().ok(),
         };
-        let current = socket.as_ref().map(|(g, _)| *g);
         match input {
             None => driver.timeout(),
             Some(Input::Stop) => driver.shutdown(),
@@ -196,9 +198,11 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                 handlers.done(worker);
                 driver.completed(id, result);
             }
-            Some(Input::Read(g, read)) if Some(g) == current => {
-                if !driver.received(read.as_deref()) {
-                    close(&mut socket);
+            Some(Input::Read(conn, g, read))
+                if sockets[conn.index()].as_ref().map(|(g, _)| *g) == Some(g) =>
+            {
+                if !driver.received(conn, read.as_deref()) {
+                    close(&mut sockets[conn.index()]);
                 }
             }
             Some(Input::Read(..)) => {}
@@ -206,11 +210,11 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     }
 }
 
-/// Opens the consumer's connection and starts its reader thread.
+/// Opens one of the consumer's connections and starts its reader thread.
 fn open(
     addr: &ServerAddr,
     driver: &Driver,
-    generation: u64,
+    (conn, generation): (Conn, u64),
     tx: &Sender<Input>,
 ) -> io::Result<TcpStream> {
     let socket = connect_std(addr, driver.connect_timeout())?;
@@ -226,7 +230,7 @@ fn open(
                 read => read.map(|n| buf[..n].to_vec()),
             };
             let end = !matches!(&read, Ok(bytes) if !bytes.is_empty());
-            if tx.send(Input::Read(generation, read)).is_err() || end {
+            if tx.send(Input::Read(conn, generation, read)).is_err() || end {
                 return;
             }
         })?;

@@ -39,7 +39,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
-use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Link, Parts, Run, Runtime};
+use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Links, Parts, Run, Runtime};
 
 pub use xgroup_driver::exports::*;
 
@@ -122,16 +122,16 @@ impl AsyncIo for Tokio {
 
 async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
-    let mut link = Link::<Tokio>::default();
+    let mut links = Links::<Tokio>::default();
     let mut handlers = Handlers::default();
     let spawn = Handle::current().runtime_flavor() != RuntimeFlavor::CurrentThread;
     loop {
         // One input happened: carry out everything it led to.
         while let Some(action) = driver.next_action() {
             match action {
-                Action::Connect(addr) => link.connect(&mut driver, &addr).await,
-                Action::Write(bytes) => link.write(&mut driver, &bytes).await,
-                Action::Disconnect => link.close(),
+                Action::Connect(conn, addr) => links.connect(&mut driver, conn, &addr).await,
+                Action::Write(conn, bytes) => links.write(&mut driver, conn, &bytes).await,
+                Action::Disconnect(conn) => links.close(conn),
                 Action::Deliver(batch) => {
                     handlers.push(batch.id, run_handler(handler.clone(), batch, spawn));
                 }
@@ -143,7 +143,7 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
             biased;
             () = stop.notified(), if !driver.is_stopping() => driver.shutdown(),
             (batch, result) = handlers.next() => driver.completed(batch, result),
-            read = link.read() => link.received(&mut driver, read),
+            read = links.read() => links.received(&mut driver, read),
             () = sleep_until::<Tokio>(driver.deadline()) => driver.timeout(),
         }
     }

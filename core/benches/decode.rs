@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use xgroup_core::{
-    reply, CommandWriter, Consumer, ConsumerConfig, Decoder, Event, Outcome, StreamId,
+    reply, CommandWriter, Conn, Consumer, ConsumerConfig, Decoder, Event, Outcome, StreamId,
 };
 
 /// Entries in the benchmark reply.
@@ -133,7 +133,7 @@ fn encode_xack(c: &mut Criterion) {
 
 fn drain_transmit(consumer: &mut Consumer) -> usize {
     let mut n = 0;
-    while let Some(bytes) = consumer.poll_transmit() {
+    while let Some((_, bytes)) = consumer.poll_transmit() {
         n += bytes.len();
     }
     n
@@ -142,22 +142,24 @@ fn drain_transmit(consumer: &mut Consumer) -> usize {
 /// A consumer past start-up (group created, nothing to replay or claim),
 /// with its `XREADGROUP ... >` sent.
 fn started_consumer(now: Instant) -> Consumer {
-    // The read/ack path alone: no heartbeat commands in the pipeline.
+    // The read/ack path alone: no heartbeat commands in the pipeline, and
+    // one connection for every reply.
     let config = ConsumerConfig::builder(STREAM, "processors", "proc-1")
         .count(ENTRIES as u64)
         .no_heartbeat()
+        .separate_read_connection(false)
         .build()
         .expect("valid config");
     let mut consumer = Consumer::new(config);
-    assert_eq!(consumer.poll_event(), Some(Event::Connect));
-    consumer.handle_connected(now);
+    assert_eq!(consumer.poll_event(), Some(Event::Connect(Conn::Control)));
+    consumer.handle_connected(now, Conn::Control);
     drain_transmit(&mut consumer);
-    consumer.handle_input(now, b"+OK\r\n+OK\r\n");
+    consumer.handle_input(now, Conn::Control, b"+OK\r\n+OK\r\n");
     let mut empty_replay = b"*1\r\n*2\r\n".to_vec();
     bulk(&mut empty_replay, STREAM.as_bytes());
     empty_replay.extend_from_slice(b"*0\r\n");
-    consumer.handle_input(now, &empty_replay);
-    consumer.handle_input(now, b"*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    consumer.handle_input(now, Conn::Control, &empty_replay);
+    consumer.handle_input(now, Conn::Control, b"*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
     assert!(drain_transmit(&mut consumer) > 0);
     assert_eq!(consumer.poll_event(), None);
     consumer
@@ -174,7 +176,7 @@ fn consumer_batch(c: &mut Criterion) {
     group.bench_function("read_deliver_ack", |b| {
         b.iter(|| {
             for read in bytes.chunks(16 * 1024) {
-                consumer.handle_input(now, read);
+                consumer.handle_input(now, Conn::Control, read);
             }
             let Some(Event::Deliver(batch)) = consumer.poll_event() else {
                 panic!("expected a batch");
@@ -183,7 +185,7 @@ fn consumer_batch(c: &mut Criterion) {
             consumer.handle_completion(now, batch.id, Outcome::AckAll);
             // XACK of the batch and the next XREADGROUP.
             let sent = drain_transmit(&mut consumer);
-            consumer.handle_input(now, b":1000\r\n");
+            consumer.handle_input(now, Conn::Control, b":1000\r\n");
             assert_eq!(consumer.poll_event(), None);
             sent
         })

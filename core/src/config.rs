@@ -128,6 +128,7 @@ pub struct ConsumerConfig {
     pub(crate) heartbeat: Option<Heartbeat>,
     pub(crate) receive_interval: Option<Duration>,
     pub(crate) handler_timeout: Option<Duration>,
+    pub(crate) separate_read_connection: bool,
 }
 
 /// Builder for [`ConsumerConfig`]; see each method for the option it sets.
@@ -171,6 +172,7 @@ impl ConsumerConfig {
                 heartbeat: Some(Heartbeat::default()),
                 receive_interval: None,
                 handler_timeout: Some(Duration::from_secs(300)),
+                separate_read_connection: true,
             },
         }
     }
@@ -194,6 +196,12 @@ impl ConsumerConfig {
     /// Longest wait of a blocking read (`BLOCK`).
     pub fn block(&self) -> Duration {
         self.block
+    }
+    /// Whether blocking reads of new entries go on a connection of their
+    /// own (see [`ConsumerConfigBuilder::separate_read_connection`]): set,
+    /// and not in polling mode.
+    pub fn uses_read_connection(&self) -> bool {
+        self.separate_read_connection && self.receive_interval.is_none()
     }
     /// Time between claim sweeps, `None` when claiming is off.
     pub fn claim_interval(&self) -> Option<Duration> {
@@ -375,6 +383,18 @@ impl ConsumerConfigBuilder {
     /// long before the next.
     pub fn receive_interval(mut self, interval: Duration) -> Self {
         self.cfg.receive_interval = Some(interval);
+        self
+    }
+    /// Whether blocking reads of new entries get a connection of their own
+    /// (default `true`): acks, claims, heartbeats and dead letters then go
+    /// on the other (control) connection and never wait behind a read's
+    /// `BLOCK`, and a stop does not wait one out. With `false` the consumer
+    /// uses one connection: an ack of a finished batch waits until the
+    /// blocked read in front of it returns (up to `block`). Polling mode
+    /// ([`receive_interval`](Self::receive_interval)) never blocks and uses
+    /// one connection either way.
+    pub fn separate_read_connection(mut self, separate: bool) -> Self {
+        self.cfg.separate_read_connection = separate;
         self
     }
     /// Connection set-up: credentials, database, protocol, client name.

@@ -35,7 +35,7 @@ pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder, DeadLett
 #[doc(hidden)] // for the model-vs-server tests
 pub use consumer::DEAD_LETTER_SCRIPT;
 pub use consumer::{
-    heartbeat_key, panic_message, Batch, BatchId, Consumer, ConsumerInfo, DeadLetterAction,
+    heartbeat_key, panic_message, Batch, BatchId, Conn, Consumer, ConsumerInfo, DeadLetterAction,
     DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
 };
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};

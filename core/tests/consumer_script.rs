@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use xgroup_core::{
-    Consumer, ConsumerConfig, Disposition, Error, Event, Outcome, ServerErrorKind, Source,
+    Conn, Consumer, ConsumerConfig, Disposition, Error, Event, Outcome, ServerErrorKind, Source,
     StreamId, TimerKind, Warning,
 };
 
@@ -18,26 +18,47 @@ impl Script {
     fn new(cfg: ConsumerConfig) -> Self {
         let now = Instant::now();
         let mut c = Consumer::new(cfg);
-        assert_eq!(c.poll_event(), Some(Event::Connect));
-        c.handle_connected(now);
+        let used = c.config().uses_read_connection();
+        assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Control)));
+        c.handle_connected(now, Conn::Control);
+        if used {
+            assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Read)));
+            c.handle_connected(now, Conn::Read);
+        }
         Script { c, now }
     }
 
+    /// What was written, as commands separated by " | "; those on the read
+    /// connection (when there is one) start with "read: ".
     fn sent(&mut self) -> String {
-        let mut all = Vec::new();
-        while let Some(b) = self.c.poll_transmit() {
-            all.extend_from_slice(&b);
+        let mut out = String::new();
+        while let Some((conn, b)) = self.c.poll_transmit() {
+            let commands = decode_commands(&b);
+            match conn {
+                Conn::Control => out.push_str(&commands),
+                Conn::Read => {
+                    for c in commands.split_terminator(" | ") {
+                        out.push_str(&format!("read: {c} | "));
+                    }
+                }
+            }
         }
-        // Readable: one line per argument, commands separated by " | ".
-        decode_commands(&all)
+        out
     }
 
     fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.c.poll_event()).collect()
     }
 
+    /// Replies on the control connection.
     fn reply(&mut self, bytes: &str) {
-        self.c.handle_input(self.now, bytes.as_bytes());
+        self.c
+            .handle_input(self.now, Conn::Control, bytes.as_bytes());
+    }
+
+    /// Replies on the read connection.
+    fn reply_read(&mut self, bytes: &str) {
+        self.c.handle_input(self.now, Conn::Read, bytes.as_bytes());
     }
 
     fn advance(&mut self, d: Duration) {
@@ -90,11 +111,18 @@ fn decode_commands(mut b: &[u8]) -> String {
     out
 }
 
-/// Heartbeats off and a fixed seed: these scripts check exact bytes.
+/// Heartbeats off, a fixed seed and one connection: these scripts check
+/// exact bytes in order (the read connection's scripts use [`cfg_two`]).
 fn cfg() -> xgroup_core::ConsumerConfigBuilder {
     ConsumerConfig::builder("s", "g", "c")
         .no_heartbeat()
         .seed(7)
+        .separate_read_connection(false)
+}
+
+/// As [`cfg`], with reads of new entries on a connection of their own.
+fn cfg_two() -> xgroup_core::ConsumerConfigBuilder {
+    cfg().separate_read_connection(true)
 }
 
 fn entry(id: &str, f: &str, v: &str) -> String {
@@ -267,7 +295,7 @@ fn missing_group_without_auto_create_stops_with_a_clear_error() {
     s.sent();
     s.reply("-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n");
     let events = s.events();
-    assert_eq!(events[0], Event::Disconnect);
+    assert_eq!(events[0], Event::Disconnect(Conn::Control));
     assert!(matches!(
         events[1],
         Event::Stopped(Some(Error::GroupMissing { .. }))
@@ -306,7 +334,7 @@ fn connection_loss_reconnects_with_growing_backoff_and_resends_acks() {
     };
     s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
     assert!(s.sent().starts_with("XACK s g 1-1 | "));
-    s.c.handle_disconnected(s.now, "reset by peer");
+    s.c.handle_disconnected(s.now, Conn::Control, "reset by peer");
     let mut delays = Vec::new();
     for attempt in 1..=4u32 {
         let events = s.events();
@@ -322,9 +350,9 @@ fn connection_loss_reconnects_with_growing_backoff_and_resends_acks() {
         assert_eq!(kind, TimerKind::Reconnect);
         s.now = at;
         s.c.handle_timeout(s.now);
-        assert_eq!(s.events(), vec![Event::Connect]);
+        assert_eq!(s.events(), vec![Event::Connect(Conn::Control)]);
         if attempt < 4 {
-            s.c.handle_connect_failed(s.now, "refused");
+            s.c.handle_connect_failed(s.now, Conn::Control, "refused");
         }
     }
     // Exponential within jitter: each delay in [base/2, base], base doubling.
@@ -332,7 +360,7 @@ fn connection_loss_reconnects_with_growing_backoff_and_resends_acks() {
         let base = Duration::from_millis(100) * (1 << i);
         assert!(*d >= base / 2 && *d <= base, "{i}: {d:?}");
     }
-    s.c.handle_connected(s.now);
+    s.c.handle_connected(s.now, Conn::Control);
     // The unconfirmed ack goes out again after the start-up commands.
     assert_eq!(
         s.sent(),
@@ -350,7 +378,7 @@ fn malformed_reply_drops_the_connection() {
     let mut s = Script::started(cfg().build().unwrap());
     s.reply("?what\r\n");
     let events = s.events();
-    assert_eq!(events[0], Event::Disconnect);
+    assert_eq!(events[0], Event::Disconnect(Conn::Control));
     assert!(matches!(
         events[1],
         Event::Warning(Warning::Reconnecting {
@@ -369,7 +397,7 @@ fn silent_server_times_out() {
     s.now = at;
     s.c.handle_timeout(s.now);
     let events = s.events();
-    assert_eq!(events[0], Event::Disconnect);
+    assert_eq!(events[0], Event::Disconnect(Conn::Control));
     assert!(matches!(
         events[1],
         Event::Warning(Warning::Reconnecting {
@@ -393,7 +421,10 @@ fn graceful_shutdown_waits_for_the_handler_and_flushes_acks() {
     // No new read while stopping.
     assert_eq!(s.sent(), "XACK s g 1-1 | ");
     s.reply(":1\r\n");
-    assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
+    assert_eq!(
+        s.events(),
+        vec![Event::Disconnect(Conn::Control), Event::Stopped(None)]
+    );
 }
 
 #[test]
@@ -410,7 +441,7 @@ fn drain_deadline_abandons_unfinished_work() {
                 batches: 1,
                 unacked: 0
             }),
-            Event::Disconnect,
+            Event::Disconnect(Conn::Control),
             Event::Stopped(None)
         ]
     );
@@ -497,7 +528,7 @@ fn drain_timeout_counts_unconfirmed_acks_with_delete_on_ack() {
                 batches: 0,
                 unacked: 2
             }),
-            Event::Disconnect,
+            Event::Disconnect(Conn::Control),
             Event::Stopped(None)
         ]
     );
@@ -520,7 +551,7 @@ fn while_disconnected_only_the_reconnect_timer_is_armed() {
     // The first heartbeat goes out at once, the next is a second away.
     let sent = s.sent();
     assert!(sent.starts_with("SET {s}:xgroup:hb:g:c "), "{sent}");
-    s.c.handle_disconnected(s.now, "reset by peer");
+    s.c.handle_disconnected(s.now, Conn::Control, "reset by peer");
     s.events();
     // Down: none of the connection's timers wakes the adapter before the
     // reconnect (20 s away, the others 1 s or less).
@@ -534,7 +565,10 @@ fn an_idle_consumer_stops_without_waiting_out_its_blocked_read() {
     let mut s = Script::started(cfg().build().unwrap());
     // `started` left an XREADGROUP ... BLOCK 5000 out; nothing else is held.
     s.c.handle_shutdown(s.now);
-    assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
+    assert_eq!(
+        s.events(),
+        vec![Event::Disconnect(Conn::Control), Event::Stopped(None)]
+    );
 }
 
 #[test]
@@ -555,11 +589,144 @@ fn held_entries_are_refreshed_faster_than_failover_would_claim_them() {
 fn the_consumers_debug_output_never_shows_the_password() {
     let (_, opts) = xgroup_core::parse_url("redis://user:pw-SECRET-77@127.0.0.1:6379").unwrap();
     let mut c = Consumer::new(cfg().connect_options(opts).build().unwrap());
-    assert_eq!(c.poll_event(), Some(Event::Connect));
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Control)));
     // The handshake (AUTH with the password) is written, not yet taken.
-    c.handle_connected(Instant::now());
+    c.handle_connected(Instant::now(), Conn::Control);
     let shown = format!("{c:?}");
     assert!(!shown.contains("pw-SECRET-77"), "{shown}");
-    let bytes = c.poll_transmit().unwrap();
+    let (_, bytes) = c.poll_transmit().unwrap();
     assert!(bytes.windows(12).any(|w| w == b"pw-SECRET-77"));
+}
+
+/// Start-up with a read connection: set-up, replay and sweep on the control
+/// connection, then the blocking read of new entries on the read one.
+fn started_two(cfg: ConsumerConfig) -> Script {
+    let mut s = Script::new(cfg);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | read: CLIENT SETNAME c | "
+    );
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    // The read connection is still in its handshake: no read yet.
+    assert_eq!(s.sent(), "");
+    s.reply_read("+OK\r\n");
+    assert_eq!(
+        s.sent(),
+        "read: XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+    );
+    assert!(s.events().is_empty());
+    s
+}
+
+#[test]
+fn acks_go_out_at_once_while_a_read_blocks_on_its_own_connection() {
+    let mut s = started_two(cfg_two().max_in_flight_batches(2).build().unwrap());
+    s.reply_read(&read_reply(&[entry("1-1", "a", "1")]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    // A free slot: the next blocking read goes out while the handler works.
+    assert_eq!(
+        s.sent(),
+        "read: XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+    );
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    // On the control connection, not behind the blocked read.
+    assert_eq!(s.sent(), "XACK s g 1-1 | ");
+    s.reply(":1\r\n");
+    assert_eq!(s.c.stats().acked, 1);
+    assert_eq!(s.sent(), "");
+    assert!(s.events().is_empty());
+}
+
+#[test]
+fn with_a_read_connection_heartbeats_do_not_shorten_the_blocking_read() {
+    let mut s = Script::new(
+        cfg_two()
+            .heartbeat(Duration::from_millis(1000), 3)
+            .build()
+            .unwrap(),
+    );
+    let setup = s.sent();
+    assert!(setup.starts_with("CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "));
+    s.reply("+OK\r\n+OK\r\n");
+    s.reply_read("+OK\r\n");
+    let sent = s.sent();
+    assert!(sent.contains("SET {s}:xgroup:hb:g:c"), "{sent}");
+    // SET (the key was free), XPENDING (nobody holds entries), the replay.
+    s.reply("$-1\r\n*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    let sent = s.sent();
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    let sent = sent + &s.sent();
+    // On one connection BLOCK would end by the next heartbeat (1 s).
+    assert!(
+        sent.ends_with("read: XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "),
+        "{sent}"
+    );
+    s.advance(Duration::from_millis(1000));
+    assert!(s.sent().starts_with("SET {s}:xgroup:hb:g:c"));
+}
+
+#[test]
+fn a_busy_consumer_stops_once_its_acks_are_confirmed_not_its_read() {
+    let mut s = started_two(cfg_two().max_in_flight_batches(2).build().unwrap());
+    s.reply_read(&read_reply(&[entry("1-1", "a", "1")]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    assert!(s.sent().starts_with("read: XREADGROUP"));
+    s.c.handle_shutdown(s.now);
+    assert!(s.events().is_empty());
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert_eq!(s.sent(), "XACK s g 1-1 | ");
+    s.reply(":1\r\n");
+    assert_eq!(
+        s.events(),
+        vec![
+            Event::Disconnect(Conn::Control),
+            Event::Disconnect(Conn::Read),
+            Event::Stopped(None)
+        ]
+    );
+}
+
+#[test]
+fn losing_the_read_connection_closes_and_reopens_both() {
+    let mut s = started_two(cfg_two().max_in_flight_batches(2).build().unwrap());
+    s.reply_read(&read_reply(&[entry("1-1", "a", "1")]));
+    let Event::Deliver(batch) = s.events().remove(0) else {
+        panic!()
+    };
+    s.sent();
+    s.c.handle_disconnected(s.now, Conn::Read, "reset by peer");
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect(Conn::Control));
+    assert!(matches!(
+        events[1],
+        Event::Warning(Warning::Reconnecting { .. })
+    ));
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert_eq!(kind, TimerKind::Reconnect);
+    s.now = at;
+    s.c.handle_timeout(s.now);
+    assert_eq!(
+        s.events(),
+        vec![Event::Connect(Conn::Control), Event::Connect(Conn::Read)]
+    );
+    s.c.handle_connected(s.now, Conn::Control);
+    s.c.handle_connected(s.now, Conn::Read);
+    // The batch still with its handler; its ack goes out once it is done.
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "),
+        "{sent}"
+    );
+    assert!(sent.contains("read: CLIENT SETNAME c"), "{sent}");
+    s.reply("+OK\r\n+OK\r\n");
+    assert!(s.sent().starts_with("XACK s g 1-1 | "));
 }

@@ -15,11 +15,12 @@ mod world;
 use world::*;
 
 fn features() -> impl Strategy<Value = Features> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(h, d, a, p)| Features {
+    (any::<[bool; 5]>()).prop_map(|[h, d, a, p, o]| Features {
         heartbeat: h,
         dead_letters: d,
         delete_on_ack: a,
         polling: p,
+        one_connection: o,
     })
 }
 
@@ -28,7 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1u8..6).prop_map(Op::Produce),
         8 => (0usize..3).prop_map(Op::Step),
         6 => (0usize..3, 0u8..7).prop_map(|(c, o)| Op::Complete(c, o)),
-        1 => (0usize..3).prop_map(Op::Disconnect),
+        1 => (0usize..6).prop_map(Op::Disconnect),
         1 => (0usize..3).prop_map(Op::Crash),
         3 => (1u16..1500).prop_map(Op::Advance),
         1 => any::<u16>().prop_map(Op::Delete),
@@ -83,8 +84,7 @@ fn a_crashed_consumers_entries_go_to_another_after_min_idle() {
     world.settle(0);
     assert_eq!(world.workers[0].batches.len(), 1, "{:?}", world.log);
     // c0 dies for good: it never comes back.
-    let conn = world.workers[0].conn.take().unwrap();
-    world.sim.disconnect(conn);
+    world.drop_connections(0);
     world.workers.remove(0);
     let before: Vec<Bytes> = world
         .sim
@@ -160,8 +160,7 @@ fn a_dead_consumer_is_taken_over_after_its_heartbeat_timeout_not_min_idle() {
     world.run(&[Op::Produce(5)]);
     world.settle(0);
     assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
-    let conn = world.workers[0].conn.take().unwrap();
-    world.sim.disconnect(conn);
+    world.drop_connections(0);
     world.workers.remove(0);
     let died = world.now;
     // Heartbeat 200 ms x 2 misses: taken over within ~0.4 s + one beat,

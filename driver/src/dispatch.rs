@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use xgroup_core::{
-    Batch, BatchId, ConsumerInfo, DeadLetterHook, DeadLettered, Error, Event, Outcome,
+    Batch, BatchId, Conn, ConsumerInfo, DeadLetterHook, DeadLettered, Error, Event, Outcome,
     PreparedConsumer, ServerAddr, Warning,
 };
 
@@ -16,16 +16,16 @@ use xgroup_core::{
 /// to compile there instead of being dropped.
 #[must_use]
 pub enum Action {
-    /// Open a connection to this address within
-    /// [`Driver::connect_timeout`], then call [`Driver::connected`] or
-    /// [`Driver::connect_failed`].
-    Connect(ServerAddr),
-    /// Write these bytes, in order, within [`Driver::write_timeout`]; on
-    /// failure close the connection and call [`Driver::disconnected`].
-    /// Without a connection, drop them.
-    Write(Bytes),
-    /// Close the connection (the core knows: call nothing).
-    Disconnect,
+    /// Open this connection (closing any it replaces) to this address
+    /// within [`Driver::connect_timeout`], then call [`Driver::connected`]
+    /// or [`Driver::connect_failed`] for it.
+    Connect(Conn, ServerAddr),
+    /// Write these bytes on this connection, in order, within
+    /// [`Driver::write_timeout`]; on failure close it and call
+    /// [`Driver::disconnected`]. Without that connection, drop them.
+    Write(Conn, Bytes),
+    /// Close this connection (the core knows: call nothing).
+    Disconnect(Conn),
     /// Run the handler on this batch and report with [`Driver::completed`]
     /// (or [`Driver::handler_failed`] if it could not be started).
     Deliver(Batch),
@@ -37,9 +37,11 @@ pub enum Action {
 impl fmt::Debug for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Connect(addr) => f.debug_tuple("Connect").field(addr).finish(),
-            Action::Write(bytes) => write!(f, "Write({} bytes)", bytes.len()),
-            Action::Disconnect => f.write_str("Disconnect"),
+            Action::Connect(conn, addr) => {
+                f.debug_tuple("Connect").field(conn).field(addr).finish()
+            }
+            Action::Write(conn, bytes) => write!(f, "Write({conn:?}, {} bytes)", bytes.len()),
+            Action::Disconnect(conn) => f.debug_tuple("Disconnect").field(conn).finish(),
             Action::Deliver(batch) => f.debug_tuple("Deliver").field(batch).finish(),
             Action::Stopped(result) => f.debug_tuple("Stopped").field(result).finish(),
         }
@@ -83,8 +85,8 @@ impl Driver {
     pub fn next_action(&mut self) -> Option<Action> {
         while let Some(event) = self.core.poll_event() {
             match event {
-                Event::Connect => return Some(Action::Connect(self.addr.clone())),
-                Event::Disconnect => return Some(Action::Disconnect),
+                Event::Connect(conn) => return Some(Action::Connect(conn, self.addr.clone())),
+                Event::Disconnect(conn) => return Some(Action::Disconnect(conn)),
                 Event::Deliver(batch) => return Some(Action::Deliver(batch)),
                 Event::Warning(warning) => self.warn(&warning),
                 Event::DeadLettered(dead) => self.dead_lettered(&dead),
@@ -94,8 +96,8 @@ impl Driver {
                 }
             }
         }
-        if let Some(bytes) = self.core.poll_transmit() {
-            return Some(Action::Write(bytes));
+        if let Some((conn, bytes)) = self.core.poll_transmit() {
+            return Some(Action::Write(conn, bytes));
         }
         self.publish();
         None
@@ -124,31 +126,32 @@ impl Driver {
     }
 
     /// The connection asked for by [`Action::Connect`] is open.
-    pub fn connected(&mut self) {
-        self.core.handle_connected(Instant::now());
+    pub fn connected(&mut self, conn: Conn) {
+        self.core.handle_connected(Instant::now(), conn);
     }
 
     /// Opening the connection failed.
-    pub fn connect_failed(&mut self, reason: impl fmt::Display) {
-        self.core.handle_connect_failed(Instant::now(), reason);
+    pub fn connect_failed(&mut self, conn: Conn, reason: impl fmt::Display) {
+        self.core
+            .handle_connect_failed(Instant::now(), conn, reason);
     }
 
     /// The connection failed or closed; the adapter has dropped it.
-    pub fn disconnected(&mut self, reason: impl fmt::Display) {
-        self.core.handle_disconnected(Instant::now(), reason);
+    pub fn disconnected(&mut self, conn: Conn, reason: impl fmt::Display) {
+        self.core.handle_disconnected(Instant::now(), conn, reason);
     }
 
     /// What a read from the connection gave: bytes, the end (no bytes) or
     /// an error. Returns whether the connection is still up: after the end
     /// or an error, drop it.
-    pub fn received<E: fmt::Display>(&mut self, read: Result<&[u8], E>) -> bool {
+    pub fn received<E: fmt::Display>(&mut self, conn: Conn, read: Result<&[u8], E>) -> bool {
         match read {
-            Ok([]) => self.disconnected("connection closed by the server"),
+            Ok([]) => self.disconnected(conn, "connection closed by the server"),
             Ok(bytes) => {
-                self.core.handle_input(Instant::now(), bytes);
+                self.core.handle_input(Instant::now(), conn, bytes);
                 return true;
             }
-            Err(e) => self.disconnected(e),
+            Err(e) => self.disconnected(conn, e),
         }
         false
     }

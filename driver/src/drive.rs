@@ -1,23 +1,31 @@
 //! The pieces of an async adapter's drive loop that do not depend on the
-//! runtime: the connection and the running handlers.
+//! runtime: the connections and the running handlers.
 
 use std::fmt;
 use std::future::{pending, Future};
 use std::io;
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::thread;
 
-use futures_util::future::{join, ready, CatchUnwind, FutureExt, Join, Ready};
+use futures_util::future::{join, ready, select, CatchUnwind, Either, FutureExt, Join, Ready};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use xgroup_core::{BatchId, Outcome, ServerAddr};
+use xgroup_core::{BatchId, Conn, Outcome, ServerAddr};
 
 use crate::dispatch::Driver;
 use crate::io::{within, AsyncIo};
 
-/// The consumer's connection on an async runtime: at most one socket, and
-/// the buffer it is read into. Each method carries out one
-/// [`Action`](crate::Action) and tells the [`Driver`] how it went.
-pub struct Link<R: AsyncIo> {
+/// The consumer's connections on an async runtime (the control one and
+/// the read one), each at most one socket with the buffer it is read into.
+/// Each method carries out one [`Action`](crate::Action) and tells the
+/// [`Driver`] how it went.
+pub struct Links<R: AsyncIo> {
+    control: Link<R>,
+    read: Link<R>,
+}
+
+/// One connection: at most one socket, and the buffer it is read into.
+struct Link<R: AsyncIo> {
     socket: Option<R::Socket>,
     buf: Vec<u8>,
 }
@@ -28,53 +36,75 @@ pub struct Handlers<F: Future<Output = Outcome>> {
     running: FuturesUnordered<Join<Ready<BatchId>, CatchUnwind<AssertUnwindSafe<F>>>>,
 }
 
-impl<R: AsyncIo> Link<R> {
+impl<R: AsyncIo> Links<R> {
     /// [`Action::Connect`](crate::Action::Connect): opens a connection
     /// within the driver's connect timeout.
-    pub async fn connect(&mut self, driver: &mut Driver, addr: &ServerAddr) {
-        self.socket = None;
+    pub async fn connect(&mut self, driver: &mut Driver, conn: Conn, addr: &ServerAddr) {
+        let link = self.get(conn);
+        link.socket = None;
         match within::<R, _>("connect", driver.connect_timeout(), R::connect(addr)).await {
             Ok(socket) => {
-                self.socket = Some(socket);
-                driver.connected();
+                link.socket = Some(socket);
+                driver.connected(conn);
             }
-            Err(e) => driver.connect_failed(e),
+            Err(e) => driver.connect_failed(conn, e),
         }
     }
 
     /// [`Action::Write`](crate::Action::Write), within the driver's write
     /// timeout.
-    pub async fn write(&mut self, driver: &mut Driver, bytes: &[u8]) {
-        let Some(socket) = self.socket.as_mut() else {
+    pub async fn write(&mut self, driver: &mut Driver, conn: Conn, bytes: &[u8]) {
+        let link = self.get(conn);
+        let Some(socket) = link.socket.as_mut() else {
             return;
         };
         let write = R::write_all(socket, bytes);
         if let Err(e) = within::<R, _>("write", driver.write_timeout(), write).await {
-            self.socket = None;
-            driver.disconnected(e);
+            link.socket = None;
+            driver.disconnected(conn, e);
         }
     }
 
     /// [`Action::Disconnect`](crate::Action::Disconnect).
-    pub fn close(&mut self) {
-        self.socket = None;
+    pub fn close(&mut self, conn: Conn) {
+        self.get(conn).socket = None;
     }
 
-    /// Reads from the connection; never completes without one. Hand the
-    /// result to [`received`](Self::received).
-    pub async fn read(&mut self) -> io::Result<usize> {
-        match self.socket.as_mut() {
-            Some(socket) => R::read(socket, &mut self.buf).await,
-            None => pending().await,
+    /// Reads from whichever connection has bytes first (the control one
+    /// when both do); never completes without one. Hand the result to
+    /// [`received`](Self::received).
+    pub async fn read(&mut self) -> (Conn, io::Result<usize>) {
+        let control = pin!(self.control.read());
+        let read = pin!(self.read.read());
+        match select(control, read).await {
+            Either::Left((done, _)) => (Conn::Control, done),
+            Either::Right((done, _)) => (Conn::Read, done),
         }
     }
 
     /// Gives the driver what [`read`](Self::read) returned.
-    pub fn received(&mut self, driver: &mut Driver, read: io::Result<usize>) {
+    pub fn received(&mut self, driver: &mut Driver, (conn, read): (Conn, io::Result<usize>)) {
+        let link = self.get(conn);
         // A count past the buffer (a broken reader) must not panic.
-        let bytes = read.map(|n| &self.buf[..n.min(self.buf.len())]);
-        if !driver.received(bytes) {
-            self.socket = None;
+        let bytes = read.map(|n| &link.buf[..n.min(link.buf.len())]);
+        if !driver.received(conn, bytes) {
+            link.socket = None;
+        }
+    }
+
+    fn get(&mut self, conn: Conn) -> &mut Link<R> {
+        match conn {
+            Conn::Control => &mut self.control,
+            Conn::Read => &mut self.read,
+        }
+    }
+}
+
+impl<R: AsyncIo> Link<R> {
+    async fn read(&mut self) -> io::Result<usize> {
+        match self.socket.as_mut() {
+            Some(socket) => R::read(socket, &mut self.buf).await,
+            None => pending().await,
         }
     }
 }
@@ -97,11 +127,15 @@ impl<F: Future<Output = Outcome>> Handlers<F> {
     }
 }
 
-impl<R: AsyncIo> Default for Link<R> {
+impl<R: AsyncIo> Default for Links<R> {
     fn default() -> Self {
-        Link {
+        let link = || Link {
             socket: None,
             buf: vec![0; 64 * 1024],
+        };
+        Links {
+            control: link(),
+            read: link(),
         }
     }
 }
@@ -114,10 +148,11 @@ impl<F: Future<Output = Outcome>> Default for Handlers<F> {
     }
 }
 
-impl<R: AsyncIo> fmt::Debug for Link<R> {
+impl<R: AsyncIo> fmt::Debug for Links<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
-            .field("socket", &self.socket)
+        f.debug_struct("Links")
+            .field("control", &self.control.socket)
+            .field("read", &self.read.socket)
             .finish()
     }
 }

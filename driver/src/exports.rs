@@ -4,7 +4,7 @@
 
 pub use bytes::Bytes;
 pub use xgroup_core::{
-    xadd, Batch, BatchId, Command, ConfigError, ConnectOptions, ConsumerConfig,
+    xadd, Batch, BatchId, Command, ConfigError, Conn, ConnectOptions, ConsumerConfig,
     ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
     Error, Event, Fields, FieldsIter, GroupStart, Heartbeat, InvalidStreamId, Message, Outcome,
     ProtocolError, ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId, Trim, Value,

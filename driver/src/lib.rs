@@ -30,14 +30,15 @@
 //!     // One input happened: carry out every action it led to.
 //!     while let Some(action) = driver.next_action() {
 //!         match action {
-//!             Action::Connect(addr) => { /* open, then */ driver.connected() }
-//!             Action::Write(bytes) => { /* write */ }
-//!             Action::Disconnect => { /* close */ }
+//!             Action::Connect(conn, addr) => { /* open, then */ driver.connected(conn) }
+//!             Action::Write(conn, bytes) => { /* write on that connection */ }
+//!             Action::Disconnect(conn) => { /* close it */ }
 //!             Action::Deliver(batch) => { /* run the handler, later */ driver.completed(id, result) }
 //!             Action::Stopped(result) => return result,
 //!         }
 //!     }
-//!     // Wait for the first of: stop, a handler done, bytes, driver.deadline().
+//!     // Wait for the first of: stop, a handler done, bytes on either
+//!     // connection, driver.deadline().
 //! }
 //! ```
 #![forbid(unsafe_code)]
@@ -62,6 +63,6 @@ pub use consumer::{
     Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, Run, RunFuture, Runtime,
 };
 pub use dispatch::{Action, Driver};
-pub use drive::{Handlers, Link};
+pub use drive::{Handlers, Links};
 pub use io::{connect_std, sleep_until, within, AsyncIo, BlockingIo};
 pub use threads::{HandlerThreads, Worker};

@@ -36,7 +36,8 @@ type Consumer<H = NoHandler> = xgroup_driver::Consumer<Sim, H>;
 struct Harness<F> {
     parts: Parts<Sim, FnHandler<F>>,
     server: SimServer,
-    conn: Option<ConnId>,
+    /// The server's connection for the consumer's control and read ones.
+    conns: [Option<ConnId>; 2],
     /// Fail this many connection attempts before connecting.
     refuse: usize,
 }
@@ -46,7 +47,7 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
         Harness {
             parts: consumer.run(),
             server,
-            conn: None,
+            conns: [None; 2],
             refuse: 0,
         }
     }
@@ -58,21 +59,22 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
         loop {
             while let Some(action) = driver.next_action() {
                 match action {
-                    Action::Connect(_) if self.refuse > 0 => {
+                    Action::Connect(to, _) if self.refuse > 0 => {
                         self.refuse -= 1;
-                        driver.connect_failed(io::Error::from(io::ErrorKind::ConnectionRefused));
+                        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+                        driver.connect_failed(to, refused);
                     }
-                    Action::Connect(_) => {
-                        self.conn = Some(self.server.connect(Instant::now()));
-                        driver.connected();
+                    Action::Connect(to, _) => {
+                        self.conns[to.index()] = Some(self.server.connect(Instant::now()));
+                        driver.connected(to);
                     }
-                    Action::Write(bytes) => {
-                        if let Some(conn) = self.conn {
+                    Action::Write(to, bytes) => {
+                        if let Some(conn) = self.conns[to.index()] {
                             self.server.receive(conn, Instant::now(), &bytes);
                         }
                     }
-                    Action::Disconnect => {
-                        if let Some(conn) = self.conn.take() {
+                    Action::Disconnect(to) => {
+                        if let Some(conn) = self.conns[to.index()].take() {
                             self.server.disconnect(conn);
                         }
                     }
@@ -89,11 +91,15 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
                 driver.shutdown();
                 continue;
             }
-            match self.conn {
-                Some(conn) if self.server.has_output(conn) => {
-                    assert!(driver.received(Ok::<_, io::Error>(&self.server.take_output(conn))));
+            let ready = Conn::ALL.into_iter().find_map(|to| {
+                Some((to, self.conns[to.index()]?)).filter(|&(_, c)| self.server.has_output(c))
+            });
+            match ready {
+                Some((to, conn)) => {
+                    let bytes = self.server.take_output(conn);
+                    assert!(driver.received(to, Ok::<_, io::Error>(&bytes)));
                 }
-                _ => return None,
+                None => return None,
             }
         }
     }
@@ -298,7 +304,7 @@ fn a_failed_connection_is_a_warning_and_is_retried() {
     assert!(stopped.is_none());
     assert!(log.contains("Reconnecting"), "{log}");
     assert!(!handle.info().connected);
-    while h.refuse > 0 || h.conn.is_none() {
+    while h.refuse > 0 || h.conns[0].is_none() {
         assert!(h.wait_deadline().is_none());
     }
     let info = handle.info();

@@ -11,7 +11,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use xgroup_core::reply;
 use xgroup_core::resp::DEFAULT_MAX_FRAME;
 use xgroup_core::{
-    BatchId, ConnectOptions, Consumer, ConsumerConfig, Decoder, Event, GroupStart, Outcome,
+    BatchId, Conn, ConnectOptions, Consumer, ConsumerConfig, Decoder, Event, GroupStart, Outcome,
     StreamId, Value,
 };
 
@@ -197,6 +197,8 @@ pub struct ConfigChoice {
     claim: bool,
     replay: bool,
     auto_create: bool,
+    /// Reads of new entries on a connection of their own.
+    read_connection: bool,
 }
 
 impl ConfigChoice {
@@ -206,6 +208,7 @@ impl ConfigChoice {
             .max_in_flight_batches(usize::from(self.in_flight % 3) + 1)
             .replay_pending(self.replay)
             .auto_create_group(self.auto_create)
+            .separate_read_connection(self.read_connection)
             .connect_options(ConnectOptions {
                 resp3: self.resp3,
                 password: self.auth.then(|| "pw".to_owned()),
@@ -304,6 +307,9 @@ pub enum Op {
     Disconnect,
     /// Graceful shutdown.
     Shutdown,
+    /// Later inputs and connection steps are about the other connection
+    /// (control, read).
+    Switch,
 }
 
 /// The `consumer` target's input.
@@ -457,7 +463,10 @@ struct Harness {
     c: Consumer,
     now: Instant,
     max_in_flight: usize,
-    link: Link,
+    /// The control connection's and the read connection's.
+    links: [Link; 2],
+    /// Which one inputs and connection steps are about.
+    target: usize,
     stopped: bool,
     /// Delivered and not yet completed: batch id and its message ids.
     batches: VecDeque<(BatchId, Vec<StreamId>)>,
@@ -473,7 +482,8 @@ impl Harness {
             c: Consumer::new(cfg),
             now,
             max_in_flight,
-            link: Link::Closed,
+            links: [Link::Closed; 2],
+            target: 0,
             stopped: false,
             batches: VecDeque::new(),
         };
@@ -486,11 +496,12 @@ impl Harness {
         while let Some(event) = self.c.poll_event() {
             assert!(!self.stopped, "event after Stopped: {event:?}");
             match event {
-                Event::Connect => {
-                    assert_ne!(self.link, Link::Open, "Connect while connected");
-                    self.link = Link::Requested;
+                Event::Connect(conn) => {
+                    let link = &mut self.links[conn.index()];
+                    assert_ne!(*link, Link::Open, "Connect while connected");
+                    *link = Link::Requested;
                 }
-                Event::Disconnect => self.link = Link::Closed,
+                Event::Disconnect(conn) => self.links[conn.index()] = Link::Closed,
                 Event::Deliver(batch) => {
                     assert!(!batch.messages.is_empty(), "empty batch {batch:?}");
                     assert_eq!(&batch.stream[..], b"s");
@@ -513,7 +524,7 @@ impl Harness {
         assert_eq!(self.stopped, self.c.is_stopped());
         if self.stopped {
             assert_eq!(self.c.poll_timeout(), None, "deadline after Stopped");
-        } else if self.link == Link::Closed {
+        } else if self.links.iter().all(|&l| l == Link::Closed) {
             // Not connected and not asking to: only a timer can move it on.
             assert!(
                 self.c.poll_timeout().is_some(),
@@ -523,8 +534,13 @@ impl Harness {
     }
 
     fn input(&mut self, bytes: &[u8]) {
-        self.c.handle_input(self.now, bytes);
+        self.c.handle_input(self.now, self.conn(), bytes);
         self.drain();
+    }
+
+    /// The connection inputs and connection steps are about.
+    fn conn(&self) -> Conn {
+        Conn::ALL[self.target]
     }
 
     fn timeout(&mut self) {
@@ -597,23 +613,25 @@ impl Harness {
                 self.timeout();
             }
             Op::Connect => {
-                if self.link == Link::Requested {
-                    self.link = Link::Open;
-                    self.c.handle_connected(self.now);
+                if self.links[self.target] == Link::Requested {
+                    self.links[self.target] = Link::Open;
+                    self.c.handle_connected(self.now, self.conn());
                     self.drain();
                 }
             }
             Op::ConnectFailed => {
-                if self.link == Link::Requested {
-                    self.link = Link::Closed;
-                    self.c.handle_connect_failed(self.now, "connection refused");
+                if self.links[self.target] == Link::Requested {
+                    self.links[self.target] = Link::Closed;
+                    self.c
+                        .handle_connect_failed(self.now, self.conn(), "connection refused");
                     self.drain();
                 }
             }
             Op::Disconnect => {
-                if self.link == Link::Open {
-                    self.link = Link::Closed;
-                    self.c.handle_disconnected(self.now, "connection reset");
+                if self.links[self.target] == Link::Open {
+                    self.links[self.target] = Link::Closed;
+                    self.c
+                        .handle_disconnected(self.now, self.conn(), "connection reset");
                     self.drain();
                 }
             }
@@ -621,6 +639,7 @@ impl Harness {
                 self.c.handle_shutdown(self.now);
                 self.drain();
             }
+            Op::Switch => self.target = 1 - self.target,
         }
     }
 }
@@ -668,7 +687,7 @@ struct ModelInput {
     count: u8,
     chunks: Vec<u8>,
     v62: bool,
-    features: (bool, bool, bool, bool),
+    features: (bool, bool, bool, bool, bool),
     ops: Vec<ModelOp>,
 }
 
@@ -683,12 +702,13 @@ pub fn model(data: &[u8]) {
     let Ok(input) = ModelInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let (heartbeat, dead_letters, delete_on_ack, polling) = input.features;
+    let (heartbeat, dead_letters, delete_on_ack, polling, one_connection) = input.features;
     let features = Features {
         heartbeat,
         dead_letters,
         delete_on_ack,
         polling,
+        one_connection,
     };
     let consumers = 1 + usize::from(input.consumers % 3);
     let count = 1 + u64::from(input.count % 4);

@@ -745,6 +745,79 @@ pub fn idle_consumer_stops_without_waiting_out_its_blocked_read<A: Adapter>() {
     }
 }
 
+/// A handler working while a read of new entries blocks for 20 s (a free
+/// in-flight slot lets that read go out meanwhile).
+fn busy_with_a_long_block(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+    long_block(c)
+        .block(Duration::from_secs(20))
+        .max_in_flight_batches(2)
+}
+
+/// Polls until nothing is pending or `within` has passed; returns how long
+/// it took, or `None`.
+fn pending_gone_within(server: &RedisServer, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if pending(server) == 0 {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// The ack of a finished batch reaches the server at once, not after the
+/// blocked read of new entries that went out while the handler worked.
+pub fn acks_do_not_wait_behind_a_blocked_read<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 1);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::SleepMs(500),
+        opts(busy_with_a_long_block),
+    );
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    // The handler works 0.5 s; its ack must not wait out the 20 s BLOCK.
+    let took = pending_gone_within(&server, Duration::from_secs(5));
+    assert!(took.is_some(), "the ack waited behind the blocked read");
+    assert!(
+        running.wait(Duration::ZERO).is_none(),
+        "the consumer stopped"
+    );
+    running.stop();
+    assert!(matches!(running.wait(WAIT), Some(Ok(()))));
+}
+
+/// A stop while a handler works: `run` returns once the handler is done and
+/// its ack confirmed, without waiting out the blocked read.
+pub fn busy_consumer_stops_once_its_acks_are_confirmed<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 1);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::SleepMs(1000),
+        opts(busy_with_a_long_block),
+    );
+    let seen = s.seen.clone();
+    let mut running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    running.stop();
+    // The handler's second, then the ack: well under the 20 s BLOCK.
+    match running.wait(Duration::from_secs(6)) {
+        Some(Ok(())) => {}
+        other => panic!("expected a prompt graceful stop, got {other:?}"),
+    }
+    assert_eq!(
+        pending(&server),
+        0,
+        "the ack was not confirmed before the stop"
+    );
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1167,7 +1240,8 @@ macro_rules! adapter_scenarios {
             stream_deleted_during_a_blocked_read_is_recreated,
             stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
             out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending,
-            idle_consumer_stops_without_waiting_out_its_blocked_read);
+            idle_consumer_stops_without_waiting_out_its_blocked_read,
+            acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed);
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

@@ -22,7 +22,11 @@ impl Consumer {
     /// [`MAX_IDS_PER_ACK`] ids.
     pub(super) fn flush_acks(&mut self, now: Instant) {
         let delete = self.cfg.delete_on_ack;
-        let has_xackdel = self.link.session().is_some_and(|s| s.has_xackdel);
+        let has_xackdel = self
+            .links
+            .control()
+            .session()
+            .is_some_and(|s| s.has_xackdel);
         while let Some(ids) = self.ledger.send_acks(MAX_IDS_PER_ACK) {
             match (delete, has_xackdel) {
                 (false, _) => self.outbox.ack(now, ids),

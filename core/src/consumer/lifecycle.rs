@@ -1,9 +1,48 @@
-//! The connection's lifecycle (down, connecting, up with its session) and
-//! the consumer's (running, draining, stopped), and the reconnect backoff.
+//! The connections' lifecycle (each down, connecting, or up with its
+//! session) and the consumer's (running, draining, stopped), and the
+//! reconnect backoff.
 
 use std::time::Duration;
 
 use crate::resp::Decoder;
+
+/// Which of a consumer's connections an event, input or write is about.
+///
+/// The control connection carries set-up, acks, claims, heartbeats and dead
+/// letters; with a separate read connection
+/// ([`ConsumerConfig::uses_read_connection`](crate::ConsumerConfig::uses_read_connection))
+/// reads of new entries go on that one, so a blocked read never holds up
+/// the others. Both are opened and lost together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conn {
+    /// Set-up and everything but reads of new entries (all of it, with one
+    /// connection).
+    Control,
+    /// Reads of new entries (`XREADGROUP ... >`), which may block.
+    Read,
+}
+
+impl Conn {
+    /// Both, control first.
+    pub const ALL: [Conn; 2] = [Conn::Control, Conn::Read];
+
+    /// 0 for the control connection, 1 for the read one: where an adapter
+    /// keeps each one's socket in an array.
+    pub const fn index(self) -> usize {
+        match self {
+            Conn::Control => 0,
+            Conn::Read => 1,
+        }
+    }
+}
+
+/// The consumer's connections: the control one, and the read one when
+/// reads of new entries have their own.
+#[derive(Debug)]
+pub(super) struct Links {
+    control: Link,
+    read: Option<Link>,
+}
 
 /// The connection.
 #[derive(Debug)]
@@ -69,6 +108,94 @@ impl Link {
     /// The phase of the open connection.
     pub(super) fn phase(&self) -> Option<Phase> {
         self.session().map(|s| s.phase)
+    }
+}
+
+impl Links {
+    /// Both connecting (the read one only when it is used).
+    pub(super) fn connecting(read_connection: bool) -> Self {
+        Links {
+            control: Link::Connecting,
+            read: read_connection.then_some(Link::Connecting),
+        }
+    }
+
+    /// The connections used, control first.
+    pub(super) fn used(&self) -> impl Iterator<Item = Conn> {
+        [Some(Conn::Control), self.read.as_ref().map(|_| Conn::Read)]
+            .into_iter()
+            .flatten()
+    }
+
+    /// `conn`'s link (a read connection not used is always down).
+    pub(super) fn get(&self, conn: Conn) -> &Link {
+        match conn {
+            Conn::Control => &self.control,
+            Conn::Read => self.read.as_ref().unwrap_or(&Link::Down),
+        }
+    }
+
+    /// `conn`'s session, if it is up.
+    pub(super) fn session_mut(&mut self, conn: Conn) -> Option<&mut Session> {
+        match conn {
+            Conn::Control => self.control.session_mut(),
+            Conn::Read => self.read.as_mut().and_then(Link::session_mut),
+        }
+    }
+
+    /// Sets `conn`'s link (one not used stays unused).
+    pub(super) fn set(&mut self, conn: Conn, link: Link) {
+        match conn {
+            Conn::Control => self.control = link,
+            Conn::Read => {
+                if let Some(read) = &mut self.read {
+                    *read = link;
+                }
+            }
+        }
+    }
+
+    /// The control connection (everything but new-entry reads).
+    pub(super) fn control(&self) -> &Link {
+        &self.control
+    }
+
+    /// The control connection's session, if it is up.
+    pub(super) fn control_mut(&mut self) -> Option<&mut Session> {
+        self.control.session_mut()
+    }
+
+    /// Whether reads of new entries have a connection of their own.
+    pub(super) fn has_read(&self) -> bool {
+        self.read.is_some()
+    }
+
+    /// Whether the read connection is up and set up (or not used).
+    pub(super) fn read_ready(&self) -> bool {
+        self.read
+            .as_ref()
+            .map_or(true, |r| r.phase() == Some(Phase::Running))
+    }
+
+    /// Every connection down; returns those that were not (to close).
+    pub(super) fn all_down(&mut self) -> Vec<Conn> {
+        let open: Vec<Conn> = self
+            .used()
+            .filter(|&c| !matches!(self.get(c), Link::Down))
+            .collect();
+        for &conn in &open {
+            self.set(conn, Link::Down);
+        }
+        open
+    }
+
+    /// Every connection used is asked for again.
+    pub(super) fn all_connecting(&mut self) -> Vec<Conn> {
+        let used: Vec<Conn> = self.used().collect();
+        for &conn in &used {
+            self.set(conn, Link::Connecting);
+        }
+        used
     }
 }
 
@@ -178,5 +305,27 @@ mod tests {
         let link = Link::Up(s);
         assert!(link.is_up() && link.phase() == Some(Phase::Running));
         assert!(!Link::Connecting.is_up() && Link::Down.phase().is_none());
+    }
+
+    #[test]
+    fn links_go_down_and_come_back_together() {
+        let mut one = Links::connecting(false);
+        assert_eq!(one.used().collect::<Vec<_>>(), [Conn::Control]);
+        assert!(one.read_ready() && !one.has_read());
+        one.set(Conn::Read, Link::Up(Session::new(0)));
+        assert!(matches!(one.get(Conn::Read), Link::Down));
+
+        let mut two = Links::connecting(true);
+        assert_eq!(two.used().collect::<Vec<_>>(), [Conn::Control, Conn::Read]);
+        two.set(Conn::Read, Link::Up(Session::new(1)));
+        assert!(!two.read_ready(), "still in its handshake");
+        two.session_mut(Conn::Read).unwrap().phase = Phase::Running;
+        assert!(two.read_ready());
+        // Only the read connection was open: only it is closed.
+        two.set(Conn::Control, Link::Down);
+        assert_eq!(two.all_down(), [Conn::Read]);
+        assert!(matches!(two.get(Conn::Control), Link::Down));
+        assert_eq!(two.all_connecting(), [Conn::Control, Conn::Read]);
+        assert!(matches!(two.get(Conn::Read), Link::Connecting));
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! - `ledger`: every entry held (with the handler, retrying, being acked or
 //!   dead-lettered, waiting for delivery counts);
-//! - `lifecycle`: the connection (down, connecting, up with its session) and
-//!   the consumer (running, draining, stopped), and the reconnect backoff;
+//! - `lifecycle`: the connections (the control one and, for blocking reads
+//!   of new entries, the read one; each down, connecting, or up with its
+//!   session) and the consumer (running, draining, stopped), and the
+//!   reconnect backoff;
 //! - `timers`: the timer table;
 //! - `outbox`: the commands written and the replies awaited;
 //! - `reads` (new entries, own-pending replay, polling, prefetch, delivery
@@ -36,6 +38,7 @@ mod timers;
 
 pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
 pub use heartbeat::heartbeat_key;
+pub use lifecycle::Conn;
 pub use report::{
     panic_message, ConsumerInfo, DeadLetterAction, DeadLettered, Event, Stats, Warning,
 };
@@ -46,7 +49,7 @@ pub use outbox::DEAD_LETTER_SCRIPT;
 use claims::Claims;
 use heartbeat::Heartbeat;
 use ledger::{Completed, Ledger};
-use lifecycle::{Backoff, Link, Session, State};
+use lifecycle::{Backoff, Link, Links, Session, State};
 use outbox::Outbox;
 use reads::Reads;
 use timers::{Timer, Timers};
@@ -62,14 +65,15 @@ use timers::{Timer, Timers};
 /// use std::time::Instant;
 /// use xgroup_core::{Consumer, ConsumerConfig, Event, Outcome};
 ///
-/// # fn connect() {} fn write(_: &[u8]) {} fn read_or_timeout(_: Option<Instant>) -> Option<Vec<u8>> { None }
+/// # use xgroup_core::Conn;
+/// # fn connect(_: Conn) {} fn write(_: Conn, _: &[u8]) {} fn read_or_timeout(_: Option<Instant>) -> Option<(Conn, Vec<u8>)> { None }
 /// let config = ConsumerConfig::builder("orders", "processors", "proc-1").build()?;
 /// let mut consumer = Consumer::new(config);
 /// loop {
 ///     // Drain every output after each input.
 ///     while let Some(event) = consumer.poll_event() {
 ///         match event {
-///             Event::Connect => { connect(); consumer.handle_connected(Instant::now()); }
+///             Event::Connect(conn) => { connect(conn); consumer.handle_connected(Instant::now(), conn); }
 ///             Event::Deliver(batch) => {
 ///                 // ... handle batch.messages ...
 ///                 consumer.handle_completion(Instant::now(), batch.id, Outcome::AckAll);
@@ -78,10 +82,10 @@ use timers::{Timer, Timers};
 ///             _ => {}
 ///         }
 ///     }
-///     while let Some(bytes) = consumer.poll_transmit() { write(&bytes); }
-///     // Then wait for one input: bytes, or the deadline.
+///     while let Some((conn, bytes)) = consumer.poll_transmit() { write(conn, &bytes); }
+///     // Then wait for one input: bytes on either connection, or the deadline.
 ///     match read_or_timeout(consumer.poll_timeout().map(|(at, _)| at)) {
-///         Some(bytes) => consumer.handle_input(Instant::now(), &bytes),
+///         Some((conn, bytes)) => consumer.handle_input(Instant::now(), conn, &bytes),
 ///         None => consumer.handle_timeout(Instant::now()),
 ///     }
 /// }
@@ -91,7 +95,7 @@ use timers::{Timer, Timers};
 pub struct Consumer {
     cfg: ConsumerConfig,
     state: State,
-    link: Link,
+    links: Links,
     outbox: Outbox,
     events: VecDeque<Event>,
     timers: Timers,
@@ -104,17 +108,20 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// A consumer that will ask for a connection first ([`Event::Connect`]).
+    /// A consumer that will ask for its connections first
+    /// ([`Event::Connect`]).
     pub fn new(config: ConsumerConfig) -> Self {
         let mut backoff = Backoff::new(config.seed.unwrap_or_else(process_seed));
         let token = Bytes::from(format!("{:016x}", backoff.random()));
+        let links = Links::connecting(config.uses_read_connection());
+        let events = links.used().map(Event::Connect).collect();
         Consumer {
             heartbeat: Heartbeat::new(&config, token),
             outbox: Outbox::new(&config),
             cfg: config,
             state: State::Running,
-            link: Link::Connecting,
-            events: VecDeque::from([Event::Connect]),
+            links,
+            events,
             timers: Timers::default(),
             ledger: Ledger::default(),
             backoff,
@@ -139,9 +146,9 @@ impl Consumer {
         self.ledger.batches()
     }
 
-    /// Whether a connection is up (set up or being set up).
+    /// Whether the control connection is up (set up or being set up).
     pub fn is_connected(&self) -> bool {
-        self.link.is_up()
+        self.links.control().is_up()
     }
 
     /// Whether the consumer has stopped for good.
@@ -152,9 +159,17 @@ impl Consumer {
     // ----- inputs -----
 
     /// The connection asked for by [`Event::Connect`] is open.
-    pub fn handle_connected(&mut self, now: Instant) {
-        if self.state == State::Stopped || !matches!(self.link, Link::Connecting) {
+    pub fn handle_connected(&mut self, now: Instant, conn: Conn) {
+        if self.state == State::Stopped || !matches!(self.links.get(conn), Link::Connecting) {
             return;
+        }
+        if conn == Conn::Read {
+            let handshake = self.outbox.handshake(now, conn, &self.cfg.connect);
+            self.links.set(conn, Link::Up(Session::new(handshake)));
+            if handshake == 0 {
+                self.handshake_done(conn);
+            }
+            return self.pump(now);
         }
         self.stats.connections += 1;
         self.outbox.clear();
@@ -170,50 +185,63 @@ impl Consumer {
             .set_due(Timer::Heartbeat, self.cfg.heartbeat.is_some() && !draining);
         self.timers
             .set(Timer::Refresh, now + self.refresh_interval());
-        let mut handshake = self.outbox.handshake(now, &self.cfg.connect);
+        let mut handshake = self.outbox.handshake(now, conn, &self.cfg.connect);
         if self.cfg.delete_on_ack {
             self.outbox.info_server(now);
             handshake += 1;
         }
-        self.link = Link::Up(Session::new(handshake));
+        self.links.set(conn, Link::Up(Session::new(handshake)));
         if !draining && self.cfg.auto_create_group {
             let start = self.cfg.group_start.to_arg();
             self.outbox.group_create(now, &start, self.cfg.make_stream);
         }
         if handshake == 0 {
-            self.handshake_done();
+            self.handshake_done(conn);
         }
         self.pump(now);
     }
 
-    /// Opening the connection failed.
-    pub fn handle_connect_failed(&mut self, now: Instant, reason: impl std::fmt::Display) {
-        if self.state == State::Stopped || !matches!(self.link, Link::Connecting) {
+    /// Opening a connection failed: the others are closed too, and all are
+    /// opened again after a backoff.
+    pub fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        conn: Conn,
+        reason: impl std::fmt::Display,
+    ) {
+        if self.state == State::Stopped || !matches!(self.links.get(conn), Link::Connecting) {
             return;
         }
         self.stats.errors += 1;
-        self.link = Link::Down;
-        self.schedule_reconnect(now, Error::Connection(reason.to_string()));
+        self.links.set(conn, Link::Down);
+        self.connection_failed(now, Error::Connection(reason.to_string()));
     }
 
-    /// The connection closed or failed (read/write error, EOF).
-    pub fn handle_disconnected(&mut self, now: Instant, reason: impl std::fmt::Display) {
-        if self.state == State::Stopped || matches!(self.link, Link::Down) {
+    /// A connection closed or failed (read/write error, EOF): the others
+    /// are closed too, and all are opened again after a backoff.
+    pub fn handle_disconnected(
+        &mut self,
+        now: Instant,
+        conn: Conn,
+        reason: impl std::fmt::Display,
+    ) {
+        if self.state == State::Stopped || matches!(self.links.get(conn), Link::Down) {
             return;
         }
-        self.connection_failed(now, Error::Connection(reason.to_string()), false);
+        self.links.set(conn, Link::Down);
+        self.connection_failed(now, Error::Connection(reason.to_string()));
     }
 
-    /// Bytes arrived on the connection.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        let Some(session) = self.link.session_mut() else {
+    /// Bytes arrived on a connection.
+    pub fn handle_input(&mut self, now: Instant, conn: Conn, bytes: &[u8]) {
+        let Some(session) = self.links.session_mut(conn) else {
             return;
         };
         if self.state == State::Stopped {
             return;
         }
         session.decoder.feed(bytes);
-        if !self.read_replies(now) {
+        if !self.read_replies(now, conn) {
             return;
         }
         self.try_finish();
@@ -276,14 +304,14 @@ impl Consumer {
         }
         self.fire_due_timers(now);
         if self.timers.expired(Timer::Reconnect, now) {
-            self.link = Link::Connecting;
-            self.events.push_back(Event::Connect);
+            let conns = self.links.all_connecting();
+            self.events.extend(conns.into_iter().map(Event::Connect));
         }
-        if self.link.is_up() {
+        if self.links.control().is_up() {
             if let Some(oldest) = self.outbox.oldest().filter(|c| c.deadline <= now) {
                 let command = oldest.what.name();
                 self.stats.errors += 1;
-                return self.connection_failed(now, Error::ReplyTimeout { command }, true);
+                return self.connection_failed(now, Error::ReplyTimeout { command });
             }
         }
         self.pump(now);
@@ -306,9 +334,10 @@ impl Consumer {
 
     // ----- outputs -----
 
-    /// Bytes to write to the connection, in order.
+    /// Bytes to write, in order for each connection, and the connection to
+    /// write them on.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    pub fn poll_transmit(&mut self) -> Option<(Conn, Bytes)> {
         self.outbox.take_bytes()
     }
 
@@ -328,7 +357,7 @@ impl Consumer {
         let reply = self
             .outbox
             .oldest()
-            .filter(|_| self.link.is_up())
+            .filter(|_| self.links.control().is_up())
             .map(|c| (c.deadline, TimerKind::Reply));
         let retry = self.ledger.next_retry().map(|at| (at, TimerKind::Retry));
         [self.timers.next(), retry, reply]
@@ -339,11 +368,10 @@ impl Consumer {
 
     // ----- failures and the end -----
 
-    fn connection_failed(&mut self, now: Instant, cause: Error, close: bool) {
-        if close && !matches!(self.link, Link::Down) {
-            self.events.push_back(Event::Disconnect);
-        }
-        self.link = Link::Down;
+    /// A connection failed: all are closed (those still open with
+    /// [`Event::Disconnect`]) and opened again after a backoff.
+    fn connection_failed(&mut self, now: Instant, cause: Error) {
+        self.close_all();
         self.outbox.clear();
         self.ledger.connection_lost();
         self.timers.disarm_connection();
@@ -351,6 +379,14 @@ impl Consumer {
             return self.finish(None);
         }
         self.schedule_reconnect(now, cause);
+    }
+
+    /// Every connection down: those open or being opened are closed, and
+    /// a connection asked for but not yet handed out is no longer wanted.
+    fn close_all(&mut self) {
+        self.events.retain(|e| !matches!(e, Event::Connect(_)));
+        let open = self.links.all_down();
+        self.events.extend(open.into_iter().map(Event::Disconnect));
     }
 
     fn schedule_reconnect(&mut self, now: Instant, cause: Error) {
@@ -373,10 +409,7 @@ impl Consumer {
         if self.state == State::Stopped {
             return;
         }
-        if !matches!(self.link, Link::Down) {
-            self.events.push_back(Event::Disconnect);
-        }
-        self.link = Link::Down;
+        self.close_all();
         self.state = State::Stopped;
         self.outbox.clear();
         self.timers.clear();

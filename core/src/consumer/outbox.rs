@@ -14,6 +14,7 @@ use crate::id::{IdBuf, ReadFrom, StreamId};
 use crate::reply::ReplyError;
 
 use super::ledger::DeadItem;
+use super::lifecycle::Conn;
 
 /// Moves entries to a dead-letter stream, each acked only once its copy is
 /// in: Redis transactions do not roll back, so a `MULTI` whose `XADD` failed
@@ -90,13 +91,23 @@ pub(super) struct SentCmd {
     pub(super) deadline: Instant,
 }
 
-/// Bytes to write and the replies they will bring, in order.
+/// Bytes to write and the replies they will bring, in order, per
+/// connection: the control connection's here, the read connection's (reads
+/// of new entries, when they have their own) in `read`.
 #[derive(Debug)]
 pub(super) struct Outbox {
     stream: Bytes,
     group: Bytes,
     consumer: Bytes,
     reply_timeout: Duration,
+    wire: Wire,
+    sent: VecDeque<SentCmd>,
+    read: Lane,
+}
+
+/// One connection's bytes to write and replies awaited.
+#[derive(Debug, Default)]
+struct Lane {
     wire: Wire,
     sent: VecDeque<SentCmd>,
 }
@@ -135,25 +146,48 @@ impl Outbox {
             reply_timeout: cfg.reply_timeout,
             wire: Wire::default(),
             sent: VecDeque::new(),
+            read: Lane::default(),
         }
     }
 
     // ----- what was sent -----
 
-    /// Bytes to write, if any.
-    pub(super) fn take_bytes(&mut self) -> Option<Bytes> {
-        (!self.wire.out.is_empty()).then(|| self.wire.out.split().freeze())
+    /// Bytes to write, if any, and the connection they go on (the control
+    /// connection's first).
+    pub(super) fn take_bytes(&mut self) -> Option<(Conn, Bytes)> {
+        [
+            (Conn::Control, &mut self.wire),
+            (Conn::Read, &mut self.read.wire),
+        ]
+        .into_iter()
+        .find(|(_, wire)| !wire.out.is_empty())
+        .map(|(conn, wire)| (conn, wire.out.split().freeze()))
     }
 
-    /// Forgets everything unwritten and unanswered (the connection is gone).
+    /// Forgets everything unwritten and unanswered (the connections are
+    /// gone).
     pub(super) fn clear(&mut self) {
         self.wire.out.clear();
         self.sent.clear();
+        self.read.wire.out.clear();
+        self.read.sent.clear();
     }
 
-    /// The command the next reply answers.
-    pub(super) fn next_answered(&mut self) -> Option<SentCmd> {
-        self.sent.pop_front()
+    /// The command the next reply on `conn` answers.
+    pub(super) fn next_answered(&mut self, conn: Conn) -> Option<SentCmd> {
+        self.sent_on(conn).pop_front()
+    }
+
+    fn sent_on(&mut self, conn: Conn) -> &mut VecDeque<SentCmd> {
+        match conn {
+            Conn::Control => &mut self.sent,
+            Conn::Read => &mut self.read.sent,
+        }
+    }
+
+    /// Every unanswered command, on any connection.
+    fn all_sent(&self) -> impl Iterator<Item = &SentCmd> {
+        self.sent.iter().chain(&self.read.sent)
     }
 
     /// A transaction's next frame is awaited (the one just answered was
@@ -164,15 +198,21 @@ impl Outbox {
         self.sent.push_front(SentCmd { what, deadline });
     }
 
-    /// The oldest unanswered command.
+    /// The unanswered command whose reply is due first (each connection's
+    /// replies come in order: only the oldest of each can be the first).
     pub(super) fn oldest(&self) -> Option<&SentCmd> {
-        self.sent.front()
+        [self.sent.front(), self.read.sent.front()]
+            .into_iter()
+            .flatten()
+            .min_by_key(|c| c.deadline)
     }
 
-    /// Whether every unanswered command is a fetch (a quiet point: only
-    /// reads and claims, which may stay out, are awaited).
-    pub(super) fn only_fetches_out(&self) -> bool {
-        self.sent.iter().all(|c| matches!(c.what, Sent::Fetch(_)))
+    /// Whether every unanswered command on `conn` is a fetch (a quiet
+    /// point: only reads and claims, which may stay out, are awaited).
+    pub(super) fn only_fetches_out(&mut self, conn: Conn) -> bool {
+        self.sent_on(conn)
+            .iter()
+            .all(|c| matches!(c.what, Sent::Fetch(_)))
     }
 
     /// Reads and claims whose reply has not come yet.
@@ -204,18 +244,22 @@ impl Outbox {
     }
 
     fn count(&self, f: impl Fn(&Sent) -> bool) -> usize {
-        self.sent.iter().filter(|c| f(&c.what)).count()
+        self.all_sent().filter(|c| f(&c.what)).count()
     }
 
     // ----- commands -----
 
-    /// `HELLO`/`AUTH`, `CLIENT SETNAME`, `SELECT`; returns how many replies
-    /// the handshake awaits.
-    pub(super) fn handshake(&mut self, now: Instant, opts: &ConnectOptions) -> usize {
-        let steps = handshake::write_handshake(&mut self.wire.out, opts, &self.consumer);
-        self.wire.written += steps.len();
+    /// `HELLO`/`AUTH`, `CLIENT SETNAME`, `SELECT` on `conn`; returns how
+    /// many replies the handshake awaits.
+    pub(super) fn handshake(&mut self, now: Instant, conn: Conn, opts: &ConnectOptions) -> usize {
+        let wire = match conn {
+            Conn::Control => &mut self.wire,
+            Conn::Read => &mut self.read.wire,
+        };
+        let steps = handshake::write_handshake(&mut wire.out, opts, &self.consumer);
+        wire.written += steps.len();
         for step in &steps {
-            self.push(now, Sent::Handshake(*step), Duration::ZERO);
+            self.push_on(conn, now, Sent::Handshake(*step), Duration::ZERO);
         }
         steps.len()
     }
@@ -241,19 +285,23 @@ impl Outbox {
         self.push(now, Sent::GroupCreate, Duration::ZERO);
     }
 
-    /// `XREADGROUP GROUP g me COUNT n [BLOCK ms] STREAMS s <from>`; a
-    /// blocking read's reply is due `block` later.
+    /// `XREADGROUP GROUP g me COUNT n [BLOCK ms] STREAMS s <from>` on
+    /// `conn`; a blocking read's reply is due `block` later.
     pub(super) fn read(
         &mut self,
         now: Instant,
-        kind: Fetch,
+        (conn, kind): (Conn, Fetch),
         from: ReadFrom,
         count: u64,
         block: Option<Duration>,
     ) {
         // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
         let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
-        let mut w = self.wire.begin(if block_ms.is_some() { 11 } else { 9 });
+        let wire = match conn {
+            Conn::Control => &mut self.wire,
+            Conn::Read => &mut self.read.wire,
+        };
+        let mut w = wire.begin(if block_ms.is_some() { 11 } else { 9 });
         w.arg(b"XREADGROUP")
             .arg(b"GROUP")
             .arg(&self.group)
@@ -270,7 +318,7 @@ impl Outbox {
         };
         drop(w);
         let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
-        self.push(now, Sent::Fetch(kind), extra);
+        self.push_on(conn, now, Sent::Fetch(kind), extra);
     }
 
     /// `XAUTOCLAIM s g me <min-idle> <cursor> COUNT n`.
@@ -485,9 +533,14 @@ impl Outbox {
 
     // ----- helpers -----
 
+    /// A command on the control connection.
     fn push(&mut self, now: Instant, what: Sent, extra: Duration) {
+        self.push_on(Conn::Control, now, what, extra);
+    }
+
+    fn push_on(&mut self, conn: Conn, now: Instant, what: Sent, extra: Duration) {
         let deadline = now + self.reply_timeout + extra;
-        self.sent.push_back(SentCmd { what, deadline });
+        self.sent_on(conn).push_back(SentCmd { what, deadline });
     }
 
     /// `MULTI`, what `write` writes, `EXEC`: one awaited reply per frame.

@@ -10,19 +10,19 @@ use crate::reply::{self, GroupCreated, ReplyError, Value};
 use crate::resp::Frame;
 
 use super::acks::server_has_xackdel;
-use super::lifecycle::Phase;
+use super::lifecycle::{Conn, Phase};
 use super::outbox::{Fetch, Sent};
 use super::report::Warning;
 use super::{Consumer, State};
 
 impl Consumer {
-    /// Takes every whole reply the decoder has; at a quiet point decides
-    /// what to send next. Returns `false` when a reply ended the connection
-    /// (or the consumer).
-    pub(super) fn read_replies(&mut self, now: Instant) -> bool {
+    /// Takes every whole reply `conn`'s decoder has; at a quiet point
+    /// decides what to send next. Returns `false` when a reply ended the
+    /// connection (or the consumer).
+    pub(super) fn read_replies(&mut self, now: Instant, conn: Conn) -> bool {
         let mut completed = false;
         loop {
-            let Some(session) = self.link.session_mut() else {
+            let Some(session) = self.links.session_mut(conn) else {
                 return false;
             };
             let raw = match session.decoder.next_raw() {
@@ -37,7 +37,7 @@ impl Consumer {
             if raw.bytes().first() == Some(&b'>') {
                 continue; // a RESP3 push, not a reply
             }
-            let Some(cmd) = self.outbox.next_answered() else {
+            let Some(cmd) = self.outbox.next_answered(conn) else {
                 self.protocol_failure(now, ProtocolError::UnsolicitedReply);
                 return false;
             };
@@ -58,44 +58,46 @@ impl Consumer {
                     }
                 }
                 what => match raw.decode() {
-                    Ok(frame) => self.on_reply(now, what, frame),
+                    Ok(frame) => self.on_reply(now, conn, what, frame),
                     Err(e) => {
                         self.protocol_failure(now, e);
                         return false;
                     }
                 },
             }
-            if !self.link.is_up() || self.state == State::Stopped {
+            if !self.links.get(conn).is_up() || self.state == State::Stopped {
                 return false;
             }
         }
-        // Decide what to send next only at a quiet point of the reply
-        // stream: some reply completed, no frame half-read, and everything
-        // pipelined answered (a fetch may stay out). Decisions then do not
-        // depend on how the reply bytes were cut into reads.
+        // Decide what to send next only at a quiet point of this
+        // connection's reply stream: some reply completed, no frame
+        // half-read, and everything pipelined on it answered (a fetch may
+        // stay out). Decisions then do not depend on how the reply bytes
+        // were cut into reads.
         let quiet = self
-            .link
+            .links
+            .get(conn)
             .session()
             .is_some_and(|s| s.decoder.buffered() == 0);
-        if completed && quiet && self.outbox.only_fetches_out() {
+        if completed && quiet && self.outbox.only_fetches_out(conn) {
             self.pump(now);
         }
         true
     }
 
-    fn on_reply(&mut self, now: Instant, what: Sent, frame: Frame) {
+    fn on_reply(&mut self, now: Instant, conn: Conn, what: Sent, frame: Frame) {
         match what {
             Sent::Handshake(step) => match step.check(frame) {
-                Ok(()) => self.handshake_step(),
+                Ok(()) => self.handshake_step(conn),
                 Err(e) => self.command_failed(now, e),
             },
             Sent::Info => {
                 if let (Value::Bulk(text), Some(session)) =
-                    (Value::from_frame(frame), self.link.session_mut())
+                    (Value::from_frame(frame), self.links.control_mut())
                 {
                     session.has_xackdel = server_has_xackdel(&text);
                 }
-                self.handshake_step();
+                self.handshake_step(conn);
             }
             Sent::GroupCreate => self.on_group_created(now, frame),
             Sent::Fetch(kind) => self.on_fetch_reply(now, kind, frame),
@@ -139,20 +141,22 @@ impl Consumer {
 
     // ----- set-up -----
 
-    fn handshake_step(&mut self) {
+    fn handshake_step(&mut self, conn: Conn) {
         if self
-            .link
-            .session_mut()
+            .links
+            .session_mut(conn)
             .is_some_and(|s| s.handshake_answered())
         {
-            self.handshake_done();
+            self.handshake_done(conn);
         }
     }
 
-    /// Every handshake reply is in: the group next, or straight to work.
-    pub(super) fn handshake_done(&mut self) {
-        let create = self.state == State::Running && self.cfg.auto_create_group;
-        if let Some(session) = self.link.session_mut() {
+    /// Every handshake reply is in: on the control connection the group
+    /// next, or straight to work; the read connection is ready.
+    pub(super) fn handshake_done(&mut self, conn: Conn) {
+        let create =
+            conn == Conn::Control && self.state == State::Running && self.cfg.auto_create_group;
+        if let Some(session) = self.links.session_mut(conn) {
             session.phase = if create { Phase::Group } else { Phase::Running };
         }
     }
@@ -180,7 +184,7 @@ impl Consumer {
 
     /// The group is there: on to work.
     fn group_ensured(&mut self) {
-        if let Some(session) = self.link.session_mut() {
+        if let Some(session) = self.links.control_mut() {
             if session.phase == Phase::Group {
                 session.phase = Phase::Running;
             }
@@ -196,7 +200,7 @@ impl Consumer {
             let (stream, group) = (self.cfg.stream.clone(), self.cfg.group.clone());
             return self.fatal(Error::GroupMissing { stream, group });
         }
-        if self.link.phase() == Some(Phase::Group) {
+        if self.links.control().phase() == Some(Phase::Group) {
             // Already re-creating; later NOGROUP replies were pipelined.
             return;
         }
@@ -204,10 +208,10 @@ impl Consumer {
             // Created and gone again without a successful read in between:
             // back off instead of looping.
             self.stats.errors += 1;
-            return self.connection_failed(now, Error::Server(e), true);
+            return self.connection_failed(now, Error::Server(e));
         }
         self.warn(Warning::GroupRecreated);
-        if let Some(session) = self.link.session_mut() {
+        if let Some(session) = self.links.control_mut() {
             session.phase = Phase::Group;
         }
         let start = self.cfg.group_start.to_arg();
@@ -221,7 +225,7 @@ impl Consumer {
         match e {
             ReplyError::Protocol(p) => self.protocol_failure(now, p),
             ReplyError::Server(s) if s.is_transient() => {
-                self.connection_failed(now, Error::Server(s), true)
+                self.connection_failed(now, Error::Server(s))
             }
             ReplyError::Server(s)
                 if matches!(
@@ -237,6 +241,6 @@ impl Consumer {
 
     pub(super) fn protocol_failure(&mut self, now: Instant, e: ProtocolError) {
         self.stats.errors += 1;
-        self.connection_failed(now, Error::Protocol(e), true);
+        self.connection_failed(now, Error::Protocol(e));
     }
 }

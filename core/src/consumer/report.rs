@@ -9,6 +9,7 @@ use crate::error::{Error, ServerError};
 use crate::id::StreamId;
 
 use super::batch::{Batch, BatchId};
+use super::lifecycle::Conn;
 #[cfg(doc)]
 use super::Consumer;
 
@@ -42,12 +43,12 @@ pub enum DeadLetterAction {
 /// fails to compile when a new one is added, instead of dropping it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// Open a connection, then call [`Consumer::handle_connected`] or
-    /// [`Consumer::handle_connect_failed`].
-    Connect,
-    /// Close the current connection. Do not call
+    /// Open this connection, then call [`Consumer::handle_connected`] or
+    /// [`Consumer::handle_connect_failed`] for it.
+    Connect(Conn),
+    /// Close this connection. Do not call
     /// [`Consumer::handle_disconnected`] for it: the core already knows.
-    Disconnect,
+    Disconnect(Conn),
     /// Hand this batch to the handler.
     Deliver(Batch),
     /// An entry was dead-lettered (the failure callback's input).
@@ -165,7 +166,8 @@ pub struct Stats {
     pub deleted_acked: u64,
     /// Errors met (connection failures, protocol errors, server errors).
     pub errors: u64,
-    /// Connections opened successfully.
+    /// Times the consumer connected (its control connection opened; the
+    /// read connection, when there is one, opens and closes with it).
     pub connections: u64,
     /// Batches whose handler failed (panicked).
     pub handler_failures: u64,

@@ -3,20 +3,21 @@
 //! idle refresh), then at most one fetch — the replay of our own pending
 //! entries, due retries, a dead consumer's entries, the claim sweep, and
 //! last new entries (polling, or a blocking read capped at the next
-//! deadline; with a backlog, one prefetching read behind it).
+//! deadline; with a backlog, one prefetching read behind it). Reads of new
+//! entries go on the read connection when there is one.
 
 use std::time::{Duration, Instant};
 
 use crate::id::ReadFrom;
 
-use super::lifecycle::Phase;
+use super::lifecycle::{Conn, Phase};
 use super::outbox::Fetch;
 use super::timers::Timer;
 use super::{Consumer, State};
 
 impl Consumer {
     pub(super) fn pump(&mut self, now: Instant) {
-        let phase = match self.link.phase() {
+        let phase = match self.links.control().phase() {
             Some(phase @ (Phase::Group | Phase::Running)) => phase,
             Some(Phase::Handshake { .. }) | None => return,
         };
@@ -54,9 +55,8 @@ impl Consumer {
         }
         if let Some(after) = self.reads.replay_from() {
             let from = ReadFrom::PendingAfter(after);
-            return self
-                .outbox
-                .read(now, Fetch::Replay, from, self.cfg.count, None);
+            let replay = (Conn::Control, Fetch::Replay);
+            return self.outbox.read(now, replay, from, self.cfg.count, None);
         }
         if self.redeliver(now) {
             return;
@@ -71,16 +71,27 @@ impl Consumer {
             // Polling mode: a read without BLOCK, then a wait if it was empty.
             if !self.timers.is_armed(Timer::Poll) {
                 self.timers.set_due(Timer::Poll, false);
+                let read = (Conn::Control, Fetch::Read);
                 self.outbox
-                    .read(now, Fetch::Read, ReadFrom::New, self.cfg.count, None);
+                    .read(now, read, ReadFrom::New, self.cfg.count, None);
             }
             return;
         }
+        if !self.links.read_ready() {
+            return; // the read connection is still being set up
+        }
         // Cap BLOCK so the read returns by the next deadline: a blocking
-        // read delays every command pipelined behind it.
+        // read delays the fetches behind it (one at a time) and, on one
+        // connection, every command pipelined behind it. On a read
+        // connection of its own, heartbeats and refreshes do not wait.
+        let behind: &[Timer] = if self.links.has_read() {
+            &[Timer::ClaimSweep]
+        } else {
+            &[Timer::ClaimSweep, Timer::Heartbeat, Timer::Refresh]
+        };
         let next = self
             .timers
-            .earliest(&[Timer::ClaimSweep, Timer::Heartbeat, Timer::Refresh])
+            .earliest(behind)
             .into_iter()
             .chain(self.ledger.next_retry())
             .min();
@@ -88,8 +99,18 @@ impl Consumer {
             Some(at) => self.cfg.block.min(at.saturating_duration_since(now)),
             None => self.cfg.block,
         };
+        let read = (self.new_entries_conn(), Fetch::Read);
         self.outbox
-            .read(now, Fetch::Read, ReadFrom::New, self.cfg.count, Some(block));
+            .read(now, read, ReadFrom::New, self.cfg.count, Some(block));
+    }
+
+    /// Where reads of new entries go.
+    fn new_entries_conn(&self) -> Conn {
+        if self.links.has_read() {
+            Conn::Read
+        } else {
+            Conn::Control
+        }
     }
 
     /// With a backlog (the last read came back full) and a free slot, one
@@ -109,8 +130,9 @@ impl Consumer {
             && self.cfg.receive_interval.is_none()
             && self.ledger.batches() + out < self.cfg.max_in_flight_batches
         {
+            let read = (self.new_entries_conn(), Fetch::Read);
             self.outbox
-                .read(now, Fetch::Read, ReadFrom::New, self.cfg.count, None);
+                .read(now, read, ReadFrom::New, self.cfg.count, None);
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use xgroup_core::sim::{ConnId, SimOptions, SimServer};
 use xgroup_core::{
-    Batch, Consumer, ConsumerConfig, DeadLetter, Disposition, Error, Event, Outcome, StreamId,
+    Batch, Conn, Consumer, ConsumerConfig, DeadLetter, Disposition, Error, Event, Outcome, StreamId,
 };
 
 pub(crate) const STREAM: &[u8] = b"orders";
@@ -29,6 +29,8 @@ pub(crate) struct Features {
     pub(crate) dead_letters: bool,
     pub(crate) delete_on_ack: bool,
     pub(crate) polling: bool,
+    /// One connection per consumer instead of a control and a read one.
+    pub(crate) one_connection: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +50,8 @@ pub(crate) enum Op {
 pub(crate) struct Worker {
     pub(crate) name: String,
     pub(crate) consumer: Consumer,
-    pub(crate) conn: Option<ConnId>,
+    /// The model's connection for each of the consumer's (control, read).
+    pub(crate) conns: [Option<ConnId>; 2],
     pub(crate) batches: Vec<Batch>,
     pub(crate) max_in_flight: usize,
     /// Bumped on every crash or disconnect: "alive since".
@@ -97,6 +100,7 @@ pub(crate) fn config(
         .retry_backoff(Duration::from_millis(100), Duration::from_millis(400))
         .reply_timeout(Duration::from_secs(5))
         .delete_on_ack(f.delete_on_ack)
+        .separate_read_connection(!f.one_connection)
         .seed(seed);
     b = if f.heartbeat {
         b.heartbeat(Duration::from_millis(200), 2)
@@ -141,7 +145,7 @@ impl World {
                 Worker {
                     consumer: Consumer::new(config(&name, count, in_flight, i as u64, features)),
                     name,
-                    conn: None,
+                    conns: [None; 2],
                     batches: Vec::new(),
                     max_in_flight: in_flight,
                     epoch: 0,
@@ -186,15 +190,14 @@ impl World {
                 progressed = true;
                 self.on_event(i, event);
             }
-            while let Some(bytes) = self.workers[i].consumer.poll_transmit() {
+            while let Some((to, bytes)) = self.workers[i].consumer.poll_transmit() {
                 progressed = true;
-                let conn = self.workers[i]
-                    .conn
-                    .expect("bytes to send without a connection");
+                let conn =
+                    self.workers[i].conns[to.index()].expect("bytes to send without a connection");
                 if self.trace {
                     let t = self.now - self.sim_start;
                     self.tx_log.push(format!(
-                        "{t:?} {i} -> {}",
+                        "{t:?} {i} {to:?} -> {}",
                         String::from_utf8_lossy(&bytes).replace("\r\n", " ")
                     ));
                 }
@@ -205,20 +208,30 @@ impl World {
             }
         }
         self.check_in_flight(i);
+        // With a read connection nothing ever waits behind a blocked read:
+        // the control connection never blocks.
+        if let Some(control) = self.workers[i].conns[0] {
+            if self.workers[i].consumer.config().uses_read_connection() {
+                assert!(
+                    !self.sim.is_blocked(control),
+                    "c{i}'s control connection is blocked"
+                );
+            }
+        }
     }
 
     pub(crate) fn on_event(&mut self, i: usize, event: Event) {
         self.log
             .push(format!("{:?} {i}: {event:?}", self.now - self.sim_start));
         match event {
-            Event::Connect => {
+            Event::Connect(to) => {
                 let conn = self.sim.connect(self.now);
-                self.workers[i].conn = Some(conn);
-                self.workers[i].consumer.handle_connected(self.now);
+                self.workers[i].conns[to.index()] = Some(conn);
+                self.workers[i].consumer.handle_connected(self.now, to);
             }
-            Event::Disconnect => {
+            Event::Disconnect(to) => {
                 self.workers[i].epoch += 1;
-                if let Some(conn) = self.workers[i].conn.take() {
+                if let Some(conn) = self.workers[i].conns[to.index()].take() {
                     self.sim.disconnect(conn);
                 }
             }
@@ -274,21 +287,24 @@ impl World {
         assert_eq!(w.consumer.in_flight(), w.batches.len());
     }
 
-    /// Server output to a worker, in chunks.
+    /// Server output to a worker, in chunks, the control connection's
+    /// first.
     pub(crate) fn deliver_output(&mut self, i: usize) {
-        let Some(conn) = self.workers[i].conn else {
-            return;
-        };
-        let out = self.sim.take_output(conn);
-        let mut rest: &[u8] = &out;
-        while !rest.is_empty() {
-            let n = self.next_chunk().min(rest.len());
-            let (now, later) = rest.split_at(n);
-            self.workers[i].consumer.handle_input(self.now, now);
-            rest = later;
-            self.drain(i);
-            if self.workers[i].conn != Some(conn) {
-                break; // the consumer dropped the connection
+        for to in Conn::ALL {
+            let Some(conn) = self.workers[i].conns[to.index()] else {
+                continue;
+            };
+            let out = self.sim.take_output(conn);
+            let mut rest: &[u8] = &out;
+            while !rest.is_empty() {
+                let n = self.next_chunk().min(rest.len());
+                let (now, later) = rest.split_at(n);
+                self.workers[i].consumer.handle_input(self.now, to, now);
+                rest = later;
+                self.drain(i);
+                if self.workers[i].conns[to.index()] != Some(conn) {
+                    break; // the consumer dropped the connection
+                }
             }
         }
     }
@@ -304,9 +320,9 @@ impl World {
     pub(crate) fn settle(&mut self, i: usize) {
         for _ in 0..50 {
             self.step(i);
-            match self.workers[i].conn {
-                Some(conn) if self.sim.has_output(conn) => {}
-                _ => return,
+            let conns = self.workers[i].conns;
+            if !conns.into_iter().flatten().any(|c| self.sim.has_output(c)) {
+                return;
             }
         }
     }
@@ -418,21 +434,36 @@ impl World {
         }
     }
 
-    pub(crate) fn disconnect(&mut self, i: usize) {
-        if let Some(conn) = self.workers[i].conn.take() {
+    /// Cuts one of worker `i`'s connections (`which`: 0 control, 1 read,
+    /// or the other when that one is not open).
+    pub(crate) fn disconnect(&mut self, i: usize, which: usize) {
+        let open = |w: &Worker, k: usize| w.conns[k].is_some();
+        let k = if open(&self.workers[i], which % 2) {
+            which % 2
+        } else {
+            (which + 1) % 2
+        };
+        if let Some(conn) = self.workers[i].conns[k].take() {
             self.workers[i].epoch += 1;
             self.sim.disconnect(conn);
+            let to = Conn::ALL[k];
             self.workers[i]
                 .consumer
-                .handle_disconnected(self.now, "cut");
+                .handle_disconnected(self.now, to, "cut");
             self.drain(i);
         }
     }
 
-    pub(crate) fn crash(&mut self, i: usize) {
-        if let Some(conn) = self.workers[i].conn.take() {
+    /// Worker `i`'s connections vanish without its knowing (its process is
+    /// gone).
+    pub(crate) fn drop_connections(&mut self, i: usize) {
+        for conn in self.workers[i].conns.iter_mut().filter_map(Option::take) {
             self.sim.disconnect(conn);
         }
+    }
+
+    pub(crate) fn crash(&mut self, i: usize) {
+        self.drop_connections(i);
         let w = &mut self.workers[i];
         w.batches.clear();
         w.epoch += 1;
@@ -484,7 +515,7 @@ impl World {
                 Op::Produce(k) => self.produce(k),
                 Op::Step(i) => self.step(i % n),
                 Op::Complete(i, how) => self.complete(i % n, how),
-                Op::Disconnect(i) => self.disconnect(i % n),
+                Op::Disconnect(i) => self.disconnect(i % n, i / n),
                 Op::Crash(i) => self.crash(i % n),
                 Op::Advance(ms) => self.advance(u64::from(ms)),
                 Op::Delete(pick) => self.delete(pick),

@@ -12,8 +12,21 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// What is to be written on the control connection.
 fn written(o: &mut Outbox) -> String {
-    String::from_utf8(o.take_bytes().map(|b| b.to_vec()).unwrap_or_default())
+    written_on(o, Conn::Control)
+}
+
+/// What is to be written on `conn` (the other's bytes must not come first).
+fn written_on(o: &mut Outbox, conn: Conn) -> String {
+    let bytes = match o.take_bytes() {
+        Some((to, bytes)) => {
+            assert_eq!(to, conn, "bytes for the other connection");
+            bytes.to_vec()
+        }
+        None => Vec::new(),
+    };
+    String::from_utf8(bytes)
         .expect("utf-8")
         .replace("\r\n", " ")
 }
@@ -28,7 +41,7 @@ fn a_transaction_awaits_one_reply_per_frame() {
         "*1 $5 MULTI *5 $4 XACK $1 s $1 g $3 1-0 $3 2-0 *4 $4 XDEL $1 s $3 1-0 $3 2-0 \
          *1 $4 EXEC "
     );
-    match o.next_answered().map(|c| c.what) {
+    match o.next_answered(Conn::Control).map(|c| c.what) {
         Some(Sent::Tx { left, .. }) => assert_eq!(left, 4),
         other => panic!("expected a transaction, got {other:?}"),
     }
@@ -65,7 +78,7 @@ fn dead_letters_go_out_as_one_script_call_with_each_entrys_pairs() {
         "{args}"
     );
     assert!(matches!(
-        o.next_answered().map(|c| c.what),
+        o.next_answered(Conn::Control).map(|c| c.what),
         Some(Sent::DeadLetters)
     ));
 }
@@ -76,14 +89,14 @@ fn a_blocking_read_gets_its_block_time_to_answer() {
     let t = now();
     o.read(
         t,
-        Fetch::Read,
+        (Conn::Control, Fetch::Read),
         ReadFrom::New,
         10,
         Some(Duration::from_millis(2500)),
     );
     o.read(
         t,
-        Fetch::Replay,
+        (Conn::Control, Fetch::Replay),
         ReadFrom::PendingAfter(StreamId::ZERO),
         10,
         None,
@@ -98,10 +111,10 @@ fn a_blocking_read_gets_its_block_time_to_answer() {
         .build()
         .expect("valid config")
         .reply_timeout;
-    let first = o.next_answered().expect("a read");
+    let first = o.next_answered(Conn::Control).expect("a read");
     assert_eq!(first.deadline, t + reply + Duration::from_millis(2500));
     assert_eq!(o.oldest().map(|c| c.deadline), Some(t + reply));
-    assert!(o.only_fetches_out());
+    assert!(o.only_fetches_out(Conn::Control));
     assert!(o.touching_out());
     assert!(!o.only_new_reads_out());
 }
@@ -127,5 +140,41 @@ fn clearing_forgets_bytes_and_replies() {
     o.pending_summary(now());
     o.clear();
     assert!(o.take_bytes().is_none());
-    assert!(o.next_answered().is_none());
+    assert!(o.next_answered(Conn::Control).is_none());
+}
+
+#[test]
+fn reads_on_the_read_connection_are_written_and_answered_there() {
+    let mut o = outbox();
+    let t = now();
+    let block = Some(Duration::from_millis(5000));
+    o.read(t, (Conn::Read, Fetch::Read), ReadFrom::New, 10, block);
+    o.ack(t, &[StreamId::new(1, 0)]);
+    // The control connection's bytes first, each on its own connection.
+    assert_eq!(written(&mut o), "*4 $4 XACK $1 s $1 g $3 1-0 ");
+    assert_eq!(
+        written_on(&mut o, Conn::Read),
+        "*11 $10 XREADGROUP $5 GROUP $1 g $1 c $5 COUNT $2 10 $5 BLOCK $4 5000 \
+         $7 STREAMS $1 s $1 > "
+    );
+    assert!(o.take_bytes().is_none());
+    // The ack's reply is due first, and only new-entry reads stay out.
+    let reply = outbox().reply_timeout;
+    assert_eq!(o.oldest().map(|c| c.deadline), Some(t + reply));
+    assert!(!o.only_fetches_out(Conn::Control) && o.only_fetches_out(Conn::Read));
+    assert!(matches!(
+        o.next_answered(Conn::Control).map(|c| c.what),
+        Some(Sent::Ack)
+    ));
+    assert!(o.only_fetches_out(Conn::Control) && o.only_new_reads_out());
+    assert_eq!(o.fetches_out(), 1);
+    assert!(o.next_answered(Conn::Control).is_none());
+    assert!(matches!(
+        o.next_answered(Conn::Read).map(|c| c.what),
+        Some(Sent::Fetch(Fetch::Read))
+    ));
+    // Clearing forgets both connections'.
+    o.read(t, (Conn::Read, Fetch::Read), ReadFrom::New, 10, None);
+    o.clear();
+    assert!(o.take_bytes().is_none() && o.oldest().is_none());
 }
