@@ -6,7 +6,14 @@
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
-//! in-flight limit (inside `run`, never spawned) and arms async-io's timer.
+//! in-flight limit and arms async-io's timer.
+//!
+//! Each handler call runs on a handler thread of its own (kept between
+//! batches), driven there with `block_on`: the adapter knows no executor to
+//! spawn on, and async-io's reactor (which async-std and smol share) serves
+//! the handler's sockets and timers from any thread. So a handler that
+//! blocks its thread or burns CPU stalls neither the consumer's heartbeats
+//! nor its acks, and handlers run in parallel on several cores.
 //!
 //! ```no_run
 //! use xgroup_async_std::{Consumer, Outcome};
@@ -33,12 +40,15 @@
 use std::future::{pending, Future};
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread;
 use std::time::Instant;
 
 use async_io::{Async, Timer};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
-use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Links, Parts, Run, Runtime};
+use futures_lite::{future::block_on, AsyncReadExt, AsyncWriteExt, FutureExt};
+use xgroup_driver::{
+    sleep_until, Action, AsyncIo, HandlerThreads, Links, Parts, Run, Runtime, Worker,
+};
 
 pub use xgroup_driver::exports::*;
 
@@ -142,7 +152,7 @@ impl AsyncIo for AsyncStd {
 /// The one input `drive` waits for.
 enum Input {
     Stop,
-    Done(BatchId, thread::Result<Outcome>),
+    Done(Finished),
     Read((Conn, io::Result<usize>)),
     Timeout,
 }
@@ -150,14 +160,25 @@ enum Input {
 async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     let mut links = Links::<AsyncStd>::default();
-    let mut handlers = Handlers::default();
+    let mut handlers = HandlerThreads::default();
+    // Handler results; `drive` holds a sender, so it never closes.
+    let (finished, done) = async_channel::unbounded::<Finished>();
     loop {
         while let Some(action) = driver.next_action() {
             match action {
                 Action::Connect(conn, addr) => links.connect(&mut driver, conn, &addr).await,
                 Action::Write(conn, bytes) => links.write(&mut driver, conn, &bytes).await,
                 Action::Disconnect(conn) => links.close(conn),
-                Action::Deliver(batch) => handlers.push(batch.id, handler.handle(batch)),
+                Action::Deliver(batch) => {
+                    let (handler, finished, id) = (handler.clone(), finished.clone(), batch.id);
+                    let started = handlers.run(move |worker| {
+                        let work = AssertUnwindSafe(|| block_on(handler.handle(batch)));
+                        let _ = finished.send_blocking((id, catch_unwind(work), worker));
+                    });
+                    if let Err(e) = started {
+                        driver.handler_failed(id, format!("cannot start a handler thread: {e}"));
+                    }
+                }
                 Action::Stopped(result) => return result,
             }
         }
@@ -171,8 +192,10 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
             Input::Stop
         }
         .or(async {
-            let (batch, result) = handlers.next().await;
-            Input::Done(batch, result)
+            match done.recv().await {
+                Ok(finished) => Input::Done(finished),
+                Err(_) => pending().await,
+            }
         })
         .or(async { Input::Read(links.read().await) })
         .or(async {
@@ -182,12 +205,18 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
         .await;
         match input {
             Input::Stop => driver.shutdown(),
-            Input::Done(batch, result) => driver.completed(batch, result),
+            Input::Done((batch, result, worker)) => {
+                handlers.done(worker);
+                driver.completed(batch, result);
+            }
             Input::Read(read) => links.received(&mut driver, read),
             Input::Timeout => driver.timeout(),
         }
     }
 }
+
+/// A handler call's batch, its outcome (or panic), and the thread it ran on.
+type Finished = (BatchId, thread::Result<Outcome>, Worker);
 
 /// An IP address as is; a host name on a helper thread, since async-io has
 /// no resolver and a blocking lookup must not stall the executor.

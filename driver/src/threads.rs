@@ -1,5 +1,6 @@
-//! Handler threads for blocking handlers, kept between batches (std only:
-//! the blocking adapter runs its handlers on them).
+//! Handler threads, kept between batches: the blocking adapter runs its
+//! handlers on them, and the async-std adapter drives its handler futures
+//! there with `block_on` (it knows no executor to spawn them on).
 //!
 //! Starting a thread per batch costs tens of microseconds of CPU (most of a
 //! small batch's cost). A thread that finished its batch is named in the
