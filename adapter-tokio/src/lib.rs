@@ -39,7 +39,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
-use xgroup_driver::{sleep_until, Action, AsyncIo, Handlers, Links, Parts, Run, Runtime};
+use xgroup_driver::{
+    sleep_until, Action, AsyncIo, Handlers, Links, Parts, Run, Runtime, WatchedHandler,
+};
 
 pub use xgroup_driver::exports::*;
 
@@ -152,10 +154,10 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
 /// On a multi-thread runtime a handler runs as a task of its own, so one
 /// that blocks its thread (or burns CPU) stalls neither the heartbeats nor
 /// the acks of the consumer's task; on a current-thread runtime it runs
-/// inside that task, and a handler must not block it.
+/// inside that task, must not block it, and is reported when it does.
 async fn run_handler<H: Handler>(handler: Arc<H>, batch: Batch, spawn: bool) -> Outcome {
     if !spawn {
-        return handler.handle(batch).await;
+        return WatchedHandler::new(batch.id, handler.handle(batch)).await;
     }
     match tokio::spawn(async move { handler.handle(batch).await }).await {
         Ok(outcome) => outcome,

@@ -83,3 +83,62 @@ fn a_thread_blocking_handler_does_not_stall_heartbeats() {
         second.lock().unwrap()
     );
 }
+
+/// On a current-thread runtime a handler runs inside the consumer's task: a
+/// handler that blocks the thread is reported (nothing else of the consumer
+/// runs meanwhile), naming the batch.
+#[test]
+fn on_a_current_thread_runtime_a_blocking_handler_is_reported() {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let server = RedisServer::start();
+    server.cmd(&["XADD", "s", "*", "n", "1"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let seen: Arc<Mutex<Vec<StreamId>>> = Arc::default();
+    let consumer = Consumer::builder(&server.url(), "s", "g", "c1")
+        .configure(|c| c.block(Duration::from_millis(100)))
+        .handler_fn({
+            let seen = Arc::clone(&seen);
+            move |batch| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .unwrap()
+                        .extend(batch.messages.iter().map(|m| m.id));
+                    std::thread::sleep(Duration::from_millis(300));
+                    Outcome::AckAll
+                }
+            }
+        })
+        .build()
+        .expect("valid options");
+    let handle = consumer.handle();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        handle.stop();
+    });
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, || rt.block_on(consumer.run()));
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let log = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    assert!(log.contains("blocked the consumer's thread"), "{log}");
+    assert!(log.contains("batch=0"), "{log}");
+}

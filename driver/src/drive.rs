@@ -5,8 +5,10 @@ use std::fmt;
 use std::future::{pending, Future};
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{join, ready, select, CatchUnwind, Either, FutureExt, Join, Ready};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -106,6 +108,62 @@ impl<R: AsyncIo> Link<R> {
             Some(socket) => R::read(socket, &mut self.buf).await,
             None => pending().await,
         }
+    }
+}
+
+/// How long one poll of a handler running on the consumer's own task may
+/// hold the thread before it is reported: nothing else of the consumer
+/// (heartbeats, acks, reads) runs meanwhile.
+pub const BLOCKING_POLL_WARNING: Duration = Duration::from_millis(100);
+
+/// A handler future that runs on the consumer's own task (tokio's
+/// current-thread runtime): a poll that holds the thread longer than
+/// [`BLOCKING_POLL_WARNING`] is logged as a warning, once per call, naming
+/// the batch and how long it blocked.
+pub struct WatchedHandler<F> {
+    handler: Pin<Box<F>>,
+    batch: BatchId,
+    warned: bool,
+}
+
+impl<F: Future<Output = Outcome>> WatchedHandler<F> {
+    /// Watches `handler`, running on `batch`.
+    pub fn new(batch: BatchId, handler: F) -> Self {
+        WatchedHandler {
+            handler: Box::pin(handler),
+            batch,
+            warned: false,
+        }
+    }
+}
+
+impl<F: Future<Output = Outcome>> Future for WatchedHandler<F> {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let start = Instant::now();
+        let done = self.handler.as_mut().poll(cx);
+        let held = start.elapsed();
+        if held > BLOCKING_POLL_WARNING && !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                batch = self.batch.0,
+                ?held,
+                "an xgroup handler blocked the consumer's thread: on a current-thread runtime \
+                 nothing else of the consumer (heartbeats, acks) runs meanwhile; use a \
+                 multi-thread runtime or move blocking work to spawn_blocking"
+            );
+        }
+        done
+    }
+}
+
+impl<F> fmt::Debug for WatchedHandler<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchedHandler")
+            .field("batch", &self.batch)
+            .field("warned", &self.warned)
+            .finish()
     }
 }
 

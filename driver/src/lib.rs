@@ -63,6 +63,6 @@ pub use consumer::{
     Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, Run, RunFuture, Runtime,
 };
 pub use dispatch::{Action, Driver};
-pub use drive::{Handlers, Links};
+pub use drive::{Handlers, Links, WatchedHandler, BLOCKING_POLL_WARNING};
 pub use io::{connect_std, sleep_until, within, AsyncIo, BlockingIo};
 pub use threads::{HandlerThreads, Worker};
