@@ -55,6 +55,7 @@ const fn cmd(name: &'static str, arity: i32) -> Spec {
 const COMMANDS: &[Spec] = &[
     cmd("PING", -1),
     cmd("ECHO", 2),
+    cmd("INFO", -1),
     cmd("SELECT", 2),
     Spec {
         name: "CLIENT",
@@ -258,6 +259,12 @@ impl Core {
                 _ => Reply::err("ERR wrong number of arguments for 'ping' command").into(),
             },
             "ECHO" => Reply::Bulk(arg_bytes(args, 1)).into(),
+            // What clients read from it: the version (Redis 7.0's command
+            // set is what the model answers) and that this is the model.
+            "INFO" => Reply::Bulk(Bytes::from_static(
+                b"# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nxgroup_model:1\r\n",
+            ))
+            .into(),
             "SELECT" => match parse_i64(arg(args, 1)) {
                 None => Reply::not_integer().into(),
                 Some(n) if !(0..16).contains(&n) => {
