@@ -120,6 +120,13 @@ mod async_std_runtime {
     }
 
     xgroup_testkit::adapter_scenarios!(AsyncStd);
+
+    /// The same scenarios against xgroup's in-memory model served over TCP.
+    mod on_the_model {
+        use super::AsyncStd;
+
+        xgroup_testkit::adapter_scenarios!(on_the_model AsyncStd);
+    }
 }
 
 mod smol_runtime {
@@ -138,4 +145,11 @@ mod smol_runtime {
     }
 
     xgroup_testkit::adapter_scenarios!(Smol);
+
+    /// The same scenarios against xgroup's in-memory model served over TCP.
+    mod on_the_model {
+        use super::Smol;
+
+        xgroup_testkit::adapter_scenarios!(on_the_model Smol);
+    }
 }

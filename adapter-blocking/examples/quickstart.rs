@@ -2,7 +2,7 @@
 //! hand, and the other takes its pending entries over. Nothing is lost.
 //!
 //! Uses `REDIS_URL` if set, else starts a private `redis-server` from `PATH`
-//! on a free port (removed at the end). The orders, the tally and every line
+//! on a free port (removed at the end), else xgroup's in-memory model server. The orders, the tally and every line
 //! printed are shared by every adapter (`xgroup_testkit::examples::quickstart`).
 
 use std::net::ToSocketAddrs;

@@ -68,3 +68,10 @@ impl Running for Run {
 }
 
 xgroup_testkit::adapter_scenarios!(Blocking);
+
+/// The same scenarios against xgroup's in-memory model served over TCP.
+mod on_the_model {
+    use super::Blocking;
+
+    xgroup_testkit::adapter_scenarios!(on_the_model Blocking);
+}

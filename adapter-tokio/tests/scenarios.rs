@@ -80,3 +80,10 @@ impl Running for Run {
 }
 
 xgroup_testkit::adapter_scenarios!(Tokio);
+
+/// The same scenarios against xgroup's in-memory model served over TCP.
+mod on_the_model {
+    use super::Tokio;
+
+    xgroup_testkit::adapter_scenarios!(on_the_model Tokio);
+}

@@ -14,6 +14,9 @@
 //! Valkey is detected (`valkey_version` in `INFO server`) and skipped: it
 //! creates consumers where Redis 7.0 does not (see the test body).
 //!
+//! A second test sends the same sequences over TCP to the model served by
+//! `xgroup-sim` (what users test against) instead of an in-process model.
+//!
 //! Knobs: `XGROUP_DIFF_SEED=<u64>` replays a run (the seed is printed on
 //! failure), `XGROUP_DIFF_CASES=<n>` runs more cases (default 64),
 //! `XGROUP_DIFF_STATS=1` prints how many replies per command were errors,
@@ -805,9 +808,34 @@ fn tally(stats: &mut Stats, cmd: &[String], reply: &V) {
     stats.entry(name).or_default()[slot] += 1;
 }
 
+/// Where the model answers: in this process (a fresh one per case), or
+/// served over TCP by `xgroup-sim` (flushed between cases).
+enum ModelSide {
+    InProcess(SimOptions),
+    Served(RealConn),
+}
+
+/// The model of one case.
+enum CaseModel<'a> {
+    InProcess(Box<SimServer>, u64, Instant),
+    Served(&'a mut RealConn),
+}
+
+impl CaseModel<'_> {
+    fn call(&mut self, cmd: &[String]) -> Vec<u8> {
+        match self {
+            CaseModel::InProcess(sim, conn, t0) => {
+                sim.receive(*conn, *t0, &encode(cmd));
+                sim.take_output(*conn).to_vec()
+            }
+            CaseModel::Served(conn) => conn.call(cmd).0,
+        }
+    }
+}
+
 fn run_case(
     real: &mut RealConn,
-    options: &SimOptions,
+    side: &mut ModelSide,
     case: &Case,
     stats: &mut Stats,
 ) -> Result<(), TestCaseError> {
@@ -819,15 +847,28 @@ fn run_case(
         V::Map(_) | V::Array(_)
     ));
 
-    let t0 = Instant::now();
-    let mut sim = SimServer::new(options.clone(), t0);
-    let conn = sim.connect(t0);
-    sim.receive(conn, t0, &encode(&["HELLO".into(), proto.into()]));
-    let hello = sim.take_output(conn);
+    let hello = [String::from("HELLO"), proto.into()];
+    let (mut model, v62) = match side {
+        ModelSide::InProcess(options) => {
+            let t0 = Instant::now();
+            let mut sim = SimServer::new(options.clone(), t0);
+            let conn = sim.connect(t0);
+            (CaseModel::InProcess(Box::new(sim), conn, t0), options.autoclaim_v62)
+        }
+        ModelSide::Served(conn) => {
+            assert_eq!(conn.call_str(&["FLUSHALL"]), V::Simple("OK".into()));
+            (CaseModel::Served(conn), false)
+        }
+    };
+    let hello = model.call(&hello);
     assert!(!hello.is_empty() && hello[0] != b'-', "sim HELLO {proto}");
 
     for (i, (cmd, norm)) in case.cmds.iter().enumerate() {
-        if options.autoclaim_v62 && xclaims_deleted(&sim, cmd) {
+        let deleted_claim = match &model {
+            CaseModel::InProcess(sim, ..) => v62 && xclaims_deleted(sim, cmd),
+            CaseModel::Served(_) => false,
+        };
+        if deleted_claim {
             // Redis 6.2's XCLAIM claims a pending entry that was deleted from
             // the stream (and shows it as nil, or its id with JUSTID); 7.0,
             // which the model speaks, drops it from the PEL and leaves it out.
@@ -839,8 +880,7 @@ fn run_case(
         }
         let (real_raw, real_v) = real.call(cmd);
         tally(stats, cmd, &real_v);
-        sim.receive(conn, t0, &encode(cmd));
-        let sim_raw = sim.take_output(conn);
+        let sim_raw = model.call(cmd);
         let same = match norm {
             Norm::Exact => sim_raw[..] == real_raw[..],
             Norm::PendingIdle => match parse(&sim_raw) {
@@ -864,11 +904,31 @@ fn run_case(
 
 #[test]
 fn random_sequences_match_redis() {
+    differential(false);
+}
+
+/// The same, with the model served over TCP (`xgroup-sim`).
+#[test]
+fn random_sequences_over_tcp_match_redis() {
+    differential(true);
+}
+
+fn differential(served: bool) {
     let redis = RedisProcess::start();
     let mut conn = RealConn::new(redis.port);
     let kind = ServerKind::probe(&mut conn);
     let options = kind.sim_options();
-    eprintln!("differential: against {kind:?}, sim {options:?}");
+    eprintln!("differential: against {kind:?}, sim {options:?}, served over TCP: {served}");
+    if served && options.autoclaim_v62 {
+        // The served model speaks 7.0; the in-process test covers 6.2.
+        eprintln!("differential over TCP: SKIPPED for Redis 6.2");
+        return;
+    }
+    let server = served.then(|| xgroup_sim::SimServer::start().expect("the model server starts"));
+    let mut side = match &server {
+        Some(server) => ModelSide::Served(RealConn::new(server.port())),
+        None => ModelSide::InProcess(options.clone()),
+    };
     if kind.valkey_version.is_some() && std::env::var_os("XGROUP_DIFF_VALKEY").is_none() {
         // Valkey (8.1 checked) creates the consumer in every XREADGROUP,
         // XCLAIM and XAUTOCLAIM that does not fail, even when nothing is read
@@ -908,10 +968,11 @@ fn random_sequences_match_redis() {
     let mut runner = TestRunner::new(config);
     let conn = RefCell::new(conn);
     let stats = RefCell::new(Stats::new());
+    let side = RefCell::new(&mut side);
     let result = runner.run(&case(), |case| {
         run_case(
             &mut conn.borrow_mut(),
-            &options,
+            &mut side.borrow_mut(),
             &case,
             &mut stats.borrow_mut(),
         )

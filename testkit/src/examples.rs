@@ -66,11 +66,12 @@ pub mod quickstart {
     pub const ALICE_WORK: Duration = Duration::from_millis(5);
 
     /// The server to use: `REDIS_URL` if set, else a private `redis-server`
-    /// (announced on stdout), to keep alive until the end.
+    /// from `PATH`, else xgroup's in-memory model served over TCP (each
+    /// announced on stdout), to keep alive until the end.
     pub fn server() -> (Option<RedisServer>, String) {
         match std::env::var("REDIS_URL") {
             Ok(url) => (None, url),
-            Err(_) => {
+            Err(_) if crate::redis_server_on_path() => {
                 let private = RedisServer::start();
                 println!(
                     "started a private redis-server ({}) at {}",
@@ -79,6 +80,16 @@ pub mod quickstart {
                 );
                 let url = private.url();
                 (Some(private), url)
+            }
+            Err(_) => {
+                let model = RedisServer::builder().start_the_model();
+                println!(
+                    "no REDIS_URL and no redis-server on PATH: running against xgroup's \
+                     in-memory model server at {}",
+                    model.url()
+                );
+                let url = model.url();
+                (Some(model), url)
             }
         }
     }

@@ -13,6 +13,8 @@
 //!
 //! The server binary is `$XGROUP_REDIS_SERVER` if set, else `redis-server`,
 //! else `valkey-server` from `PATH` (or [`RedisServerBuilder::binary`]).
+//! After [`serve_the_model`], servers in this process are xgroup's
+//! in-memory model served over TCP (`xgroup-sim`) instead.
 //!
 //! Everything here panics on setup failures, with messages meant for a
 //! failing test's output.
@@ -26,4 +28,6 @@ mod server;
 
 pub use proxy::FaultProxy;
 pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};
-pub use server::{RedisServer, RedisServerBuilder, SERVER_ENV};
+pub use server::{
+    redis_server_on_path, serve_the_model, RedisServer, RedisServerBuilder, SERVER_ENV,
+};

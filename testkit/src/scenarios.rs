@@ -665,7 +665,8 @@ pub fn out_of_memory_does_not_stop_consuming<A: Adapter>() {
     let server = RedisServer::start();
     let ids = produce(&server, 20);
     server.cmd(&["XGROUP", "CREATE", "s", "g", "0"]);
-    server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let limited = server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    assert!(!matches!(limited, RespValue::Error(_)), "{limited:?}");
     let s = spec(
         &server.url(),
         "c1",
@@ -1242,6 +1243,36 @@ macro_rules! adapter_scenarios {
             out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending,
             idle_consumer_stops_without_waiting_out_its_blocked_read,
             acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed);
+    };
+    // Against the model served over TCP: every scenario but those that
+    // need a server process (restart) or what the model does not have
+    // (ACL users, `maxmemory`).
+    (on_the_model $adapter:ty) => {
+        $crate::adapter_scenarios!(@model $adapter;
+            consume_and_ack, consume_and_ack_over_resp3, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
+            dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
+            proxy_cut_loses_nothing, deleted_group_is_recreated,
+            wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
+            killed_consumer_is_taken_over_after_its_heartbeat_timeout,
+            always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
+            delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
+            deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
+            unreachable_server_is_retried_without_spinning,
+            stream_deleted_during_a_blocked_read_is_recreated,
+            stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
+            failed_dead_letter_move_keeps_the_entry_pending,
+            idle_consumer_stops_without_waiting_out_its_blocked_read,
+            acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed);
+    };
+    (@model $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::serve_the_model();
+                $crate::scenarios::$name::<$adapter>();
+            }
+        )*
     };
     (@each $adapter:ty; $($name:ident),* $(,)?) => {
         $(

@@ -1,6 +1,7 @@
 //! Throwaway Redis-compatible servers (`redis-server` or `valkey-server`)
 //! on a free loopback port, in a fresh temporary directory.
 
+use std::cell::Cell;
 use std::env;
 use std::ffi::OsString;
 use std::fs::File;
@@ -40,18 +41,43 @@ fn missing_binary_message(detail: &str) -> String {
     )
 }
 
+thread_local! {
+    /// Servers started on this thread are the model (see [`serve_the_model`]).
+    static SERVE_THE_MODEL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// From now on, every [`RedisServer`] this thread starts (a test's own
+/// thread: other tests are not affected) is xgroup's in-memory model served
+/// over TCP (`xgroup-sim`) instead of a `redis-server` process: for running
+/// the scenarios that need no server process (no restart, AOF, extra
+/// arguments) against the model.
+pub fn serve_the_model() {
+    SERVE_THE_MODEL.set(true);
+}
+
+/// Whether a server binary is there to start (`$XGROUP_REDIS_SERVER`, or
+/// `redis-server`/`valkey-server` on `PATH`).
+pub fn redis_server_on_path() -> bool {
+    try_find_binary().is_ok()
+}
+
 /// Finds the server binary: `$XGROUP_REDIS_SERVER`, else `redis-server` on
 /// `PATH`, else `valkey-server` on `PATH`. Panics with a clear message.
 fn find_binary() -> PathBuf {
+    try_find_binary().unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// The server binary, or why there is none.
+fn try_find_binary() -> Result<PathBuf, String> {
     if let Some(path) = env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            panic!(
-                "{}",
-                missing_binary_message(&format!("{SERVER_ENV}={} does not exist", path.display()))
-            );
+            return Err(missing_binary_message(&format!(
+                "{SERVER_ENV}={} does not exist",
+                path.display()
+            )));
         }
-        return path;
+        return Ok(path);
     }
     let dirs: Vec<PathBuf> = env::var_os("PATH")
         .map(|p| env::split_paths(&p).collect())
@@ -60,14 +86,13 @@ fn find_binary() -> PathBuf {
         for dir in &dirs {
             let candidate = dir.join(name);
             if is_executable(&candidate) {
-                return candidate;
+                return Ok(candidate);
             }
         }
     }
-    panic!(
-        "{}",
-        missing_binary_message("neither redis-server nor valkey-server is on PATH")
-    )
+    Err(missing_binary_message(
+        "neither redis-server nor valkey-server is on PATH",
+    ))
 }
 
 #[cfg(unix)]
@@ -177,6 +202,9 @@ impl RedisServerBuilder {
     /// If no server binary can be found, or the server does not come up
     /// within 10 s (the message then holds the tail of its log).
     pub fn start(self) -> RedisServer {
+        if SERVE_THE_MODEL.get() {
+            return self.start_the_model();
+        }
         let binary = match self.binary.clone() {
             Some(path) if path.is_file() => path,
             Some(path) => panic!(
@@ -196,6 +224,7 @@ impl RedisServerBuilder {
             port: 0,
             child: Mutex::new(None),
             version: String::new(),
+            model: Mutex::new(None),
         };
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -209,6 +238,41 @@ impl RedisServerBuilder {
         panic!(
             "redis server could not bind a free port in {START_ATTEMPTS} attempts; last log:\n{last_error}"
         )
+    }
+}
+
+impl RedisServerBuilder {
+    /// xgroup's in-memory model on a free port instead of a process.
+    ///
+    /// # Panics
+    ///
+    /// If an option needs a server process (AOF, extra arguments, a
+    /// binary), or the model cannot listen.
+    pub fn start_the_model(self) -> RedisServer {
+        assert!(
+            !self.aof && !self.appendfsync_always && self.extra_args.is_empty() && self.binary.is_none(),
+            "this test needs a redis-server process (AOF, arguments or a binary): the model server cannot serve it"
+        );
+        let mut sim = xgroup_sim::SimServer::builder();
+        if let Some(password) = &self.password {
+            sim = sim.password(None, password);
+        }
+        let model = sim
+            .start()
+            .unwrap_or_else(|e| panic!("the model server cannot listen: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("xgroup-model-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        RedisServer {
+            binary: PathBuf::new(),
+            options: self,
+            dir,
+            port: model.port(),
+            child: Mutex::new(None),
+            version: "xgroup-sim (the in-memory model, Redis 7.0 replies)".into(),
+            model: Mutex::new(Some(model)),
+        }
     }
 }
 
@@ -237,6 +301,9 @@ pub struct RedisServer {
     port: u16,
     child: Mutex<Option<Child>>,
     version: String,
+    /// The model served over TCP, instead of a process (see
+    /// [`serve_the_model`]).
+    model: Mutex<Option<xgroup_sim::SimServer>>,
 }
 
 impl RedisServer {
@@ -293,6 +360,9 @@ impl RedisServer {
 
     /// The last lines of the server's log file (and of its stderr).
     pub fn log_tail(&self) -> String {
+        if self.is_model() {
+            return String::new();
+        }
         let mut out = file_tail(&self.dir.path().join(LOG_FILE), LOG_TAIL_LINES);
         let stderr = file_tail(&self.dir.path().join(STDERR_FILE), LOG_TAIL_LINES);
         if !stderr.trim().is_empty() {
@@ -302,8 +372,11 @@ impl RedisServer {
         out
     }
 
-    /// Whether the server process is still running.
+    /// Whether the server process (or the model) is still running.
     pub fn is_running(&self) -> bool {
+        if self.is_model() {
+            return self.model().is_some();
+        }
         match self.child().as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
@@ -342,6 +415,9 @@ impl RedisServer {
     /// waits up to 10 s for the process to exit, and kills it if it has not.
     /// Does nothing if it is not running.
     pub fn stop(&mut self) {
+        if self.is_model() {
+            return self.kill();
+        }
         if !self.is_running() {
             self.reap();
             return;
@@ -367,6 +443,10 @@ impl RedisServer {
     /// Kills the server process (SIGKILL) and waits for it: a crash, as far
     /// as the data is concerned. Does nothing if it is not running.
     pub fn kill(&mut self) {
+        if self.is_model() {
+            self.model().take();
+            return;
+        }
         if let Some(mut child) = self.child().take() {
             // An error here means it has already exited; wait reaps it either way.
             let _ = child.kill();
@@ -383,6 +463,10 @@ impl RedisServer {
     ///
     /// If it cannot get its port back or does not come up within 10 s.
     pub fn restart(&mut self) {
+        assert!(
+            !self.is_model(),
+            "this test restarts its server: the model server cannot serve it"
+        );
         self.stop();
         let deadline = Instant::now() + RESTART_PORT_TIMEOUT;
         loop {
@@ -400,6 +484,15 @@ impl RedisServer {
                 Err(StartError::Fatal(msg)) => panic!("{msg}"),
             }
         }
+    }
+
+    /// Whether this is the model served over TCP rather than a process.
+    pub fn is_model(&self) -> bool {
+        self.binary.as_os_str().is_empty()
+    }
+
+    fn model(&self) -> MutexGuard<'_, Option<xgroup_sim::SimServer>> {
+        self.model.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn child(&self) -> MutexGuard<'_, Option<Child>> {
