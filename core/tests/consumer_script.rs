@@ -563,3 +563,150 @@ fn the_consumers_debug_output_never_shows_the_password() {
     let bytes = c.poll_transmit().unwrap();
     assert!(bytes.windows(12).any(|w| w == b"pw-SECRET-77"));
 }
+
+fn pending_row(id: &str, owner: &str, idle: u64, count: u64) -> String {
+    format!(
+        "*4\r\n${}\r\n{id}\r\n${}\r\n{owner}\r\n:{idle}\r\n:{count}\r\n",
+        id.len(),
+        owner.len()
+    )
+}
+
+fn rows(rows: &[String]) -> String {
+    format!("*{}\r\n{}", rows.len(), rows.concat())
+}
+
+/// Heartbeats on: SETNAME and group create answered; the first heartbeat
+/// (no previous key), the pending summary (nothing pending) and the replay
+/// (empty) answered.
+fn started_with_heartbeats(cfg: ConsumerConfig) -> Script {
+    let mut s = Script::new(cfg);
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    let sent = s.sent();
+    assert!(sent.starts_with("SET {s}:xgroup:hb:g:c "), "{sent}");
+    assert!(sent.ends_with(" | XPENDING s g | XREADGROUP GROUP g c COUNT 3 STREAMS s 0-0 | "));
+    s.reply("$-1\r\n*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s
+}
+
+#[test]
+fn with_heartbeats_the_sweep_claims_only_entries_of_dead_owners() {
+    let cfg = cfg()
+        .heartbeat(Duration::from_secs(1), 3)
+        .count(3)
+        .claim_min_idle(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let mut s = started_with_heartbeats(cfg);
+    // A page of entries idle past the claim min idle, with their owners.
+    assert_eq!(s.sent(), "XPENDING s g IDLE 500 0-0 + 3 | ");
+    s.reply(&rows(&[
+        pending_row("1-1", "alive", 900, 1),
+        pending_row("1-2", "dead", 800, 2),
+        pending_row("1-3", "c", 700, 1),
+    ]));
+    // Each other owner's heartbeat key; ours is not checked.
+    assert_eq!(
+        s.sent(),
+        "GET {s}:xgroup:hb:g:alive | GET {s}:xgroup:hb:g:dead | "
+    );
+    s.reply("$5\r\ntoken\r\n");
+    assert_eq!(s.sent(), "");
+    s.reply("$-1\r\n");
+    // The dead owner's entry and ours (held by nobody here), with the min
+    // idle again: an entry touched since the page is not taken.
+    assert_eq!(s.sent(), "XCLAIM s g c 500 1-2 1-3 | ");
+    s.reply(&format!(
+        "*2\r\n{}{}",
+        entry("1-2", "a", "1"),
+        entry("1-3", "b", "2")
+    ));
+    assert_eq!(s.sent(), "XPENDING s g 1-2 1-3 18 c | ");
+    s.reply(&rows(&[
+        pending_row("1-2", "c", 0, 3),
+        pending_row("1-3", "c", 0, 2),
+    ]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(batch.source, Source::Claimed);
+    let attempts: Vec<u64> = batch.messages.iter().map(|m| m.attempt).collect();
+    assert_eq!(attempts, [3, 2]);
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    // The page was full: the sweep goes on right after its last row.
+    assert_eq!(
+        s.sent(),
+        "XACK s g 1-2 1-3 | XPENDING s g IDLE 500 1-4 + 3 | "
+    );
+    s.reply(":2\r\n");
+    // Only a live owner's entry: nothing to claim, and a short page ends
+    // the sweep.
+    s.reply(&rows(&[pending_row("1-5", "alive", 900, 1)]));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:alive | ");
+    s.reply("$5\r\ntoken\r\n");
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XREADGROUP GROUP g c COUNT 3 BLOCK "),
+        "{sent}"
+    );
+    assert!(s.events().is_empty());
+}
+
+#[test]
+fn a_hung_handlers_entries_are_released_to_a_name_that_never_beats() {
+    let cfg = cfg()
+        .heartbeat(Duration::from_secs(10), 3)
+        .count(3)
+        .claim_min_idle(Duration::from_millis(1000))
+        .no_claiming()
+        .handler_timeout(Duration::from_millis(1200))
+        .build()
+        .unwrap();
+    let mut s = started_with_heartbeats(cfg);
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XREADGROUP GROUP g c COUNT 3 BLOCK "),
+        "{sent}"
+    );
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    // Refreshed every 500 ms (half the claim min idle) while it works.
+    s.advance(Duration::from_millis(500));
+    assert_eq!(s.sent(), "XCLAIM s g c 499 1-1 1-2 JUSTID | ");
+    s.reply("*2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n");
+    s.advance(Duration::from_millis(500));
+    assert_eq!(s.sent(), "XCLAIM s g c 499 1-1 1-2 JUSTID | ");
+    s.reply("*2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n");
+    // Past the handler timeout: reported, and handed over, since others'
+    // sweeps skip a live consumer's entries.
+    s.advance(Duration::from_millis(500));
+    let events = s.events();
+    assert!(
+        matches!(&events[..], [Event::Warning(Warning::HandlerHung { .. })]),
+        "{events:?}"
+    );
+    assert_eq!(
+        s.sent(),
+        "XCLAIM s g c~xgroup-released 499 1-1 1-2 JUSTID | "
+    );
+    s.reply("*2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n");
+    // Given up: neither refreshed nor released again.
+    s.advance(Duration::from_millis(500));
+    assert_eq!(s.sent(), "");
+    // The handler still finishes: its acks go out, its retries do not.
+    let outcome = Outcome::Each(vec![
+        (StreamId::new(1, 1), Disposition::Ack),
+        (StreamId::new(1, 2), Disposition::Retry),
+    ]);
+    s.c.handle_completion(s.now, batch.id, outcome);
+    let sent = s.sent();
+    assert!(sent.starts_with("XACK s g 1-1 | "), "{sent}");
+}

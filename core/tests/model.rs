@@ -6,6 +6,8 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::disallowed_methods)]
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use xgroup_core::{Consumer, Error};
@@ -55,6 +57,35 @@ proptest! {
         features in features(),
     ) {
         let mut world = World::with(consumers, count, chunks, v62, features);
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// Consumers of one group with different claim settings (one sweeping
+    /// far more eagerly than the others refresh), heartbeats on for all:
+    /// a retry-after is kept group-wide (nobody gets the entry before its
+    /// time while the consumer that asked is alive), a live handler's
+    /// entries go to nobody else, and everything of the first property
+    /// still holds.
+    #[test]
+    fn group_wide_promises_with_mixed_claim_settings(
+        (consumers, count) in (2usize..=3, 1u64..=4),
+        ops in proptest::collection::vec(op(), 1..200),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+        features in features(),
+        tunings in proptest::collection::vec((20u64..1200, 20u64..800), 3),
+    ) {
+        let features = Features { heartbeat: true, ..features };
+        let mut world = World::with(consumers, count, chunks, v62, features);
+        world.check_held = true;
+        // The first sweeps eagerly (min idle 100 ms, every 50 ms); the
+        // others get random settings.
+        world.tune_claims(0, Duration::from_millis(100), Duration::from_millis(50));
+        for (i, &(idle, every)) in tunings.iter().enumerate().skip(1).take(consumers - 1) {
+            world.tune_claims(i, Duration::from_millis(idle), Duration::from_millis(every));
+        }
         world.run(&ops);
         world.quiesce();
         world.check_final();
@@ -400,4 +431,58 @@ fn regression_retry_after_across_a_disconnect_split() {
     let mut split = World::with(2, 3, vec![1], false, Features::default());
     split.run(&ops);
     assert_eq!(whole.log, split.log);
+}
+
+#[test]
+/// A hung handler's consumer, alive (heartbeats on), releases the hung
+/// entries: another consumer's sweep takes them, and once nothing is
+/// pending for the released name, failover removes it from the group.
+fn a_hung_handlers_entries_go_to_another_and_the_released_name_goes_away() {
+    let mut world = World::with(2, 10, Vec::new(), false, hb_only());
+    let hung = xgroup_core::ConsumerConfig::builder(STREAM, GROUP, "c0")
+        .count(10)
+        .block(Duration::from_millis(500))
+        .claim_interval(CLAIM_EVERY)
+        .claim_min_idle(MIN_IDLE)
+        .heartbeat(Duration::from_millis(200), 2)
+        .handler_timeout(Duration::from_millis(300))
+        .seed(5)
+        .build()
+        .unwrap();
+    world.workers[0].consumer = Consumer::new(hung);
+    world.run(&[Op::Produce(3)]);
+    world.settle(0);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    let held: Vec<_> = world.workers[0].batches[0]
+        .messages
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    // c0's handler never finishes; time passes for everyone.
+    for _ in 0..40 {
+        world.advance(100);
+        world.settle(1);
+        while !world.workers[1].batches.is_empty() {
+            world.complete(1, 0);
+        }
+    }
+    assert!(
+        world.log.iter().any(|l| l.contains("HandlerHung")),
+        "{:#?}",
+        world.log
+    );
+    for id in &held {
+        assert!(
+            world.handled.get(id) == Some(&2),
+            "{id:?} not handled by c1: {:#?}",
+            world.log
+        );
+    }
+    assert!(world.sim.pending(STREAM, GROUP).is_empty());
+    let consumers = world.sim.consumers(STREAM, GROUP);
+    assert!(
+        !consumers.iter().any(|c| c.ends_with(b"released")),
+        "{consumers:?}"
+    );
+    assert!(world.workers[0].stopped.is_none());
 }

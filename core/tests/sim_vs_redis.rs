@@ -892,3 +892,67 @@ fn the_dead_letter_script_matches_redis() {
         p.check(cmd);
     }
 }
+
+/// The commands of a liveness-aware claim sweep: `XPENDING` pages filtered
+/// by idle time (`IDLE`, exclusive and inclusive starts, a consumer), the
+/// `XCLAIM` whose min-idle leaves out what was touched since, and the
+/// release of entries to another name (`JUSTID`: the count stays).
+#[test]
+fn idle_filtered_pending_pages_and_claims_match_redis() {
+    let mut p = Pair::new(1);
+    for cmd in [
+        &["XADD", "s", "1-1", "f", "v1"][..],
+        &["XADD", "s", "1-2", "f", "v2"],
+        &["XADD", "s", "1-3", "f", "v3"],
+        &["XADD", "s", "1-4", "f", "v4"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    ] {
+        p.check(cmd);
+    }
+    // alice's two entries get old; bob's are fresh. Generous margins: the
+    // real server's idle times are the real ones.
+    std::thread::sleep(Duration::from_millis(600));
+    p.sim_ms += 600;
+    let now = p.sim_now();
+    p.sim.advance(now);
+    p.check(&["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]);
+    for cmd in [
+        &["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10"][..],
+        &["XPENDING", "s", "g", "IDLE", "300", "0-0", "+", "1"],
+        &["XPENDING", "s", "g", "IDLE", "300", "1-2", "+", "1"],
+        &["XPENDING", "s", "g", "IDLE", "300", "(1-1", "+", "10"],
+        &["XPENDING", "s", "g", "IDLE", "300", "1-3", "+", "10"],
+        &["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10", "bob"],
+        &["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10", "alice"],
+        &["XPENDING", "s", "g", "IDLE", "0", "1-2", "+", "2"],
+        &["XPENDING", "s", "g", "IDLE", "-5", "-", "+", "10"],
+    ] {
+        p.check_pending(cmd);
+    }
+    // Only what is idle past the min-idle is claimed.
+    p.check(&["XCLAIM", "s", "g", "carol", "300", "1-1", "1-3"]);
+    p.check(&[
+        "XCLAIM",
+        "s",
+        "g",
+        "alice~xgroup-released",
+        "300",
+        "1-2",
+        "1-4",
+        "JUSTID",
+    ]);
+    p.check_pending(&["XPENDING", "s", "g", "-", "+", "10"]);
+    p.check(&["XPENDING", "s", "g"]);
+    p.check_pending(&["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10"]);
+}

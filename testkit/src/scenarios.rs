@@ -485,11 +485,14 @@ pub fn restart_replays_own_pending_first<A: Adapter>() {
     stop_ok(running);
 }
 
-/// Another consumer claims a dead one's entries after the min idle time.
+/// Another consumer claims a dead one's entries after the min idle time
+/// (without heartbeats: with them, once its heartbeat key is gone — see
+/// `killed_consumer_is_taken_over_after_its_heartbeat_timeout`).
 pub fn dead_consumers_entries_are_claimed<A: Adapter>() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.addr());
     let ids = produce(&server, 5);
+    let fast = |c| fast(c).no_heartbeat();
     let dead = spec(&proxy.url(), "dead", Behavior::SleepMs(60_000), opts(fast));
     let dead_seen = dead.seen.clone();
     let running = A::start(dead);
@@ -941,6 +944,63 @@ pub fn retry_after_is_respected_by_another_consumer<A: Adapter>() {
     stop_ok(c2);
 }
 
+/// A retry-after holds group-wide whatever the other consumers' settings:
+/// with heartbeats on, a consumer whose claim min idle (500 ms) is far
+/// shorter than the retrying consumer refreshes its entries for does not
+/// sweep them while their owner is alive.
+pub fn retry_after_holds_against_a_shorter_claim_min_idle<A: Adapter>() {
+    let server = RedisServer::start();
+    let patient = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_millis(500), 3)
+            .claim_min_idle(Duration::from_secs(60))
+            .claim_interval(Duration::from_secs(60))
+    });
+    let first = spec(
+        &server.url(),
+        "patient",
+        Behavior::RetryAfterMs(3000),
+        patient,
+    );
+    let first_seen = first.seen.clone();
+    let c1 = A::start(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let ids = produce(&server, 3);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    let eager = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_millis(500), 3)
+            .claim_min_idle(Duration::from_millis(500))
+            .claim_interval(Duration::from_millis(100))
+    });
+    let other = spec(&server.url(), "eager", Behavior::AckAll, eager);
+    let other_seen = other.seen.clone();
+    let c2 = A::start(other);
+    let retried = |ds: &[Delivery]| {
+        ids.iter()
+            .all(|id| ds.iter().any(|d| &d.id == id && d.attempt == 2))
+    };
+    assert!(
+        first_seen.wait_for(WAIT, retried),
+        "not retried by its owner: {:?}; the eager consumer got {:?}",
+        first_seen.deliveries(),
+        other_seen.deliveries()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "retried too early"
+    );
+    assert!(
+        other_seen.deliveries().is_empty(),
+        "another consumer got them before their retry time: {:?}",
+        other_seen.deliveries()
+    );
+    wait_pending(&server, 0);
+    stop_ok(c1);
+    stop_ok(c2);
+}
+
 /// Delete-on-ack leaves the stream empty.
 pub fn delete_on_ack_empties_the_stream<A: Adapter>() {
     let server = RedisServer::start();
@@ -1049,7 +1109,9 @@ pub fn deleted_pending_entries_are_cleaned_up<A: Adapter>() {
 }
 
 /// A handler that hangs past the handler timeout loses its entries to other
-/// consumers after `claim_min_idle`; its consumer keeps running.
+/// consumers: its consumer, alive, releases them (heartbeats are on, so
+/// others' sweeps skip a live consumer's entries), and another's sweep takes
+/// them after `claim_min_idle`; the hung consumer keeps running.
 pub fn hung_handler_entries_go_to_others<A: Adapter>() {
     let server = RedisServer::start();
     let ids = produce(&server, 2);
@@ -1161,6 +1223,7 @@ macro_rules! adapter_scenarios {
             wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
+            retry_after_holds_against_a_shorter_claim_min_idle,
             delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
             deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
             unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::config::ConsumerConfig;
-use crate::error::{Error, ServerErrorKind};
+use crate::error::{Error, ServerError, ServerErrorKind};
 use crate::reply::{self, ReplyError, Value};
 use crate::resp::Frame;
 
@@ -28,6 +28,9 @@ pub(super) struct Heartbeat {
     beats: u64,
     /// Consumers taken for dead whose entries are being claimed.
     dead: VecDeque<Bytes>,
+    /// Where this consumer releases the entries of hung handlers: a name
+    /// that never beats (see [`released_name`]).
+    released: Bytes,
 }
 
 /// What a heartbeat's reply (the key's previous token) says.
@@ -49,6 +52,7 @@ impl Heartbeat {
             token,
             beats: 0,
             dead: VecDeque::new(),
+            released: released_name(&cfg.consumer),
         }
     }
 
@@ -87,6 +91,11 @@ impl Heartbeat {
 
     pub(super) fn any_dead(&self) -> bool {
         !self.dead.is_empty()
+    }
+
+    /// The name this consumer releases hung handlers' entries to.
+    pub(super) fn released(&self) -> &Bytes {
+        &self.released
     }
 }
 
@@ -141,23 +150,41 @@ impl Consumer {
             return;
         }
         for (consumer, _) in consumers {
-            if consumer == self.cfg.consumer || self.heartbeat.dead.contains(&consumer) {
+            // Our released entries are for the others: our own handler
+            // still holds them, claiming them back would only undo it.
+            if consumer == self.cfg.consumer
+                || consumer == self.heartbeat.released
+                || self.heartbeat.dead.contains(&consumer)
+            {
                 continue;
             }
-            let key = heartbeat_key(&self.cfg.stream, &self.cfg.group, &consumer);
+            let key = self.liveness_key(&consumer);
             self.outbox.liveness(now, consumer, &key);
         }
     }
 
     pub(super) fn on_liveness(&mut self, now: Instant, consumer: Bytes, frame: Frame) {
-        match Value::from_frame(frame) {
-            Value::Nil if self.state == State::Running && self.heartbeat.found_dead(&consumer) => {
+        match alive(frame) {
+            Ok(false) if self.state == State::Running && self.heartbeat.found_dead(&consumer) => {
                 self.stats.dead_consumers += 1;
                 self.warn(Warning::ConsumerDead { consumer });
             }
-            Value::Error(e) => self.command_failed(now, ReplyError::Server(e)),
-            _ => {}
+            Err(e) => self.command_failed(now, ReplyError::Server(e)),
+            Ok(_) => {}
         }
+    }
+
+    /// The same liveness check for the owner of entries a sweep found idle.
+    pub(super) fn on_sweep_liveness(&mut self, now: Instant, owner: Bytes, frame: Frame) {
+        match alive(frame) {
+            Ok(alive) => self.sweep_owner_checked(now, &owner, alive),
+            Err(e) => self.command_failed(now, ReplyError::Server(e)),
+        }
+    }
+
+    /// The liveness key of `consumer` (see [`heartbeat_key`]).
+    pub(super) fn liveness_key(&self, consumer: &[u8]) -> Bytes {
+        heartbeat_key(&self.cfg.stream, &self.cfg.group, consumer)
     }
 
     /// A dead consumer's pending entries: claimed, or (none left) it is
@@ -210,6 +237,30 @@ pub fn heartbeat_key(stream: &[u8], group: &[u8], consumer: &[u8]) -> Bytes {
     Bytes::from(key)
 }
 
+/// What a liveness check (`GET` of a consumer's heartbeat key) says: a
+/// consumer is alive while its key is there, whatever it holds.
+fn alive(frame: Frame) -> Result<bool, ServerError> {
+    match Value::from_frame(frame) {
+        Value::Nil => Ok(false),
+        Value::Error(e) => Err(e),
+        _ => Ok(true),
+    }
+}
+
+/// The name a consumer releases the entries of its hung handlers to: its
+/// own name and a suffix no heartbeat is ever written for, so every other
+/// consumer takes that name for dead — their sweeps claim the entries, and
+/// failover removes the name from the group once nothing is pending for it.
+/// (A consumer skips its own released name: its handler still holds them.)
+pub(super) fn released_name(consumer: &[u8]) -> Bytes {
+    let mut name = Vec::with_capacity(consumer.len() + RELEASED_SUFFIX.len());
+    name.extend_from_slice(consumer);
+    name.extend_from_slice(RELEASED_SUFFIX);
+    Bytes::from(name)
+}
+
+const RELEASED_SUFFIX: &[u8] = b"~xgroup-released";
+
 /// Redis Cluster's hash tag: the part between the first `{` and the next
 /// `}`, when not empty.
 fn hash_tag(key: &[u8]) -> Option<&[u8]> {
@@ -251,6 +302,27 @@ mod tests {
         assert_eq!(hb.beat(Some(Bytes::from_static(b"mine"))), Beat::Fine);
         assert_eq!(hb.beat(None), Beat::Lapsed);
         assert_eq!(hb.beat(Some(Bytes::from_static(b"theirs"))), Beat::Taken);
+    }
+
+    #[test]
+    fn a_consumer_is_alive_while_its_key_is_there() {
+        let frame = |bytes: &[u8]| {
+            let mut decoder = crate::resp::Decoder::new();
+            decoder.feed(bytes);
+            decoder.next_frame().expect("valid").expect("whole")
+        };
+        assert_eq!(alive(frame(b"$-1\r\n")), Ok(false));
+        assert_eq!(alive(frame(b"_\r\n")), Ok(false));
+        assert_eq!(alive(frame(b"$4\r\ntokn\r\n")), Ok(true));
+        assert!(alive(frame(b"-LOADING loading\r\n")).is_err());
+    }
+
+    #[test]
+    fn hung_entries_are_released_to_a_name_of_our_own_that_never_beats() {
+        let hb = heartbeat();
+        assert_eq!(&hb.released()[..], b"me~xgroup-released");
+        assert_ne!(hb.released(), &hb.key);
+        assert_eq!(&released_name(b"other")[..], b"other~xgroup-released");
     }
 
     #[test]

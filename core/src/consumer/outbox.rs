@@ -71,6 +71,13 @@ pub(super) enum Sent {
     DelConsumer(Bytes),
     /// Idle refresh of these held ids (`XCLAIM ... JUSTID`).
     Refresh(Vec<StreamId>),
+    /// A page of a liveness-aware sweep: `XPENDING s g IDLE ms start + n`.
+    SweepPage,
+    /// Is this owner of swept entries alive (`GET` of its heartbeat key)?
+    SweepLiveness(Bytes),
+    /// Entries of hung batches handed to the released-entries name
+    /// (`XCLAIM ... JUSTID`).
+    Release(Vec<StreamId>),
 }
 
 /// Which read or claim a fetch is.
@@ -81,6 +88,8 @@ pub(super) enum Fetch {
     Read,
     Redeliver,
     Failover(Bytes),
+    /// The `XCLAIM` of a liveness-aware sweep page.
+    Sweep,
 }
 
 /// A command sent and the time its reply is due by.
@@ -177,13 +186,22 @@ impl Outbox {
 
     /// Reads and claims whose reply has not come yet.
     pub(super) fn fetches_out(&self) -> usize {
-        self.count(|w| matches!(w, Sent::Fetch(_) | Sent::DeadPending(_)))
+        self.count(|w| {
+            matches!(
+                w,
+                Sent::Fetch(_) | Sent::DeadPending(_) | Sent::SweepPage | Sent::SweepLiveness(_)
+            )
+        })
     }
 
     /// Whether only new-entries reads are out among the fetches.
     pub(super) fn only_new_reads_out(&self) -> bool {
         self.count(|w| {
-            matches!(w, Sent::Fetch(k) if *k != Fetch::Read) || matches!(w, Sent::DeadPending(_))
+            matches!(w, Sent::Fetch(k) if *k != Fetch::Read)
+                || matches!(
+                    w,
+                    Sent::DeadPending(_) | Sent::SweepPage | Sent::SweepLiveness(_)
+                )
         }) == 0
     }
 
@@ -193,7 +211,7 @@ impl Outbox {
         self.count(|w| {
             matches!(
                 w,
-                Sent::Fetch(Fetch::Replay | Fetch::Claim | Fetch::Redeliver)
+                Sent::Fetch(Fetch::Replay | Fetch::Claim | Fetch::Redeliver | Fetch::Sweep)
             )
         }) > 0
     }
@@ -310,6 +328,57 @@ impl Outbox {
     pub(super) fn refresh(&mut self, now: Instant, ids: Vec<StreamId>, min_idle: Duration) {
         self.xclaim(&ids, min_idle, true);
         self.push(now, Sent::Refresh(ids), Duration::ZERO);
+    }
+
+    /// `XPENDING s g IDLE <min-idle> <start> + <n>`: a page of the pending
+    /// entries idle for at least `min_idle`, from `start` on, with owners.
+    pub(super) fn sweep_page(
+        &mut self,
+        now: Instant,
+        min_idle: Duration,
+        start: StreamId,
+        count: u64,
+    ) {
+        self.wire
+            .begin(8)
+            .arg(b"XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(b"IDLE")
+            .arg_u64(min_idle.as_millis() as u64)
+            .arg_id(start)
+            .arg(b"+")
+            .arg_u64(count);
+        self.push(now, Sent::SweepPage, Duration::ZERO);
+    }
+
+    /// `GET key`: is `owner` (of entries a sweep found idle) alive?
+    pub(super) fn sweep_liveness(&mut self, now: Instant, owner: Bytes, key: &[u8]) {
+        self.wire.begin(2).arg(b"GET").arg(key);
+        self.push(now, Sent::SweepLiveness(owner), Duration::ZERO);
+    }
+
+    /// `XCLAIM s g <to> <min-idle> ids... JUSTID`: hands held entries to
+    /// `to` (the delivery count stays as it is).
+    pub(super) fn release(
+        &mut self,
+        now: Instant,
+        to: &[u8],
+        ids: Vec<StreamId>,
+        min_idle: Duration,
+    ) {
+        let mut w = self.wire.begin(6 + ids.len());
+        w.arg(b"XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(to)
+            .arg_u64(min_idle.as_millis() as u64);
+        for id in &ids {
+            w.arg_id(*id);
+        }
+        w.arg(b"JUSTID");
+        drop(w);
+        self.push(now, Sent::Release(ids), Duration::ZERO);
     }
 
     fn xclaim(&mut self, ids: &[StreamId], min_idle: Duration, just_id: bool) {
@@ -524,7 +593,7 @@ impl Sent {
             Sent::Handshake(step) => step.name(),
             Sent::GroupCreate => "XGROUP CREATE",
             Sent::Fetch(Fetch::Claim) => "XAUTOCLAIM",
-            Sent::Fetch(Fetch::Redeliver | Fetch::Failover(_)) => "XCLAIM",
+            Sent::Fetch(Fetch::Redeliver | Fetch::Failover(_) | Fetch::Sweep) => "XCLAIM",
             Sent::Fetch(Fetch::Replay | Fetch::Read) => "XREADGROUP",
             Sent::Counts => "XPENDING",
             Sent::Ack => "XACK",
@@ -536,7 +605,9 @@ impl Sent {
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
             Sent::Liveness(_) => "GET",
             Sent::DelConsumer(_) => "XGROUP DELCONSUMER",
-            Sent::Refresh(_) => "XCLAIM",
+            Sent::Refresh(_) | Sent::Release(_) => "XCLAIM",
+            Sent::SweepPage => "XPENDING",
+            Sent::SweepLiveness(_) => "GET",
         }
     }
 }

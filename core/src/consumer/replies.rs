@@ -117,6 +117,13 @@ impl Consumer {
                 Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
                 Err(e) => self.command_failed(now, e),
             },
+            Sent::SweepPage => self.on_sweep_page(now, frame),
+            Sent::SweepLiveness(owner) => self.on_sweep_liveness(now, owner, frame),
+            Sent::Release(sent) => match reply::id_list(frame, "XCLAIM") {
+                Ok(_) => self.released(&sent),
+                Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
+                Err(e) => self.command_failed(now, e),
+            },
         }
     }
 
@@ -129,7 +136,7 @@ impl Consumer {
                 let more = (c.next, c.nil_entries, c.deleted.len());
                 (c.entries, Some(more))
             }),
-            Fetch::Redeliver | Fetch::Failover(_) => reply::xclaim(frame).map(|c| {
+            Fetch::Redeliver | Fetch::Failover(_) | Fetch::Sweep => reply::xclaim(frame).map(|c| {
                 let more = (StreamId::ZERO, c.nil_entries, 0);
                 (c.entries, Some(more))
             }),

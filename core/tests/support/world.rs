@@ -55,6 +55,9 @@ pub(crate) struct Worker {
     pub(crate) epoch: u64,
     /// Expected to stop (duplicate-name tests).
     pub(crate) stopped: Option<Option<Error>>,
+    /// Its own claim min idle and sweep interval, instead of the shared
+    /// `MIN_IDLE` and `CLAIM_EVERY` (see [`World::tune_claims`]).
+    pub(crate) claims: Option<(Duration, Duration)>,
 }
 
 pub(crate) struct World {
@@ -78,6 +81,10 @@ pub(crate) struct World {
     pub(crate) sim_start: Instant,
     pub(crate) trace: bool,
     pub(crate) tx_log: Vec<String>,
+    /// Check that no entry a live handler holds goes to another consumer.
+    pub(crate) check_held: bool,
+    /// Entries with a handler: id -> (worker, its epoch at delivery).
+    pub(crate) held: BTreeMap<StreamId, (usize, u64)>,
 }
 
 pub(crate) fn config(
@@ -87,11 +94,25 @@ pub(crate) fn config(
     seed: u64,
     f: Features,
 ) -> ConsumerConfig {
+    config_with_claims(name, count, in_flight, seed, f, None)
+}
+
+/// [`config`] with this claim min idle and sweep interval (`None`: the
+/// shared ones).
+pub(crate) fn config_with_claims(
+    name: &str,
+    count: u64,
+    in_flight: usize,
+    seed: u64,
+    f: Features,
+    claims: Option<(Duration, Duration)>,
+) -> ConsumerConfig {
+    let (min_idle, every) = claims.unwrap_or((MIN_IDLE, CLAIM_EVERY));
     let mut b = ConsumerConfig::builder(STREAM, GROUP, name)
         .count(count)
         .block(Duration::from_millis(500))
-        .claim_interval(CLAIM_EVERY)
-        .claim_min_idle(MIN_IDLE)
+        .claim_interval(every)
+        .claim_min_idle(min_idle)
         .max_in_flight_batches(in_flight)
         .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(200))
         .retry_backoff(Duration::from_millis(100), Duration::from_millis(400))
@@ -146,6 +167,7 @@ impl World {
                     max_in_flight: in_flight,
                     epoch: 0,
                     stopped: None,
+                    claims: None,
                 }
             })
             .collect();
@@ -166,7 +188,24 @@ impl World {
             sim_start: now,
             trace: false,
             tx_log: Vec::new(),
+            check_held: false,
+            held: BTreeMap::new(),
         }
+    }
+
+    /// Worker `i` gets its own claim min idle and sweep interval (before
+    /// the run; kept across crashes).
+    pub(crate) fn tune_claims(&mut self, i: usize, min_idle: Duration, every: Duration) {
+        let w = &mut self.workers[i];
+        w.claims = Some((min_idle, every));
+        w.consumer = Consumer::new(config_with_claims(
+            &w.name,
+            self.count,
+            w.max_in_flight,
+            i as u64,
+            self.features,
+            w.claims,
+        ));
     }
 
     pub(crate) fn next_chunk(&mut self) -> usize {
@@ -237,6 +276,13 @@ impl World {
                     }
                 }
                 for m in &batch.messages {
+                    // A live handler's entries go to nobody else.
+                    if let Some(&(w, epoch)) = self.held.get(&m.id) {
+                        if self.check_held && w != i && self.workers[w].epoch == epoch {
+                            panic!("{:?} went to c{i} while c{w}'s handler (alive) holds it, at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
+                        }
+                    }
+                    self.held.insert(m.id, (i, self.workers[i].epoch));
                     // Retry-after: no consumer gets it before the promised
                     // time while the one that asked is alive.
                     if let Some(&(w, epoch, at)) = self.retry_after.get(&m.id) {
@@ -316,6 +362,11 @@ impl World {
             return;
         }
         let batch = self.workers[i].batches.remove(0);
+        for m in &batch.messages {
+            if self.held.get(&m.id).is_some_and(|&(w, _)| w == i) {
+                self.held.remove(&m.id);
+            }
+        }
         let each = |f: &dyn Fn(usize) -> Disposition| {
             Outcome::Each(
                 batch
@@ -436,12 +487,13 @@ impl World {
         let w = &mut self.workers[i];
         w.batches.clear();
         w.epoch += 1;
-        w.consumer = Consumer::new(config(
+        w.consumer = Consumer::new(config_with_claims(
             &w.name,
             self.count,
             w.max_in_flight,
             99 + i as u64,
             self.features,
+            w.claims,
         ));
         self.drain(i);
     }
