@@ -28,8 +28,11 @@ impl Script {
         while let Some(b) = self.c.poll_transmit() {
             all.extend_from_slice(&b);
         }
-        // Readable: one line per argument, commands separated by " | ".
+        // Readable: one line per argument, commands separated by " | ";
+        // the heartbeat's scripts by name.
         decode_commands(&all)
+            .replace(xgroup_core::HEARTBEAT_SCRIPT, "HB_SCRIPT")
+            .replace(xgroup_core::HEARTBEAT_RELEASE_SCRIPT, "HB_RELEASE")
     }
 
     fn events(&mut self) -> Vec<Event> {
@@ -519,7 +522,10 @@ fn while_disconnected_only_the_reconnect_timer_is_armed() {
     s.reply("+OK\r\n+OK\r\n");
     // The first heartbeat goes out at once, the next is a second away.
     let sent = s.sent();
-    assert!(sent.starts_with("SET {s}:xgroup:hb:g:c "), "{sent}");
+    assert!(
+        sent.starts_with("EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c "),
+        "{sent}"
+    );
     s.c.handle_disconnected(s.now, "reset by peer");
     s.events();
     // Down: none of the connection's timers wakes the adapter before the
@@ -580,13 +586,20 @@ fn rows(rows: &[String]) -> String {
 /// (no previous key), the pending summary (nothing pending) and the replay
 /// (empty) answered.
 fn started_with_heartbeats(cfg: ConsumerConfig) -> Script {
+    let ttl = cfg.heartbeat().map(|h| h.timeout().as_millis()).unwrap();
     let mut s = Script::new(cfg);
     s.sent();
     s.reply("+OK\r\n+OK\r\n");
-    let sent = s.sent();
-    assert!(sent.starts_with("SET {s}:xgroup:hb:g:c "), "{sent}");
-    assert!(sent.ends_with(" | XPENDING s g | XREADGROUP GROUP g c COUNT 3 STREAMS s 0-0 | "));
-    s.reply("$-1\r\n*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    // The name is claimed first: nothing is read before the answer.
+    assert_eq!(
+        s.sent(),
+        format!(
+            "EVAL HB_SCRIPT 1 {{s}}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:1 {ttl} | "
+        )
+    );
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 3 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
     s
 }
 
@@ -709,4 +722,216 @@ fn a_hung_handlers_entries_are_released_to_a_name_that_never_beats() {
     s.c.handle_completion(s.now, batch.id, outcome);
     let sent = s.sent();
     assert!(sent.starts_with("XACK s g 1-1 | "), "{sent}");
+}
+
+fn bulk(v: &str) -> String {
+    format!("${}\r\n{v}\r\n", v.len())
+}
+
+/// Heartbeats every second (3 s expiry), claiming off: only the name's
+/// commands and reads go out.
+fn fenced() -> ConsumerConfig {
+    cfg()
+        .heartbeat(Duration::from_secs(1), 3)
+        .no_claiming()
+        .build()
+        .unwrap()
+}
+
+const CLAIM: &str =
+    "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:1 3000 | ";
+
+#[test]
+fn a_newcomer_watches_a_held_name_and_stops_when_its_holder_beats() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(s.sent(), CLAIM);
+    // Another process's token: not overwritten, and nothing is read,
+    // replayed or claimed.
+    s.reply(&bulk("0123456789abcdef:41"));
+    assert_eq!(s.sent(), "");
+    // The key is looked at four times a heartbeat interval.
+    s.advance(Duration::from_millis(250));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+    s.reply(&bulk("0123456789abcdef:41"));
+    assert_eq!(s.sent(), "");
+    assert!(s.events().is_empty());
+    s.advance(Duration::from_millis(250));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+    // Its holder beat: alive. The newcomer stops, the holder goes on.
+    s.reply(&bulk("0123456789abcdef:42"));
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Disconnect, Event::Stopped(Some(Error::DuplicateConsumer { consumer }))]
+                if &consumer[..] == b"c"
+        ),
+        "{events:?}"
+    );
+    assert_eq!(s.sent(), "");
+}
+
+#[test]
+fn a_restart_after_a_crash_takes_the_name_over_and_replays_at_once() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(s.sent(), CLAIM);
+    s.reply(&bulk("0123456789abcdef:41"));
+    // Unchanged for an interval and a half: its holder is dead.
+    for _ in 0..5 {
+        s.advance(Duration::from_millis(250));
+        assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+        s.reply(&bulk("0123456789abcdef:41"));
+    }
+    s.advance(Duration::from_millis(250));
+    // Taken over only if it still holds the value seen.
+    assert_eq!(
+        s.sent(),
+        "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:2 3000 \
+         0123456789abcdef:41 | "
+    );
+    s.reply(&bulk("0123456789abcdef:41"));
+    // Ours: the replay of the name's own pending entries starts at once.
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    assert!(s.events().is_empty());
+    // The next beat is ours.
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.advance(Duration::from_secs(1));
+    let sent = s.sent();
+    assert!(
+        sent.starts_with(
+            "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:3 3000 | "
+        ),
+        "{sent}"
+    );
+}
+
+#[test]
+fn a_takeover_that_finds_the_value_changed_stops() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply(&bulk("0123456789abcdef:41"));
+    for _ in 0..5 {
+        s.advance(Duration::from_millis(250));
+        s.sent();
+        s.reply(&bulk("0123456789abcdef:41"));
+    }
+    s.advance(Duration::from_millis(250));
+    assert!(s.sent().contains(" 0123456789abcdef:41 | "));
+    // It beat just before the compare-and-set: alive after all.
+    s.reply(&bulk("0123456789abcdef:42"));
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Disconnect,
+                Event::Stopped(Some(Error::DuplicateConsumer { .. }))
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_watched_key_that_vanishes_is_claimed_at_once() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply(&bulk("0123456789abcdef:41"));
+    s.advance(Duration::from_millis(250));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+    s.reply("$-1\r\n");
+    assert_eq!(
+        s.sent(),
+        "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:2 3000 | "
+    );
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+}
+
+#[test]
+fn a_holder_whose_name_was_taken_over_stops() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.advance(Duration::from_secs(1));
+    let sent = s.sent();
+    assert!(sent.starts_with("EVAL HB_SCRIPT "), "{sent}");
+    // The blocked read answers first, then the beat finds another token.
+    s.reply("*-1\r\n");
+    s.reply(&bulk("0123456789abcdef:1"));
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Disconnect,
+                Event::Stopped(Some(Error::DuplicateConsumer { .. }))
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_graceful_stop_frees_the_name_for_a_restart() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    s.c.handle_shutdown(s.now);
+    assert_eq!(s.sent(), "");
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert_eq!(s.sent(), "XACK s g 1-1 | ");
+    s.reply(":1\r\n");
+    // Drained: the key goes while it holds our token; then the stop.
+    assert_eq!(
+        s.sent(),
+        "EVAL HB_RELEASE 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 | "
+    );
+    assert!(s.events().is_empty());
+    s.reply(":1\r\n");
+    assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
+}
+
+#[test]
+fn an_idle_fenced_consumer_stops_without_waiting_out_its_blocked_read() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XREADGROUP GROUP g c COUNT 10 BLOCK "),
+        "{sent}"
+    );
+    // The release would wait behind the blocked read: the key is left to
+    // lapse, and the stop is immediate.
+    s.c.handle_shutdown(s.now);
+    assert_eq!(s.events(), vec![Event::Disconnect, Event::Stopped(None)]);
 }

@@ -956,3 +956,49 @@ fn idle_filtered_pending_pages_and_claims_match_redis() {
     p.check(&["XPENDING", "s", "g"]);
     p.check_pending(&["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10"]);
 }
+
+/// The heartbeat's compare-and-set and release scripts: set when absent,
+/// ours, or the expected value of a takeover; never over another token;
+/// deleted only while ours.
+#[test]
+fn the_heartbeat_scripts_match_redis() {
+    let mut p = Pair::new(1);
+    let beat = xgroup_core::HEARTBEAT_SCRIPT;
+    let release = xgroup_core::HEARTBEAT_RELEASE_SCRIPT;
+    for cmd in [
+        &["EVAL", beat, "1", "hb", "tok", "tok:1", "60000"][..],
+        &["GET", "hb"],
+        &["EVAL", beat, "1", "hb", "tok", "tok:2", "60000"],
+        // Another token: not set, whatever it expects of another value.
+        &["EVAL", beat, "1", "hb", "oth", "oth:1", "60000"],
+        &["EVAL", beat, "1", "hb", "oth", "oth:1", "60000", "tok:1"],
+        &["EVAL", beat, "1", "hb", "to", "to:1", "60000"],
+        &["GET", "hb"],
+        // A takeover of exactly the value seen.
+        &["EVAL", beat, "1", "hb", "oth", "oth:2", "60000", "tok:2"],
+        &["GET", "hb"],
+        // Release: not another's, only ours.
+        &["EVAL", release, "1", "hb", "tok"],
+        &["GET", "hb"],
+        &["EVAL", release, "1", "hb", "oth"],
+        &["EXISTS", "hb"],
+        &["EVAL", release, "1", "hb", "oth"],
+        &["SET", "str", "tok:1"],
+        &["EVAL", release, "1", "str", "tok"],
+        &["EXISTS", "str"],
+    ] {
+        p.check(cmd);
+    }
+    // The expiry is set (the time left is the real server's).
+    p.check(&["EVAL", beat, "1", "hb", "tok", "tok:1", "60000"]);
+    p.real[0].send(&["PTTL", "hb"]);
+    let real = p.real[0].read();
+    assert!(
+        matches!(real, V::Int(ms) if ms > 50_000 && ms <= 60_000),
+        "{real:?}"
+    );
+    let now = p.sim_now();
+    p.sim.receive(p.sim_conns[0], now, &encode(&["PTTL", "hb"]));
+    let sim = parse_all(&p.sim.take_output(p.sim_conns[0]));
+    assert_eq!(sim, [V::Int(60_000)]);
+}

@@ -485,6 +485,114 @@ pub fn restart_replays_own_pending_first<A: Adapter>() {
     stop_ok(running);
 }
 
+/// A second process started under a running consumer's name refuses to
+/// start (a typed error from `run`, within about one heartbeat interval);
+/// the first keeps consuming and acking.
+pub fn same_name_while_running_is_refused<A: Adapter>() {
+    let server = RedisServer::start();
+    let beat = opts(|c| fast(c).heartbeat(Duration::from_millis(300), 3));
+    let first = spec(&server.url(), "c1", Behavior::AckAll, beat.clone());
+    let first_seen = first.seen.clone();
+    let mut c1 = A::start(first);
+    let mut ids = produce(&server, 5);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    let second = spec(&server.url(), "c1", Behavior::AckAll, beat);
+    let second_seen = second.seen.clone();
+    let started = Instant::now();
+    let mut c2 = A::start(second);
+    match c2.wait(WAIT) {
+        Some(Err(Error::DuplicateConsumer { consumer })) => assert_eq!(&consumer[..], b"c1"),
+        other => panic!("expected DuplicateConsumer, got {other:?}"),
+    }
+    // A watch of 450 ms; generous for slow machines.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    assert!(second_seen.deliveries().is_empty());
+    ids.extend(produce(&server, 5));
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    assert!(
+        c1.wait(Duration::ZERO).is_none(),
+        "the first process stopped"
+    );
+    stop_ok(c1);
+}
+
+/// A process killed without a graceful stop comes back under its name: the
+/// newcomer finds the dead process's heartbeat key unchanged for about one
+/// interval, takes the name over before the key expires (so no other
+/// consumer fails the name over), and replays its pending entries.
+pub fn crash_restart_takes_the_name_over_before_its_key_expires<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 3);
+    // Beats every second, the key lives 10 s: the watch lasts 1.5 s.
+    let beat = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_secs(1), 10)
+            .claim_min_idle(Duration::from_secs(600))
+    });
+    let first = spec(&proxy.url(), "c1", Behavior::SleepMs(60_000), beat.clone());
+    let first_seen = first.seen.clone();
+    let running = A::start(first);
+    assert!(first_seen.wait_started(1, WAIT));
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    running.kill();
+    let other = spec(&server.url(), "other", Behavior::AckAll, beat.clone());
+    let other_seen = other.seen.clone();
+    let other = A::start(other);
+    let again = spec(&server.url(), "c1", Behavior::AckAll, beat);
+    let seen = again.seen.clone();
+    let restarted = Instant::now();
+    let running = A::start(again);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "{:?}",
+        seen.deliveries()
+    );
+    let took = restarted.elapsed();
+    assert!(took < Duration::from_secs(8), "resumed after {took:?}");
+    assert!(seen
+        .deliveries()
+        .iter()
+        .all(|d| d.source == Source::OwnPending && d.attempt == 2));
+    assert!(other_seen.deliveries().is_empty());
+    wait_pending(&server, 0);
+    stop_ok(running);
+    let stats = stop_ok(other);
+    assert_eq!(stats.dead_consumers, 0, "{stats:?}");
+}
+
+/// After a graceful stop the name is free at once: a new process under it
+/// starts without watching.
+pub fn graceful_restart_starts_at_once<A: Adapter>() {
+    let server = RedisServer::start();
+    // The key would live a minute: only its release makes this quick.
+    let beat = opts(|c| fast(c).heartbeat(Duration::from_secs(20), 3));
+    let first = spec(&server.url(), "c1", Behavior::SleepMs(300), beat.clone());
+    let first_seen = first.seen.clone();
+    let running = A::start(first);
+    let mut ids = produce(&server, 1);
+    assert!(first_seen.wait_started(1, WAIT));
+    stop_ok(running);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    assert_eq!(
+        server.cmd(&["EXISTS", "{s}:xgroup:hb:g:c1"]).as_int(),
+        Some(0),
+        "the heartbeat key was left"
+    );
+    let again = spec(&server.url(), "c1", Behavior::AckAll, beat);
+    let seen = again.seen.clone();
+    let restarted = Instant::now();
+    let running = A::start(again);
+    ids = produce(&server, 2);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    let took = restarted.elapsed();
+    assert!(took < Duration::from_secs(10), "started after {took:?}");
+    stop_ok(running);
+}
+
 /// Another consumer claims a dead one's entries after the min idle time
 /// (without heartbeats: with them, once its heartbeat key is gone — see
 /// `killed_consumer_is_taken_over_after_its_heartbeat_timeout`).
@@ -1224,6 +1332,9 @@ macro_rules! adapter_scenarios {
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
             retry_after_holds_against_a_shorter_claim_min_idle,
+            same_name_while_running_is_refused,
+            crash_restart_takes_the_name_over_before_its_key_expires,
+            graceful_restart_starts_at_once,
             delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
             deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
             unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,

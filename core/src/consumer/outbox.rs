@@ -13,6 +13,7 @@ use crate::handshake::{self, HandshakeStep};
 use crate::id::{IdBuf, ReadFrom, StreamId};
 use crate::reply::ReplyError;
 
+use super::heartbeat::{HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
 use super::ledger::DeadItem;
 
 /// Moves entries to a dead-letter stream, each acked only once its copy is
@@ -78,6 +79,12 @@ pub(super) enum Sent {
     /// Entries of hung batches handed to the released-entries name
     /// (`XCLAIM ... JUSTID`).
     Release(Vec<StreamId>),
+    /// Watching another process's token in this consumer's heartbeat key
+    /// (`GET`).
+    NameWatch,
+    /// The heartbeat key deleted while it holds our token, on a graceful
+    /// stop (`EVAL`).
+    NameRelease,
 }
 
 /// Which read or claim a fetch is.
@@ -497,17 +504,50 @@ impl Outbox {
         self.push(now, Sent::DeadLetters, Duration::ZERO);
     }
 
-    /// `SET key token PX ttl GET`: the heartbeat, and whose it was.
-    pub(super) fn heartbeat(&mut self, now: Instant, key: &[u8], token: &[u8], ttl_ms: u64) {
-        self.wire
-            .begin(6)
-            .arg(b"SET")
+    /// The heartbeat script ([`HEARTBEAT_SCRIPT`]): `key` set to `value`
+    /// (`<token>:<beat>`) with a `ttl_ms` expiry only when it is absent,
+    /// holds `token`, or holds exactly `expected` (a takeover); answers
+    /// what it held.
+    pub(super) fn heartbeat(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        (token, value): (&[u8], &[u8]),
+        ttl_ms: u64,
+        expected: Option<&[u8]>,
+    ) {
+        let mut w = self.wire.begin(7 + usize::from(expected.is_some()));
+        w.arg(b"EVAL")
+            .arg(HEARTBEAT_SCRIPT.as_bytes())
+            .arg(b"1")
             .arg(key)
             .arg(token)
-            .arg(b"PX")
-            .arg_u64(ttl_ms)
-            .arg(b"GET");
+            .arg(value)
+            .arg_u64(ttl_ms);
+        if let Some(expected) = expected {
+            w.arg(expected);
+        }
+        drop(w);
         self.push(now, Sent::Heartbeat, Duration::ZERO);
+    }
+
+    /// `GET key`: has the holder of this consumer's name beaten since?
+    pub(super) fn name_watch(&mut self, now: Instant, key: &[u8]) {
+        self.wire.begin(2).arg(b"GET").arg(key);
+        self.push(now, Sent::NameWatch, Duration::ZERO);
+    }
+
+    /// The release script ([`HEARTBEAT_RELEASE_SCRIPT`]): `key` deleted
+    /// while it holds `token`.
+    pub(super) fn name_release(&mut self, now: Instant, key: &[u8], token: &[u8]) {
+        self.wire
+            .begin(5)
+            .arg(b"EVAL")
+            .arg(HEARTBEAT_RELEASE_SCRIPT.as_bytes())
+            .arg(b"1")
+            .arg(key)
+            .arg(token);
+        self.push(now, Sent::NameRelease, Duration::ZERO);
     }
 
     /// `XPENDING s g`: which consumers hold entries.
@@ -601,7 +641,8 @@ impl Sent {
             Sent::Tx { .. } => "MULTI/EXEC",
             Sent::DeadLetters => "EVAL",
             Sent::Info => "INFO",
-            Sent::Heartbeat => "SET",
+            Sent::Heartbeat | Sent::NameRelease => "EVAL",
+            Sent::NameWatch => "GET",
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
             Sent::Liveness(_) => "GET",
             Sent::DelConsumer(_) => "XGROUP DELCONSUMER",

@@ -43,6 +43,9 @@ pub(crate) enum Op {
     Crash(usize),
     Advance(u16),
     Delete(u16),
+    /// A second process starts under worker `i`'s name (with heartbeats):
+    /// one of them must stop with `DuplicateConsumer`, the other go on.
+    Duplicate(usize),
 }
 
 pub(crate) struct Worker {
@@ -303,7 +306,10 @@ impl World {
             }
             Event::Stopped(e) => {
                 assert!(self.workers[i].stopped.is_none(), "stopped twice");
+                // The process is gone, and its handlers with it.
                 self.workers[i].stopped = Some(e);
+                self.workers[i].epoch += 1;
+                self.workers[i].batches.clear();
             }
             _ => {}
         }
@@ -311,6 +317,9 @@ impl World {
 
     pub(crate) fn check_in_flight(&self, i: usize) {
         let w = &self.workers[i];
+        if w.stopped.is_some() {
+            return;
+        }
         assert!(
             w.batches.len() <= w.max_in_flight,
             "{} batches in flight, limit {}",
@@ -487,6 +496,7 @@ impl World {
         let w = &mut self.workers[i];
         w.batches.clear();
         w.epoch += 1;
+        w.stopped = None;
         w.consumer = Consumer::new(config_with_claims(
             &w.name,
             self.count,
@@ -496,6 +506,35 @@ impl World {
             w.claims,
         ));
         self.drain(i);
+    }
+
+    /// Another process under worker `i`'s name (heartbeats only: without
+    /// them nothing fences a name).
+    pub(crate) fn duplicate(&mut self, i: usize) {
+        if !self.features.heartbeat || self.workers.len() >= 6 {
+            return;
+        }
+        let w = &self.workers[i];
+        let (name, claims, in_flight) = (w.name.clone(), w.claims, w.max_in_flight);
+        let seed = 500 + self.workers.len() as u64;
+        self.workers.push(Worker {
+            consumer: Consumer::new(config_with_claims(
+                &name,
+                self.count,
+                in_flight,
+                seed,
+                self.features,
+                claims,
+            )),
+            name,
+            conn: None,
+            batches: Vec::new(),
+            max_in_flight: in_flight,
+            epoch: 0,
+            stopped: None,
+            claims,
+        });
+        self.drain(self.workers.len() - 1);
     }
 
     pub(crate) fn produce(&mut self, n: u8) {
@@ -540,6 +579,7 @@ impl World {
                 Op::Crash(i) => self.crash(i % n),
                 Op::Advance(ms) => self.advance(u64::from(ms)),
                 Op::Delete(pick) => self.delete(pick),
+                Op::Duplicate(i) => self.duplicate(i % n),
             }
             self.check_acks();
         }
@@ -563,8 +603,20 @@ impl World {
                 p.id
             );
         }
+        // Only a duplicate name stops a process, and never all of those
+        // sharing it.
         for w in &self.workers {
-            assert!(w.stopped.is_none(), "{} stopped: {:?}", w.name, w.stopped);
+            let duplicate = matches!(w.stopped, Some(Some(Error::DuplicateConsumer { .. })));
+            let name_lives = self
+                .workers
+                .iter()
+                .any(|o| o.name == w.name && o.stopped.is_none());
+            assert!(
+                w.stopped.is_none() || (duplicate && name_lives),
+                "{} stopped: {:?}",
+                w.name,
+                w.stopped
+            );
         }
     }
 
