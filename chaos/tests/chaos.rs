@@ -73,9 +73,10 @@ const FAULTS_UNTIL: Duration = Duration::from_secs(62);
 /// make it wait up to 10 s more before it tries again; then one read (block
 /// 0.5 s). That is 1.5 + 1 + 10 + 0.5 = 13 s; 15 s leaves some slack for this
 /// loaded 2-core machine. Worker kills and stalls need no failover to
-/// resume (the other workers read new entries; the victim's entries are
-/// claimed after `claim_min_idle` 2 s + a 0.5 s sweep; heartbeat failover,
-/// 5 s x 3 misses, is never needed), and a cut only costs reconnects.
+/// resume (the other workers read new entries; a killed victim's entries
+/// are claimed once its heartbeat key expires, 5 s x 3 misses, or by its
+/// successor under the same name after a 7.5 s watch; a stalled one keeps
+/// them), and a cut only costs reconnects.
 const RESUME_BOUND: Duration = Duration::from_secs(15);
 /// Bounded wait, after production, for every id to be handled and nothing
 /// pending.

@@ -253,7 +253,10 @@ impl ConsumerConfigBuilder {
         self.cfg.block = block;
         self
     }
-    /// Time between `XAUTOCLAIM` sweeps, default 30 s.
+    /// Time between claim sweeps, default 30 s. Without heartbeats a sweep
+    /// is `XAUTOCLAIM`; with them it skips entries whose owner is alive (its
+    /// heartbeat key is there), so a consumer's retry-after times and long
+    /// handlers hold whatever the other consumers' `claim_min_idle`.
     pub fn claim_interval(mut self, interval: Duration) -> Self {
         self.cfg.claim_interval = Some(interval);
         self
@@ -263,7 +266,8 @@ impl ConsumerConfigBuilder {
         self.cfg.claim_interval = None;
         self
     }
-    /// Minimum idle time of entries to claim, default 60 s.
+    /// Minimum idle time of entries to claim, default 60 s (with heartbeats,
+    /// only entries of consumers that are not alive are claimed).
     pub fn claim_min_idle(mut self, min_idle: Duration) -> Self {
         self.cfg.claim_min_idle = min_idle;
         self
@@ -368,7 +372,12 @@ impl ConsumerConfigBuilder {
     /// How long a handler may work on a batch before it is taken for hung
     /// (default 5 minutes): its entries' idle time is then no longer
     /// refreshed, so other consumers claim them after `claim_min_idle`, and
-    /// the hang is reported. Until then a long handler keeps its entries.
+    /// the hang is reported. With heartbeats (others' sweeps skip a live
+    /// consumer's entries) the consumer also releases them: they are handed
+    /// to `<consumer>~xgroup-released`, a name that never beats, which the
+    /// others take for dead (and remove from the group once nothing is
+    /// pending for it). The handler may still finish: its acks are sent, its
+    /// retries are not. Until then a long handler keeps its entries.
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.cfg.handler_timeout = Some(timeout);
         self

@@ -237,9 +237,11 @@ pub enum Error {
         /// The command that got no reply.
         command: &'static str,
     },
-    /// Another live process uses the same consumer name: its heartbeat
-    /// overwrote this one's.
-    #[error("another live process uses consumer name {consumer:?} (its heartbeat overwrote ours)")]
+    /// Another live process holds this consumer name: its heartbeat key
+    /// holds another token and is refreshed (a newcomer refuses to start),
+    /// or it took the name over while this one's heartbeats did not get
+    /// through (this one stops).
+    #[error("consumer name {consumer:?} is held by another live process (its heartbeat key holds another token, refreshed)")]
     DuplicateConsumer {
         /// The consumer name.
         consumer: Bytes,

@@ -32,12 +32,12 @@ mod url;
 pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder, DeadLetter, Heartbeat};
-#[doc(hidden)] // for the model-vs-server tests
-pub use consumer::DEAD_LETTER_SCRIPT;
 pub use consumer::{
     heartbeat_key, panic_message, Batch, BatchId, Conn, Consumer, ConsumerInfo, DeadLetterAction,
     DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
 };
+#[doc(hidden)] // for the model-vs-server tests
+pub use consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
 pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
 pub use fields::{Fields, FieldsIter};
 #[doc(hidden)] // a stack buffer for formatting ids, for fuzzing

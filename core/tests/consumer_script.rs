@@ -43,7 +43,9 @@ impl Script {
                 }
             }
         }
-        out
+        // The heartbeat's scripts by name.
+        out.replace(xgroup_core::HEARTBEAT_SCRIPT, "HB_SCRIPT")
+            .replace(xgroup_core::HEARTBEAT_RELEASE_SCRIPT, "HB_RELEASE")
     }
 
     fn events(&mut self) -> Vec<Event> {
@@ -550,7 +552,10 @@ fn while_disconnected_only_the_reconnect_timer_is_armed() {
     s.reply("+OK\r\n+OK\r\n");
     // The first heartbeat goes out at once, the next is a second away.
     let sent = s.sent();
-    assert!(sent.starts_with("SET {s}:xgroup:hb:g:c "), "{sent}");
+    assert!(
+        sent.starts_with("EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c "),
+        "{sent}"
+    );
     s.c.handle_disconnected(s.now, Conn::Control, "reset by peer");
     s.events();
     // Down: none of the connection's timers wakes the adapter before the
@@ -622,6 +627,39 @@ fn started_two(cfg: ConsumerConfig) -> Script {
     s
 }
 
+fn pending_row(id: &str, owner: &str, idle: u64, count: u64) -> String {
+    format!(
+        "*4\r\n${}\r\n{id}\r\n${}\r\n{owner}\r\n:{idle}\r\n:{count}\r\n",
+        id.len(),
+        owner.len()
+    )
+}
+
+fn rows(rows: &[String]) -> String {
+    format!("*{}\r\n{}", rows.len(), rows.concat())
+}
+
+/// Heartbeats on: SETNAME and group create answered; the first heartbeat
+/// (no previous key), the pending summary (nothing pending) and the replay
+/// (empty) answered.
+fn started_with_heartbeats(cfg: ConsumerConfig) -> Script {
+    let ttl = cfg.heartbeat().map(|h| h.timeout().as_millis()).unwrap();
+    let mut s = Script::new(cfg);
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    // The name is claimed first: nothing is read before the answer.
+    assert_eq!(
+        s.sent(),
+        format!(
+            "EVAL HB_SCRIPT 1 {{s}}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:1 {ttl} | "
+        )
+    );
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 3 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s
+}
+
 #[test]
 fn acks_go_out_at_once_while_a_read_blocks_on_its_own_connection() {
     let mut s = started_two(cfg_two().max_in_flight_batches(2).build().unwrap());
@@ -656,19 +694,27 @@ fn with_a_read_connection_heartbeats_do_not_shorten_the_blocking_read() {
     s.reply("+OK\r\n+OK\r\n");
     s.reply_read("+OK\r\n");
     let sent = s.sent();
-    assert!(sent.contains("SET {s}:xgroup:hb:g:c"), "{sent}");
-    // SET (the key was free), XPENDING (nobody holds entries), the replay.
-    s.reply("$-1\r\n*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
-    let sent = s.sent();
-    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
-    let sent = sent + &s.sent();
-    // On one connection BLOCK would end by the next heartbeat (1 s).
     assert!(
-        sent.ends_with("read: XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "),
+        sent.starts_with("EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c"),
         "{sent}"
     );
+    // The name was free; then the replay and the sweep (nothing idle).
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    assert_eq!(s.sent(), "XPENDING s g IDLE 60000 0-0 + 10 | ");
+    s.reply("*0\r\n");
+    // On one connection BLOCK would end by the next heartbeat (1 s).
+    assert_eq!(
+        s.sent(),
+        "read: XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+    );
     s.advance(Duration::from_millis(1000));
-    assert!(s.sent().starts_with("SET {s}:xgroup:hb:g:c"));
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c"),
+        "{sent}"
+    );
 }
 
 #[test]
@@ -729,4 +775,381 @@ fn losing_the_read_connection_closes_and_reopens_both() {
     assert!(sent.contains("read: CLIENT SETNAME c"), "{sent}");
     s.reply("+OK\r\n+OK\r\n");
     assert!(s.sent().starts_with("XACK s g 1-1 | "));
+}
+
+#[test]
+fn with_heartbeats_the_sweep_claims_only_entries_of_dead_owners() {
+    let cfg = cfg()
+        .heartbeat(Duration::from_secs(1), 3)
+        .count(3)
+        .claim_min_idle(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let mut s = started_with_heartbeats(cfg);
+    // A page of entries idle past the claim min idle, with their owners.
+    assert_eq!(s.sent(), "XPENDING s g IDLE 500 0-0 + 3 | ");
+    s.reply(&rows(&[
+        pending_row("1-1", "alive", 900, 1),
+        pending_row("1-2", "dead", 800, 2),
+        pending_row("1-3", "c", 700, 1),
+    ]));
+    // Each other owner's heartbeat key; ours is not checked.
+    assert_eq!(
+        s.sent(),
+        "GET {s}:xgroup:hb:g:alive | GET {s}:xgroup:hb:g:dead | "
+    );
+    s.reply("$5\r\ntoken\r\n");
+    assert_eq!(s.sent(), "");
+    s.reply("$-1\r\n");
+    // The dead owner's entry and ours (held by nobody here), with the min
+    // idle again: an entry touched since the page is not taken.
+    assert_eq!(s.sent(), "XCLAIM s g c 500 1-2 1-3 | ");
+    s.reply(&format!(
+        "*2\r\n{}{}",
+        entry("1-2", "a", "1"),
+        entry("1-3", "b", "2")
+    ));
+    assert_eq!(s.sent(), "XPENDING s g 1-2 1-3 18 c | ");
+    s.reply(&rows(&[
+        pending_row("1-2", "c", 0, 3),
+        pending_row("1-3", "c", 0, 2),
+    ]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(batch.source, Source::Claimed);
+    let attempts: Vec<u64> = batch.messages.iter().map(|m| m.attempt).collect();
+    assert_eq!(attempts, [3, 2]);
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    // The page was full: the sweep goes on right after its last row.
+    assert_eq!(
+        s.sent(),
+        "XACK s g 1-2 1-3 | XPENDING s g IDLE 500 1-4 + 3 | "
+    );
+    s.reply(":2\r\n");
+    // Only a live owner's entry: nothing to claim, and a short page ends
+    // the sweep.
+    s.reply(&rows(&[pending_row("1-5", "alive", 900, 1)]));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:alive | ");
+    s.reply("$5\r\ntoken\r\n");
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XREADGROUP GROUP g c COUNT 3 BLOCK "),
+        "{sent}"
+    );
+    assert!(s.events().is_empty());
+}
+
+#[test]
+fn a_hung_handlers_entries_are_released_to_a_name_that_never_beats() {
+    let cfg = cfg()
+        .heartbeat(Duration::from_secs(10), 3)
+        .count(3)
+        .claim_min_idle(Duration::from_millis(1000))
+        .no_claiming()
+        .handler_timeout(Duration::from_millis(1200))
+        .build()
+        .unwrap();
+    let mut s = started_with_heartbeats(cfg);
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XREADGROUP GROUP g c COUNT 3 BLOCK "),
+        "{sent}"
+    );
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    // Refreshed every 500 ms (half the claim min idle) while it works.
+    s.advance(Duration::from_millis(500));
+    assert_eq!(s.sent(), "XCLAIM s g c 499 1-1 1-2 JUSTID | ");
+    s.reply("*2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n");
+    s.advance(Duration::from_millis(500));
+    assert_eq!(s.sent(), "XCLAIM s g c 499 1-1 1-2 JUSTID | ");
+    s.reply("*2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n");
+    // Past the handler timeout: reported, and handed over, since others'
+    // sweeps skip a live consumer's entries.
+    s.advance(Duration::from_millis(500));
+    let events = s.events();
+    assert!(
+        matches!(&events[..], [Event::Warning(Warning::HandlerHung { .. })]),
+        "{events:?}"
+    );
+    assert_eq!(
+        s.sent(),
+        "XCLAIM s g c~xgroup-released 499 1-1 1-2 JUSTID | "
+    );
+    s.reply("*2\r\n$3\r\n1-1\r\n$3\r\n1-2\r\n");
+    // Given up: neither refreshed nor released again.
+    s.advance(Duration::from_millis(500));
+    assert_eq!(s.sent(), "");
+    // The handler still finishes: its acks go out, its retries do not.
+    let outcome = Outcome::Each(vec![
+        (StreamId::new(1, 1), Disposition::Ack),
+        (StreamId::new(1, 2), Disposition::Retry),
+    ]);
+    s.c.handle_completion(s.now, batch.id, outcome);
+    let sent = s.sent();
+    assert!(sent.starts_with("XACK s g 1-1 | "), "{sent}");
+}
+
+fn bulk(v: &str) -> String {
+    format!("${}\r\n{v}\r\n", v.len())
+}
+
+/// Heartbeats every second (3 s expiry), claiming off: only the name's
+/// commands and reads go out.
+fn fenced() -> ConsumerConfig {
+    cfg()
+        .heartbeat(Duration::from_secs(1), 3)
+        .no_claiming()
+        .build()
+        .unwrap()
+}
+
+const CLAIM: &str =
+    "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:1 3000 | ";
+
+#[test]
+fn a_newcomer_watches_a_held_name_and_stops_when_its_holder_beats() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(s.sent(), CLAIM);
+    // Another process's token: not overwritten, and nothing is read,
+    // replayed or claimed.
+    s.reply(&bulk("0123456789abcdef:41"));
+    assert_eq!(s.sent(), "");
+    // The key is looked at four times a heartbeat interval.
+    s.advance(Duration::from_millis(250));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+    s.reply(&bulk("0123456789abcdef:41"));
+    assert_eq!(s.sent(), "");
+    assert!(s.events().is_empty());
+    s.advance(Duration::from_millis(250));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+    // Its holder beat: alive. The newcomer stops, the holder goes on.
+    s.reply(&bulk("0123456789abcdef:42"));
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Disconnect(Conn::Control), Event::Stopped(Some(Error::DuplicateConsumer { consumer }))]
+                if &consumer[..] == b"c"
+        ),
+        "{events:?}"
+    );
+    assert_eq!(s.sent(), "");
+}
+
+#[test]
+fn a_restart_after_a_crash_takes_the_name_over_and_replays_at_once() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(s.sent(), CLAIM);
+    s.reply(&bulk("0123456789abcdef:41"));
+    // Unchanged for an interval and a half: its holder is dead.
+    for _ in 0..5 {
+        s.advance(Duration::from_millis(250));
+        assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+        s.reply(&bulk("0123456789abcdef:41"));
+    }
+    s.advance(Duration::from_millis(250));
+    // Taken over only if it still holds the value seen.
+    assert_eq!(
+        s.sent(),
+        "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:2 3000 \
+         0123456789abcdef:41 | "
+    );
+    s.reply(&bulk("0123456789abcdef:41"));
+    // Ours: the replay of the name's own pending entries starts at once.
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    assert!(s.events().is_empty());
+    // The next beat is ours.
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.advance(Duration::from_secs(1));
+    let sent = s.sent();
+    assert!(
+        sent.starts_with(
+            "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:3 3000 | "
+        ),
+        "{sent}"
+    );
+}
+
+#[test]
+fn a_takeover_that_finds_the_value_changed_stops() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply(&bulk("0123456789abcdef:41"));
+    for _ in 0..5 {
+        s.advance(Duration::from_millis(250));
+        s.sent();
+        s.reply(&bulk("0123456789abcdef:41"));
+    }
+    s.advance(Duration::from_millis(250));
+    assert!(s.sent().contains(" 0123456789abcdef:41 | "));
+    // It beat just before the compare-and-set: alive after all.
+    s.reply(&bulk("0123456789abcdef:42"));
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Disconnect(Conn::Control),
+                Event::Stopped(Some(Error::DuplicateConsumer { .. }))
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_watched_key_that_vanishes_is_claimed_at_once() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply(&bulk("0123456789abcdef:41"));
+    s.advance(Duration::from_millis(250));
+    assert_eq!(s.sent(), "GET {s}:xgroup:hb:g:c | ");
+    s.reply("$-1\r\n");
+    assert_eq!(
+        s.sent(),
+        "EVAL HB_SCRIPT 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 63cbe1e459320dd7:2 3000 | "
+    );
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+}
+
+#[test]
+fn a_holder_whose_name_was_taken_over_stops() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.advance(Duration::from_secs(1));
+    let sent = s.sent();
+    assert!(sent.starts_with("EVAL HB_SCRIPT "), "{sent}");
+    // The blocked read answers first, then the beat finds another token.
+    s.reply("*-1\r\n");
+    s.reply(&bulk("0123456789abcdef:1"));
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Disconnect(Conn::Control),
+                Event::Stopped(Some(Error::DuplicateConsumer { .. }))
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_graceful_stop_frees_the_name_for_a_restart() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    s.c.handle_shutdown(s.now);
+    assert_eq!(s.sent(), "");
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    assert_eq!(s.sent(), "XACK s g 1-1 | ");
+    s.reply(":1\r\n");
+    // Drained: the key goes while it holds our token; then the stop.
+    assert_eq!(
+        s.sent(),
+        "EVAL HB_RELEASE 1 {s}:xgroup:hb:g:c 63cbe1e459320dd7 | "
+    );
+    assert!(s.events().is_empty());
+    s.reply(":1\r\n");
+    assert_eq!(
+        s.events(),
+        vec![Event::Disconnect(Conn::Control), Event::Stopped(None)]
+    );
+}
+
+#[test]
+fn an_idle_fenced_consumer_stops_without_waiting_out_its_blocked_read() {
+    let mut s = Script::new(fenced());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XREADGROUP GROUP g c COUNT 10 BLOCK "),
+        "{sent}"
+    );
+    // The release would wait behind the blocked read: the key is left to
+    // lapse, and the stop is immediate.
+    s.c.handle_shutdown(s.now);
+    assert_eq!(
+        s.events(),
+        vec![Event::Disconnect(Conn::Control), Event::Stopped(None)]
+    );
+}
+
+#[test]
+fn with_a_read_connection_an_idle_stop_frees_the_name_at_once() {
+    let mut s = Script::new(
+        cfg_two()
+            .heartbeat(Duration::from_millis(1000), 3)
+            .build()
+            .unwrap(),
+    );
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.reply_read("+OK\r\n");
+    s.sent();
+    s.reply("$-1\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.reply("*0\r\n");
+    assert!(s.sent().starts_with("read: XREADGROUP"));
+    // The blocked read is on the read connection: the release goes out on
+    // the control one at once, and the stop follows its answer.
+    s.c.handle_shutdown(s.now);
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("EVAL HB_RELEASE 1 {s}:xgroup:hb:g:c"),
+        "{sent}"
+    );
+    assert!(s.events().is_empty());
+    s.reply(":1\r\n");
+    assert_eq!(
+        s.events(),
+        vec![
+            Event::Disconnect(Conn::Control),
+            Event::Disconnect(Conn::Read),
+            Event::Stopped(None)
+        ]
+    );
 }

@@ -853,7 +853,10 @@ fn run_case(
             let t0 = Instant::now();
             let mut sim = SimServer::new(options.clone(), t0);
             let conn = sim.connect(t0);
-            (CaseModel::InProcess(Box::new(sim), conn, t0), options.autoclaim_v62)
+            (
+                CaseModel::InProcess(Box::new(sim), conn, t0),
+                options.autoclaim_v62,
+            )
         }
         ModelSide::Served(conn) => {
             assert_eq!(conn.call_str(&["FLUSHALL"]), V::Simple("OK".into()));

@@ -6,6 +6,8 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::disallowed_methods)]
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use xgroup_core::{Consumer, Error};
@@ -55,6 +57,57 @@ proptest! {
         v62 in any::<bool>(),
         features in features(),
     ) {
+        let mut world = World::with(consumers, count, chunks, v62, features);
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// Consumers of one group with different claim settings (one sweeping
+    /// far more eagerly than the others refresh), heartbeats on for all:
+    /// a retry-after is kept group-wide (nobody gets the entry before its
+    /// time while the consumer that asked is alive), a live handler's
+    /// entries go to nobody else, and everything of the first property
+    /// still holds.
+    #[test]
+    fn group_wide_promises_with_mixed_claim_settings(
+        (consumers, count) in (2usize..=3, 1u64..=4),
+        ops in proptest::collection::vec(op(), 1..200),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+        features in features(),
+        tunings in proptest::collection::vec((20u64..1200, 20u64..800), 3),
+    ) {
+        let features = Features { heartbeat: true, ..features };
+        let mut world = World::with(consumers, count, chunks, v62, features);
+        world.check_held = true;
+        // The first sweeps eagerly (min idle 100 ms, every 50 ms); the
+        // others get random settings.
+        world.tune_claims(0, Duration::from_millis(100), Duration::from_millis(50));
+        for (i, &(idle, every)) in tunings.iter().enumerate().skip(1).take(consumers - 1) {
+            world.tune_claims(i, Duration::from_millis(idle), Duration::from_millis(every));
+        }
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// Second processes under running consumers' names, with crashes and
+    /// restarts, disconnects and time jumps (heartbeats on): of the
+    /// processes sharing a name, the others stop with `DuplicateConsumer`
+    /// and one goes on; everything else of the first property holds.
+    #[test]
+    fn duplicate_names_and_crash_restarts(
+        (consumers, count) in consumers_and_count(),
+        ops in proptest::collection::vec(
+            prop_oneof![12 => op(), 1 => (0usize..3).prop_map(Op::Duplicate)],
+            1..200,
+        ),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+        features in features(),
+    ) {
+        let features = Features { heartbeat: true, ..features };
         let mut world = World::with(consumers, count, chunks, v62, features);
         world.run(&ops);
         world.quiesce();
@@ -197,29 +250,105 @@ fn a_dead_consumer_is_taken_over_after_its_heartbeat_timeout_not_min_idle() {
 }
 
 #[test]
-fn a_second_live_process_with_the_same_name_is_reported() {
+fn a_second_live_process_with_the_same_name_stops_and_the_first_goes_on() {
     let mut world = World::with(2, 10, Vec::new(), false, hb_only());
+    world.settle(0);
+    world.advance(100);
+    // A second process under c0's name, while c0 runs.
     world.workers[1].name = "c0".into();
     world.workers[1].consumer = Consumer::new(config("c0", 10, 1, 42, hb_only()));
-    for _ in 0..10 {
-        world.advance(100);
-        world.settle(0);
-        world.settle(1);
+    world.settle(1);
+    let started = world.now;
+    while world.workers[1].stopped.is_none() && world.now - started < Duration::from_secs(2) {
+        world.advance(50);
     }
-    let stopped: Vec<_> = world
-        .workers
+    // Within about one heartbeat interval (200 ms) and a half.
+    assert!(
+        world.now - started <= Duration::from_millis(400),
+        "took {:?}: {:#?}",
+        world.now - started,
+        world.log
+    );
+    assert!(
+        matches!(
+            world.workers[1].stopped,
+            Some(Some(Error::DuplicateConsumer { .. }))
+        ),
+        "{:?}",
+        world.workers[1].stopped
+    );
+    assert!(world.workers[0].stopped.is_none());
+    // The newcomer read nothing; the holder goes on consuming.
+    assert!(!world
+        .log
         .iter()
-        .filter_map(|w| w.stopped.clone())
-        .collect();
-    // Each sees the other's token in its key: both report it (which one is
-    // "the real one" is not knowable), neither goes on sharing the name.
-    assert!(!stopped.is_empty(), "{:#?}", world.log);
-    for e in &stopped {
-        assert!(
-            matches!(e, Some(Error::DuplicateConsumer { .. })),
-            "{stopped:?}"
-        );
+        .any(|l| l.starts_with(&format!("{:?} 1: Deliver", world.now))));
+    world.run(&[Op::Produce(4)]);
+    world.quiesce();
+    world.check_final();
+    assert!(world.log.iter().any(|l| l.contains(" 0: Deliver")));
+    assert!(!world.log.iter().any(|l| l.contains(" 1: Deliver")));
+}
+
+#[test]
+fn a_crash_restart_resumes_its_own_work_within_about_one_interval() {
+    let mut world = World::with(2, 10, Vec::new(), false, hb_only());
+    world.run(&[Op::Produce(3)]);
+    world.settle(0);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    // c0's process dies without a graceful stop; it comes back at once.
+    world.crash(0);
+    let restarted = world.now;
+    while world.workers[0].batches.is_empty() && world.now - restarted < Duration::from_secs(2) {
+        world.advance(50);
     }
+    let took = world.now - restarted;
+    // Watched for an interval and a half (300 ms), not the key's expiry.
+    assert!(
+        took <= Duration::from_millis(400),
+        "took {took:?}: {:#?}",
+        world.log
+    );
+    let batch = &world.workers[0].batches[0];
+    assert_eq!(batch.source, xgroup_core::Source::OwnPending);
+    assert_eq!(batch.messages.len(), 3);
+    assert!(world.workers[1].batches.is_empty(), "failed over meanwhile");
+    assert!(
+        !world.log.iter().any(|l| l.contains("ConsumerDead")),
+        "{:#?}",
+        world.log
+    );
+    world.quiesce();
+    world.check_final();
+}
+
+#[test]
+fn a_graceful_restart_starts_at_once() {
+    let mut world = World::with(1, 10, Vec::new(), false, hb_only());
+    world.run(&[Op::Produce(2)]);
+    world.settle(0);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    world.workers[0].consumer.handle_shutdown(world.now);
+    world.drain(0);
+    world.complete(0, 0);
+    world.settle(0);
+    assert!(
+        matches!(world.workers[0].stopped, Some(None)),
+        "{:?}: {:#?}",
+        world.workers[0].stopped,
+        world.log
+    );
+    // The key is gone: a new process under the name starts reading at once.
+    assert!(world
+        .sim
+        .get_string(&xgroup_core::heartbeat_key(STREAM, GROUP, b"c0"))
+        .is_none());
+    world.crash(0);
+    world.run(&[Op::Produce(1)]);
+    world.settle(0);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    world.quiesce();
+    world.check_final();
 }
 
 #[test]
@@ -399,4 +528,82 @@ fn regression_retry_after_across_a_disconnect_split() {
     let mut split = World::with(2, 3, vec![1], false, Features::default());
     split.run(&ops);
     assert_eq!(whole.log, split.log);
+}
+
+#[test]
+/// A hung handler's consumer, alive (heartbeats on), releases the hung
+/// entries: another consumer's sweep takes them, and once nothing is
+/// pending for the released name, failover removes it from the group.
+fn a_hung_handlers_entries_go_to_another_and_the_released_name_goes_away() {
+    let mut world = World::with(2, 10, Vec::new(), false, hb_only());
+    let hung = xgroup_core::ConsumerConfig::builder(STREAM, GROUP, "c0")
+        .count(10)
+        .block(Duration::from_millis(500))
+        .claim_interval(CLAIM_EVERY)
+        .claim_min_idle(MIN_IDLE)
+        .heartbeat(Duration::from_millis(200), 2)
+        .handler_timeout(Duration::from_millis(300))
+        .seed(5)
+        .build()
+        .unwrap();
+    world.workers[0].consumer = Consumer::new(hung);
+    world.run(&[Op::Produce(3)]);
+    world.settle(0);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    let held: Vec<_> = world.workers[0].batches[0]
+        .messages
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    // c0's handler never finishes; time passes for everyone.
+    for _ in 0..40 {
+        world.advance(100);
+        world.settle(1);
+        while !world.workers[1].batches.is_empty() {
+            world.complete(1, 0);
+        }
+    }
+    assert!(
+        world.log.iter().any(|l| l.contains("HandlerHung")),
+        "{:#?}",
+        world.log
+    );
+    for id in &held {
+        assert!(
+            world.handled.get(id) == Some(&2),
+            "{id:?} not handled by c1: {:#?}",
+            world.log
+        );
+    }
+    assert!(world.sim.pending(STREAM, GROUP).is_empty());
+    let consumers = world.sim.consumers(STREAM, GROUP);
+    assert!(
+        !consumers.iter().any(|c| c.ends_with(b"released")),
+        "{consumers:?}"
+    );
+    assert!(world.workers[0].stopped.is_none());
+}
+
+#[test]
+/// A second process under c0's name while c0 runs, then c0 crashes and
+/// restarts: both newcomers watch the dead process's key and try to take
+/// it over; one wins, the other stops, and nothing is lost.
+fn two_newcomers_after_a_crash_one_takes_the_name_over() {
+    let mut world = World::with(2, 3, Vec::new(), false, hb_only());
+    world.run(&[
+        Op::Produce(4),
+        Op::Step(0),
+        Op::Duplicate(0),
+        Op::Crash(0),
+        Op::Advance(1000),
+    ]);
+    let named: Vec<&Worker> = world.workers.iter().filter(|w| w.name == "c0").collect();
+    assert_eq!(named.len(), 2);
+    let running = named.iter().filter(|w| w.stopped.is_none()).count();
+    assert_eq!(running, 1, "{:#?}", world.log);
+    assert!(named
+        .iter()
+        .any(|w| matches!(w.stopped, Some(Some(Error::DuplicateConsumer { .. })))));
+    world.quiesce();
+    world.check_final();
 }

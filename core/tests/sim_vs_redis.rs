@@ -892,3 +892,113 @@ fn the_dead_letter_script_matches_redis() {
         p.check(cmd);
     }
 }
+
+/// The commands of a liveness-aware claim sweep: `XPENDING` pages filtered
+/// by idle time (`IDLE`, exclusive and inclusive starts, a consumer), the
+/// `XCLAIM` whose min-idle leaves out what was touched since, and the
+/// release of entries to another name (`JUSTID`: the count stays).
+#[test]
+fn idle_filtered_pending_pages_and_claims_match_redis() {
+    let mut p = Pair::new(1);
+    for cmd in [
+        &["XADD", "s", "1-1", "f", "v1"][..],
+        &["XADD", "s", "1-2", "f", "v2"],
+        &["XADD", "s", "1-3", "f", "v3"],
+        &["XADD", "s", "1-4", "f", "v4"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    ] {
+        p.check(cmd);
+    }
+    // alice's two entries get old; bob's are fresh. Generous margins: the
+    // real server's idle times are the real ones.
+    std::thread::sleep(Duration::from_millis(600));
+    p.sim_ms += 600;
+    let now = p.sim_now();
+    p.sim.advance(now);
+    p.check(&["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]);
+    for cmd in [
+        &["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10"][..],
+        &["XPENDING", "s", "g", "IDLE", "300", "0-0", "+", "1"],
+        &["XPENDING", "s", "g", "IDLE", "300", "1-2", "+", "1"],
+        &["XPENDING", "s", "g", "IDLE", "300", "(1-1", "+", "10"],
+        &["XPENDING", "s", "g", "IDLE", "300", "1-3", "+", "10"],
+        &["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10", "bob"],
+        &["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10", "alice"],
+        &["XPENDING", "s", "g", "IDLE", "0", "1-2", "+", "2"],
+        &["XPENDING", "s", "g", "IDLE", "-5", "-", "+", "10"],
+    ] {
+        p.check_pending(cmd);
+    }
+    // Only what is idle past the min-idle is claimed.
+    p.check(&["XCLAIM", "s", "g", "carol", "300", "1-1", "1-3"]);
+    p.check(&[
+        "XCLAIM",
+        "s",
+        "g",
+        "alice~xgroup-released",
+        "300",
+        "1-2",
+        "1-4",
+        "JUSTID",
+    ]);
+    p.check_pending(&["XPENDING", "s", "g", "-", "+", "10"]);
+    p.check(&["XPENDING", "s", "g"]);
+    p.check_pending(&["XPENDING", "s", "g", "IDLE", "300", "-", "+", "10"]);
+}
+
+/// The heartbeat's compare-and-set and release scripts: set when absent,
+/// ours, or the expected value of a takeover; never over another token;
+/// deleted only while ours.
+#[test]
+fn the_heartbeat_scripts_match_redis() {
+    let mut p = Pair::new(1);
+    let beat = xgroup_core::HEARTBEAT_SCRIPT;
+    let release = xgroup_core::HEARTBEAT_RELEASE_SCRIPT;
+    for cmd in [
+        &["EVAL", beat, "1", "hb", "tok", "tok:1", "60000"][..],
+        &["GET", "hb"],
+        &["EVAL", beat, "1", "hb", "tok", "tok:2", "60000"],
+        // Another token: not set, whatever it expects of another value.
+        &["EVAL", beat, "1", "hb", "oth", "oth:1", "60000"],
+        &["EVAL", beat, "1", "hb", "oth", "oth:1", "60000", "tok:1"],
+        &["EVAL", beat, "1", "hb", "to", "to:1", "60000"],
+        &["GET", "hb"],
+        // A takeover of exactly the value seen.
+        &["EVAL", beat, "1", "hb", "oth", "oth:2", "60000", "tok:2"],
+        &["GET", "hb"],
+        // Release: not another's, only ours.
+        &["EVAL", release, "1", "hb", "tok"],
+        &["GET", "hb"],
+        &["EVAL", release, "1", "hb", "oth"],
+        &["EXISTS", "hb"],
+        &["EVAL", release, "1", "hb", "oth"],
+        &["SET", "str", "tok:1"],
+        &["EVAL", release, "1", "str", "tok"],
+        &["EXISTS", "str"],
+    ] {
+        p.check(cmd);
+    }
+    // The expiry is set (the time left is the real server's).
+    p.check(&["EVAL", beat, "1", "hb", "tok", "tok:1", "60000"]);
+    p.real[0].send(&["PTTL", "hb"]);
+    let real = p.real[0].read();
+    assert!(
+        matches!(real, V::Int(ms) if ms > 50_000 && ms <= 60_000),
+        "{real:?}"
+    );
+    let now = p.sim_now();
+    p.sim.receive(p.sim_conns[0], now, &encode(&["PTTL", "hb"]));
+    let sim = parse_all(&p.sim.take_output(p.sim_conns[0]));
+    assert_eq!(sim, [V::Int(60_000)]);
+}

@@ -120,11 +120,14 @@ pub mod quickstart {
         println!("produced {ORDERS} orders into stream {STREAM:?}");
     }
 
-    /// The options of both consumers: small batches, fast claiming.
+    /// The options of both consumers: small batches, fast claiming, and
+    /// heartbeats that take a dead consumer for dead within 1.5 s (idle
+    /// sweeps leave a consumer's entries alone while its heartbeat lives).
     pub fn configure(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
         c.count(50)
             .claim_interval(Duration::from_millis(500))
             .claim_min_idle(Duration::from_millis(1500))
+            .heartbeat(Duration::from_millis(500), 3)
     }
 
     /// Prints alice's takeover of a claimed batch (nothing for other batches).

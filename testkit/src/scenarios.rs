@@ -485,11 +485,122 @@ pub fn restart_replays_own_pending_first<A: Adapter>() {
     stop_ok(running);
 }
 
-/// Another consumer claims a dead one's entries after the min idle time.
+/// A second process started under a running consumer's name refuses to
+/// start (a typed error from `run`, within about one heartbeat interval);
+/// the first keeps consuming and acking.
+pub fn same_name_while_running_is_refused<A: Adapter>() {
+    let server = RedisServer::start();
+    let beat = opts(|c| fast(c).heartbeat(Duration::from_millis(300), 3));
+    let first = spec(&server.url(), "c1", Behavior::AckAll, beat.clone());
+    let first_seen = first.seen.clone();
+    let mut c1 = A::start(first);
+    let mut ids = produce(&server, 5);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    let second = spec(&server.url(), "c1", Behavior::AckAll, beat);
+    let second_seen = second.seen.clone();
+    let started = Instant::now();
+    let mut c2 = A::start(second);
+    match c2.wait(WAIT) {
+        Some(Err(Error::DuplicateConsumer { consumer })) => assert_eq!(&consumer[..], b"c1"),
+        other => panic!("expected DuplicateConsumer, got {other:?}"),
+    }
+    // A watch of 450 ms; generous for slow machines.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    assert!(second_seen.deliveries().is_empty());
+    ids.extend(produce(&server, 5));
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    wait_pending(&server, 0);
+    assert!(
+        c1.wait(Duration::ZERO).is_none(),
+        "the first process stopped"
+    );
+    stop_ok(c1);
+}
+
+/// A process killed without a graceful stop comes back under its name: the
+/// newcomer finds the dead process's heartbeat key unchanged for about one
+/// interval, takes the name over before the key expires (so no other
+/// consumer fails the name over), and replays its pending entries.
+pub fn crash_restart_takes_the_name_over_before_its_key_expires<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let ids = produce(&server, 3);
+    // Beats every second, the key lives 10 s: the watch lasts 1.5 s.
+    let beat = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_secs(1), 10)
+            .claim_min_idle(Duration::from_secs(600))
+    });
+    let first = spec(&proxy.url(), "c1", Behavior::SleepMs(60_000), beat.clone());
+    let first_seen = first.seen.clone();
+    let running = A::start(first);
+    assert!(first_seen.wait_started(1, WAIT));
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    running.kill();
+    let other = spec(&server.url(), "other", Behavior::AckAll, beat.clone());
+    let other_seen = other.seen.clone();
+    let other = A::start(other);
+    let again = spec(&server.url(), "c1", Behavior::AckAll, beat);
+    let seen = again.seen.clone();
+    let restarted = Instant::now();
+    let running = A::start(again);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "{:?}",
+        seen.deliveries()
+    );
+    let took = restarted.elapsed();
+    assert!(took < Duration::from_secs(8), "resumed after {took:?}");
+    assert!(seen
+        .deliveries()
+        .iter()
+        .all(|d| d.source == Source::OwnPending && d.attempt == 2));
+    assert!(other_seen.deliveries().is_empty());
+    wait_pending(&server, 0);
+    stop_ok(running);
+    let stats = stop_ok(other);
+    assert_eq!(stats.dead_consumers, 0, "{stats:?}");
+}
+
+/// After a graceful stop the name is free at once: a new process under it
+/// starts without watching.
+pub fn graceful_restart_starts_at_once<A: Adapter>() {
+    let server = RedisServer::start();
+    // The key would live a minute: only its release makes this quick.
+    let beat = opts(|c| fast(c).heartbeat(Duration::from_secs(20), 3));
+    let first = spec(&server.url(), "c1", Behavior::SleepMs(300), beat.clone());
+    let first_seen = first.seen.clone();
+    let running = A::start(first);
+    let mut ids = produce(&server, 1);
+    assert!(first_seen.wait_started(1, WAIT));
+    stop_ok(running);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    assert_eq!(
+        server.cmd(&["EXISTS", "{s}:xgroup:hb:g:c1"]).as_int(),
+        Some(0),
+        "the heartbeat key was left"
+    );
+    let again = spec(&server.url(), "c1", Behavior::AckAll, beat);
+    let seen = again.seen.clone();
+    let restarted = Instant::now();
+    let running = A::start(again);
+    ids = produce(&server, 2);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    let took = restarted.elapsed();
+    assert!(took < Duration::from_secs(10), "started after {took:?}");
+    stop_ok(running);
+}
+
+/// Another consumer claims a dead one's entries after the min idle time
+/// (without heartbeats: with them, once its heartbeat key is gone — see
+/// `killed_consumer_is_taken_over_after_its_heartbeat_timeout`).
 pub fn dead_consumers_entries_are_claimed<A: Adapter>() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.addr());
     let ids = produce(&server, 5);
+    let fast = |c| fast(c).no_heartbeat();
     let dead = spec(&proxy.url(), "dead", Behavior::SleepMs(60_000), opts(fast));
     let dead_seen = dead.seen.clone();
     let running = A::start(dead);
@@ -1015,6 +1126,63 @@ pub fn retry_after_is_respected_by_another_consumer<A: Adapter>() {
     stop_ok(c2);
 }
 
+/// A retry-after holds group-wide whatever the other consumers' settings:
+/// with heartbeats on, a consumer whose claim min idle (500 ms) is far
+/// shorter than the retrying consumer refreshes its entries for does not
+/// sweep them while their owner is alive.
+pub fn retry_after_holds_against_a_shorter_claim_min_idle<A: Adapter>() {
+    let server = RedisServer::start();
+    let patient = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_millis(500), 3)
+            .claim_min_idle(Duration::from_secs(60))
+            .claim_interval(Duration::from_secs(60))
+    });
+    let first = spec(
+        &server.url(),
+        "patient",
+        Behavior::RetryAfterMs(3000),
+        patient,
+    );
+    let first_seen = first.seen.clone();
+    let c1 = A::start(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let ids = produce(&server, 3);
+    assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
+    let eager = opts(|c| {
+        fast(c)
+            .heartbeat(Duration::from_millis(500), 3)
+            .claim_min_idle(Duration::from_millis(500))
+            .claim_interval(Duration::from_millis(100))
+    });
+    let other = spec(&server.url(), "eager", Behavior::AckAll, eager);
+    let other_seen = other.seen.clone();
+    let c2 = A::start(other);
+    let retried = |ds: &[Delivery]| {
+        ids.iter()
+            .all(|id| ds.iter().any(|d| &d.id == id && d.attempt == 2))
+    };
+    assert!(
+        first_seen.wait_for(WAIT, retried),
+        "not retried by its owner: {:?}; the eager consumer got {:?}",
+        first_seen.deliveries(),
+        other_seen.deliveries()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "retried too early"
+    );
+    assert!(
+        other_seen.deliveries().is_empty(),
+        "another consumer got them before their retry time: {:?}",
+        other_seen.deliveries()
+    );
+    wait_pending(&server, 0);
+    stop_ok(c1);
+    stop_ok(c2);
+}
+
 /// Delete-on-ack leaves the stream empty.
 pub fn delete_on_ack_empties_the_stream<A: Adapter>() {
     let server = RedisServer::start();
@@ -1123,7 +1291,9 @@ pub fn deleted_pending_entries_are_cleaned_up<A: Adapter>() {
 }
 
 /// A handler that hangs past the handler timeout loses its entries to other
-/// consumers after `claim_min_idle`; its consumer keeps running.
+/// consumers: its consumer, alive, releases them (heartbeats are on, so
+/// others' sweeps skip a live consumer's entries), and another's sweep takes
+/// them after `claim_min_idle`; the hung consumer keeps running.
 pub fn hung_handler_entries_go_to_others<A: Adapter>() {
     let server = RedisServer::start();
     let ids = produce(&server, 2);
@@ -1235,6 +1405,10 @@ macro_rules! adapter_scenarios {
             wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
+            retry_after_holds_against_a_shorter_claim_min_idle,
+            same_name_while_running_is_refused,
+            crash_restart_takes_the_name_over_before_its_key_expires,
+            graceful_restart_starts_at_once,
             delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
             deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
             unreachable_server_is_retried_without_spinning, missing_permission_is_an_error,
@@ -1256,6 +1430,10 @@ macro_rules! adapter_scenarios {
             wrong_password_is_an_error, wrong_key_type_is_an_error, handler_panic_is_survived,
             killed_consumer_is_taken_over_after_its_heartbeat_timeout,
             always_failing_entry_is_dead_lettered, retry_after_is_respected_by_another_consumer,
+            retry_after_holds_against_a_shorter_claim_min_idle,
+            same_name_while_running_is_refused,
+            crash_restart_takes_the_name_over_before_its_key_expires,
+            graceful_restart_starts_at_once,
             delete_on_ack_empties_the_stream, polling_mode_consumes, long_handler_keeps_its_entries,
             deleted_pending_entries_are_cleaned_up, hung_handler_entries_go_to_others,
             unreachable_server_is_retried_without_spinning,

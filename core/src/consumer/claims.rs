@@ -1,35 +1,74 @@
-//! Claims: `XAUTOCLAIM` sweeps of entries others left idle (with their
-//! cursor), idle refreshes that keep this consumer's held entries from
-//! others' claims, and retry claims that bring due retries back.
+//! Claims: sweeps of entries others left idle (with their cursor), idle
+//! refreshes that keep this consumer's held entries from others' claims,
+//! the release of hung handlers' entries, and retry claims that bring due
+//! retries back.
+//!
+//! Without heartbeats a sweep is `XAUTOCLAIM`: whatever is idle past the
+//! claim min idle is taken. With heartbeats it is liveness-aware, so that
+//! group-wide promises (a retry-after, a long handler) do not depend on
+//! every consumer sharing one `claim_min_idle`: a page of idle entries with
+//! their owners (`XPENDING s g IDLE <min-idle> <cursor> + <count>`), the
+//! owners' heartbeat keys (`GET`), then `XCLAIM s g me <min-idle> ids...`
+//! of the entries whose owner is dead. The `XCLAIM` checks the min-idle
+//! again, so an entry touched since the page (its owner came back, or
+//! another consumer took it) is not taken. Entries this consumer holds are
+//! never swept by it; entries under its name that it does not hold (a
+//! predecessor's, with the replay of its own pending entries off) are
+//! nobody's work, and are claimed like a dead owner's. A live owner
+//! releases what it will not finish (a hung handler's entries) itself: see
+//! [`Consumer::refresh`].
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::id::StreamId;
+use bytes::Bytes;
 
+use crate::error::ServerErrorKind;
+use crate::id::StreamId;
+use crate::reply::{self, PendingEntry, ReplyError};
+use crate::resp::Frame;
+
+use super::outbox::Fetch;
 use super::report::Warning;
 use super::timers::Timer;
-use super::Consumer;
+use super::{Consumer, State};
 
 /// Where the sweep is.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
-    /// Where the next `XAUTOCLAIM` goes on from: kept between sweeps until
-    /// the server says `0-0` (each call scans a bounded part of the pending
-    /// list; starting over would starve its tail).
+    /// Where the next sweep call goes on from: kept between sweeps until
+    /// the sweep reaches the end of the pending list (`XAUTOCLAIM` answers
+    /// `0-0`; a liveness-aware page comes back short). Each call covers a
+    /// bounded part of the list; starting over would starve its tail.
     cursor: StreamId,
-    /// A sweep is under way: more `XAUTOCLAIM` calls to make.
+    /// A sweep is under way: more calls to make.
     active: bool,
+    /// The page of a liveness-aware sweep whose owners are being checked.
+    page: Option<Page>,
+}
+
+/// One page of a liveness-aware sweep: idle entries by owner, while the
+/// owners' heartbeat keys are checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Page {
+    /// Owners not checked yet, with their entries.
+    unchecked: Vec<(Bytes, Vec<StreamId>)>,
+    /// Entries to claim: their owner is dead (or it is this consumer's name
+    /// and this consumer does not hold them).
+    claimable: Vec<StreamId>,
 }
 
 impl Claims {
     /// A new connection: a sweep under way starts again when due.
     pub(super) fn connected(&mut self) {
         self.active = false;
+        self.page = None;
     }
 
     /// No more sweeps (draining).
     pub(super) fn stop(&mut self) {
         self.active = false;
+        self.page = None;
     }
 
     pub(super) fn is_active(&self) -> bool {
@@ -53,6 +92,65 @@ impl Claims {
         }
         next.is_zero()
     }
+
+    /// A liveness-aware page came: `rows` (as many as asked for, `count`,
+    /// when the pending list goes on). Returns whether the sweep is over,
+    /// and the owners whose liveness to check.
+    fn paged(
+        &mut self,
+        rows: Vec<PendingEntry>,
+        count: u64,
+        me: &Bytes,
+        held: &HashSet<StreamId>,
+    ) -> (bool, Vec<Bytes>) {
+        let full = rows.len() as u64 >= count;
+        let next = match rows.last() {
+            Some(last) if full => last.id.successor().unwrap_or(StreamId::ZERO),
+            _ => StreamId::ZERO,
+        };
+        let mut page = Page::default();
+        for row in rows {
+            if held.contains(&row.id) {
+                continue;
+            }
+            if row.consumer == *me {
+                page.claimable.push(row.id);
+                continue;
+            }
+            match page.unchecked.iter_mut().find(|(o, _)| *o == row.consumer) {
+                Some((_, ids)) => ids.push(row.id),
+                None => page.unchecked.push((row.consumer, vec![row.id])),
+            }
+        }
+        let owners = page.unchecked.iter().map(|(o, _)| o.clone()).collect();
+        self.page = Some(page);
+        (self.advanced(next), owners)
+    }
+
+    /// An owner of the page was checked: its entries are claimable if it
+    /// is dead.
+    fn owner_checked(&mut self, owner: &Bytes, alive: bool) {
+        let Some(page) = &mut self.page else {
+            return;
+        };
+        if let Some(at) = page.unchecked.iter().position(|(o, _)| o == owner) {
+            let (_, ids) = page.unchecked.swap_remove(at);
+            if !alive {
+                page.claimable.extend(ids);
+            }
+        }
+    }
+
+    /// Once every owner of the page is checked: the page is done, and
+    /// these (sorted) are to claim.
+    fn take_claimable(&mut self) -> Option<Vec<StreamId>> {
+        if !self.page.as_ref()?.unchecked.is_empty() {
+            return None;
+        }
+        let mut ids = self.page.take()?.claimable;
+        ids.sort_unstable();
+        Some(ids)
+    }
 }
 
 impl Consumer {
@@ -66,9 +164,57 @@ impl Consumer {
             return false;
         }
         let cursor = self.claims.cursor();
-        self.outbox
-            .autoclaim(now, self.cfg.claim_min_idle, cursor, self.cfg.count);
+        let min_idle = self.cfg.claim_min_idle;
+        if self.cfg.heartbeat.is_some() {
+            self.outbox
+                .sweep_page(now, min_idle, cursor, self.cfg.count);
+        } else {
+            self.outbox.autoclaim(now, min_idle, cursor, self.cfg.count);
+        }
         true
+    }
+
+    /// A liveness-aware sweep's page of idle entries: their owners' liveness
+    /// is checked next (the cursor moves on now).
+    pub(super) fn on_sweep_page(&mut self, now: Instant, frame: Frame) {
+        let rows = match reply::xpending_extended(frame) {
+            Ok(rows) => rows,
+            Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {
+                return self.group_vanished(now, e);
+            }
+            Err(e) => return self.command_failed(now, e),
+        };
+        let held = self.ledger.held_ids();
+        let (done, owners) = self
+            .claims
+            .paged(rows, self.cfg.count, &self.cfg.consumer, &held);
+        if done {
+            let next_sweep = self.cfg.claim_interval.map(|i| now + i);
+            self.timers.set_opt(Timer::ClaimSweep, next_sweep);
+        }
+        for owner in owners {
+            let key = self.liveness_key(&owner);
+            self.outbox.sweep_liveness(now, owner, &key);
+        }
+        self.claim_swept(now);
+    }
+
+    /// The liveness of an owner of swept entries is known.
+    pub(super) fn sweep_owner_checked(&mut self, now: Instant, owner: &Bytes, alive: bool) {
+        self.claims.owner_checked(owner, alive);
+        self.claim_swept(now);
+    }
+
+    /// Once a page's owners are all checked: `XCLAIM` of the entries of
+    /// dead ones, with the min-idle, so nothing touched since is taken.
+    fn claim_swept(&mut self, now: Instant) {
+        let Some(ids) = self.claims.take_claimable() else {
+            return;
+        };
+        if !ids.is_empty() && self.state == State::Running {
+            self.outbox
+                .claim(now, Fetch::Sweep, &ids, self.cfg.claim_min_idle);
+        }
     }
 
     /// Claims back due retries that are still ours (one another consumer
@@ -84,8 +230,7 @@ impl Consumer {
             return false;
         };
         let min_idle = untouched_for(now, touched);
-        self.outbox
-            .claim(now, super::outbox::Fetch::Redeliver, &ids, min_idle);
+        self.outbox.claim(now, Fetch::Redeliver, &ids, min_idle);
         true
     }
 
@@ -93,6 +238,13 @@ impl Consumer {
     /// per last-touch time, its min-idle the time since, so it refreshes
     /// what is still ours and takes back nothing another consumer claimed
     /// since (see the ledger's `touched`).
+    ///
+    /// Entries of hung batches are not refreshed. With heartbeats, others'
+    /// sweeps skip entries of a live consumer, so they are released too:
+    /// handed (`XCLAIM <released name> ... JUSTID`, with the same min-idle
+    /// rule) to a name that never beats, which every other consumer takes
+    /// for dead (see `released_name`). The handler may still finish: its
+    /// acks are sent, its retries are not (the entries are given up).
     pub(super) fn refresh(&mut self, now: Instant) {
         // A replay, claim or retry fetch of ours still out touches held
         // entries at the server; its reply tells when (`retouch`), and the
@@ -115,6 +267,34 @@ impl Consumer {
             let ids: Vec<StreamId> = group.iter().map(|&(_, id)| id).collect();
             self.outbox.refresh(now, ids, min_idle);
         }
+        if self.cfg.heartbeat.is_some() {
+            self.release_hung(now);
+        }
+    }
+
+    /// Hands the entries of hung batches to the released name, until a
+    /// release of them is answered (one lost with a connection is sent
+    /// again at the next refresh).
+    fn release_hung(&mut self, now: Instant) {
+        let hung = self.ledger.hung_entries();
+        for group in hung.chunk_by(|a, b| a.0 == b.0) {
+            let min_idle = untouched_for(now, group[0].0);
+            if min_idle.is_zero() {
+                // Seen ours this very millisecond: a min-idle of 0 would
+                // take it from anyone; next time.
+                continue;
+            }
+            let ids: Vec<StreamId> = group.iter().map(|&(_, id)| id).collect();
+            let to = self.heartbeat.released().clone();
+            self.outbox.release(now, &to, ids, min_idle);
+        }
+    }
+
+    /// A release was answered: whatever it sent is no longer ours — handed
+    /// over, or (not in the reply) another consumer's or deleted already.
+    pub(super) fn released(&mut self, sent: &[StreamId]) {
+        let sent: HashSet<StreamId> = sent.iter().copied().collect();
+        self.ledger.give_up(&sent);
     }
 
     /// An idle refresh came back with what is still ours.
@@ -160,6 +340,86 @@ mod tests {
         claims.start();
         assert!(claims.advanced(StreamId::ZERO));
         assert!(!claims.is_active());
+    }
+
+    fn row(ms: u64, owner: &'static str) -> PendingEntry {
+        PendingEntry {
+            id: StreamId::new(ms, 0),
+            consumer: Bytes::from_static(owner.as_bytes()),
+            idle_ms: 1000,
+            deliveries: 1,
+        }
+    }
+
+    fn ids(list: &[u64]) -> Vec<StreamId> {
+        list.iter().map(|&ms| StreamId::new(ms, 0)).collect()
+    }
+
+    #[test]
+    fn a_full_page_moves_the_cursor_past_its_last_row_and_a_short_one_ends_the_sweep() {
+        let me = Bytes::from_static(b"me");
+        let mut claims = Claims::default();
+        claims.start();
+        let rows = vec![row(1, "a"), row(2, "b")];
+        let (done, _) = claims.paged(rows, 2, &me, &HashSet::new());
+        assert!(!done);
+        assert!(claims.is_active());
+        assert_eq!(claims.cursor(), StreamId::new(2, 1));
+        let (done, _) = claims.paged(vec![row(3, "a")], 2, &me, &HashSet::new());
+        assert!(done);
+        assert!(!claims.is_active());
+        assert_eq!(claims.cursor(), StreamId::ZERO);
+        let (done, owners) = claims.paged(Vec::new(), 2, &me, &HashSet::new());
+        assert!(done && owners.is_empty());
+        assert_eq!(claims.take_claimable(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn only_entries_of_dead_owners_and_our_unheld_ones_are_claimed() {
+        let me = Bytes::from_static(b"me");
+        let mut claims = Claims::default();
+        claims.start();
+        let rows = vec![
+            row(1, "alive"),
+            row(2, "dead"),
+            row(3, "me"),
+            row(4, "me"),
+            row(5, "alive"),
+            row(6, "dead"),
+            row(7, "dead"),
+        ];
+        // 4 is ours and held (a retry, a handler's): never swept; 7 we
+        // hold though another took it (lost): not swept either.
+        let held: HashSet<StreamId> = ids(&[4, 7]).into_iter().collect();
+        let (_, owners) = claims.paged(rows, 10, &me, &held);
+        assert_eq!(
+            owners,
+            vec![Bytes::from_static(b"alive"), Bytes::from_static(b"dead")]
+        );
+        // Not before every owner is checked.
+        assert_eq!(claims.take_claimable(), None);
+        claims.owner_checked(&Bytes::from_static(b"dead"), false);
+        assert_eq!(claims.take_claimable(), None);
+        // An answer for an owner not on the page changes nothing.
+        claims.owner_checked(&Bytes::from_static(b"stranger"), false);
+        claims.owner_checked(&Bytes::from_static(b"alive"), true);
+        assert_eq!(claims.take_claimable(), Some(ids(&[2, 3, 6])));
+        // The page is done.
+        assert_eq!(claims.take_claimable(), None);
+    }
+
+    #[test]
+    fn a_new_connection_or_a_stop_drops_the_page_being_checked() {
+        let me = Bytes::from_static(b"me");
+        let mut claims = Claims::default();
+        claims.start();
+        claims.paged(vec![row(1, "a")], 10, &me, &HashSet::new());
+        claims.connected();
+        claims.owner_checked(&Bytes::from_static(b"a"), false);
+        assert_eq!(claims.take_claimable(), None);
+        claims.paged(vec![row(1, "a")], 10, &me, &HashSet::new());
+        claims.stop();
+        assert_eq!(claims.take_claimable(), None);
     }
 
     #[test]

@@ -226,6 +226,19 @@ impl Ledger {
         hung
     }
 
+    /// Entries of hung batches still ours (not given up), with when each
+    /// was last seen ours, sorted: to be released for others to take.
+    pub(super) fn hung_entries(&self) -> Vec<(Instant, StreamId)> {
+        let mut hung: Vec<(Instant, StreamId)> = self
+            .in_flight
+            .iter()
+            .filter(|b| b.hung)
+            .flat_map(|b| b.msgs.iter().filter(|m| !m.lost).map(|m| (m.touched, m.id)))
+            .collect();
+        hung.sort_unstable();
+        hung
+    }
+
     // ----- ownership at the server -----
 
     /// Every id held, wherever it is.

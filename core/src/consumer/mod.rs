@@ -37,7 +37,7 @@ mod schedule;
 mod timers;
 
 pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
-pub use heartbeat::heartbeat_key;
+pub use heartbeat::{heartbeat_key, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
 pub use lifecycle::Conn;
 pub use report::{
     panic_message, ConsumerInfo, DeadLetterAction, DeadLettered, Event, Stats, Warning,
@@ -244,7 +244,7 @@ impl Consumer {
         if !self.read_replies(now, conn) {
             return;
         }
-        self.try_finish();
+        self.try_finish(now);
     }
 
     /// The handler finished a batch.
@@ -263,7 +263,7 @@ impl Consumer {
             Completed::Done { .. } => {}
         }
         self.pump(now);
-        self.try_finish();
+        self.try_finish(now);
     }
 
     /// The handler failed on a batch (it panicked, or returned an error the
@@ -329,7 +329,7 @@ impl Consumer {
         self.reads.stop_replay();
         self.claims.stop();
         self.timers.cancel(Timer::ClaimSweep);
-        self.try_finish();
+        self.try_finish(now);
     }
 
     // ----- outputs -----
@@ -419,12 +419,15 @@ impl Consumer {
     /// A draining consumer stops once nothing is left to wait for. A read of
     /// new entries still out (a `BLOCK` that may last seconds) is not waited
     /// for: the connection is closed, and whatever it delivered stays pending
-    /// for this consumer's next start or another's claim.
-    fn try_finish(&mut self) {
+    /// for this consumer's next start or another's claim. With heartbeats,
+    /// the name is freed first where it can be (see `release_name`).
+    fn try_finish(&mut self, now: Instant) {
         if self.state == State::Draining
             && self.ledger.is_settled()
             && self.outbox.only_new_reads_out()
             && !self.ledger.awaiting_counts()
+            && !self.heartbeat.releasing()
+            && !self.release_name(now)
         {
             self.finish(None);
         }

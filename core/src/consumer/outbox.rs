@@ -13,6 +13,7 @@ use crate::handshake::{self, HandshakeStep};
 use crate::id::{IdBuf, ReadFrom, StreamId};
 use crate::reply::ReplyError;
 
+use super::heartbeat::{HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
 use super::ledger::DeadItem;
 use super::lifecycle::Conn;
 
@@ -72,6 +73,19 @@ pub(super) enum Sent {
     DelConsumer(Bytes),
     /// Idle refresh of these held ids (`XCLAIM ... JUSTID`).
     Refresh(Vec<StreamId>),
+    /// A page of a liveness-aware sweep: `XPENDING s g IDLE ms start + n`.
+    SweepPage,
+    /// Is this owner of swept entries alive (`GET` of its heartbeat key)?
+    SweepLiveness(Bytes),
+    /// Entries of hung batches handed to the released-entries name
+    /// (`XCLAIM ... JUSTID`).
+    Release(Vec<StreamId>),
+    /// Watching another process's token in this consumer's heartbeat key
+    /// (`GET`).
+    NameWatch,
+    /// The heartbeat key deleted while it holds our token, on a graceful
+    /// stop (`EVAL`).
+    NameRelease,
 }
 
 /// Which read or claim a fetch is.
@@ -82,6 +96,8 @@ pub(super) enum Fetch {
     Read,
     Redeliver,
     Failover(Bytes),
+    /// The `XCLAIM` of a liveness-aware sweep page.
+    Sweep,
 }
 
 /// A command sent and the time its reply is due by.
@@ -217,13 +233,25 @@ impl Outbox {
 
     /// Reads and claims whose reply has not come yet.
     pub(super) fn fetches_out(&self) -> usize {
-        self.count(|w| matches!(w, Sent::Fetch(_) | Sent::DeadPending(_)))
+        self.count(Sent::is_fetch)
+    }
+
+    /// Reads and claims on `conn` whose reply has not come yet.
+    pub(super) fn fetches_out_on(&mut self, conn: Conn) -> usize {
+        self.sent_on(conn)
+            .iter()
+            .filter(|c| c.what.is_fetch())
+            .count()
     }
 
     /// Whether only new-entries reads are out among the fetches.
     pub(super) fn only_new_reads_out(&self) -> bool {
         self.count(|w| {
-            matches!(w, Sent::Fetch(k) if *k != Fetch::Read) || matches!(w, Sent::DeadPending(_))
+            matches!(w, Sent::Fetch(k) if *k != Fetch::Read)
+                || matches!(
+                    w,
+                    Sent::DeadPending(_) | Sent::SweepPage | Sent::SweepLiveness(_)
+                )
         }) == 0
     }
 
@@ -233,7 +261,7 @@ impl Outbox {
         self.count(|w| {
             matches!(
                 w,
-                Sent::Fetch(Fetch::Replay | Fetch::Claim | Fetch::Redeliver)
+                Sent::Fetch(Fetch::Replay | Fetch::Claim | Fetch::Redeliver | Fetch::Sweep)
             )
         }) > 0
     }
@@ -360,6 +388,57 @@ impl Outbox {
         self.push(now, Sent::Refresh(ids), Duration::ZERO);
     }
 
+    /// `XPENDING s g IDLE <min-idle> <start> + <n>`: a page of the pending
+    /// entries idle for at least `min_idle`, from `start` on, with owners.
+    pub(super) fn sweep_page(
+        &mut self,
+        now: Instant,
+        min_idle: Duration,
+        start: StreamId,
+        count: u64,
+    ) {
+        self.wire
+            .begin(8)
+            .arg(b"XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(b"IDLE")
+            .arg_u64(min_idle.as_millis() as u64)
+            .arg_id(start)
+            .arg(b"+")
+            .arg_u64(count);
+        self.push(now, Sent::SweepPage, Duration::ZERO);
+    }
+
+    /// `GET key`: is `owner` (of entries a sweep found idle) alive?
+    pub(super) fn sweep_liveness(&mut self, now: Instant, owner: Bytes, key: &[u8]) {
+        self.wire.begin(2).arg(b"GET").arg(key);
+        self.push(now, Sent::SweepLiveness(owner), Duration::ZERO);
+    }
+
+    /// `XCLAIM s g <to> <min-idle> ids... JUSTID`: hands held entries to
+    /// `to` (the delivery count stays as it is).
+    pub(super) fn release(
+        &mut self,
+        now: Instant,
+        to: &[u8],
+        ids: Vec<StreamId>,
+        min_idle: Duration,
+    ) {
+        let mut w = self.wire.begin(6 + ids.len());
+        w.arg(b"XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(to)
+            .arg_u64(min_idle.as_millis() as u64);
+        for id in &ids {
+            w.arg_id(*id);
+        }
+        w.arg(b"JUSTID");
+        drop(w);
+        self.push(now, Sent::Release(ids), Duration::ZERO);
+    }
+
     fn xclaim(&mut self, ids: &[StreamId], min_idle: Duration, just_id: bool) {
         let mut w = self.wire.begin(5 + ids.len() + usize::from(just_id));
         w.arg(b"XCLAIM")
@@ -476,17 +555,50 @@ impl Outbox {
         self.push(now, Sent::DeadLetters, Duration::ZERO);
     }
 
-    /// `SET key token PX ttl GET`: the heartbeat, and whose it was.
-    pub(super) fn heartbeat(&mut self, now: Instant, key: &[u8], token: &[u8], ttl_ms: u64) {
-        self.wire
-            .begin(6)
-            .arg(b"SET")
+    /// The heartbeat script ([`HEARTBEAT_SCRIPT`]): `key` set to `value`
+    /// (`<token>:<beat>`) with a `ttl_ms` expiry only when it is absent,
+    /// holds `token`, or holds exactly `expected` (a takeover); answers
+    /// what it held.
+    pub(super) fn heartbeat(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        (token, value): (&[u8], &[u8]),
+        ttl_ms: u64,
+        expected: Option<&[u8]>,
+    ) {
+        let mut w = self.wire.begin(7 + usize::from(expected.is_some()));
+        w.arg(b"EVAL")
+            .arg(HEARTBEAT_SCRIPT.as_bytes())
+            .arg(b"1")
             .arg(key)
             .arg(token)
-            .arg(b"PX")
-            .arg_u64(ttl_ms)
-            .arg(b"GET");
+            .arg(value)
+            .arg_u64(ttl_ms);
+        if let Some(expected) = expected {
+            w.arg(expected);
+        }
+        drop(w);
         self.push(now, Sent::Heartbeat, Duration::ZERO);
+    }
+
+    /// `GET key`: has the holder of this consumer's name beaten since?
+    pub(super) fn name_watch(&mut self, now: Instant, key: &[u8]) {
+        self.wire.begin(2).arg(b"GET").arg(key);
+        self.push(now, Sent::NameWatch, Duration::ZERO);
+    }
+
+    /// The release script ([`HEARTBEAT_RELEASE_SCRIPT`]): `key` deleted
+    /// while it holds `token`.
+    pub(super) fn name_release(&mut self, now: Instant, key: &[u8], token: &[u8]) {
+        self.wire
+            .begin(5)
+            .arg(b"EVAL")
+            .arg(HEARTBEAT_RELEASE_SCRIPT.as_bytes())
+            .arg(b"1")
+            .arg(key)
+            .arg(token);
+        self.push(now, Sent::NameRelease, Duration::ZERO);
     }
 
     /// `XPENDING s g`: which consumers hold entries.
@@ -571,13 +683,21 @@ impl Outbox {
 }
 
 impl Sent {
+    /// A read or claim (or a step of one): entries may come of it.
+    fn is_fetch(&self) -> bool {
+        matches!(
+            self,
+            Sent::Fetch(_) | Sent::DeadPending(_) | Sent::SweepPage | Sent::SweepLiveness(_)
+        )
+    }
+
     /// The command's name, for a timed-out reply.
     pub(super) fn name(&self) -> &'static str {
         match self {
             Sent::Handshake(step) => step.name(),
             Sent::GroupCreate => "XGROUP CREATE",
             Sent::Fetch(Fetch::Claim) => "XAUTOCLAIM",
-            Sent::Fetch(Fetch::Redeliver | Fetch::Failover(_)) => "XCLAIM",
+            Sent::Fetch(Fetch::Redeliver | Fetch::Failover(_) | Fetch::Sweep) => "XCLAIM",
             Sent::Fetch(Fetch::Replay | Fetch::Read) => "XREADGROUP",
             Sent::Counts => "XPENDING",
             Sent::Ack => "XACK",
@@ -585,11 +705,14 @@ impl Sent {
             Sent::Tx { .. } => "MULTI/EXEC",
             Sent::DeadLetters => "EVAL",
             Sent::Info => "INFO",
-            Sent::Heartbeat => "SET",
+            Sent::Heartbeat | Sent::NameRelease => "EVAL",
+            Sent::NameWatch => "GET",
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
             Sent::Liveness(_) => "GET",
             Sent::DelConsumer(_) => "XGROUP DELCONSUMER",
-            Sent::Refresh(_) => "XCLAIM",
+            Sent::Refresh(_) | Sent::Release(_) => "XCLAIM",
+            Sent::SweepPage => "XPENDING",
+            Sent::SweepLiveness(_) => "GET",
         }
     }
 }

@@ -120,6 +120,10 @@ impl Consumer {
                 self.stats.retried += entries.len() as u64;
                 (Source::Retry, entries)
             }
+            Fetch::Sweep => {
+                self.stats.claimed += entries.len() as u64;
+                (Source::Claimed, entries)
+            }
             Fetch::Failover(consumer) => {
                 if entries.is_empty() {
                     // Not idle enough yet, or taken by another: next beat.

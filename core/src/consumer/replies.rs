@@ -110,12 +110,21 @@ impl Consumer {
             Sent::Tx { left, failed } => self.on_tx_frame(now, (left, failed), frame),
             Sent::DeadLetters => self.on_dead_letters(now, frame),
             Sent::Heartbeat => self.on_heartbeat(now, frame),
+            Sent::NameWatch => self.on_name_watch(now, frame),
+            Sent::NameRelease => self.on_name_released(now, frame),
             Sent::PendingSummary => self.on_pending_summary(now, frame),
             Sent::Liveness(consumer) => self.on_liveness(now, consumer, frame),
             Sent::DeadPending(consumer) => self.on_dead_pending(now, consumer, frame),
             Sent::DelConsumer(consumer) => self.on_del_consumer(now, consumer, frame),
             Sent::Refresh(sent) => match reply::id_list(frame, "XCLAIM") {
                 Ok(claimed) => self.refreshed(now, &sent, &claimed),
+                Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
+                Err(e) => self.command_failed(now, e),
+            },
+            Sent::SweepPage => self.on_sweep_page(now, frame),
+            Sent::SweepLiveness(owner) => self.on_sweep_liveness(now, owner, frame),
+            Sent::Release(sent) => match reply::id_list(frame, "XCLAIM") {
+                Ok(_) => self.released(&sent),
                 Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
                 Err(e) => self.command_failed(now, e),
             },
@@ -131,7 +140,7 @@ impl Consumer {
                 let more = (c.next, c.nil_entries, c.deleted.len());
                 (c.entries, Some(more))
             }),
-            Fetch::Redeliver | Fetch::Failover(_) => reply::xclaim(frame).map(|c| {
+            Fetch::Redeliver | Fetch::Failover(_) | Fetch::Sweep => reply::xclaim(frame).map(|c| {
                 let more = (StreamId::ZERO, c.nil_entries, 0);
                 (c.entries, Some(more))
             }),

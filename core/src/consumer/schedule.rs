@@ -32,7 +32,12 @@ impl Consumer {
         }
         self.write_heartbeat(now);
         self.refresh(now);
-        if self.state == State::Running && !self.ledger.awaiting_counts() {
+        // With heartbeats, nothing is read, replayed or claimed before this
+        // connection's claim of the name is answered.
+        if self.state == State::Running
+            && !self.ledger.awaiting_counts()
+            && self.heartbeat.holds_name()
+        {
             self.fetch(now);
         }
     }

@@ -479,6 +479,14 @@ impl SimServer {
         self.pump();
     }
 
+    /// `GET key`: the string there, if any (and not expired).
+    pub fn get_string(&self, key: &[u8]) -> Option<Bytes> {
+        match self.core.live(0, key) {
+            Some(Value::Str { value, .. }) => Some(value.clone()),
+            _ => None,
+        }
+    }
+
     /// The group's last delivered id.
     pub fn group_last_delivered(&self, stream: &[u8], group: &[u8]) -> Option<StreamId> {
         match self.core.stream(0, stream) {

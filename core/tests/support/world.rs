@@ -45,6 +45,9 @@ pub(crate) enum Op {
     Crash(usize),
     Advance(u16),
     Delete(u16),
+    /// A second process starts under worker `i`'s name (with heartbeats):
+    /// one of them must stop with `DuplicateConsumer`, the other go on.
+    Duplicate(usize),
 }
 
 pub(crate) struct Worker {
@@ -58,6 +61,9 @@ pub(crate) struct Worker {
     pub(crate) epoch: u64,
     /// Expected to stop (duplicate-name tests).
     pub(crate) stopped: Option<Option<Error>>,
+    /// Its own claim min idle and sweep interval, instead of the shared
+    /// `MIN_IDLE` and `CLAIM_EVERY` (see [`World::tune_claims`]).
+    pub(crate) claims: Option<(Duration, Duration)>,
 }
 
 pub(crate) struct World {
@@ -81,6 +87,10 @@ pub(crate) struct World {
     pub(crate) sim_start: Instant,
     pub(crate) trace: bool,
     pub(crate) tx_log: Vec<String>,
+    /// Check that no entry a live handler holds goes to another consumer.
+    pub(crate) check_held: bool,
+    /// Entries with a handler: id -> (worker, its epoch at delivery).
+    pub(crate) held: BTreeMap<StreamId, (usize, u64)>,
 }
 
 pub(crate) fn config(
@@ -90,11 +100,25 @@ pub(crate) fn config(
     seed: u64,
     f: Features,
 ) -> ConsumerConfig {
+    config_with_claims(name, count, in_flight, seed, f, None)
+}
+
+/// [`config`] with this claim min idle and sweep interval (`None`: the
+/// shared ones).
+pub(crate) fn config_with_claims(
+    name: &str,
+    count: u64,
+    in_flight: usize,
+    seed: u64,
+    f: Features,
+    claims: Option<(Duration, Duration)>,
+) -> ConsumerConfig {
+    let (min_idle, every) = claims.unwrap_or((MIN_IDLE, CLAIM_EVERY));
     let mut b = ConsumerConfig::builder(STREAM, GROUP, name)
         .count(count)
         .block(Duration::from_millis(500))
-        .claim_interval(CLAIM_EVERY)
-        .claim_min_idle(MIN_IDLE)
+        .claim_interval(every)
+        .claim_min_idle(min_idle)
         .max_in_flight_batches(in_flight)
         .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(200))
         .retry_backoff(Duration::from_millis(100), Duration::from_millis(400))
@@ -150,6 +174,7 @@ impl World {
                     max_in_flight: in_flight,
                     epoch: 0,
                     stopped: None,
+                    claims: None,
                 }
             })
             .collect();
@@ -170,7 +195,24 @@ impl World {
             sim_start: now,
             trace: false,
             tx_log: Vec::new(),
+            check_held: false,
+            held: BTreeMap::new(),
         }
+    }
+
+    /// Worker `i` gets its own claim min idle and sweep interval (before
+    /// the run; kept across crashes).
+    pub(crate) fn tune_claims(&mut self, i: usize, min_idle: Duration, every: Duration) {
+        let w = &mut self.workers[i];
+        w.claims = Some((min_idle, every));
+        w.consumer = Consumer::new(config_with_claims(
+            &w.name,
+            self.count,
+            w.max_in_flight,
+            i as u64,
+            self.features,
+            w.claims,
+        ));
     }
 
     pub(crate) fn next_chunk(&mut self) -> usize {
@@ -250,6 +292,13 @@ impl World {
                     }
                 }
                 for m in &batch.messages {
+                    // A live handler's entries go to nobody else.
+                    if let Some(&(w, epoch)) = self.held.get(&m.id) {
+                        if self.check_held && w != i && self.workers[w].epoch == epoch {
+                            panic!("{:?} went to c{i} while c{w}'s handler (alive) holds it, at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
+                        }
+                    }
+                    self.held.insert(m.id, (i, self.workers[i].epoch));
                     // Retry-after: no consumer gets it before the promised
                     // time while the one that asked is alive.
                     if let Some(&(w, epoch, at)) = self.retry_after.get(&m.id) {
@@ -270,7 +319,10 @@ impl World {
             }
             Event::Stopped(e) => {
                 assert!(self.workers[i].stopped.is_none(), "stopped twice");
+                // The process is gone, and its handlers with it.
                 self.workers[i].stopped = Some(e);
+                self.workers[i].epoch += 1;
+                self.workers[i].batches.clear();
             }
             _ => {}
         }
@@ -278,6 +330,9 @@ impl World {
 
     pub(crate) fn check_in_flight(&self, i: usize) {
         let w = &self.workers[i];
+        if w.stopped.is_some() {
+            return;
+        }
         assert!(
             w.batches.len() <= w.max_in_flight,
             "{} batches in flight, limit {}",
@@ -332,6 +387,11 @@ impl World {
             return;
         }
         let batch = self.workers[i].batches.remove(0);
+        for m in &batch.messages {
+            if self.held.get(&m.id).is_some_and(|&(w, _)| w == i) {
+                self.held.remove(&m.id);
+            }
+        }
         let each = |f: &dyn Fn(usize) -> Disposition| {
             Outcome::Each(
                 batch
@@ -467,14 +527,45 @@ impl World {
         let w = &mut self.workers[i];
         w.batches.clear();
         w.epoch += 1;
-        w.consumer = Consumer::new(config(
+        w.stopped = None;
+        w.consumer = Consumer::new(config_with_claims(
             &w.name,
             self.count,
             w.max_in_flight,
             99 + i as u64,
             self.features,
+            w.claims,
         ));
         self.drain(i);
+    }
+
+    /// Another process under worker `i`'s name (heartbeats only: without
+    /// them nothing fences a name).
+    pub(crate) fn duplicate(&mut self, i: usize) {
+        if !self.features.heartbeat || self.workers.len() >= 6 {
+            return;
+        }
+        let w = &self.workers[i];
+        let (name, claims, in_flight) = (w.name.clone(), w.claims, w.max_in_flight);
+        let seed = 500 + self.workers.len() as u64;
+        self.workers.push(Worker {
+            consumer: Consumer::new(config_with_claims(
+                &name,
+                self.count,
+                in_flight,
+                seed,
+                self.features,
+                claims,
+            )),
+            name,
+            conns: [None; 2],
+            batches: Vec::new(),
+            max_in_flight: in_flight,
+            epoch: 0,
+            stopped: None,
+            claims,
+        });
+        self.drain(self.workers.len() - 1);
     }
 
     pub(crate) fn produce(&mut self, n: u8) {
@@ -519,6 +610,7 @@ impl World {
                 Op::Crash(i) => self.crash(i % n),
                 Op::Advance(ms) => self.advance(u64::from(ms)),
                 Op::Delete(pick) => self.delete(pick),
+                Op::Duplicate(i) => self.duplicate(i % n),
             }
             self.check_acks();
         }
@@ -542,8 +634,20 @@ impl World {
                 p.id
             );
         }
+        // Only a duplicate name stops a process, and never all of those
+        // sharing it.
         for w in &self.workers {
-            assert!(w.stopped.is_none(), "{} stopped: {:?}", w.name, w.stopped);
+            let duplicate = matches!(w.stopped, Some(Some(Error::DuplicateConsumer { .. })));
+            let name_lives = self
+                .workers
+                .iter()
+                .any(|o| o.name == w.name && o.stopped.is_none());
+            assert!(
+                w.stopped.is_none() || (duplicate && name_lives),
+                "{} stopped: {:?}",
+                w.name,
+                w.stopped
+            );
         }
     }
 

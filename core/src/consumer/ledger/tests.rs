@@ -237,6 +237,30 @@ fn hung_batches_are_reported_once_and_no_longer_refreshed() {
 }
 
 #[test]
+fn hung_entries_are_listed_for_release_until_given_up() {
+    let now = t0();
+    let mut ledger = Ledger::default();
+    ledger.hold(BatchId(1), now, &[message(2, 1), message(1, 1)], false);
+    ledger.hold(BatchId(2), now, &[message(3, 1)], false);
+    assert!(ledger.hung_entries().is_empty());
+    let later = now + Duration::from_secs(5);
+    ledger.mark_hung(later - Duration::from_secs(3), Duration::from_secs(1));
+    assert_eq!(
+        ledger.hung_entries(),
+        vec![(now, id(1)), (now, id(2)), (now, id(3))]
+    );
+    // Released (or found another's): no longer listed, nor retried; its
+    // ack still goes out.
+    assert_eq!(ledger.give_up(&ids(&[1, 2])), 2);
+    assert_eq!(ledger.hung_entries(), vec![(now, id(3))]);
+    let cfg = cfg();
+    let outcome = Outcome::Each(vec![(id(1), Disposition::Ack), (id(2), Disposition::Retry)]);
+    ledger.complete(later, BatchId(1), outcome, &cfg);
+    assert_eq!(ledger.next_retry(), None);
+    assert_eq!(ledger.send_acks(10), Some(&[id(1)][..]));
+}
+
+#[test]
 fn entries_waiting_for_counts_are_held_until_answered_or_the_connection_drops() {
     let mut ledger = Ledger::default();
     let pending = |ms| PendingCounts {

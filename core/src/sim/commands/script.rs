@@ -1,19 +1,86 @@
-//! `EVAL` of xgroup's dead-letter script, modelled natively (no Lua here):
-//! per entry an `XADD` to the dead-letter stream and, only when it worked,
-//! the entry's `XACK` (and `XDEL`). Any other script is refused by name.
+//! `EVAL` of xgroup's scripts, modelled natively (no Lua here): the
+//! dead-letter script (per entry an `XADD` to the dead-letter stream and,
+//! only when it worked, the entry's `XACK` and `XDEL`), and the heartbeat's
+//! compare-and-set and release. Any other script is refused by name.
 
 use bytes::Bytes;
 
-use super::{arg, parse_i64, Core, Reply};
-use crate::consumer::DEAD_LETTER_SCRIPT;
+use super::{arg, parse_i64, Core, Reply, Value};
+use crate::consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
 
 impl Core {
-    /// `EVAL <script> 2 <stream> <dead-letter stream> <group> <delete>
-    /// [<id> <n> <field> <value>...]...`.
+    /// `EVAL <script> ...`: one of xgroup's scripts.
     pub(super) fn eval_cmd(&mut self, db: usize, args: &[Bytes]) -> Reply {
-        if arg(args, 1) != DEAD_LETTER_SCRIPT.as_bytes() {
-            return Reply::err("ERR the model runs no script but xgroup's dead-letter script");
+        let script = arg(args, 1);
+        if script == HEARTBEAT_SCRIPT.as_bytes() {
+            return self.heartbeat_script(db, args);
         }
+        if script == HEARTBEAT_RELEASE_SCRIPT.as_bytes() {
+            return self.heartbeat_release_script(db, args);
+        }
+        if script != DEAD_LETTER_SCRIPT.as_bytes() {
+            return Reply::err("ERR the model runs no script but xgroup's own");
+        }
+        self.dead_letter_script(db, args)
+    }
+
+    /// The string under `key`, if any (`Err`: another type, as `GET` says).
+    fn script_get(&self, db: usize, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+        match self.live(db, key) {
+            None => Ok(None),
+            Some(Value::Str { value, .. }) => Ok(Some(value.clone())),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    /// `EVAL <heartbeat script> 1 <key> <token> <value> <ttl> [<expected>]`.
+    fn heartbeat_script(&mut self, db: usize, args: &[Bytes]) -> Reply {
+        if parse_i64(arg(args, 2)) != Some(1) || !(7..=8).contains(&args.len()) {
+            return Reply::err("ERR the heartbeat script takes 1 key and 3 or 4 arguments");
+        }
+        let (key, token) = (&args[3], &args[4]);
+        let cur = match self.script_get(db, key) {
+            Ok(cur) => cur,
+            Err(e) => return e,
+        };
+        let ours =
+            |v: &Bytes| v.len() > token.len() && v.starts_with(token) && v[token.len()] == b':';
+        let set = match &cur {
+            None => true,
+            Some(v) => ours(v) || args.get(7) == Some(v),
+        };
+        if set {
+            let cmd = [
+                Bytes::from_static(b"SET"),
+                key.clone(),
+                args[5].clone(),
+                Bytes::from_static(b"PX"),
+                args[6].clone(),
+            ];
+            if let Err(e) = self.set(db, &cmd) {
+                return e;
+            }
+        }
+        cur.map_or(Reply::NilBulk, Reply::Bulk)
+    }
+
+    /// `EVAL <release script> 1 <key> <token>`.
+    fn heartbeat_release_script(&mut self, db: usize, args: &[Bytes]) -> Reply {
+        if parse_i64(arg(args, 2)) != Some(1) || args.len() != 5 {
+            return Reply::err("ERR the release script takes 1 key and 1 argument");
+        }
+        let (key, token) = (&args[3], &args[4]);
+        let ours = match self.script_get(db, key) {
+            Ok(Some(v)) => v.len() > token.len() && v.starts_with(token) && v[token.len()] == b':',
+            Ok(None) => false,
+            Err(e) => return e,
+        };
+        Reply::Int(i64::from(ours && self.remove_key(db, key)))
+    }
+
+    /// `EVAL <dead-letter script> 2 <stream> <dead-letter stream> <group>
+    /// <delete> [<id> <n> <field> <value>...]...`.
+    fn dead_letter_script(&mut self, db: usize, args: &[Bytes]) -> Reply {
         if parse_i64(arg(args, 2)) != Some(2) || args.len() < 7 {
             return Reply::err("ERR the dead-letter script takes 2 keys, a group and a flag");
         }
