@@ -87,3 +87,29 @@ fn cut_clients_are_gone_for_the_model_and_a_dropped_server_stops() {
     drop(server);
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
+
+#[test]
+fn the_binary_serves_on_the_port_it_prints() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xgroup-sim"))
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("xgroup-sim starts");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("its stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("a line");
+    let addr = line
+        .trim()
+        .strip_prefix("xgroup-sim listening on redis://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let mut c = TcpStream::connect(&addr).expect("connect to the printed address");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(call(&mut c, "PING", 7), "+PONG\r\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
