@@ -47,7 +47,7 @@ use std::time::Instant;
 use async_io::{Async, Timer};
 use futures_lite::{future::block_on, AsyncReadExt, AsyncWriteExt, FutureExt};
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, HandlerThreads, Links, Parts, Run, Runtime, Worker,
+    sleep_until, Action, AsyncIo, HandlerThreads, Instrument, Links, Parts, Run, Runtime, Worker,
 };
 
 pub use xgroup_driver::exports::*;
@@ -171,8 +171,10 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
                 Action::Disconnect(conn) => links.close(conn),
                 Action::Deliver(batch) => {
                     let (handler, finished, id) = (handler.clone(), finished.clone(), batch.id);
+                    let span = driver.batch_span(&batch);
                     let started = handlers.run(move |worker| {
-                        let work = AssertUnwindSafe(|| block_on(handler.handle(batch)));
+                        let call = handler.handle(batch).instrument(span);
+                        let work = AssertUnwindSafe(|| block_on(call));
                         let _ = finished.send_blocking((id, catch_unwind(work), worker));
                     });
                     if let Err(e) = started {

@@ -171,8 +171,10 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                 Action::Disconnect(conn) => close(&mut sockets[conn.index()]),
                 Action::Deliver(batch) => {
                     let (handler, tx, id) = (handler.clone(), stop.tx.clone(), batch.id);
+                    let span = driver.batch_span(&batch);
                     let spawned = handlers.run(move |worker| {
-                        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(batch)));
+                        let call = || span.in_scope(|| handler.handle(batch));
+                        let result = catch_unwind(AssertUnwindSafe(call));
                         let _ = tx.send(Input::Done(id, result, worker));
                     });
                     if let Err(e) = spawned {

@@ -40,7 +40,8 @@ use tokio::net::TcpStream;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, Handlers, Links, Parts, Run, Runtime, WatchedHandler,
+    sleep_until, Action, AsyncIo, Handlers, Instrument, Links, Parts, Run, Runtime, Span,
+    WatchedHandler,
 };
 
 pub use xgroup_driver::exports::*;
@@ -135,7 +136,8 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
                 Action::Write(conn, bytes) => links.write(&mut driver, conn, &bytes).await,
                 Action::Disconnect(conn) => links.close(conn),
                 Action::Deliver(batch) => {
-                    handlers.push(batch.id, run_handler(handler.clone(), batch, spawn));
+                    let (id, span) = (batch.id, driver.batch_span(&batch));
+                    handlers.push(id, run_handler(handler.clone(), batch, spawn, span));
                 }
                 Action::Stopped(result) => return result,
             }
@@ -155,11 +157,18 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
 /// that blocks its thread (or burns CPU) stalls neither the heartbeats nor
 /// the acks of the consumer's task; on a current-thread runtime it runs
 /// inside that task, must not block it, and is reported when it does.
-async fn run_handler<H: Handler>(handler: Arc<H>, batch: Batch, spawn: bool) -> Outcome {
+/// The handler's own spans nest under the batch's `span`.
+async fn run_handler<H: Handler>(
+    handler: Arc<H>,
+    batch: Batch,
+    spawn: bool,
+    span: Span,
+) -> Outcome {
     if !spawn {
-        return WatchedHandler::new(batch.id, handler.handle(batch)).await;
+        let id = batch.id;
+        return WatchedHandler::new(id, handler.handle(batch).instrument(span)).await;
     }
-    match tokio::spawn(async move { handler.handle(batch).await }).await {
+    match tokio::spawn(async move { handler.handle(batch).instrument(span).await }).await {
         Ok(outcome) => outcome,
         // Re-raised where the driver catches it: reported as a failure.
         Err(e) if e.is_panic() => resume_unwind(e.into_panic()),

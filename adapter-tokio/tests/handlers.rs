@@ -86,7 +86,8 @@ fn a_thread_blocking_handler_does_not_stall_heartbeats() {
 
 /// On a current-thread runtime a handler runs inside the consumer's task: a
 /// handler that blocks the thread is reported (nothing else of the consumer
-/// runs meanwhile), naming the batch.
+/// runs meanwhile), naming the batch; the handler's events carry the batch's
+/// span.
 #[test]
 fn on_a_current_thread_runtime_a_blocking_handler_is_reported() {
     #[derive(Clone, Default)]
@@ -117,6 +118,7 @@ fn on_a_current_thread_runtime_a_blocking_handler_is_reported() {
                     seen.lock()
                         .unwrap()
                         .extend(batch.messages.iter().map(|m| m.id));
+                    tracing::info!("handling the batch");
                     std::thread::sleep(Duration::from_millis(300));
                     Outcome::AckAll
                 }
@@ -141,4 +143,12 @@ fn on_a_current_thread_runtime_a_blocking_handler_is_reported() {
     let log = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
     assert!(log.contains("blocked the consumer's thread"), "{log}");
     assert!(log.contains("batch=0"), "{log}");
+    // The handler's own events nest under the batch's span.
+    let span = "xgroup.batch{stream=s group=g consumer=c1 batch=0 source=New size=1 \
+                first_attempt=1 last_attempt=1}";
+    assert!(
+        log.lines()
+            .any(|l| l.contains(span) && l.contains("handling the batch")),
+        "{log}"
+    );
 }

@@ -123,9 +123,11 @@ impl std::fmt::Debug for PreparedConsumer {
 }
 
 impl ConsumerInfo {
-    /// Copies the consumer's counters and connection state.
+    /// Copies the consumer's counters, gauges and connection state.
     pub fn update(&mut self, consumer: &Consumer) {
         self.stats = consumer.stats();
         self.connected = consumer.is_connected();
+        self.in_flight_batches = consumer.in_flight();
+        self.held_entries = consumer.held_entries();
     }
 }

@@ -59,12 +59,14 @@ pub struct ConsumerBuilder<R, H = NoHandler> {
     setup: ConsumerSetup,
     handler: H,
     handler_name: &'static str,
+    metrics_per_consumer: bool,
     runtime: PhantomData<fn() -> R>,
 }
 
 /// A consumer-group consumer, ready to [`run`](Self::run).
 pub struct Consumer<R: Runtime, H = NoHandler> {
     prepared: PreparedConsumer,
+    metrics_per_consumer: bool,
     handler: H,
     info: Arc<Mutex<ConsumerInfo>>,
     stop: Arc<R::Stop>,
@@ -121,6 +123,7 @@ impl<R: Runtime> ConsumerBuilder<R, NoHandler> {
             setup,
             handler: NoHandler,
             handler_name: "",
+            metrics_per_consumer: false,
             runtime: PhantomData,
         }
     }
@@ -148,6 +151,7 @@ impl<R: Runtime> ConsumerBuilder<R, NoHandler> {
             setup: self.setup,
             handler,
             handler_name,
+            metrics_per_consumer: self.metrics_per_consumer,
             runtime: PhantomData,
         }
     }
@@ -159,6 +163,16 @@ impl<R: Runtime, H> ConsumerBuilder<R, H> {
     pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
         ConsumerBuilder {
             setup: self.setup.configure(f),
+            ..self
+        }
+    }
+
+    /// Label metrics with the consumer's name too (feature `metrics`; off
+    /// by default: stream and group only, since consumer names change with
+    /// every deploy and each one makes new series).
+    pub fn metrics_per_consumer(self, on: bool) -> Self {
+        ConsumerBuilder {
+            metrics_per_consumer: on,
             ..self
         }
     }
@@ -182,6 +196,7 @@ impl<R: Runtime, H> ConsumerBuilder<R, H> {
             info: Arc::new(Mutex::new(prepared.info.clone())),
             stop: Arc::default(),
             prepared,
+            metrics_per_consumer: self.metrics_per_consumer,
             handler: self.handler,
         })
     }
@@ -211,7 +226,7 @@ impl<R: Runtime, H> Consumer<R, H> {
     /// For adapters: splits the consumer into what its `run` works with.
     pub fn into_parts(self) -> Parts<R, H> {
         Parts {
-            driver: Driver::new(self.prepared, self.info),
+            driver: Driver::new(self.prepared, self.info, self.metrics_per_consumer),
             handler: Arc::new(self.handler),
             stop: self.stop,
         }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use xgroup_core::{
     Batch, BatchId, Conn, ConsumerInfo, DeadLetterHook, DeadLettered, Error, Event, Outcome,
@@ -59,23 +60,33 @@ pub struct Driver {
     /// Who this is, for the logs.
     names: [String; 3],
     stopping: bool,
+    /// The last error met, for `info()`.
+    last_error: Option<String>,
+    metrics: Metrics,
 }
 
 impl Driver {
-    pub(crate) fn new(prepared: PreparedConsumer, info: Arc<Mutex<ConsumerInfo>>) -> Self {
+    pub(crate) fn new(
+        prepared: PreparedConsumer,
+        info: Arc<Mutex<ConsumerInfo>>,
+        metrics_per_consumer: bool,
+    ) -> Self {
         let PreparedConsumer {
             addr,
             config,
             info: names,
             on_dead_letter,
         } = prepared;
+        let names = [names.stream, names.group, names.consumer];
         Driver {
             core: xgroup_core::Consumer::new(config),
             addr,
             on_dead_letter,
             info,
-            names: [names.stream, names.group, names.consumer],
+            metrics: Metrics::new(&names, metrics_per_consumer),
+            names,
             stopping: false,
+            last_error: None,
         }
     }
 
@@ -87,10 +98,16 @@ impl Driver {
             match event {
                 Event::Connect(conn) => return Some(Action::Connect(conn, self.addr.clone())),
                 Event::Disconnect(conn) => return Some(Action::Disconnect(conn)),
-                Event::Deliver(batch) => return Some(Action::Deliver(batch)),
+                Event::Deliver(batch) => {
+                    self.metrics.delivered(&batch);
+                    return Some(Action::Deliver(batch));
+                }
                 Event::Warning(warning) => self.warn(&warning),
                 Event::DeadLettered(dead) => self.dead_lettered(&dead),
                 Event::Stopped(cause) => {
+                    if let Some(e) = &cause {
+                        self.last_error = Some(e.to_string());
+                    }
                     self.publish();
                     return Some(Action::Stopped(cause.map_or(Ok(()), Err)));
                 }
@@ -101,6 +118,26 @@ impl Driver {
         }
         self.publish();
         None
+    }
+
+    /// The span a batch's handler runs in (its own spans nest under it):
+    /// stream, group, consumer, where the batch came from, its size and its
+    /// range of attempts. Adapters enter it around the handler call.
+    pub fn batch_span(&self, batch: &Batch) -> tracing::Span {
+        let [stream, group, consumer] = &self.names;
+        let attempts = batch.messages.iter().map(|m| m.attempt);
+        let (first, last) = (attempts.clone().min(), attempts.max());
+        tracing::info_span!(
+            "xgroup.batch",
+            %stream,
+            %group,
+            %consumer,
+            batch = batch.id.0,
+            source = ?batch.source,
+            size = batch.messages.len(),
+            first_attempt = first.unwrap_or(0),
+            last_attempt = last.unwrap_or(0),
+        )
     }
 
     /// When to call [`timeout`](Self::timeout), if ever.
@@ -159,6 +196,7 @@ impl Driver {
     /// A handler finished with `batch`: its outcome, or the panic it raised
     /// (counted, reported and the batch left pending for redelivery).
     pub fn completed(&mut self, batch: BatchId, result: thread::Result<Outcome>) {
+        self.metrics.completed(batch);
         match result {
             Ok(outcome) => self.core.handle_completion(Instant::now(), batch, outcome),
             Err(panic) => self.handler_failed(batch, xgroup_core::panic_message(&*panic)),
@@ -167,6 +205,7 @@ impl Driver {
 
     /// The handler could not run on `batch` (e.g. no thread for it).
     pub fn handler_failed(&mut self, batch: BatchId, reason: impl Into<String>) {
+        self.metrics.completed(batch);
         self.core
             .handle_handler_failed(Instant::now(), batch, reason);
     }
@@ -182,7 +221,11 @@ impl Driver {
         self.core.handle_shutdown(Instant::now());
     }
 
-    fn warn(&self, warning: &Warning) {
+    fn warn(&mut self, warning: &Warning) {
+        self.metrics.warned(warning);
+        if let Some(error) = warning.error() {
+            self.last_error = Some(error);
+        }
         let [stream, group, consumer] = &self.names;
         tracing::warn!(%stream, %group, %consumer, ?warning, "xgroup consumer warning");
     }
@@ -204,11 +247,11 @@ impl Driver {
         }
     }
 
-    fn publish(&self) {
-        self.info
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(&self.core);
+    fn publish(&mut self) {
+        self.metrics.publish(&self.core);
+        let mut info = self.info.lock().unwrap_or_else(PoisonError::into_inner);
+        info.update(&self.core);
+        info.last_error.clone_from(&self.last_error);
     }
 }
 

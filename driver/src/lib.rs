@@ -55,6 +55,7 @@ mod dispatch;
 mod drive;
 pub mod exports;
 mod io;
+pub mod metrics;
 mod threads;
 
 pub use calls::{Calls, ConnectionOptions, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
@@ -66,3 +67,5 @@ pub use dispatch::{Action, Driver};
 pub use drive::{Handlers, Links, WatchedHandler, BLOCKING_POLL_WARNING};
 pub use io::{connect_std, sleep_until, within, AsyncIo, BlockingIo};
 pub use threads::{HandlerThreads, Worker};
+/// For adapters: running a handler inside [`Driver::batch_span`].
+pub use tracing::{Instrument, Span};

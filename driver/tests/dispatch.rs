@@ -338,3 +338,89 @@ fn the_handle_goes_to_other_threads_and_signal_handlers() {
     shareable(&consumer.handle());
     std::thread::spawn(move || drop(consumer)).join().unwrap();
 }
+
+#[test]
+fn info_shows_the_gauges_and_the_last_error() {
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(|c| quick(c).max_in_flight_batches(2))
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    let handle = consumer.handle();
+    let mut h = Harness::new(consumer, server_with(2));
+    h.refuse = 1;
+    assert!(h.settle().is_none());
+    while h.conns[0].is_none() {
+        assert!(h.wait_deadline().is_none());
+    }
+    let info = handle.info();
+    assert_eq!((info.in_flight_batches, info.held_entries), (0, 0));
+    let last = info.last_error.expect("the refused connection");
+    assert!(last.contains("refused"), "{last}");
+}
+
+/// Counters, histograms and gauges through the `metrics` facade, labelled by
+/// stream and group (and consumer only when asked for).
+#[cfg(feature = "metrics")]
+#[test]
+fn metrics_count_deliveries_acks_and_time_handlers() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::MetricKind;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .configure(quick)
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .unwrap();
+    // Entries whose ids carry the wall clock's time, as a server's do.
+    let mut server = server_with(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let producer = server.connect(Instant::now());
+    for i in 0..3 {
+        let xadd = format!("XADD s {now_ms}-{i} n {i}\r\n");
+        server.receive(producer, Instant::now(), xadd.as_bytes());
+    }
+    let mut h = Harness::new(consumer, server);
+    metrics::with_local_recorder(&recorder, || assert!(h.settle().is_none()));
+    let snapshot = snapshotter.snapshot().into_vec();
+    let find = |kind: MetricKind, name: &str| {
+        snapshot
+            .iter()
+            .find(|(key, ..)| key.kind() == kind && key.key().name() == name)
+            .map(|(key, _, _, value)| (key.key().clone(), value))
+            .unwrap_or_else(|| panic!("no {name} in {snapshot:#?}"))
+    };
+    let (key, delivered) = find(MetricKind::Counter, "xgroup_messages_delivered_total");
+    assert_eq!(delivered, &DebugValue::Counter(3));
+    let labels: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
+    assert_eq!(labels, [("stream", "s"), ("group", "g")]);
+    assert_eq!(
+        find(MetricKind::Counter, "xgroup_messages_acked_total").1,
+        &DebugValue::Counter(3)
+    );
+    match find(MetricKind::Histogram, "xgroup_batch_size").1 {
+        DebugValue::Histogram(sizes) => assert_eq!(sizes.iter().map(|s| s.0).sum::<f64>(), 3.0),
+        other => panic!("{other:?}"),
+    }
+    match find(MetricKind::Histogram, "xgroup_message_age_seconds").1 {
+        DebugValue::Histogram(ages) => {
+            assert_eq!(ages.len(), 3);
+            // The entries were added moments ago (ids from the real clock).
+            assert!(ages.iter().all(|a| a.0 >= 0.0 && a.0 < 60.0), "{ages:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        find(MetricKind::Histogram, "xgroup_handler_duration_seconds").1,
+        DebugValue::Histogram(d) if !d.is_empty()
+    ));
+    assert_eq!(
+        find(MetricKind::Gauge, "xgroup_batches_in_flight").1,
+        &DebugValue::Gauge(0.0.into())
+    );
+}

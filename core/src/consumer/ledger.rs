@@ -241,6 +241,19 @@ impl Ledger {
 
     // ----- ownership at the server -----
 
+    /// How many entries are held, wherever they are (without building the
+    /// set of their ids: cheap enough to report after every input).
+    pub(super) fn held(&self) -> usize {
+        self.acks.len()
+            + self.acking.iter().map(Vec::len).sum::<usize>()
+            + self.in_flight.iter().map(|b| b.msgs.len()).sum::<usize>()
+            + self.retrying.len()
+            + self.redeliver.len()
+            + self.dead.len()
+            + self.dead_out.iter().map(Vec::len).sum::<usize>()
+            + self.counting.iter().map(|p| p.entries.len()).sum::<usize>()
+    }
+
     /// Every id held, wherever it is.
     pub(super) fn held_ids(&self) -> HashSet<StreamId> {
         let mut held: HashSet<StreamId> = self.acks.iter().copied().collect();

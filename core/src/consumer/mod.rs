@@ -146,6 +146,12 @@ impl Consumer {
         self.ledger.batches()
     }
 
+    /// Entries this consumer holds: with the handler, waiting for a retry,
+    /// being acknowledged or dead-lettered.
+    pub fn held_entries(&self) -> usize {
+        self.ledger.held()
+    }
+
     /// Whether the control connection is up (set up or being set up).
     pub fn is_connected(&self) -> bool {
         self.links.control().is_up()

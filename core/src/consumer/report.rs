@@ -151,6 +151,39 @@ pub enum Warning {
     },
 }
 
+impl Warning {
+    /// The error this warning reports, as text, if it reports one (for
+    /// `info()`'s last error and for metrics by kind).
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Warning::Reconnecting { cause, .. } => Some(cause.to_string()),
+            Warning::HandlerFailed { reason, .. } => Some(reason.clone()),
+            Warning::WriteRefused { command, error } => Some(format!("{command}: {error}")),
+            Warning::DeadLetterFailed { error, .. } => Some(format!("dead-letter move: {error}")),
+            _ => None,
+        }
+    }
+
+    /// A short, fixed name for the warning's kind (a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Warning::Reconnecting { .. } => "reconnecting",
+            Warning::GroupRecreated => "group_recreated",
+            Warning::DeletedEntriesAcked { .. } => "deleted_entries_acked",
+            Warning::UnknownBatch(_) => "unknown_batch",
+            Warning::AckIdsNotInBatch { .. } => "ack_ids_not_in_batch",
+            Warning::HeartbeatLapsed => "heartbeat_lapsed",
+            Warning::ConsumerDead { .. } => "consumer_dead",
+            Warning::ConsumerRemoved { .. } => "consumer_removed",
+            Warning::HandlerHung { .. } => "handler_hung",
+            Warning::HandlerFailed { .. } => "handler_failed",
+            Warning::WriteRefused { .. } => "write_refused",
+            Warning::DeadLetterFailed { .. } => "dead_letter_failed",
+            Warning::DrainTimedOut { .. } => "drain_timed_out",
+        }
+    }
+}
+
 /// Counters since the consumer was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -198,6 +231,14 @@ pub struct ConsumerInfo {
     pub stats: Stats,
     /// Whether a connection is up.
     pub connected: bool,
+    /// Batches with the handler now.
+    pub in_flight_batches: usize,
+    /// Entries held now: with the handler, waiting for a retry, being
+    /// acknowledged or dead-lettered.
+    pub held_entries: usize,
+    /// The last error met (a failed connection, a refused command, the
+    /// cause of a stop), as text; `None` until one happens.
+    pub last_error: Option<String>,
 }
 
 impl ConsumerInfo {
@@ -210,6 +251,9 @@ impl ConsumerInfo {
             handler,
             stats: Stats::default(),
             connected: false,
+            in_flight_batches: 0,
+            held_entries: 0,
+            last_error: None,
         }
     }
 }

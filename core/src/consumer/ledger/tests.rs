@@ -81,6 +81,7 @@ fn each_disposition_puts_an_entry_where_it_belongs() {
         .collect();
     ledger.hold(BatchId(0), now, &msgs, false);
     assert_eq!(ledger.batches(), 1);
+    assert_eq!(ledger.held(), 6);
     let outcome = Outcome::Each(vec![
         (id(1), Disposition::Ack),
         (id(2), Disposition::Keep),
@@ -100,6 +101,7 @@ fn each_disposition_puts_an_entry_where_it_belongs() {
     // Acked, retrying, dead (asked for, and out of attempts); kept and
     // undecided ones are no longer held here.
     assert_eq!(ledger.held_ids(), ids(&[1, 3, 4, 6]));
+    assert_eq!(ledger.held(), 4, "counted without the set");
     assert!(ledger.next_retry().is_some_and(|at| at > now));
     let dead: Vec<StreamId> = ledger.take_dead().iter().map(|d| d.id).collect();
     assert_eq!(dead, vec![id(4), id(6)]);
@@ -125,6 +127,7 @@ fn acks_stay_held_until_their_reply_and_come_back_when_it_fails() {
     ledger.acks_answered(false);
     ledger.acks_answered(true);
     assert_eq!(ledger.held_ids(), ids(&[1, 2]));
+    assert_eq!(ledger.held(), 2);
     assert_eq!(ledger.send_acks(10), Some(&[id(1), id(2)][..]));
     // The connection drops before the reply: sent again on the next one.
     ledger.connection_lost();
