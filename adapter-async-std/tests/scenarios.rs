@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use xgroup_async_std::{Consumer, ConsumerHandle, Error, Handler, Stats};
+use xgroup_async_std::{Consumer, ConsumerHandle, ConsumerInfo, Error, Handler};
 use xgroup_testkit::scenarios::{plan, Running, Spec};
 
 /// The consumer for `spec`, with the scenario handler (sleeping on async-io).
@@ -88,8 +88,8 @@ impl Running for Run {
     fn stop(&self) {
         self.handle.stop();
     }
-    fn stats(&self) -> Stats {
-        self.handle.info().stats
+    fn info(&self) -> ConsumerInfo {
+        self.handle.info()
     }
     fn wait(&mut self, timeout: Duration) -> Option<Result<(), Error>> {
         if self.result.is_none() {

@@ -3,7 +3,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use xgroup_blocking::{Consumer, ConsumerHandle, Error, Stats};
+use xgroup_blocking::{Consumer, ConsumerHandle, ConsumerInfo, Error};
 use xgroup_testkit::scenarios::{plan, Adapter, Running, Spec};
 
 struct Blocking;
@@ -51,8 +51,8 @@ impl Running for Run {
     fn stop(&self) {
         self.handle.stop();
     }
-    fn stats(&self) -> Stats {
-        self.handle.info().stats
+    fn info(&self) -> ConsumerInfo {
+        self.handle.info()
     }
     fn wait(&mut self, timeout: Duration) -> Option<Result<(), Error>> {
         if self.result.is_none() {

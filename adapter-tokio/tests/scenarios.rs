@@ -4,7 +4,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use xgroup_testkit::scenarios::{plan, Adapter, Running, Spec};
-use xgroup_tokio::{Consumer, ConsumerHandle, Error, Stats};
+use xgroup_tokio::{Consumer, ConsumerHandle, ConsumerInfo, Error};
 
 struct Tokio;
 
@@ -65,8 +65,8 @@ impl Running for Run {
     fn stop(&self) {
         self.handle.stop();
     }
-    fn stats(&self) -> Stats {
-        self.handle.info().stats
+    fn info(&self) -> ConsumerInfo {
+        self.handle.info()
     }
     fn wait(&mut self, timeout: Duration) -> Option<Result<(), Error>> {
         if self.result.is_none() {

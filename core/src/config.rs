@@ -129,6 +129,7 @@ pub struct ConsumerConfig {
     pub(crate) receive_interval: Option<Duration>,
     pub(crate) handler_timeout: Option<Duration>,
     pub(crate) separate_read_connection: bool,
+    pub(crate) group_stats_interval: Option<Duration>,
 }
 
 /// Builder for [`ConsumerConfig`]; see each method for the option it sets.
@@ -173,6 +174,7 @@ impl ConsumerConfig {
                 receive_interval: None,
                 handler_timeout: Some(Duration::from_secs(300)),
                 separate_read_connection: true,
+                group_stats_interval: None,
             },
         }
     }
@@ -406,6 +408,13 @@ impl ConsumerConfigBuilder {
         self.cfg.separate_read_connection = separate;
         self
     }
+    /// Samples the group's pending count and lag (`XINFO GROUPS`, on the
+    /// consumer's control connection) this often, for `info()` and the
+    /// metrics gauges (off by default). A failed sample is a warning.
+    pub fn sample_group_stats(mut self, interval: Duration) -> Self {
+        self.cfg.group_stats_interval = Some(interval);
+        self
+    }
     /// Connection set-up: credentials, database, protocol, client name.
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.cfg.connect = options;
@@ -506,6 +515,14 @@ impl ConsumerConfigBuilder {
         }
         if c.handler_timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::new("handler_timeout", "must be positive"));
+        }
+        if c.group_stats_interval
+            .is_some_and(|i| i < Duration::from_millis(10))
+        {
+            return Err(ConfigError::new(
+                "sample_group_stats",
+                "must be at least 10 ms",
+            ));
         }
         if c.receive_interval.is_some_and(|i| i.is_zero()) {
             return Err(ConfigError::new("receive_interval", "must be positive"));

@@ -43,7 +43,7 @@ pub use fields::{Fields, FieldsIter};
 #[doc(hidden)] // a stack buffer for formatting ids, for fuzzing
 pub use id::IdBuf;
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
-pub use reply::{Entry, ReplyError, Value};
+pub use reply::{Entry, GroupCounts, ReplyError, Value};
 pub use resp::{Decoder, Frame, RawFrame};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use url::{parse_url, ServerAddr};

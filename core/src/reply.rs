@@ -476,32 +476,72 @@ pub fn hello(frame: Frame) -> Result<Hello, ReplyError> {
         }
         Ok(())
     };
-    match check_error(frame)? {
-        Frame::Map { data, .. } => {
-            for (key, value) in data {
-                field(key, value)?;
+    for (key, value) in pairs(check_error(frame)?, CMD)? {
+        field(key, value)?;
+    }
+    Ok(out)
+}
+
+/// One group's counts, from `XINFO GROUPS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCounts {
+    /// Entries delivered and not yet acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to the group; `None` when the server
+    /// cannot tell (entries were deleted from the stream's middle, or Redis
+    /// before 7.0, which has no lag): unknown, never 0.
+    pub lag: Option<u64>,
+}
+
+/// `XINFO GROUPS stream`: `group`'s counts, `None` if it is not listed.
+pub fn xinfo_group(frame: Frame, group: &[u8]) -> Result<Option<GroupCounts>, ReplyError> {
+    const CMD: &str = "XINFO GROUPS";
+    for listed in array(check_error(frame)?, CMD, "group list")? {
+        let (mut name, mut pending, mut lag) = (None, None, None);
+        for (key, value) in pairs(listed, CMD)? {
+            match text(&key).map(|k| &k[..]) {
+                Some(b"name") => name = Some(string(value, CMD, "group name")?),
+                Some(b"pending") => pending = Some(uint(value, CMD, "pending count")?),
+                Some(b"lag") => {
+                    lag = match value {
+                        Frame::Null => None,
+                        value => Some(uint(value, CMD, "lag")?),
+                    }
+                }
+                _ => {}
             }
         }
+        if name.as_deref() == Some(group) {
+            let pending = pending.ok_or_else(|| bad(CMD, "a group without a pending count"))?;
+            return Ok(Some(GroupCounts { pending, lag }));
+        }
+    }
+    Ok(None)
+}
+
+/// The key/value pairs of a RESP3 map or a RESP2 flat array.
+fn pairs(frame: Frame, command: &'static str) -> Result<Vec<(Frame, Frame)>, ReplyError> {
+    match frame {
+        Frame::Map { data, .. } => Ok(data.into_iter().collect()),
         Frame::Array { data, .. } => {
             if data.len() % 2 != 0 {
                 return Err(bad(
-                    CMD,
+                    command,
                     format!("flat key/value array of odd length {}", data.len()),
                 ));
             }
             let mut items = data.into_iter();
+            let mut out = Vec::new();
             while let (Some(key), Some(value)) = (items.next(), items.next()) {
-                field(key, value)?;
+                out.push((key, value));
             }
+            Ok(out)
         }
-        other => {
-            return Err(bad(
-                CMD,
-                format!("expected a map or an array, got {}", describe(&other)),
-            ))
-        }
+        other => Err(bad(
+            command,
+            format!("expected a map or an array, got {}", describe(&other)),
+        )),
     }
-    Ok(out)
 }
 
 impl Value {
@@ -1373,5 +1413,64 @@ mod tests {
         assert!(frame.contains(&v1.as_ptr()) && frame.contains(&v2.as_ptr()));
         let gap = v2.as_ptr() as usize - v1.as_ptr() as usize;
         assert_eq!(gap, b"v1\r\n$2\r\nf2\r\n$2\r\n".len());
+    }
+}
+
+#[cfg(test)]
+mod xinfo_tests {
+    use super::*;
+    use crate::resp::Decoder;
+
+    fn frame(bytes: &[u8]) -> Frame {
+        let mut d = Decoder::new();
+        d.feed(bytes);
+        d.next_raw()
+            .expect("valid")
+            .expect("whole")
+            .decode()
+            .expect("a frame")
+    }
+
+    /// Recorded from redis-server 7.0.15: groups g (one of three entries
+    /// read) and h (none), then the same after `XDEL` of an undelivered
+    /// entry (lag unknown), then over RESP3.
+    const BEFORE: &[u8] = b"*2\r\n*12\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:1\r\n$7\r\npending\r\n:1\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-1\r\n$12\r\nentries-read\r\n:1\r\n$3\r\nlag\r\n:2\r\n*12\r\n$4\r\nname\r\n$1\r\nh\r\n$9\r\nconsumers\r\n:0\r\n$7\r\npending\r\n:0\r\n$17\r\nlast-delivered-id\r\n$3\r\n0-0\r\n$12\r\nentries-read\r\n$-1\r\n$3\r\nlag\r\n:3\r\n";
+    const AFTER_XDEL: &[u8] = b"*2\r\n*12\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:1\r\n$7\r\npending\r\n:1\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-1\r\n$12\r\nentries-read\r\n:1\r\n$3\r\nlag\r\n$-1\r\n*12\r\n$4\r\nname\r\n$1\r\nh\r\n$9\r\nconsumers\r\n:0\r\n$7\r\npending\r\n:0\r\n$17\r\nlast-delivered-id\r\n$3\r\n0-0\r\n$12\r\nentries-read\r\n$-1\r\n$3\r\nlag\r\n$-1\r\n";
+    const RESP3: &[u8] = b"*2\r\n%6\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:1\r\n$7\r\npending\r\n:1\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-1\r\n$12\r\nentries-read\r\n:1\r\n$3\r\nlag\r\n_\r\n%6\r\n$4\r\nname\r\n$1\r\nh\r\n$9\r\nconsumers\r\n:0\r\n$7\r\npending\r\n:0\r\n$17\r\nlast-delivered-id\r\n$3\r\n0-0\r\n$12\r\nentries-read\r\n_\r\n$3\r\nlag\r\n_\r\n";
+
+    #[test]
+    fn a_groups_counts_come_from_xinfo_and_an_unknown_lag_is_never_zero() {
+        let counts = |bytes, group: &[u8]| xinfo_group(frame(bytes), group).expect("parsed");
+        assert_eq!(
+            counts(BEFORE, b"g"),
+            Some(GroupCounts {
+                pending: 1,
+                lag: Some(2)
+            })
+        );
+        assert_eq!(
+            counts(BEFORE, b"h"),
+            Some(GroupCounts {
+                pending: 0,
+                lag: Some(3)
+            })
+        );
+        assert_eq!(counts(BEFORE, b"other"), None);
+        assert_eq!(
+            counts(AFTER_XDEL, b"g"),
+            Some(GroupCounts {
+                pending: 1,
+                lag: None
+            })
+        );
+        assert_eq!(
+            counts(RESP3, b"g"),
+            Some(GroupCounts {
+                pending: 1,
+                lag: None
+            })
+        );
+        assert!(xinfo_group(frame(b"-ERR no such key\r\n"), b"g").is_err());
+        assert!(xinfo_group(frame(b"*1\r\n*1\r\n$4\r\nname\r\n"), b"g").is_err());
     }
 }

@@ -129,5 +129,6 @@ impl ConsumerInfo {
         self.connected = consumer.is_connected();
         self.in_flight_batches = consumer.in_flight();
         self.held_entries = consumer.held_entries();
+        self.group_counts = consumer.group_counts();
     }
 }

@@ -1153,3 +1153,69 @@ fn with_a_read_connection_an_idle_stop_frees_the_name_at_once() {
         ]
     );
 }
+
+#[test]
+fn the_groups_counts_are_sampled_and_a_failed_sample_is_only_a_warning() {
+    let mut s = Script::new(
+        cfg()
+            .sample_group_stats(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+    );
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(
+        s.sent(),
+        "XINFO GROUPS s | XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | "
+    );
+    assert_eq!(s.c.group_counts(), None);
+    // Group g: 4 pending, lag unknown (RESP2 nil); another group is ignored.
+    let group = |name: &str, pending: u64, lag: &str| {
+        format!(
+            "*6\r\n$4\r\nname\r\n${}\r\n{name}\r\n$7\r\npending\r\n:{pending}\r\n$3\r\nlag\r\n{lag}",
+            name.len()
+        )
+    };
+    s.reply(&format!(
+        "*2\r\n{}{}",
+        group("other", 9, ":1\r\n"),
+        group("g", 4, "$-1\r\n")
+    ));
+    assert_eq!(
+        s.c.group_counts(),
+        Some(xgroup_core::GroupCounts {
+            pending: 4,
+            lag: None
+        })
+    );
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    s.sent();
+    // The next sample after the interval: the server does not know the
+    // command (an older or partial server): a warning, and it goes on.
+    s.advance(Duration::from_secs(2));
+    let sent = s.sent();
+    assert!(sent.starts_with("XINFO GROUPS s | "), "{sent}");
+    // (One connection: the blocked read in front of it answers first.)
+    s.reply("*-1\r\n-ERR unknown command 'XINFO'\r\n");
+    let events = s.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Warning(Warning::SampleFailed {
+                command: "XINFO GROUPS",
+                ..
+            })]
+        ),
+        "{events:?}"
+    );
+    assert!(!s.c.is_stopped() && s.c.is_connected());
+    assert_eq!(
+        s.c.group_counts(),
+        Some(xgroup_core::GroupCounts {
+            pending: 4,
+            lag: None
+        }),
+        "the last good sample is kept"
+    );
+}

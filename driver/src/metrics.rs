@@ -20,6 +20,8 @@
 //! | `xgroup_message_age_seconds` | histogram | at delivery: now minus the time in the entry's id |
 //! | `xgroup_batches_in_flight` | gauge | batches with the handler |
 //! | `xgroup_entries_held` | gauge | entries held (handler, retries, acks and dead letters in flight) |
+//! | `xgroup_group_pending` | gauge | the group's pending count, when sampled (`sample_group_stats`) |
+//! | `xgroup_group_lag` | gauge | the group's lag, when sampled; NaN when the server cannot tell |
 
 #[cfg(feature = "metrics")]
 pub(crate) use enabled::Metrics;
@@ -129,6 +131,12 @@ mod enabled {
             self.reported = now;
             gauge!("xgroup_batches_in_flight", labels.clone()).set(core.in_flight() as f64);
             gauge!("xgroup_entries_held", labels.clone()).set(core.held_entries() as f64);
+            if let Some(counts) = core.group_counts() {
+                gauge!("xgroup_group_pending", labels.clone()).set(counts.pending as f64);
+                // Unknown (entries deleted) is NaN, never 0.
+                let lag = counts.lag.map_or(f64::NAN, |lag| lag as f64);
+                gauge!("xgroup_group_lag", labels.clone()).set(lag);
+            }
         }
     }
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use xgroup_core::{
-    Batch, ConsumerConfigBuilder, DeadLetter, Disposition, Error, Outcome, ServerErrorKind, Source,
-    Stats,
+    Batch, ConsumerConfigBuilder, ConsumerInfo, DeadLetter, Disposition, Error, GroupCounts,
+    Outcome, ServerErrorKind, Source, Stats,
 };
 
 use crate::{FaultProxy, RedisServer, RespValue};
@@ -243,8 +243,12 @@ pub trait Adapter {
 pub trait Running: Send {
     /// Asks for a graceful stop.
     fn stop(&self);
+    /// What its handle's `info()` says.
+    fn info(&self) -> ConsumerInfo;
     /// Its counters.
-    fn stats(&self) -> Stats;
+    fn stats(&self) -> Stats {
+        self.info().stats
+    }
     /// Waits for `run` to return, at most `timeout`; `None` if still running.
     fn wait(&mut self, timeout: Duration) -> Option<Result<(), Error>>;
     /// Ends it abruptly where the runtime allows (abort the task); a
@@ -930,6 +934,49 @@ pub fn busy_consumer_stops_once_its_acks_are_confirmed<A: Adapter>() {
     );
 }
 
+/// `info()` shows the gauges: the group's pending count and lag sampled
+/// from the server, and the entries held, while a handler works and after.
+pub fn info_shows_the_groups_counts<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 3);
+    let s = spec(
+        &server.url(),
+        "c1",
+        Behavior::SleepMs(1500),
+        opts(|c| fast(c).sample_group_stats(Duration::from_millis(50))),
+    );
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    let sampled = |want: GroupCounts, held: usize| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let info = running.info();
+            if info.group_counts == Some(want) && info.held_entries == held {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{info:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The handler holds all three for 1.5 s: all delivered, none acked.
+    sampled(
+        GroupCounts {
+            pending: 3,
+            lag: Some(0),
+        },
+        3,
+    );
+    assert!(seen.wait_for(WAIT, all_seen(&ids)));
+    sampled(
+        GroupCounts {
+            pending: 0,
+            lag: Some(0),
+        },
+        0,
+    );
+    stop_ok(running);
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1416,7 +1463,8 @@ macro_rules! adapter_scenarios {
             stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
             out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending,
             idle_consumer_stops_without_waiting_out_its_blocked_read,
-            acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed);
+            acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed,
+            info_shows_the_groups_counts);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have

@@ -26,6 +26,7 @@ use crate::error::Error;
 mod acks;
 mod batch;
 mod claims;
+mod group_stats;
 mod heartbeat;
 mod ledger;
 mod lifecycle;
@@ -105,6 +106,8 @@ pub struct Consumer {
     claims: Claims,
     heartbeat: Heartbeat,
     stats: Stats,
+    /// The group's counts at the last sample (see `group_stats`).
+    group_counts: Option<crate::reply::GroupCounts>,
 }
 
 impl Consumer {
@@ -128,6 +131,7 @@ impl Consumer {
             reads: Reads::default(),
             claims: Claims::default(),
             stats: Stats::default(),
+            group_counts: None,
         }
     }
 
@@ -189,6 +193,8 @@ impl Consumer {
         );
         self.timers
             .set_due(Timer::Heartbeat, self.cfg.heartbeat.is_some() && !draining);
+        self.timers
+            .set_due(Timer::GroupStats, self.cfg.group_stats_interval.is_some());
         self.timers
             .set(Timer::Refresh, now + self.refresh_interval());
         let mut handshake = self.outbox.handshake(now, conn, &self.cfg.connect);

@@ -73,6 +73,8 @@ pub(super) enum Sent {
     DelConsumer(Bytes),
     /// Idle refresh of these held ids (`XCLAIM ... JUSTID`).
     Refresh(Vec<StreamId>),
+    /// `XINFO GROUPS`: the group's pending count and lag.
+    GroupStats,
     /// A page of a liveness-aware sweep: `XPENDING s g IDLE ms start + n`.
     SweepPage,
     /// Is this owner of swept entries alive (`GET` of its heartbeat key)?
@@ -631,6 +633,16 @@ impl Outbox {
         self.push(now, Sent::DeadPending(consumer), Duration::ZERO);
     }
 
+    /// `XINFO GROUPS s`: every group's counts (this one's are kept).
+    pub(super) fn group_stats(&mut self, now: Instant) {
+        self.wire
+            .begin(3)
+            .arg(b"XINFO")
+            .arg(b"GROUPS")
+            .arg(&self.stream);
+        self.push(now, Sent::GroupStats, Duration::ZERO);
+    }
+
     /// `XGROUP DELCONSUMER s g consumer`.
     pub(super) fn del_consumer(&mut self, now: Instant, consumer: Bytes) {
         self.wire
@@ -713,6 +725,7 @@ impl Sent {
             Sent::Refresh(_) | Sent::Release(_) => "XCLAIM",
             Sent::SweepPage => "XPENDING",
             Sent::SweepLiveness(_) => "GET",
+            Sent::GroupStats => "XINFO GROUPS",
         }
     }
 }

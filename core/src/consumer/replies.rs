@@ -116,6 +116,7 @@ impl Consumer {
             Sent::Liveness(consumer) => self.on_liveness(now, consumer, frame),
             Sent::DeadPending(consumer) => self.on_dead_pending(now, consumer, frame),
             Sent::DelConsumer(consumer) => self.on_del_consumer(now, consumer, frame),
+            Sent::GroupStats => self.on_group_stats(frame),
             Sent::Refresh(sent) => match reply::id_list(frame, "XCLAIM") {
                 Ok(claimed) => self.refreshed(now, &sent, &claimed),
                 Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}

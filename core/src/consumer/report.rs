@@ -141,6 +141,15 @@ pub enum Warning {
         /// When the move is tried again.
         retry_in: Duration,
     },
+    /// A sample of the group's counts failed (the server refused or does
+    /// not know the command, or its reply was not understood); the next is
+    /// tried after the interval.
+    SampleFailed {
+        /// The command.
+        command: &'static str,
+        /// Why.
+        error: Error,
+    },
     /// The drain deadline passed with work unfinished; it stays pending for
     /// this consumer's next start or another consumer's claim.
     DrainTimedOut {
@@ -160,6 +169,7 @@ impl Warning {
             Warning::HandlerFailed { reason, .. } => Some(reason.clone()),
             Warning::WriteRefused { command, error } => Some(format!("{command}: {error}")),
             Warning::DeadLetterFailed { error, .. } => Some(format!("dead-letter move: {error}")),
+            Warning::SampleFailed { command, error } => Some(format!("{command}: {error}")),
             _ => None,
         }
     }
@@ -179,6 +189,7 @@ impl Warning {
             Warning::HandlerFailed { .. } => "handler_failed",
             Warning::WriteRefused { .. } => "write_refused",
             Warning::DeadLetterFailed { .. } => "dead_letter_failed",
+            Warning::SampleFailed { .. } => "sample_failed",
             Warning::DrainTimedOut { .. } => "drain_timed_out",
         }
     }
@@ -239,6 +250,10 @@ pub struct ConsumerInfo {
     /// The last error met (a failed connection, a refused command, the
     /// cause of a stop), as text; `None` until one happens.
     pub last_error: Option<String>,
+    /// The group's pending count and lag at the last sample
+    /// ([`sample_group_stats`](crate::ConsumerConfigBuilder::sample_group_stats));
+    /// `None` when sampling is off or before the first sample.
+    pub group_counts: Option<crate::reply::GroupCounts>,
 }
 
 impl ConsumerInfo {
@@ -254,6 +269,7 @@ impl ConsumerInfo {
             in_flight_batches: 0,
             held_entries: 0,
             last_error: None,
+            group_counts: None,
         }
     }
 }

@@ -31,6 +31,7 @@ impl Consumer {
             return;
         }
         self.write_heartbeat(now);
+        self.sample_group_stats(now);
         self.refresh(now);
         // With heartbeats, nothing is read, replayed or claimed before this
         // connection's claim of the name is answered.

@@ -27,6 +27,8 @@ pub enum TimerKind {
     Poll,
     /// Dead letters whose move failed are moved again.
     DeadLetterRetry,
+    /// Time to sample the group's pending count and lag.
+    GroupStats,
 }
 
 /// The timers the table keeps. The other two kinds of deadline are read
@@ -42,9 +44,10 @@ pub(super) enum Timer {
     Poll,
     /// Dead letters whose move failed are not moved again before it.
     DeadLetterRetry,
+    GroupStats,
 }
 
-const ALL: [Timer; 7] = [
+const ALL: [Timer; 8] = [
     Timer::Reconnect,
     Timer::ClaimSweep,
     Timer::Drain,
@@ -52,16 +55,18 @@ const ALL: [Timer; 7] = [
     Timer::Refresh,
     Timer::Poll,
     Timer::DeadLetterRetry,
+    Timer::GroupStats,
 ];
 
 /// Timers of one connection's work: they fire into due marks, and are
 /// disarmed when the connection goes down.
-const PER_CONNECTION: [Timer; 5] = [
+const PER_CONNECTION: [Timer; 6] = [
     Timer::ClaimSweep,
     Timer::Heartbeat,
     Timer::Refresh,
     Timer::Poll,
     Timer::DeadLetterRetry,
+    Timer::GroupStats,
 ];
 
 impl Timer {
@@ -74,6 +79,7 @@ impl Timer {
             Timer::Refresh => TimerKind::Refresh,
             Timer::Poll => TimerKind::Poll,
             Timer::DeadLetterRetry => TimerKind::DeadLetterRetry,
+            Timer::GroupStats => TimerKind::GroupStats,
         }
     }
 
@@ -85,8 +91,8 @@ impl Timer {
 /// Deadlines and due marks, one each per [`Timer`].
 #[derive(Debug, Default)]
 pub(super) struct Timers {
-    at: [Option<Instant>; 7],
-    due: [bool; 7],
+    at: [Option<Instant>; ALL.len()],
+    due: [bool; ALL.len()],
 }
 
 impl Timers {
