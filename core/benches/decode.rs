@@ -148,6 +148,7 @@ fn started_consumer(now: Instant) -> Consumer {
         .count(ENTRIES as u64)
         .no_heartbeat()
         .separate_read_connection(false)
+        .no_read_ahead()
         .build()
         .expect("valid config");
     let mut consumer = Consumer::new(config);

@@ -130,6 +130,27 @@ pub struct ConsumerConfig {
     pub(crate) handler_timeout: Option<Duration>,
     pub(crate) separate_read_connection: bool,
     pub(crate) group_stats_interval: Option<Duration>,
+    pub(crate) read_ahead: Option<ReadAhead>,
+}
+
+/// How far ahead of the handler new entries are read (see
+/// [`ConsumerConfigBuilder::read_ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAhead {
+    /// Entries read and not yet handed to the handler, at most.
+    pub entries: usize,
+    /// Their field and value bytes, at most (a read may pass it once).
+    pub bytes: usize,
+}
+
+impl Default for ReadAhead {
+    /// 1,000 entries or 16 MiB.
+    fn default() -> Self {
+        ReadAhead {
+            entries: 1000,
+            bytes: 16 << 20,
+        }
+    }
 }
 
 /// Builder for [`ConsumerConfig`]; see each method for the option it sets.
@@ -175,6 +196,7 @@ impl ConsumerConfig {
                 handler_timeout: Some(Duration::from_secs(300)),
                 separate_read_connection: true,
                 group_stats_interval: None,
+                read_ahead: Some(ReadAhead::default()),
             },
         }
     }
@@ -408,6 +430,22 @@ impl ConsumerConfigBuilder {
         self.cfg.separate_read_connection = separate;
         self
     }
+    /// Reads new entries up to this far ahead of the handler (default
+    /// 1,000 entries or 16 MiB), so the server stays busy while handlers
+    /// work; the handler still gets batches of at most `count`. Entries read
+    /// ahead are this consumer's pending entries like any it holds: kept
+    /// fresh, counted in `info()`, and left pending (for this consumer's
+    /// next start or another's claim) by a stop.
+    pub fn read_ahead(mut self, entries: usize, bytes: usize) -> Self {
+        self.cfg.read_ahead = Some(ReadAhead { entries, bytes });
+        self
+    }
+    /// No read-ahead: each read asks for `count` entries and is one batch,
+    /// and no read goes out while every in-flight slot is taken.
+    pub fn no_read_ahead(mut self) -> Self {
+        self.cfg.read_ahead = None;
+        self
+    }
     /// Samples the group's pending count and lag (`XINFO GROUPS`, on the
     /// consumer's control connection) this often, for `info()` and the
     /// metrics gauges (off by default). A failed sample is a warning.
@@ -515,6 +553,12 @@ impl ConsumerConfigBuilder {
         }
         if c.handler_timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::new("handler_timeout", "must be positive"));
+        }
+        if c.read_ahead.is_some_and(|r| r.entries == 0 || r.bytes == 0) {
+            return Err(ConfigError::new(
+                "read_ahead",
+                "entries and bytes must be positive",
+            ));
         }
         if c.group_stats_interval
             .is_some_and(|i| i < Duration::from_millis(10))

@@ -31,7 +31,9 @@ mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
-pub use config::{ConnectOptions, ConsumerConfig, ConsumerConfigBuilder, DeadLetter, Heartbeat};
+pub use config::{
+    ConnectOptions, ConsumerConfig, ConsumerConfigBuilder, DeadLetter, Heartbeat, ReadAhead,
+};
 pub use consumer::{
     heartbeat_key, panic_message, Batch, BatchId, Conn, Consumer, ConsumerInfo, DeadLetterAction,
     DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,

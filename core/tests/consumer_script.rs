@@ -113,13 +113,15 @@ fn decode_commands(mut b: &[u8]) -> String {
     out
 }
 
-/// Heartbeats off, a fixed seed and one connection: these scripts check
-/// exact bytes in order (the read connection's scripts use [`cfg_two`]).
+/// Heartbeats off, a fixed seed, one connection and no read-ahead: these
+/// scripts check exact bytes in order (the read connection's scripts use
+/// [`cfg_two`], the read-ahead's [`cfg_ahead`]).
 fn cfg() -> xgroup_core::ConsumerConfigBuilder {
     ConsumerConfig::builder("s", "g", "c")
         .no_heartbeat()
         .seed(7)
         .separate_read_connection(false)
+        .no_read_ahead()
 }
 
 /// As [`cfg`], with reads of new entries on a connection of their own.
@@ -1218,4 +1220,55 @@ fn the_groups_counts_are_sampled_and_a_failed_sample_is_only_a_warning() {
         }),
         "the last good sample is kept"
     );
+}
+
+/// As [`cfg`], with read-ahead.
+fn cfg_ahead() -> xgroup_core::ConsumerConfigBuilder {
+    cfg().read_ahead(30, 1 << 20)
+}
+
+#[test]
+fn read_ahead_reads_past_count_and_hands_out_batches_of_count() {
+    let mut s = Script::new(cfg_ahead().build().unwrap());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    // The first read asks for the whole budget.
+    assert_eq!(
+        s.sent(),
+        "XREADGROUP GROUP g c COUNT 30 BLOCK 5000 STREAMS s > | "
+    );
+    let entries: Vec<String> = (1..=25)
+        .map(|i| entry(&format!("1-{i}"), "k", "v"))
+        .collect();
+    s.reply(&read_reply(&entries));
+    let events = s.events();
+    let [Event::Deliver(first)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(first.messages.len(), 10, "a batch is at most count");
+    assert_eq!(s.c.held_entries(), 25);
+    // The handler works; the budget has room for 15 more.
+    assert_eq!(
+        s.sent(),
+        "XREADGROUP GROUP g c COUNT 15 BLOCK 5000 STREAMS s > | "
+    );
+    s.c.handle_completion(s.now, first.id, Outcome::AckAll);
+    let events = s.events();
+    let [Event::Deliver(second)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(second.messages[0].id, StreamId::new(1, 11));
+    assert_eq!(second.messages.len(), 10);
+    // (One connection: the ack goes out behind the blocked read.)
+    assert_eq!(
+        s.sent(),
+        "XACK s g 1-1 1-2 1-3 1-4 1-5 1-6 1-7 1-8 1-9 1-10 | "
+    );
+    // A stop leaves what is read ahead pending, for the next start.
+    s.c.handle_shutdown(s.now);
+    assert_eq!(s.c.held_entries(), 10 + 10, "the acks and the batch");
 }

@@ -17,12 +17,13 @@ mod world;
 use world::*;
 
 fn features() -> impl Strategy<Value = Features> {
-    (any::<[bool; 5]>()).prop_map(|[h, d, a, p, o]| Features {
+    (any::<[bool; 6]>()).prop_map(|[h, d, a, p, o, r]| Features {
         heartbeat: h,
         dead_letters: d,
         delete_on_ack: a,
         polling: p,
         one_connection: o,
+        no_read_ahead: r,
     })
 }
 
@@ -606,4 +607,47 @@ fn two_newcomers_after_a_crash_one_takes_the_name_over() {
         .any(|w| matches!(w.stopped, Some(Some(Error::DuplicateConsumer { .. })))));
     world.quiesce();
     world.check_final();
+}
+
+/// Entries read ahead wait for a handler slot; meanwhile they are this
+/// consumer's and kept fresh: another consumer's idle sweeps (min idle 1 s,
+/// every 0.7 s) do not take them, however long the handler works, and the
+/// reader hands them out itself once its slot is free.
+#[test]
+fn entries_read_ahead_are_kept_fresh_while_the_handler_works() {
+    let mut world = World::with(2, 1, Vec::new(), false, Features::default());
+    world.run(&[Op::Produce(3)]);
+    world.settle(0);
+    world.settle(1);
+    let (reader, other) = if world.workers[0].batches.is_empty() {
+        (1, 0)
+    } else {
+        (0, 1)
+    };
+    assert_eq!(world.workers[reader].batches.len(), 1, "{:#?}", world.log);
+    assert!(world.workers[other].batches.is_empty());
+    assert_eq!(
+        world.workers[reader].consumer.held_entries(),
+        3,
+        "one with the handler, two read ahead"
+    );
+    for _ in 0..40 {
+        world.advance(100);
+        assert!(
+            world.workers[other].batches.is_empty(),
+            "entries read ahead were taken: {:#?}",
+            &world.log[world.log.len().saturating_sub(20)..]
+        );
+    }
+    for _ in 0..3 {
+        world.complete(reader, 0);
+        world.settle(reader);
+    }
+    world.quiesce();
+    world.check_final();
+    assert!(
+        world.handled.values().all(|&n| n == 1),
+        "{:?}",
+        world.handled
+    );
 }

@@ -687,7 +687,7 @@ struct ModelInput {
     count: u8,
     chunks: Vec<u8>,
     v62: bool,
-    features: (bool, bool, bool, bool, bool),
+    features: (bool, bool, bool, bool, bool, bool),
     ops: Vec<ModelOp>,
 }
 
@@ -702,13 +702,15 @@ pub fn model(data: &[u8]) {
     let Ok(input) = ModelInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let (heartbeat, dead_letters, delete_on_ack, polling, one_connection) = input.features;
+    let (heartbeat, dead_letters, delete_on_ack, polling, one_connection, no_read_ahead) =
+        input.features;
     let features = Features {
         heartbeat,
         dead_letters,
         delete_on_ack,
         polling,
         one_connection,
+        no_read_ahead,
     };
     let consumers = 1 + usize::from(input.consumers % 3);
     let count = 1 + u64::from(input.count % 4);

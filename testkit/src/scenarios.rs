@@ -977,6 +977,33 @@ pub fn info_shows_the_groups_counts<A: Adapter>() {
     stop_ok(running);
 }
 
+/// With the default read-ahead, entries are read well past `count` while a
+/// handler works (held, and shown in `info()`), and handed out in batches of
+/// at most `count`, each exactly once.
+pub fn read_ahead_hands_out_batches_of_count<A: Adapter>() {
+    let server = RedisServer::start();
+    let ids = produce(&server, 50);
+    let s = spec(&server.url(), "c1", Behavior::SleepMs(100), opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    let deadline = Instant::now() + WAIT;
+    let mut most_held = 0;
+    while !all_seen(&ids)(&seen.deliveries()) {
+        assert!(Instant::now() < deadline, "{:?}", running.info());
+        most_held = most_held.max(running.info().held_entries);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        most_held > 10,
+        "nothing read ahead: at most {most_held} held"
+    );
+    // Fifty entries in batches of at most ten: five handler calls or more.
+    assert!(seen.wait_started(5, Duration::ZERO));
+    assert_eq!(seen.deliveries().len(), 50, "each entry exactly once");
+    wait_pending(&server, 0);
+    stop_ok(running);
+}
+
 /// A wrong password is a typed error from `run`, not a retry loop.
 pub fn wrong_password_is_an_error<A: Adapter>() {
     let server = RedisServer::builder().password(Some("right")).start();
@@ -1464,7 +1491,7 @@ macro_rules! adapter_scenarios {
             out_of_memory_does_not_stop_consuming, failed_dead_letter_move_keeps_the_entry_pending,
             idle_consumer_stops_without_waiting_out_its_blocked_read,
             acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed,
-            info_shows_the_groups_counts);
+            info_shows_the_groups_counts, read_ahead_hands_out_batches_of_count);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have
@@ -1489,7 +1516,8 @@ macro_rules! adapter_scenarios {
             stream_deleted_during_a_blocked_read_without_auto_create_is_a_typed_error,
             failed_dead_letter_move_keeps_the_entry_pending,
             idle_consumer_stops_without_waiting_out_its_blocked_read,
-            acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed);
+            acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed,
+            read_ahead_hands_out_batches_of_count);
     };
     (@model $adapter:ty; $($name:ident),* $(,)?) => {
         $(

@@ -16,6 +16,7 @@ use crate::reply::Fields;
 
 use super::batch::{BatchId, Disposition, Message, Outcome, Source};
 
+use read_ahead::ReadAhead;
 use slots::HeldSlots;
 
 /// Entries held by the ledger, by where they are.
@@ -39,6 +40,8 @@ pub(super) struct Ledger {
     /// Replayed or claimed entries waiting for their delivery counts, one
     /// group per `XPENDING`, oldest first.
     counting: VecDeque<PendingCounts>,
+    /// New entries read ahead, not yet with the handler.
+    read_ahead: ReadAhead,
 }
 
 /// A batch with the handler.
@@ -133,6 +136,54 @@ impl Ledger {
                 })
                 .collect(),
         });
+    }
+
+    /// New entries read ahead of the handler, at `now`.
+    pub(super) fn read_ahead(&mut self, now: Instant, messages: Vec<Message>) {
+        self.read_ahead.push(now, messages);
+    }
+
+    /// Entries and bytes read ahead and not yet with the handler.
+    pub(super) fn read_ahead_len(&self) -> (usize, usize) {
+        self.read_ahead.len()
+    }
+
+    /// Up to `max` entries read ahead go to the handler as batch `id`; each
+    /// keeps the time it was last seen ours. `None` when none is waiting.
+    pub(super) fn hold_read_ahead(
+        &mut self,
+        id: BatchId,
+        now: Instant,
+        max: usize,
+        keep_fields: bool,
+    ) -> Option<Vec<Message>> {
+        let taken = self.read_ahead.take(max);
+        if taken.is_empty() {
+            return None;
+        }
+        let msgs = taken
+            .iter()
+            .map(|(m, touched)| HeldMessage {
+                id: m.id,
+                attempt: m.attempt,
+                fields: keep_fields.then(|| m.fields.clone()),
+                touched: *touched,
+                lost: false,
+            })
+            .collect();
+        self.in_flight.push(InFlight {
+            id,
+            delivered_at: now,
+            hung: false,
+            msgs,
+        });
+        Some(taken.into_iter().map(|(m, _)| m).collect())
+    }
+
+    /// Forgets the entries read ahead (a graceful stop: they stay pending
+    /// for this consumer's next start or another's claim).
+    pub(super) fn drop_read_ahead(&mut self) {
+        self.read_ahead.clear();
     }
 
     /// Batches with the handler.
@@ -252,6 +303,7 @@ impl Ledger {
             + self.dead.len()
             + self.dead_out.iter().map(Vec::len).sum::<usize>()
             + self.counting.iter().map(|p| p.entries.len()).sum::<usize>()
+            + self.read_ahead.len().0
     }
 
     /// Every id held, wherever it is.
@@ -274,6 +326,7 @@ impl Ledger {
                 .iter()
                 .flat_map(|p| p.entries.iter().map(|(id, _)| *id)),
         );
+        held.extend(self.read_ahead.ids());
         held
     }
 
@@ -293,6 +346,7 @@ impl Ledger {
         for d in self.dead.iter_mut().filter(|d| ids.contains(&d.id)) {
             d.touched = now;
         }
+        self.read_ahead.retouch(now, ids);
     }
 
     /// These held entries are another consumer's now: not refreshed or
@@ -310,7 +364,8 @@ impl Ledger {
         let waiting = self.retrying.len() + self.redeliver.len();
         self.retrying.retain(|r| !ids.contains(&r.id));
         self.redeliver.retain(|(id, _)| !ids.contains(id));
-        lost + waiting - self.retrying.len() - self.redeliver.len()
+        let read_ahead = self.read_ahead.give_up(ids);
+        lost + waiting - self.retrying.len() - self.redeliver.len() + read_ahead
     }
 
     /// An idle refresh of `sent` came back with `claimed`: those are still
@@ -355,6 +410,7 @@ impl Ledger {
             .chain(self.retrying.iter().map(|r| (r.touched, r.id)))
             .chain(self.redeliver.iter().map(|&(id, t)| (t, id)))
             .chain(self.dead.iter().map(|d| (d.touched, d.id)))
+            .chain(self.read_ahead.touched())
             .filter(|&(t, _)| t <= fresh_after)
             .collect();
         held.sort_unstable();
@@ -489,6 +545,9 @@ impl Ledger {
         self.acks.extend(self.acking.drain(..).flatten());
         self.dead.extend(self.dead_out.drain(..).flatten());
         self.counting.clear();
+        // The next connection's replay brings them back, with the delivery
+        // counts it gave them (handing them out from here would show 1).
+        self.read_ahead.clear();
     }
 
     /// Acknowledgements not confirmed by the server: to send, sent, or part
@@ -518,6 +577,7 @@ impl HeldMessage {
     }
 }
 
+mod read_ahead;
 mod slots;
 
 #[cfg(test)]

@@ -274,6 +274,7 @@ impl Consumer {
             }
             Completed::Done { .. } => {}
         }
+        self.hand_out_read_ahead(now);
         self.pump(now);
         self.try_finish(now);
     }
@@ -340,6 +341,7 @@ impl Consumer {
         self.timers.set(Timer::Drain, now + self.cfg.drain_timeout);
         self.reads.stop_replay();
         self.claims.stop();
+        self.ledger.drop_read_ahead();
         self.timers.cancel(Timer::ClaimSweep);
         self.try_finish(now);
     }

@@ -3,7 +3,7 @@
 //! held ones retouched, the rest delivered (after their delivery counts,
 //! for replayed and claimed ones).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use crate::config::{ConsumerConfig, DeadLetter};
@@ -32,6 +32,8 @@ pub(super) struct Reads {
     next_batch: u64,
     /// Group re-creations since the last successful fetch.
     group_recreates: u32,
+    /// The `COUNT` of each new-entries read out, oldest first.
+    requested: VecDeque<u64>,
 }
 
 impl Reads {
@@ -39,6 +41,17 @@ impl Reads {
     pub(super) fn connected(&mut self, cfg: &ConsumerConfig) {
         self.replay_from = cfg.replay_pending.then_some(StreamId::ZERO);
         self.last_read_full = false;
+        self.requested.clear();
+    }
+
+    /// A new-entries read asking for `count` went out.
+    pub(super) fn read_sent(&mut self, count: u64) {
+        self.requested.push_back(count);
+    }
+
+    /// Entries asked for by the new-entries reads out.
+    pub(super) fn requested(&self) -> u64 {
+        self.requested.iter().sum()
     }
 
     pub(super) fn stop_replay(&mut self) {
@@ -76,6 +89,12 @@ impl Consumer {
         kind: Fetch,
         parsed: Result<(Vec<Entry>, Option<ClaimInfo>), ReplyError>,
     ) {
+        // A new-entries read is answered, whatever the answer: its entries
+        // are no longer asked for.
+        let asked = match kind {
+            Fetch::Read => self.reads.requested.pop_front(),
+            _ => None,
+        };
         let (entries, claim) = match parsed {
             Ok(ok) => ok,
             // The group, or the stream with it (`UNBLOCKED` answers a read
@@ -109,7 +128,8 @@ impl Consumer {
                 (Source::Claimed, entries)
             }
             Fetch::Read => {
-                self.reads.last_read_full = entries.len() as u64 >= self.cfg.count;
+                let asked = asked.unwrap_or(self.cfg.count);
+                self.reads.last_read_full = entries.len() as u64 >= asked;
                 if entries.is_empty() {
                     let poll = self.cfg.receive_interval.map(|i| now + i);
                     self.timers.set_opt(Timer::Poll, poll);
@@ -207,6 +227,10 @@ impl Consumer {
                     attempt: 1,
                 })
                 .collect();
+            if self.cfg.read_ahead.is_some() {
+                self.ledger.read_ahead(now, messages);
+                return self.hand_out_read_ahead(now);
+            }
             return self.deliver(now, source, messages);
         }
         let first = live[0].0;
@@ -267,6 +291,32 @@ impl Consumer {
             .collect();
         if !messages.is_empty() {
             self.deliver(now, source, messages);
+        }
+    }
+
+    /// Entries read ahead go to the handler, in batches of at most `count`,
+    /// while it has a free slot (not while stopping). A slot stays free for
+    /// the entries a control fetch out (a replay, retry or claim) brings.
+    pub(super) fn hand_out_read_ahead(&mut self, now: Instant) {
+        let keep_fields = matches!(self.cfg.dead_letter, Some(DeadLetter::Stream(_)));
+        let reserved =
+            usize::from(!self.outbox.only_new_reads_out() || self.ledger.awaiting_counts());
+        while self.state == State::Running
+            && self.ledger.batches() + reserved < self.cfg.max_in_flight_batches
+            && self.ledger.read_ahead_len().0 > 0
+        {
+            let id = self.reads.next_batch();
+            let count = usize::try_from(self.cfg.count).unwrap_or(usize::MAX);
+            let Some(messages) = self.ledger.hold_read_ahead(id, now, count, keep_fields) else {
+                return;
+            };
+            self.stats.delivered += messages.len() as u64;
+            self.events.push_back(Event::Deliver(Batch {
+                id,
+                stream: self.cfg.stream.clone(),
+                source: Source::New,
+                messages,
+            }));
         }
     }
 

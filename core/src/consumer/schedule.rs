@@ -33,6 +33,8 @@ impl Consumer {
         self.write_heartbeat(now);
         self.sample_group_stats(now);
         self.refresh(now);
+        // A slot kept for a control fetch may be free again.
+        self.hand_out_read_ahead(now);
         // With heartbeats, nothing is read, replayed or claimed before this
         // connection's claim of the name is answered.
         if self.state == State::Running
@@ -50,36 +52,46 @@ impl Consumer {
         self.ledger.fire_retries(now + Duration::from_millis(1));
     }
 
-    /// At most one fetch, the most urgent.
+    /// At most one fetch, the most urgent. With a free handler slot: the
+    /// replay, retries, a dead consumer's entries, the sweep, then new
+    /// entries; with every slot taken, only new entries, and only while the
+    /// read-ahead budget has room.
     fn fetch(&mut self, now: Instant) {
+        if self.reads_side_by_side() {
+            return self.fetch_side_by_side(now);
+        }
         let out = self.outbox.fetches_out();
         if out > 0 {
             return self.prefetch(now, out);
         }
-        if self.ledger.batches() >= self.cfg.max_in_flight_batches {
+        if self.ledger.batches() < self.cfg.max_in_flight_batches {
+            if let Some(after) = self.reads.replay_from() {
+                let from = ReadFrom::PendingAfter(after);
+                let replay = (Conn::Control, Fetch::Replay);
+                return self.outbox.read(now, replay, from, self.cfg.count, None);
+            }
+            if self.redeliver(now) {
+                return;
+            }
+            if let Some(consumer) = self.heartbeat.next_dead().cloned() {
+                return self.outbox.dead_pending(now, consumer, self.cfg.count);
+            }
+            if self.sweep(now) {
+                return;
+            }
+        } else if self.cfg.read_ahead.is_none() {
             return;
         }
-        if let Some(after) = self.reads.replay_from() {
-            let from = ReadFrom::PendingAfter(after);
-            let replay = (Conn::Control, Fetch::Replay);
-            return self.outbox.read(now, replay, from, self.cfg.count, None);
-        }
-        if self.redeliver(now) {
+        let Some(count) = self.new_entries_room() else {
             return;
-        }
-        if let Some(consumer) = self.heartbeat.next_dead().cloned() {
-            return self.outbox.dead_pending(now, consumer, self.cfg.count);
-        }
-        if self.sweep(now) {
-            return;
-        }
+        };
         if self.cfg.receive_interval.is_some() {
             // Polling mode: a read without BLOCK, then a wait if it was empty.
             if !self.timers.is_armed(Timer::Poll) {
                 self.timers.set_due(Timer::Poll, false);
                 let read = (Conn::Control, Fetch::Read);
-                self.outbox
-                    .read(now, read, ReadFrom::New, self.cfg.count, None);
+                self.reads.read_sent(count);
+                self.outbox.read(now, read, ReadFrom::New, count, None);
             }
             return;
         }
@@ -106,8 +118,75 @@ impl Consumer {
             None => self.cfg.block,
         };
         let read = (self.new_entries_conn(), Fetch::Read);
+        self.reads.read_sent(count);
         self.outbox
-            .read(now, read, ReadFrom::New, self.cfg.count, Some(block));
+            .read(now, read, ReadFrom::New, count, Some(block));
+    }
+
+    /// With read-ahead and a read connection, reads of new entries (on the
+    /// read connection) and the other fetches (on the control one) go on
+    /// side by side: a blocked read never holds back the replay, a retry, a
+    /// dead consumer's entries or a sweep. Read entries wait in the
+    /// read-ahead for a free slot, and a slot stays free for a control
+    /// fetch's entries (see `hand_out_read_ahead`), so the in-flight limit
+    /// holds.
+    fn reads_side_by_side(&self) -> bool {
+        self.cfg.read_ahead.is_some()
+            && self.links.has_read()
+            && self.cfg.receive_interval.is_none()
+    }
+
+    /// [`fetch`](Self::fetch) with reads side by side: at most one control
+    /// fetch, and a blocking read of new entries (with one prefetching read
+    /// behind it while there is a backlog) as the read-ahead has room.
+    fn fetch_side_by_side(&mut self, now: Instant) {
+        let control_free = self.outbox.fetches_out_on(Conn::Control) == 0
+            && !self.ledger.awaiting_counts()
+            && self.ledger.batches() < self.cfg.max_in_flight_batches;
+        if control_free {
+            if let Some(after) = self.reads.replay_from() {
+                let from = ReadFrom::PendingAfter(after);
+                let replay = (Conn::Control, Fetch::Replay);
+                self.outbox.read(now, replay, from, self.cfg.count, None);
+            } else if !self.redeliver(now) {
+                if let Some(consumer) = self.heartbeat.next_dead().cloned() {
+                    self.outbox.dead_pending(now, consumer, self.cfg.count);
+                } else {
+                    self.sweep(now);
+                }
+            }
+        }
+        // New entries wait for the replay of our own: a replay that found
+        // them read ahead would count a delivery the handler never saw.
+        if !self.links.read_ready() || self.reads.replay_from().is_some() {
+            return;
+        }
+        let reads_out = self.outbox.fetches_out_on(Conn::Read);
+        let block = match reads_out {
+            0 => Some(self.cfg.block),
+            1 if self.reads.backlog() => None,
+            _ => return,
+        };
+        let Some(count) = self.new_entries_room() else {
+            return;
+        };
+        self.reads.read_sent(count);
+        self.outbox
+            .read(now, (Conn::Read, Fetch::Read), ReadFrom::New, count, block);
+    }
+
+    /// How many new entries the next read may ask for: `count` without
+    /// read-ahead; with it, what the budget has room for beside what is
+    /// read ahead and asked for already (`None`: no room).
+    fn new_entries_room(&self) -> Option<u64> {
+        let Some(budget) = self.cfg.read_ahead else {
+            return Some(self.cfg.count);
+        };
+        let (entries, bytes) = self.ledger.read_ahead_len();
+        let room = (budget.entries as u64)
+            .saturating_sub(entries as u64)
+            .saturating_sub(self.reads.requested());
+        (room > 0 && bytes < budget.bytes).then_some(room)
     }
 
     /// Where reads of new entries go.
@@ -134,11 +213,18 @@ impl Consumer {
             && self.reads.backlog()
             && !other_work
             && self.cfg.receive_interval.is_none()
-            && self.ledger.batches() + out < self.cfg.max_in_flight_batches
         {
+            let room = match self.cfg.read_ahead {
+                Some(_) => self.new_entries_room(),
+                None => (self.ledger.batches() + out < self.cfg.max_in_flight_batches)
+                    .then_some(self.cfg.count),
+            };
+            let Some(count) = room else {
+                return;
+            };
             let read = (self.new_entries_conn(), Fetch::Read);
-            self.outbox
-                .read(now, read, ReadFrom::New, self.cfg.count, None);
+            self.reads.read_sent(count);
+            self.outbox.read(now, read, ReadFrom::New, count, None);
         }
     }
 }

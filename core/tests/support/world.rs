@@ -31,6 +31,9 @@ pub(crate) struct Features {
     pub(crate) polling: bool,
     /// One connection per consumer instead of a control and a read one.
     pub(crate) one_connection: bool,
+    /// No read-ahead (with it: a small budget, three batches or 40 bytes,
+    /// so its limits are met often).
+    pub(crate) no_read_ahead: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +129,11 @@ pub(crate) fn config_with_claims(
         .delete_on_ack(f.delete_on_ack)
         .separate_read_connection(!f.one_connection)
         .seed(seed);
+    b = if f.no_read_ahead {
+        b.no_read_ahead()
+    } else {
+        b.read_ahead(3 * count as usize, 40)
+    };
     b = if f.heartbeat {
         b.heartbeat(Duration::from_millis(200), 2)
     } else {
@@ -278,6 +286,12 @@ impl World {
                 }
             }
             Event::Deliver(batch) => {
+                assert!(
+                    batch.messages.len() as u64 <= self.count,
+                    "a batch of {} past count {}",
+                    batch.messages.len(),
+                    self.count
+                );
                 let name = self.workers[i].name.clone();
                 let pending = self.sim.pending(STREAM, GROUP);
                 // An entry a handler still holds is never handed out again
