@@ -268,25 +268,48 @@ pub fn redriven_fields(
             _ => past.push(serde_json::Value::String(show(&old))),
         }
     }
-    let text = |i: usize| serde_json::Value::String(show(&meta.values[i]));
-    let deliveries = std::str::from_utf8(&meta.values[4])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or_else(|| text(4), serde_json::Value::from);
-    let mut item = serde_json::Map::new();
-    item.insert("stream".into(), text(0));
-    item.insert("id".into(), text(1));
-    item.insert("group".into(), text(2));
-    item.insert("consumer".into(), text(3));
-    item.insert("deliveries".into(), deliveries);
-    item.insert("reason".into(), text(5));
-    item.insert("dead_letter_stream".into(), dlq.into());
-    item.insert("dead_letter_id".into(), d.id.to_string().into());
-    item.insert("redriven_at".into(), datetime_ms(now_ms).into());
-    past.push(serde_json::Value::Object(item));
+    let text = |i: usize| show(&meta.values[i]);
+    let item = HistoryItem {
+        stream: text(0),
+        id: text(1),
+        group: text(2),
+        consumer: text(3),
+        deliveries: std::str::from_utf8(&meta.values[4])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or_else(|| text(4).into(), serde_json::Value::from),
+        reason: text(5),
+        dead_letter_stream: dlq.to_owned(),
+        dead_letter_id: d.id.to_string(),
+        redriven_at: datetime_ms(now_ms),
+    };
+    past.push(serde_json::to_value(item).unwrap_or_default());
     let history = serde_json::Value::Array(past).to_string();
     fields.push((HISTORY_FIELD.as_bytes().to_vec(), history.into_bytes()));
     fields
+}
+
+/// One item of the `xgroup_history` field: one redrive of the entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryItem {
+    /// The stream the entry was dead-lettered from.
+    pub stream: String,
+    /// Its id there.
+    pub id: String,
+    /// The group.
+    pub group: String,
+    /// The consumer that gave up on it.
+    pub consumer: String,
+    /// Its deliveries then (a number; the text if it was not one).
+    pub deliveries: serde_json::Value,
+    /// Why.
+    pub reason: String,
+    /// The dead-letter stream.
+    pub dead_letter_stream: String,
+    /// Its id in the dead-letter stream.
+    pub dead_letter_id: String,
+    /// When it was redriven (server clock, RFC 3339).
+    pub redriven_at: String,
 }
 
 /// What `redrive` did.

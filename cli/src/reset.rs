@@ -134,7 +134,7 @@ pub fn render(r: &ResetReport) -> String {
     match r.direction {
         "re-read" => s.push_str(&format!("  entries re-read       {n}{range}\n")),
         "skip" => s.push_str(&format!(
-            "  entries skipped       {n}{range} (never delivered to this group)\n"
+            "  entries skipped       {n}{range} (the group will not read these)\n"
         )),
         _ => s.push_str("  no change: the group is already there\n"),
     }
