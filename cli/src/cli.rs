@@ -10,7 +10,7 @@ use crate::text;
 #[derive(Debug, Parser)]
 #[command(name = "xgroup", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Server URL: redis://[user:password@]host[:port][/db][?protocol=resp3]
+    /// Server URL, any form the library takes (e.g. redis://user:password@host:6379/0)
     #[arg(
         long,
         global = true,

@@ -230,7 +230,10 @@ pub fn list(
             )?;
             writeln!(out, "  reason      {}", or_dash(&e.reason))?;
         } else {
-            writeln!(out, "  (not an xgroup dead letter: no dlq_* fields at its end)")?;
+            writeln!(
+                out,
+                "  (not an xgroup dead letter: no dlq_* fields at its end)"
+            )?;
         }
         writeln!(out, "  fields      {}", fields_line(&e.fields))?;
     }
@@ -260,7 +263,10 @@ pub fn redriven_fields(
         return fields;
     };
     let mut past: Vec<serde_json::Value> = Vec::new();
-    if let Some(at) = fields.iter().position(|(f, _)| f == HISTORY_FIELD.as_bytes()) {
+    if let Some(at) = fields
+        .iter()
+        .position(|(f, _)| f == HISTORY_FIELD.as_bytes())
+    {
         let (_, old) = fields.remove(at);
         match serde_json::from_slice::<serde_json::Value>(&old) {
             Ok(serde_json::Value::Array(items)) => past = items,
@@ -387,13 +393,20 @@ pub fn redrive(
             start = format!("({}", last.id);
         }
         for entry in page {
-            if args.limit.is_some_and(|limit| report.moved.len() as u64 >= limit) {
+            if args
+                .limit
+                .is_some_and(|limit| report.moved.len() as u64 >= limit)
+            {
                 break 'pages;
             }
             let d = DeadLetter::from_entry(entry);
             if d.meta.is_none() {
                 if !json {
-                    writeln!(out, "skipped {}: not an xgroup dead letter (no dlq_* fields at its end)", d.id)?;
+                    writeln!(
+                        out,
+                        "skipped {}: not an xgroup dead letter (no dlq_* fields at its end)",
+                        d.id
+                    )?;
                 }
                 report.not_dead_letters.push(d.id.to_string());
                 continue;
@@ -410,7 +423,11 @@ pub fn redrive(
             let reason = show(d.field("dlq_reason").unwrap_or_default());
             if args.dry_run {
                 if !json {
-                    writeln!(out, "would move {} -> {} (from {from}, reason: {reason})", d.id, args.to)?;
+                    writeln!(
+                        out,
+                        "would move {} -> {} (from {from}, reason: {reason})",
+                        d.id, args.to
+                    )?;
                 }
                 report.moved.push(Moved {
                     dead_letter_id: d.id.to_string(),
@@ -448,14 +465,21 @@ pub fn redrive(
             match reply.first() {
                 Some(Value::Nil) => {
                     if !json {
-                        writeln!(out, "skipped {id}: already gone (moved or deleted by someone else)")?;
+                        writeln!(
+                            out,
+                            "skipped {id}: already gone (moved or deleted by someone else)"
+                        )?;
                     }
                     report.gone.push(id);
                 }
                 Some(v @ (Value::Bulk(_) | Value::Simple(_))) => {
                     let new_id = redis::text(v).unwrap_or_default();
                     if !json {
-                        writeln!(out, "moved {id} -> {} {new_id} (from {from}, reason: {reason})", args.to)?;
+                        writeln!(
+                            out,
+                            "moved {id} -> {} {new_id} (from {from}, reason: {reason})",
+                            args.to
+                        )?;
                     }
                     report.moved.push(Moved {
                         dead_letter_id: id,
@@ -467,7 +491,10 @@ pub fn redrive(
                 Some(other) => {
                     let moved = report.moved.len();
                     let e = redis::unexpected("EVAL (redrive)", other);
-                    fail!("{e} (after moving {moved}; {id} and the rest are still in {})", args.dlq);
+                    fail!(
+                        "{e} (after moving {moved}; {id} and the rest are still in {})",
+                        args.dlq
+                    );
                 }
                 None => fail!("no reply to EVAL (redrive)"),
             }
@@ -485,7 +512,10 @@ pub fn redrive(
             parts.push(format!("{} not matching the filters", report.not_matching));
         }
         if !report.not_dead_letters.is_empty() {
-            parts.push(format!("{} not xgroup dead letters", report.not_dead_letters.len()));
+            parts.push(format!(
+                "{} not xgroup dead letters",
+                report.not_dead_letters.len()
+            ));
         }
         if !report.gone.is_empty() {
             parts.push(format!("{} already gone", report.gone.len()));

@@ -164,7 +164,12 @@ pub fn collect(
     Ok(stream_report(stream, &info, now, reports))
 }
 
-fn stream_report(stream: &str, info: &StreamInfo, now: u64, groups: Vec<GroupReport>) -> StreamReport {
+fn stream_report(
+    stream: &str,
+    info: &StreamInfo,
+    now: u64,
+    groups: Vec<GroupReport>,
+) -> StreamReport {
     StreamReport {
         stream: stream.to_owned(),
         length: info.length,
@@ -236,21 +241,13 @@ fn group_report(
     let mut complete = false;
     while scanned < SCAN_CAP {
         let page = 1000.min(SCAN_CAP - scanned);
-        let reply = redis.cmd(&[
-            "XPENDING",
-            stream,
-            &g.name,
-            &start,
-            "+",
-            &page.to_string(),
-        ])?;
+        let reply = redis.cmd(&["XPENDING", stream, &g.name, &start, "+", &page.to_string()])?;
         let rows = redis::array(&reply, "XPENDING")?;
         for row in rows {
             let (id, deliveries) = match row {
-                Value::Array(parts) if parts.len() == 4 => (
-                    redis::id(&parts[0]),
-                    redis::uint(&parts[3]),
-                ),
+                Value::Array(parts) if parts.len() == 4 => {
+                    (redis::id(&parts[0]), redis::uint(&parts[3]))
+                }
                 _ => (None, None),
             };
             let (Some(id), Some(deliveries)) = (id, deliveries) else {
@@ -341,13 +338,25 @@ pub fn render(r: &StreamReport) -> String {
         if let Some(read) = g.entries_read {
             s.push_str(&format!("  entries read    {read}\n"));
         }
-        s.push_str(&format!("  lag             {}\n", show_lag(g.lag, g.lag_source)));
+        s.push_str(&format!(
+            "  lag             {}\n",
+            show_lag(g.lag, g.lag_source)
+        ));
         let pending = match &g.oldest_pending {
-            Some(o) => format!("{}, oldest {} ({} old)", g.pending, o.id, human_ms(o.age_ms)),
+            Some(o) => format!(
+                "{}, oldest {} ({} old)",
+                g.pending,
+                o.id,
+                human_ms(o.age_ms)
+            ),
             None => g.pending.to_string(),
         };
         s.push_str(&format!("  pending         {pending}\n"));
-        let alive = g.consumers.iter().filter(|c| c.state == Liveness::Alive).count();
+        let alive = g
+            .consumers
+            .iter()
+            .filter(|c| c.state == Liveness::Alive)
+            .count();
         s.push_str(&format!(
             "  consumers       {} ({alive} alive)\n",
             g.consumers.len()
@@ -373,7 +382,13 @@ pub fn render(r: &StreamReport) -> String {
             s.push_str(&t.render("  "));
         }
         if !g.deliveries.is_empty() {
-            let max = g.deliveries.iter().map(|b| b.entries).max().unwrap_or(1).max(1);
+            let max = g
+                .deliveries
+                .iter()
+                .map(|b| b.entries)
+                .max()
+                .unwrap_or(1)
+                .max(1);
             let mut t = Table::new(&[
                 ("DELIVERIES", Align::Right),
                 ("ENTRIES", Align::Right),

@@ -65,7 +65,12 @@ impl From<xgroup_core::Error> for CliError {
 /// Folds a multi-line text into one line.
 fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for (i, line) in text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         if i > 0 {
             out.push_str("; ");
         }

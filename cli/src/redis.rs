@@ -260,7 +260,8 @@ impl Redis {
         let commands: Vec<Command> = consumers
             .iter()
             .map(|c| {
-                let key = xgroup_core::heartbeat_key(stream.as_bytes(), group.as_bytes(), c.as_bytes());
+                let key =
+                    xgroup_core::heartbeat_key(stream.as_bytes(), group.as_bytes(), c.as_bytes());
                 Command::from_args([&b"EXISTS"[..], &key[..]])
             })
             .collect();
@@ -279,7 +280,9 @@ impl Redis {
                 match reply {
                     Value::Int(0) => Ok(Liveness::Dead),
                     Value::Int(_) => Ok(Liveness::Alive),
-                    Value::Error(e) => Err(CliError::new(format!("the server said: {}", e.message))),
+                    Value::Error(e) => {
+                        Err(CliError::new(format!("the server said: {}", e.message)))
+                    }
                     other => Err(unexpected("EXISTS", other)),
                 }
             })

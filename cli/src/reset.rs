@@ -73,18 +73,32 @@ pub fn run(
     } else if let Some(id) = t.to_id {
         id
     } else {
-        crate::fail!("say where to: --to-datetime, --by-duration, --to-earliest, --to-latest or --to-id");
+        crate::fail!(
+            "say where to: --to-datetime, --by-duration, --to-earliest, --to-latest or --to-id"
+        );
     };
     let from = group.last_delivered;
     let (direction, count) = if target < from {
-        ("re-read", Some(redis.count_range(&args.stream, Some(target), Some(from), COUNT_CAP)?))
+        (
+            "re-read",
+            Some(redis.count_range(&args.stream, Some(target), Some(from), COUNT_CAP)?),
+        )
     } else if target > from {
-        ("skip", Some(redis.count_range(&args.stream, Some(from), Some(target), COUNT_CAP)?))
+        (
+            "skip",
+            Some(redis.count_range(&args.stream, Some(from), Some(target), COUNT_CAP)?),
+        )
     } else {
         ("none", None)
     };
     if args.execute && direction != "none" {
-        redis.cmd(&["XGROUP", "SETID", &args.stream, &args.group, &target.to_string()])?;
+        redis.cmd(&[
+            "XGROUP",
+            "SETID",
+            &args.stream,
+            &args.group,
+            &target.to_string(),
+        ])?;
     }
     let report = ResetReport {
         stream: args.stream.clone(),
@@ -120,7 +134,10 @@ fn id_time(id: &str) -> String {
 /// The human form.
 pub fn render(r: &ResetReport) -> String {
     let mut s = format!("group {} of stream {}\n", r.group, r.stream);
-    s.push_str(&format!("  last delivered now    {}\n", id_time(&r.from_id)));
+    s.push_str(&format!(
+        "  last delivered now    {}\n",
+        id_time(&r.from_id)
+    ));
     s.push_str(&format!("  last delivered after  {}\n", id_time(&r.to_id)));
     let n = if r.entries_exact {
         r.entries.to_string()

@@ -78,7 +78,11 @@ mod tests {
 
     #[test]
     fn pads_and_aligns() {
-        let mut t = Table::new(&[("NAME", Align::Left), ("N", Align::Right), ("NOTE", Align::Left)]);
+        let mut t = Table::new(&[
+            ("NAME", Align::Left),
+            ("N", Align::Right),
+            ("NOTE", Align::Left),
+        ]);
         t.row(vec!["a".into(), "10".into(), "".into()]);
         t.row(vec!["long-name".into(), "5".into(), "x".into()]);
         assert_eq!(

@@ -26,7 +26,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("bad duration {input:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let ms_per: u64 = match unit {
@@ -100,9 +103,8 @@ pub fn datetime_ms(ms: u64) -> String {
 
 /// Parses a stream id (`<ms>-<seq>` or `<ms>`).
 pub fn parse_id(input: &str) -> Result<StreamId, String> {
-    StreamId::parse(input.trim().as_bytes()).map_err(|_| {
-        format!("bad stream id {input:?}: expected <ms>-<seq> (e.g. 1714564800000-0)")
-    })
+    StreamId::parse(input.trim().as_bytes())
+        .map_err(|_| format!("bad stream id {input:?}: expected <ms>-<seq> (e.g. 1714564800000-0)"))
 }
 
 /// The id just before `id` (`None` before `0-0`).
@@ -141,10 +143,7 @@ impl Filter {
         match &self.matches {
             Match::Equals(want) => value == want.as_bytes(),
             Match::Contains(part) => {
-                part.is_empty()
-                    || value
-                        .windows(part.len())
-                        .any(|w| w == part.as_bytes())
+                part.is_empty() || value.windows(part.len()).any(|w| w == part.as_bytes())
             }
         }
     }
@@ -158,7 +157,10 @@ pub fn parse_filter(input: &str) -> Result<Filter, String> {
     let (name, rest) = input.split_at(at);
     let name = name.trim();
     if name.is_empty() {
-        return Err(format!("bad filter {input:?}: no field name before {:?}", &rest[..1]));
+        return Err(format!(
+            "bad filter {input:?}: no field name before {:?}",
+            &rest[..1]
+        ));
     }
     let value = rest[1..].to_owned();
     let field = match name {
@@ -180,7 +182,11 @@ pub fn parse_rate(input: &str) -> Result<f64, String> {
     let (number, per) = match s.split_once('/') {
         Some((n, "s")) => (n, 1.0),
         Some((n, "m")) => (n, 60.0),
-        Some(_) => return Err(format!("bad rate {input:?}: expected N/s or N/m (e.g. 50/s)")),
+        Some(_) => {
+            return Err(format!(
+                "bad rate {input:?}: expected N/s or N/m (e.g. 50/s)"
+            ))
+        }
         None => (s, 1.0),
     };
     let n: f64 = number
@@ -227,7 +233,13 @@ pub fn redact_url(url: &str) -> String {
             shown_query,
             tail
         ),
-        None => format!("{}://{}{}{}", &url[..scheme_end], authority, shown_query, tail),
+        None => format!(
+            "{}://{}{}{}",
+            &url[..scheme_end],
+            authority,
+            shown_query,
+            tail
+        ),
     }
 }
 
@@ -243,7 +255,16 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "10", "5x", "ms", "-1s", "1.5s", "99999999999999999999s", "10s5"] {
+        for bad in [
+            "",
+            "10",
+            "5x",
+            "ms",
+            "-1s",
+            "1.5s",
+            "99999999999999999999s",
+            "10s5",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(human_ms(999), "0s");
@@ -256,7 +277,10 @@ mod tests {
     #[test]
     fn datetimes() {
         assert_eq!(parse_datetime_ms("1970-01-01T00:00:01Z"), Ok(1000));
-        assert_eq!(parse_datetime_ms("2024-05-01T14:00:00.250+02:00"), Ok(1_714_564_800_250));
+        assert_eq!(
+            parse_datetime_ms("2024-05-01T14:00:00.250+02:00"),
+            Ok(1_714_564_800_250)
+        );
         assert!(parse_datetime_ms("2024-05-01").is_err());
         assert!(parse_datetime_ms("1969-12-31T23:59:59Z").is_err());
         assert_eq!(datetime_ms(1_714_564_800_250), "2024-05-01T12:00:00.250Z");
@@ -268,7 +292,10 @@ mod tests {
         assert_eq!(parse_id("5"), Ok(StreamId::new(5, 0)));
         assert!(parse_id("x").is_err());
         assert_eq!(predecessor(StreamId::new(5, 1)), Some(StreamId::new(5, 0)));
-        assert_eq!(predecessor(StreamId::new(5, 0)), Some(StreamId::new(4, u64::MAX)));
+        assert_eq!(
+            predecessor(StreamId::new(5, 0)),
+            Some(StreamId::new(4, u64::MAX))
+        );
         assert_eq!(predecessor(StreamId::ZERO), None);
     }
 
@@ -294,7 +321,10 @@ mod tests {
     #[test]
     fn shown_bytes_and_urls() {
         assert_eq!(show(b"ok \xff"), "ok \\xff");
-        assert_eq!(redact_url("redis://u:p@h:1/0?protocol=resp3"), "redis://***@h:1/0?***");
+        assert_eq!(
+            redact_url("redis://u:p@h:1/0?protocol=resp3"),
+            "redis://***@h:1/0?***"
+        );
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
     }
 }

@@ -262,8 +262,16 @@ pub fn render(frame: &mut Frame<'_>, state: &TopState) {
         .unwrap_or_default()
         .iter()
         .map(|g| {
-            let alive = g.consumers.iter().filter(|c| c.state == Liveness::Alive).count();
-            let mark = if Some(&g.name) == selected.as_ref() { ">" } else { " " };
+            let alive = g
+                .consumers
+                .iter()
+                .filter(|c| c.state == Liveness::Alive)
+                .count();
+            let mark = if Some(&g.name) == selected.as_ref() {
+                ">"
+            } else {
+                " "
+            };
             let row = Row::new(vec![
                 format!("{mark} {}", g.name),
                 rate(state.rate_out(&g.name)),
@@ -377,7 +385,7 @@ pub fn render(frame: &mut Frame<'_>, state: &TopState) {
 
 fn human_interval(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -396,7 +404,9 @@ pub fn run(url: &str, args: &TopArgs) -> Result<(), CliError> {
     }
     let first = sample(&mut redis, &args.stream)?;
     if !std::io::stdout().is_terminal() {
-        crate::fail!("top needs a terminal (standard output is not one); see describe --json for scripts");
+        crate::fail!(
+            "top needs a terminal (standard output is not one); see describe --json for scripts"
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -406,8 +416,8 @@ pub fn run(url: &str, args: &TopArgs) -> Result<(), CliError> {
     let mut state = TopState::new(&args.stream, url, args.interval, args.group.as_deref());
     state.push(first);
     // Installs a panic hook that restores the terminal first.
-    let mut terminal =
-        ratatui::try_init().map_err(|e| CliError::new(format!("cannot set up the terminal: {e}")))?;
+    let mut terminal = ratatui::try_init()
+        .map_err(|e| CliError::new(format!("cannot set up the terminal: {e}")))?;
     let result = event_loop(&mut terminal, &mut redis, &mut state, args.interval, &stop);
     ratatui::restore();
     result

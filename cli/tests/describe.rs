@@ -20,7 +20,20 @@ fn setup(server: &RedisServer) -> Vec<String> {
     cmd(server, &["XGROUP", "CREATE", "orders", "audit", "$"]);
     cmd(server, &["XGROUP", "CREATE", "orders", "late", "0"]);
     let read = |consumer: &str, count: &str| {
-        cmd(server, &["XREADGROUP", "GROUP", "processors", consumer, "COUNT", count, "STREAMS", "orders", ">"]);
+        cmd(
+            server,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "processors",
+                consumer,
+                "COUNT",
+                count,
+                "STREAMS",
+                "orders",
+                ">",
+            ],
+        );
     };
     read("c1", "3");
     read("c2", "2");
@@ -29,9 +42,31 @@ fn setup(server: &RedisServer) -> Vec<String> {
     let set: [&[u8]; 5] = [b"SET", &key, b"tok:1", b"PX", b"600000"];
     assert!(!server.cmd(&set).is_error());
     // One of c1's entries was delivered 7 times.
-    cmd(server, &["XCLAIM", "orders", "processors", "c1", "0", &ids[0], "RETRYCOUNT", "7"]);
+    cmd(
+        server,
+        &[
+            "XCLAIM",
+            "orders",
+            "processors",
+            "c1",
+            "0",
+            &ids[0],
+            "RETRYCOUNT",
+            "7",
+        ],
+    );
     // A hung handler of c2 released one entry.
-    cmd(server, &["XCLAIM", "orders", "processors", "c2~xgroup-released", "0", &ids[4]]);
+    cmd(
+        server,
+        &[
+            "XCLAIM",
+            "orders",
+            "processors",
+            "c2~xgroup-released",
+            "0",
+            &ids[4],
+        ],
+    );
     ids
 }
 
@@ -53,7 +88,10 @@ fn describe_json_has_the_numbers() {
     assert_eq!(doc["first_id"], ids[0].as_str());
     assert_eq!(doc["last_id"], ids[7].as_str());
     let groups = doc["groups"].as_array().expect("groups");
-    let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap_or("")).collect();
+    let names: Vec<&str> = groups
+        .iter()
+        .map(|g| g["name"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(names, ["audit", "late", "processors"]);
     let p = &groups[2];
     assert_eq!(p["lag"], 3);
@@ -63,7 +101,10 @@ fn describe_json_has_the_numbers() {
     assert_eq!(p["last_delivered_id"], ids[4].as_str());
     assert_eq!(p["oldest_pending"]["id"], ids[0].as_str());
     let age = p["oldest_pending"]["age_ms"].as_u64().expect("age");
-    assert!((3 * 3_600_000 - 30_000..3 * 3_600_000).contains(&age), "{age}");
+    assert!(
+        (3 * 3_600_000 - 30_000..3 * 3_600_000).contains(&age),
+        "{age}"
+    );
     let consumers: Vec<(String, String, u64)> = p["consumers"]
         .as_array()
         .expect("consumers")
@@ -103,7 +144,11 @@ fn describe_json_has_the_numbers() {
     assert_eq!(late["oldest_pending"], serde_json::Value::Null);
     assert_eq!(groups[0]["lag"], 0);
     // --group picks one.
-    let one = xgroup(&server, &["describe", "orders", "--group", "late", "--json"]).json();
+    let one = xgroup(
+        &server,
+        &["describe", "orders", "--group", "late", "--json"],
+    )
+    .json();
     assert_eq!(one["groups"].as_array().map(Vec::len), Some(1));
     assert_eq!(one["groups"][0]["name"], "late");
 }
@@ -118,17 +163,32 @@ fn lag_is_counted_when_the_server_gives_none() {
     let info = server.cmd(&["XINFO", "GROUPS", "orders"]);
     let first = info
         .as_array()
-        .and_then(|g| g.iter().find(|g| g.as_array().and_then(|f| f.get(1)).and_then(|n| n.as_str()) == Some("processors")))
+        .and_then(|g| {
+            g.iter().find(|g| {
+                g.as_array().and_then(|f| f.get(1)).and_then(|n| n.as_str()) == Some("processors")
+            })
+        })
         .and_then(|g| g.as_array())
         .expect("group");
-    let lag_at = first.iter().position(|v| v.as_str() == Some("lag")).expect("a lag field");
-    assert!(first[lag_at + 1].is_nil(), "the server still gives a lag: {info:?}");
-    let doc = xgroup(&server, &["describe", "orders", "--group", "processors", "--json"]).json();
+    let lag_at = first
+        .iter()
+        .position(|v| v.as_str() == Some("lag"))
+        .expect("a lag field");
+    assert!(
+        first[lag_at + 1].is_nil(),
+        "the server still gives a lag: {info:?}"
+    );
+    let doc = xgroup(
+        &server,
+        &["describe", "orders", "--group", "processors", "--json"],
+    )
+    .json();
     assert_eq!(doc["groups"][0]["lag"], 2);
     assert_eq!(doc["groups"][0]["lag_source"], "counted");
     let text = xgroup(&server, &["describe", "orders", "--group", "processors"]);
     assert!(
-        text.ok().contains("  lag             2 (counted: the server gives none)\n"),
+        text.ok()
+            .contains("  lag             2 (counted: the server gives none)\n"),
         "{}",
         text.stdout
     );

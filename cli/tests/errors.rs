@@ -38,17 +38,33 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
 #[test]
 fn an_unreachable_server_is_one_line() {
     // A port nobody listens on: bound, then freed.
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
     let url = format!("redis://user:secret@127.0.0.1:{port}/0");
-    for args in [&["describe", "s"][..], &["pending", "s", "g"], &["top", "s"], &["reset", "s", "g", "--to-earliest"]] {
+    for args in [
+        &["describe", "s"][..],
+        &["pending", "s", "g"],
+        &["top", "s"],
+        &["reset", "s", "g", "--to-earliest"],
+    ] {
         let run = xgroup_at(&url, args);
         let line = run.one_line_error();
         assert_eq!(run.code, 1);
-        assert!(line.starts_with(&format!("xgroup: cannot connect to redis://***@127.0.0.1:{port}/0 (")), "{line}");
+        assert!(
+            line.starts_with(&format!(
+                "xgroup: cannot connect to redis://***@127.0.0.1:{port}/0 ("
+            )),
+            "{line}"
+        );
         assert!(!line.contains("secret"), "{line}");
     }
     let run = xgroup_at("http://example.invalid", &["describe", "s"]);
-    assert!(run.one_line_error().starts_with("xgroup: bad --url: "), "{run:?}");
+    assert!(
+        run.one_line_error().starts_with("xgroup: bad --url: "),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -67,8 +83,15 @@ fn help_and_version_succeed() {
     let run = xgroup_at("redis://127.0.0.1:1", &["--help"]);
     assert_eq!(run.code, 0);
     for sub in ["describe", "pending", "dead-letters", "reset", "top"] {
-        assert!(run.stdout.contains(sub), "{sub} not in --help: {}", run.stdout);
+        assert!(
+            run.stdout.contains(sub),
+            "{sub} not in --help: {}",
+            run.stdout
+        );
     }
     let run = xgroup_at("redis://127.0.0.1:1", &["--version"]);
-    assert_eq!(run.stdout, format!("xgroup {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        run.stdout,
+        format!("xgroup {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -13,12 +13,53 @@ fn setup(server: &RedisServer) {
         cmd(server, &["XADD", "orders", &id, "n", &i.to_string()]);
     }
     cmd(server, &["XGROUP", "CREATE", "orders", "g", "0"]);
-    cmd(server, &["XREADGROUP", "GROUP", "g", "c1", "COUNT", "3", "STREAMS", "orders", ">"]);
-    cmd(server, &["XREADGROUP", "GROUP", "g", "c2", "COUNT", "1", "STREAMS", "orders", ">"]);
+    cmd(
+        server,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "orders",
+            ">",
+        ],
+    );
+    cmd(
+        server,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "orders",
+            ">",
+        ],
+    );
     // Idle 3 hours (and 30 s to spare); one of them delivered 4 times.
     let three_hours = (3 * 3_600_000 + 30_000).to_string();
     for (id, count) in [("1714564800000-0", "4"), ("1714564801000-0", "1")] {
-        cmd(server, &["XCLAIM", "orders", "g", "c1", "0", id, "IDLE", &three_hours, "RETRYCOUNT", count, "JUSTID"]);
+        cmd(
+            server,
+            &[
+                "XCLAIM",
+                "orders",
+                "g",
+                "c1",
+                "0",
+                id,
+                "IDLE",
+                &three_hours,
+                "RETRYCOUNT",
+                count,
+                "JUSTID",
+            ],
+        );
     }
 }
 
@@ -65,11 +106,24 @@ fn pending_filters_by_consumer_idle_and_limit() {
         run(&["--min-idle", "1h"]),
         ["1714564800000-0 c1 4", "1714564801000-0 c1 1"]
     );
-    assert_eq!(run(&["--min-idle", "1h", "--limit", "1"]), ["1714564800000-0 c1 4"]);
-    assert_eq!(run(&["--min-idle", "1h", "--consumer", "c2"]), Vec::<String>::new());
+    assert_eq!(
+        run(&["--min-idle", "1h", "--limit", "1"]),
+        ["1714564800000-0 c1 4"]
+    );
+    assert_eq!(
+        run(&["--min-idle", "1h", "--consumer", "c2"]),
+        Vec::<String>::new()
+    );
     let none = xgroup(&server, &["pending", "orders", "g", "--consumer", "nobody"]);
-    assert_eq!(none.ok(), "no pending entries match (4 pending in group g of orders)\n");
-    let doc = xgroup(&server, &["pending", "orders", "g", "--limit", "1", "--json"]).json();
+    assert_eq!(
+        none.ok(),
+        "no pending entries match (4 pending in group g of orders)\n"
+    );
+    let doc = xgroup(
+        &server,
+        &["pending", "orders", "g", "--limit", "1", "--json"],
+    )
+    .json();
     let idle = doc["entries"][0]["idle_ms"].as_u64().expect("idle");
     assert!(idle >= 3 * 3_600_000, "{idle}");
     assert_eq!(doc["entries"][0]["time"], "2024-05-01T12:00:00.000Z");

@@ -17,10 +17,15 @@ const LETTERS: usize = 600;
 fn count_ns(server: &RedisServer, key: &str, into: &mut BTreeMap<String, usize>) {
     let reply = server.cmd(&["XRANGE", key, "-", "+"]);
     for e in reply.as_array().unwrap_or_default() {
-        let fields = e.as_array().expect("entry")[1].as_array().expect("fields").to_vec();
+        let fields = e.as_array().expect("entry")[1]
+            .as_array()
+            .expect("fields")
+            .to_vec();
         for kv in fields.chunks(2) {
             if kv[0].as_str() == Some("n") {
-                *into.entry(kv[1].as_str().expect("n").to_owned()).or_default() += 1;
+                *into
+                    .entry(kv[1].as_str().expect("n").to_owned())
+                    .or_default() += 1;
             }
         }
     }
@@ -41,11 +46,34 @@ fn check_each_once(server: &RedisServer) -> (usize, usize) {
 fn redrive_killed_at_random_points_loses_and_duplicates_nothing() {
     let server = RedisServer::start();
     for i in 0..LETTERS {
-        cmd(&server, &["XADD", "dlq", "*", "n", &i.to_string(), "dlq_stream", "s", "dlq_id", "1-0",
-            "dlq_group", "g", "dlq_consumer", "c", "dlq_deliveries", "3", "dlq_reason", "boom"]);
+        cmd(
+            &server,
+            &[
+                "XADD",
+                "dlq",
+                "*",
+                "n",
+                &i.to_string(),
+                "dlq_stream",
+                "s",
+                "dlq_id",
+                "1-0",
+                "dlq_group",
+                "g",
+                "dlq_consumer",
+                "c",
+                "dlq_deliveries",
+                "3",
+                "dlq_reason",
+                "boom",
+            ],
+        );
     }
     cmd(&server, &["XADD", "s", "*", "seed", "1"]);
-    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
     println!("seed {seed}");
     let mut random = move |below: u64| {
         // xorshift64
@@ -61,11 +89,24 @@ fn redrive_killed_at_random_points_loses_and_duplicates_nothing() {
         if left == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "redrive did not finish: {left} left");
+        assert!(
+            Instant::now() < deadline,
+            "redrive did not finish: {left} left"
+        );
         // At 300 a second a whole run takes 2 s: kills land anywhere in
         // it, from before the connection to mid-script.
         let mut child = Command::new(env!("CARGO_BIN_EXE_xgroup"))
-            .args(["--url", &server.url(), "dead-letters", "redrive", "dlq", "--to", "s", "--rate", "300/s"])
+            .args([
+                "--url",
+                &server.url(),
+                "dead-letters",
+                "redrive",
+                "dlq",
+                "--to",
+                "s",
+                "--rate",
+                "300/s",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

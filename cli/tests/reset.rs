@@ -13,13 +13,33 @@ fn setup(server: &RedisServer) {
         cmd(server, &["XADD", "s", &id, "n", n]);
     }
     cmd(server, &["XGROUP", "CREATE", "s", "g", "0"]);
-    cmd(server, &["XREADGROUP", "GROUP", "g", "c", "COUNT", "3", "STREAMS", "s", ">"]);
+    cmd(
+        server,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
 }
 
 fn last_delivered(server: &RedisServer) -> String {
     let info = server.cmd(&["XINFO", "GROUPS", "s"]);
-    let g = info.as_array().and_then(|g| g.first()).and_then(|g| g.as_array()).expect("group");
-    let at = g.iter().position(|v| v.as_str() == Some("last-delivered-id")).expect("field");
+    let g = info
+        .as_array()
+        .and_then(|g| g.first())
+        .and_then(|g| g.as_array())
+        .expect("group");
+    let at = g
+        .iter()
+        .position(|v| v.as_str() == Some("last-delivered-id"))
+        .expect("field");
     g[at + 1].as_str().expect("id").to_owned()
 }
 
@@ -35,7 +55,12 @@ fn next_read(server: &RedisServer) -> Vec<String> {
         .map(|entries| {
             entries
                 .iter()
-                .map(|e| e.as_array().expect("entry")[1].as_array().expect("fields")[1].as_str().expect("n").to_owned())
+                .map(|e| {
+                    e.as_array().expect("entry")[1].as_array().expect("fields")[1]
+                        .as_str()
+                        .expect("n")
+                        .to_owned()
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -45,7 +70,10 @@ fn next_read(server: &RedisServer) -> Vec<String> {
 fn dry_run_by_default() {
     let server = RedisServer::start();
     setup(&server);
-    let out = xgroup(&server, &["reset", "s", "g", "--to-datetime", "2024-05-01T12:00:01Z"]);
+    let out = xgroup(
+        &server,
+        &["reset", "s", "g", "--to-datetime", "2024-05-01T12:00:01Z"],
+    );
     insta::assert_snapshot!(out.ok(), @r"
     group g of stream s
       last delivered now    1714564801000-0  2024-05-01T12:00:01.000Z
@@ -81,21 +109,52 @@ fn dry_run_by_default() {
 fn to_datetime_maps_exactly() {
     let server = RedisServer::start();
     setup(&server);
-    let doc = xgroup(&server, &["reset", "s", "g", "--to-datetime", "2024-05-01T14:00:00.999+02:00", "--execute", "--json"]).json();
+    let doc = xgroup(
+        &server,
+        &[
+            "reset",
+            "s",
+            "g",
+            "--to-datetime",
+            "2024-05-01T14:00:00.999+02:00",
+            "--execute",
+            "--json",
+        ],
+    )
+    .json();
     assert_eq!(doc["executed"], true);
     assert_eq!(doc["direction"], "re-read");
     assert_eq!(doc["entries"], 2);
     assert_eq!(doc["to_id"], "1714564800998-18446744073709551615");
-    assert_eq!(last_delivered(&server), "1714564800998-18446744073709551615");
+    assert_eq!(
+        last_delivered(&server),
+        "1714564800998-18446744073709551615"
+    );
     assert_eq!(next_read(&server), ["b", "c", "d", "e"]);
 }
 
+/// Arguments, direction, entries counted, new last-delivered id, what the
+/// group reads next.
+type Case<'a> = (&'a [&'a str], &'a str, u64, &'a str, &'a [&'a str]);
+
 #[test]
 fn each_target() {
-    let cases: [(&[&str], &str, u64, &str, &[&str]); 4] = [
-        (&["--to-earliest"], "re-read", 3, "0-0", &["a", "b", "c", "d", "e"]),
+    let cases: [Case; 4] = [
+        (
+            &["--to-earliest"],
+            "re-read",
+            3,
+            "0-0",
+            &["a", "b", "c", "d", "e"],
+        ),
         (&["--to-latest"], "skip", 2, "1714564802000-0", &[]),
-        (&["--to-id", "1714564800000-0"], "re-read", 2, "1714564800000-0", &["b", "c", "d", "e"]),
+        (
+            &["--to-id", "1714564800000-0"],
+            "re-read",
+            2,
+            "1714564800000-0",
+            &["b", "c", "d", "e"],
+        ),
         // An hour ago is after every entry (they are from 2024): the rest
         // is skipped.
         (&["--by-duration", "1h"], "skip", 2, "", &[]),
@@ -134,7 +193,10 @@ fn bad_resets_fail_in_one_line() {
     }
     let none = xgroup(&server, &["reset", "s", "g"]);
     assert!(none.one_line_error().contains("--to-datetime"), "{none:?}");
-    let two = xgroup(&server, &["reset", "s", "g", "--to-earliest", "--to-latest"]);
+    let two = xgroup(
+        &server,
+        &["reset", "s", "g", "--to-earliest", "--to-latest"],
+    );
     assert_eq!(two.code, 2);
     two.one_line_error();
     assert_eq!(last_delivered(&server), "1714564801000-0");

@@ -66,7 +66,12 @@ fn sample_at(i: u64) -> Sample {
 
 #[test]
 fn renders_rates_sparklines_and_consumers() {
-    let mut state = TopState::new("orders", "redis://user:pw@10.0.0.1:6379/0", Duration::from_secs(1), None);
+    let mut state = TopState::new(
+        "orders",
+        "redis://user:pw@10.0.0.1:6379/0",
+        Duration::from_secs(1),
+        None,
+    );
     for i in 0..6 {
         state.push(sample_at(i));
     }
@@ -84,7 +89,10 @@ fn renders_rates_sparklines_and_consumers() {
     // An error is shown, the last sample kept.
     state.set_error("cannot reach the server: connection refused".into());
     let failed = screen(&state, 80, 24);
-    assert!(failed.contains(" error: cannot reach the server: connection refused (retrying)"), "{failed}");
+    assert!(
+        failed.contains(" error: cannot reach the server: connection refused (retrying)"),
+        "{failed}"
+    );
     assert!(failed.contains("proc-1"), "{failed}");
 }
 
@@ -95,9 +103,27 @@ fn renders_a_real_server() {
         common::cmd(&server, &["XADD", "orders", "*", "n", &i.to_string()]);
     }
     common::cmd(&server, &["XGROUP", "CREATE", "orders", "processors", "0"]);
-    common::cmd(&server, &["XREADGROUP", "GROUP", "processors", "c1", "COUNT", "5", "STREAMS", "orders", ">"]);
+    common::cmd(
+        &server,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "processors",
+            "c1",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "orders",
+            ">",
+        ],
+    );
     let mut redis = Redis::connect(&server.url()).expect("connect");
-    let mut state = TopState::new("orders", &server.url(), Duration::from_secs(1), Some("processors"));
+    let mut state = TopState::new(
+        "orders",
+        &server.url(),
+        Duration::from_secs(1),
+        Some("processors"),
+    );
     state.push(sample(&mut redis, "orders").expect("sample"));
     for i in 0..10 {
         common::cmd(&server, &["XADD", "orders", "*", "n", &i.to_string()]);
@@ -110,8 +136,17 @@ fn renders_a_real_server() {
     assert!(text.contains(" length 30   in "), "{text}");
     assert!(text.contains(" lag processors: 25 "), "{text}");
     assert!(text.contains(" pending processors: 5 "), "{text}");
-    let row = text.lines().find(|l| l.contains("│c1")).expect("a row for c1");
+    let row = text
+        .lines()
+        .find(|l| l.contains("│c1"))
+        .expect("a row for c1");
     assert!(row.contains("dead") && row.contains(" 5 "), "{row}");
-    let groups = text.lines().find(|l| l.contains("> processors")).expect("the group row");
-    assert!(groups.contains(" 25 ") && groups.contains("0/1"), "{groups}");
+    let groups = text
+        .lines()
+        .find(|l| l.contains("> processors"))
+        .expect("the group row");
+    assert!(
+        groups.contains(" 25 ") && groups.contains("0/1"),
+        "{groups}"
+    );
 }

@@ -38,7 +38,10 @@ impl Tmux {
             if ok(&screen) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "no {what} within {timeout:?}; screen:\n{screen}");
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {timeout:?}; screen:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -65,7 +68,11 @@ fn wait_file(path: &Path, timeout: Duration) -> Option<String> {
 
 #[test]
 fn top_runs_in_a_terminal_and_q_quits() {
-    if Command::new("tmux").arg("-V").output().map_or(true, |o| !o.status.success()) {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
         println!("skipped: tmux is not installed (apt-get install tmux)");
         return;
     }
@@ -74,7 +81,11 @@ fn top_runs_in_a_terminal_and_q_quits() {
 
 #[test]
 fn ctrl_c_quits_and_restores_the_terminal() {
-    if Command::new("tmux").arg("-V").output().map_or(true, |o| !o.status.success()) {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
         println!("skipped: tmux is not installed (apt-get install tmux)");
         return;
     }
@@ -87,10 +98,26 @@ fn run_and_quit_with(key: &str) {
         cmd(&server, &["XADD", "orders", "*", "n", &i.to_string()]);
     }
     cmd(&server, &["XGROUP", "CREATE", "orders", "processors", "0"]);
-    cmd(&server, &["XREADGROUP", "GROUP", "processors", "worker-1", "COUNT", "4", "STREAMS", "orders", ">"]);
+    cmd(
+        &server,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "processors",
+            "worker-1",
+            "COUNT",
+            "4",
+            "STREAMS",
+            "orders",
+            ">",
+        ],
+    );
 
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let dir: PathBuf = std::env::temp_dir().join(format!("xgroup-top-{}-{nanos}", std::process::id()));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("xgroup-top-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let status = dir.join("status");
     let stty = dir.join("stty");
@@ -105,7 +132,17 @@ fn run_and_quit_with(key: &str) {
     let tmux = Tmux {
         socket: format!("xgroup-test-{}-{nanos}", std::process::id()),
     };
-    let started = tmux.run(&["new-session", "-d", "-s", "top", "-x", "100", "-y", "30", &script]);
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &script,
+    ]);
     assert!(started.status.success(), "tmux new-session: {started:?}");
 
     let screen = tmux.wait_for("top screen", Duration::from_secs(20), |s| {
@@ -116,23 +153,33 @@ fn run_and_quit_with(key: &str) {
     assert!(screen.contains(" lag processors: 26 "), "{screen}");
     assert!(screen.contains(" pending processors: 4 "), "{screen}");
     assert!(screen.contains("q quit"), "{screen}");
-    let row = screen.lines().find(|l| l.contains("worker-1")).expect("worker-1 row");
+    let row = screen
+        .lines()
+        .find(|l| l.contains("worker-1"))
+        .expect("worker-1 row");
     assert!(row.contains("dead"), "{row}");
     // A second refresh comes and goes without trouble.
     std::thread::sleep(Duration::from_millis(1200));
 
     let sent = tmux.run(&["send-keys", "-t", "top", key]);
     assert!(sent.status.success(), "{sent:?}");
-    let exit = wait_file(&status, Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!("top did not exit after {key}; screen:\n{}", tmux.screen())
-    });
+    let exit = wait_file(&status, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("top did not exit after {key}; screen:\n{}", tmux.screen()));
     assert_eq!(exit, "exit=0\n");
     // Restored: back on the normal screen (what was printed before is
     // there, the view is gone) and out of raw mode.
-    let after = tmux.wait_for("restored screen", Duration::from_secs(5), |s| s.contains("before top"));
-    assert!(!after.contains("xgroup top"), "the view is still shown:\n{after}");
+    let after = tmux.wait_for("restored screen", Duration::from_secs(5), |s| {
+        s.contains("before top")
+    });
+    assert!(
+        !after.contains("xgroup top"),
+        "the view is still shown:\n{after}"
+    );
     let modes = wait_file(&stty, Duration::from_secs(5)).expect("stty -a");
     let words: Vec<&str> = modes.split_whitespace().collect();
-    assert!(words.contains(&"icanon") && words.contains(&"echo"), "raw mode left on: {modes}");
+    assert!(
+        words.contains(&"icanon") && words.contains(&"echo"),
+        "raw mode left on: {modes}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,7 +32,10 @@ impl Run {
         let line = self.stderr.trim_end_matches('\n');
         assert!(!line.contains('\n'), "more than one line: {self:?}");
         assert!(line.starts_with("xgroup: "), "{self:?}");
-        assert!(!line.contains("panicked") && !line.contains("backtrace"), "{self:?}");
+        assert!(
+            !line.contains("panicked") && !line.contains("backtrace"),
+            "{self:?}"
+        );
         line
     }
 
@@ -102,16 +105,22 @@ fn mask_with(text: &str, times: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let digit = |j: usize| b.get(j).is_some_and(u8::is_ascii_digit);
-    let word = |j: Option<usize>| j.and_then(|j| b.get(j)).is_some_and(u8::is_ascii_alphanumeric);
+    let word = |j: Option<usize>| {
+        j.and_then(|j| b.get(j))
+            .is_some_and(u8::is_ascii_alphanumeric)
+    };
     while i < b.len() {
         // 2024-05-01T12:00:00.000Z
         let shape = b"dddd-dd-ddTdd:dd:dd.dddZ";
         if times
             && i + shape.len() <= b.len()
-            && shape
-                .iter()
-                .enumerate()
-                .all(|(k, &c)| if c == b'd' { digit(i + k) } else { b[i + k] == c })
+            && shape.iter().enumerate().all(|(k, &c)| {
+                if c == b'd' {
+                    digit(i + k)
+                } else {
+                    b[i + k] == c
+                }
+            })
         {
             out.push_str("YYYY-MM-DDTHH:MM:SS.mmmZ");
             i += shape.len();
