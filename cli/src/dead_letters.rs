@@ -529,19 +529,27 @@ pub fn redrive(
     if args.dry_run {
         writeln!(
             out,
-            "dry run: would move {} dead letters from {} to {}{skipped}; nothing changed",
-            report.moved.len(),
+            "dry run: would move {} from {} to {}{skipped}; nothing changed",
+            letters(report.moved.len()),
             args.dlq,
             args.to
         )?;
     } else {
         writeln!(
             out,
-            "moved {} dead letters from {} to {}{skipped}",
-            report.moved.len(),
+            "moved {} from {} to {}{skipped}",
+            letters(report.moved.len()),
             args.dlq,
             args.to
         )?;
     }
     Ok(())
+}
+
+fn letters(n: usize) -> String {
+    if n == 1 {
+        "1 dead letter".to_owned()
+    } else {
+        format!("{n} dead letters")
+    }
 }

@@ -46,6 +46,8 @@ pub struct StreamReport {
     pub server_time: String,
     /// The same in Unix milliseconds.
     pub server_time_ms: u64,
+    /// How many groups it has.
+    pub group_count: u64,
     /// Its groups (or the one asked for).
     pub groups: Vec<GroupReport>,
 }
@@ -178,6 +180,7 @@ fn stream_report(
         last_id: info.last_id.map(|id| id.to_string()),
         server_time: datetime_ms(now),
         server_time_ms: now,
+        group_count: info.groups,
         groups,
     }
 }
@@ -326,7 +329,15 @@ pub fn render(r: &StreamReport) -> String {
     }
     s.push_str(&format!("  first entry     {}\n", id_and_time(&r.first_id)));
     s.push_str(&format!("  last entry      {}\n", id_and_time(&r.last_id)));
-    s.push_str(&format!("  groups          {}\n", r.groups.len()));
+    if r.groups.len() as u64 == r.group_count {
+        s.push_str(&format!("  groups          {}\n", r.group_count));
+    } else {
+        s.push_str(&format!(
+            "  groups          {} ({} shown)\n",
+            r.group_count,
+            r.groups.len()
+        ));
+    }
     for g in &r.groups {
         s.push('\n');
         s.push_str(&format!("group {}\n", g.name));

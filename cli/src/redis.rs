@@ -43,6 +43,8 @@ pub struct StreamInfo {
     pub first_id: Option<StreamId>,
     /// Last entry's id.
     pub last_id: Option<StreamId>,
+    /// Consumer groups.
+    pub groups: u64,
 }
 
 /// What `XINFO GROUPS` tells of one group.
@@ -189,6 +191,7 @@ impl Redis {
             entries_added: info.uint("entries-added"),
             first_id: entry_id("first-entry"),
             last_id: entry_id("last-entry"),
+            groups: info.uint("groups").unwrap_or(0),
         })
     }
 
