@@ -482,7 +482,7 @@ pub mod worker {
 pub mod throughput {
     use std::ffi::OsString;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use clap::Parser;
     use xgroup_core::{xadd, Command, ConfigError, ConsumerConfigBuilder, Error, ServerErrorKind};
@@ -502,15 +502,16 @@ pub mod throughput {
         pub group: String,
         #[arg(long)]
         pub consumer: String,
-        #[arg(long, default_value_t = 1000)]
-        pub count: u64,
+        /// Entries per handler call (default: the library's, 10).
+        #[arg(long)]
+        pub count: Option<u64>,
         #[arg(long)]
         pub messages: u64,
         #[arg(long)]
         pub fill: bool,
-        /// Batches in flight (the next read runs while the handler works).
-        #[arg(long, default_value_t = 2)]
-        pub in_flight: usize,
+        /// Batches in flight (default: the library's, 1).
+        #[arg(long)]
+        pub in_flight: Option<usize>,
     }
 
     impl Args {
@@ -566,11 +567,16 @@ pub mod throughput {
             ]
         }
 
-        /// The consumer's options.
-        pub fn configure(&self, c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
-            c.count(self.count)
-                .block(Duration::from_millis(1000))
-                .max_in_flight_batches(self.in_flight)
+        /// The consumer's options: the library's defaults but for what the
+        /// command line gives, so a run measures what a user gets.
+        pub fn configure(&self, mut c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+            if let Some(count) = self.count {
+                c = c.count(count);
+            }
+            if let Some(in_flight) = self.in_flight {
+                c = c.max_in_flight_batches(in_flight);
+            }
+            c
         }
     }
 
