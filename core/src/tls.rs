@@ -37,7 +37,6 @@ pub struct TlsOptions {
 
 /// Certificates to trust when verifying the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum TlsRoots {
     /// The Mozilla root store, compiled in (the `webpki-roots` crate).
     Mozilla,

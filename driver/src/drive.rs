@@ -44,7 +44,10 @@ impl<R: AsyncIo> Links<R> {
     pub async fn connect(&mut self, driver: &mut Driver, conn: Conn, addr: &ServerAddr) {
         let link = self.get(conn);
         link.socket = None;
-        match within::<R, _>("connect", driver.connect_timeout(), R::connect(addr)).await {
+        // The TCP connect and the TLS handshake share the connect timeout.
+        let tls = driver.tls().cloned();
+        let open = R::connect(addr, tls.as_ref());
+        match within::<R, _>("connect", driver.connect_timeout(), open).await {
             Ok(socket) => {
                 link.socket = Some(socket);
                 driver.connected(conn);
@@ -63,7 +66,7 @@ impl<R: AsyncIo> Links<R> {
         let write = R::write_all(socket, bytes);
         if let Err(e) = within::<R, _>("write", driver.write_timeout(), write).await {
             link.socket = None;
-            driver.disconnected(conn, e);
+            driver.disconnected(conn, &e);
         }
     }
 

@@ -11,16 +11,24 @@ use std::time::{Duration, Instant};
 use futures_util::future::{select, Either};
 use xgroup_core::ServerAddr;
 
+use crate::tls::TlsSetup;
+
 /// The sockets and timer of an async runtime.
 pub trait AsyncIo: 'static {
-    /// A connected socket.
+    /// A connected socket: plain TCP, or TLS over it.
     type Socket: Send + fmt::Debug;
 
-    /// Opens a connection to `addr` with `TCP_NODELAY` (the caller bounds
-    /// how long it may take).
-    fn connect(addr: &ServerAddr) -> impl Future<Output = io::Result<Self::Socket>> + Send;
+    /// Opens a connection to `addr` with `TCP_NODELAY` and, with `tls`,
+    /// does the TLS handshake over it with the runtime's rustls wrapper
+    /// (the caller bounds how long both may take). A failed handshake is
+    /// an error holding rustls' error (as the wrappers give it), which
+    /// [`connect_error`](crate::tls::connect_error) reads.
+    fn connect(
+        addr: &ServerAddr,
+        tls: Option<&TlsSetup>,
+    ) -> impl Future<Output = io::Result<Self::Socket>> + Send;
 
-    /// Writes all of `bytes`.
+    /// Writes all of `bytes`, flushed through TLS if there is any.
     fn write_all(
         socket: &mut Self::Socket,
         bytes: &[u8],
@@ -38,14 +46,17 @@ pub trait AsyncIo: 'static {
 
 /// The sockets of a blocking runtime (std threads).
 pub trait BlockingIo: 'static {
-    /// A connected socket.
+    /// A connected socket: plain TCP, or TLS over it. Writes are complete
+    /// once `flush` returns.
     type Socket: io::Read + io::Write + Send + fmt::Debug;
 
-    /// Opens a connection to `addr` within `timeout`, with `TCP_NODELAY`;
-    /// each later read or write gives up after `io_timeout` (with
-    /// `TimedOut` or `WouldBlock`).
+    /// Opens a connection to `addr` (with `TCP_NODELAY`) and, with `tls`,
+    /// does the TLS handshake over it, both within `timeout`; each later
+    /// read or write gives up after `io_timeout` (with `TimedOut` or
+    /// `WouldBlock`).
     fn connect(
         addr: &ServerAddr,
+        tls: Option<&TlsSetup>,
         timeout: Duration,
         io_timeout: Duration,
     ) -> io::Result<Self::Socket>;
