@@ -136,7 +136,7 @@ impl BlockingIo for Blocking {
         let tcp = connect_std(addr, timeout)?;
         // The TCP connect and the TLS handshake share the timeout.
         let left = timeout.saturating_sub(started.elapsed());
-        tls::wrap(tcp, tls, left, io)
+        tls::wrap(tcp, tls, left, io).map_err(|e| tls::no_answer(e, addr, timeout))
     }
 }
 
@@ -237,7 +237,8 @@ fn open(
     // The TCP connect and the TLS handshake share the connect timeout; a
     // peer that stops reading must not stall the driving thread.
     let left = timeout.saturating_sub(started.elapsed());
-    let (link, mut source) = tls::link(tcp, driver.tls(), left, driver.write_timeout())?;
+    let (link, mut source) = tls::link(tcp, driver.tls(), left, driver.write_timeout())
+        .map_err(|e| tls::no_answer(e, addr, timeout))?;
     let tx = tx.clone();
     let mut buf = vec![0u8; 64 * 1024];
     thread::Builder::new()

@@ -29,7 +29,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
-use xgroup_driver::TlsSetup;
+use xgroup_core::ServerAddr;
+use xgroup_driver::{plaintext_answer_std, TlsSetup};
+
+const HANDSHAKE_TIMED_OUT: &str = "TLS handshake timed out";
 
 /// A `Connection`'s socket: plain TCP, or rustls' `StreamOwned` over it.
 pub enum Socket {
@@ -74,7 +77,7 @@ pub(crate) fn handshake(
     // out after): no short writes into rustls' buffer.
     session.set_buffer_limit(None);
     let deadline = Instant::now() + timeout;
-    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out");
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, HANDSHAKE_TIMED_OUT);
     while session.is_handshaking() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -217,6 +220,16 @@ impl Source {
             },
         }
     }
+}
+
+/// A TLS handshake that timed out: a plaintext server's, if a plaintext
+/// `PING` gets RESP back (see `xgroup_driver::tls::not_tls`).
+pub(crate) fn no_answer(e: io::Error, addr: &ServerAddr, timeout: Duration) -> io::Error {
+    if e.kind() != io::ErrorKind::TimedOut || e.to_string() != HANDSHAKE_TIMED_OUT {
+        return e;
+    }
+    let limit = xgroup_driver::tls::PLAINTEXT_PROBE.min(timeout);
+    xgroup_driver::tls::not_tls(e, plaintext_answer_std(addr, limit))
 }
 
 /// `tcp.read`, retried when interrupted.

@@ -266,7 +266,7 @@ pub enum Error {
     /// The ACL user may not run a command the consumer needs (`NOPERM`):
     /// give the user that command (`ACL SETUSER name +xreadgroup`), or the
     /// keys it touches.
-    #[error("the ACL user lacks permission for {command}: {error}")]
+    #[error("the ACL user lacks permission for {command}: {}", error.message)]
     NoPermission {
         /// The consumer's command the server refused (e.g. `XREADGROUP`).
         command: &'static str,
@@ -395,7 +395,7 @@ mod tests {
         };
         assert!(e
             .to_string()
-            .starts_with("the ACL user lacks permission for XREADGROUP: "));
+            .starts_with("the ACL user lacks permission for XREADGROUP: NOPERM this user"));
     }
 
     #[test]

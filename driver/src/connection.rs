@@ -8,7 +8,7 @@ use std::slice;
 use xgroup_core::{Command, Error, StreamId, Value, XAddOptions};
 
 use crate::calls::{Calls, ConnectionOptions, Step};
-use crate::io::{within, AsyncIo, BlockingIo};
+use crate::io::{open, within, AsyncIo, BlockingIo};
 use crate::tls::TlsSetup;
 
 /// One connection to the server, for any command (the first reference's
@@ -103,8 +103,7 @@ impl<R: AsyncIo> AsyncConnection<R> {
                 Step::Connect(addr) => {
                     self.socket = None;
                     // The TCP connect and the TLS handshake share the timeout.
-                    let open = R::connect(addr, self.tls.as_ref());
-                    let opened = within::<R, _>("connect", connect_timeout, open).await;
+                    let opened = open::<R>(addr, self.tls.as_ref(), connect_timeout).await;
                     let opened = opened.map(|socket| self.socket = Some(socket));
                     self.calls.opened(opened);
                 }

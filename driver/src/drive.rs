@@ -15,7 +15,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use xgroup_core::{BatchId, Conn, Outcome, ServerAddr};
 
 use crate::dispatch::Driver;
-use crate::io::{within, AsyncIo};
+use crate::io::{open, within, AsyncIo};
 
 /// The consumer's connections on an async runtime (the control one and
 /// the read one), each at most one socket with the buffer it is read into.
@@ -46,8 +46,7 @@ impl<R: AsyncIo> Links<R> {
         link.socket = None;
         // The TCP connect and the TLS handshake share the connect timeout.
         let tls = driver.tls().cloned();
-        let open = R::connect(addr, tls.as_ref());
-        match within::<R, _>("connect", driver.connect_timeout(), open).await {
+        match open::<R>(addr, tls.as_ref(), driver.connect_timeout()).await {
             Ok(socket) => {
                 link.socket = Some(socket);
                 driver.connected(conn);

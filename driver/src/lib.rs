@@ -70,6 +70,6 @@ pub use consumer::{
 };
 pub use dispatch::{Action, Driver};
 pub use drive::{Handlers, Links, WatchedHandler, BLOCKING_POLL_WARNING};
-pub use io::{connect_std, sleep_until, within, AsyncIo, BlockingIo};
+pub use io::{connect_std, open, plaintext_answer_std, sleep_until, within, AsyncIo, BlockingIo};
 pub use threads::{HandlerThreads, Worker};
 pub use tls::TlsSetup;

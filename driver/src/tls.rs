@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -91,10 +92,21 @@ impl TlsSetup {
     }
 }
 
+/// How long a plaintext `PING` may take to answer when a TLS handshake got
+/// no answer (see [`not_tls`]).
+pub const PLAINTEXT_PROBE: Duration = Duration::from_secs(1);
+
 /// The typed error for a failed connect: [`Error::Tls`] when the TLS
-/// handshake failed (its cause read from rustls' error inside `e`), else
-/// [`Error::Connection`].
+/// handshake failed (its cause read from rustls' error inside `e`, or
+/// [`not_tls`]'s), else [`Error::Connection`].
 pub fn connect_error(addr: &ServerAddr, e: &io::Error) -> Error {
+    if let Some(NotTls(answer)) = e.get_ref().and_then(|e| e.downcast_ref::<NotTls>()) {
+        return Error::Tls {
+            cause: TlsFailure::NotTls,
+            server: addr.to_socket_string(),
+            detail: format!("no TLS answer to the client hello, but a plaintext PING got {answer}"),
+        };
+    }
     match rustls_error(e) {
         Some(tls) => Error::Tls {
             cause: handshake_cause(tls),
@@ -104,6 +116,40 @@ pub fn connect_error(addr: &ServerAddr, e: &io::Error) -> Error {
         None => Error::Connection(e.to_string()),
     }
 }
+
+/// A Redis server on a plaintext port never answers a TLS client hello (it
+/// reads it as an inline command and waits for its end), so the handshake
+/// times out. Then a plaintext `PING` on a new connection tells a plaintext
+/// server (it answers in RESP: the handshake failed for good) from a slow
+/// one: the error for a timed-out handshake, `timed_out`, becomes
+/// [`TlsFailure::NotTls`] if `answer` (the first bytes the `PING` got)
+/// is RESP.
+pub fn not_tls(timed_out: io::Error, answer: io::Result<Vec<u8>>) -> io::Error {
+    match answer {
+        Ok(bytes)
+            if bytes
+                .first()
+                .is_some_and(|b| b"+-:$*%_#,(=!~>|".contains(b)) =>
+        {
+            let line = bytes.split(|&b| b == b'\r').next().unwrap_or_default();
+            let line: String = String::from_utf8_lossy(line).chars().take(60).collect();
+            io::Error::new(io::ErrorKind::InvalidData, NotTls(format!("{line:?}")))
+        }
+        _ => timed_out,
+    }
+}
+
+/// A plaintext server answered where TLS was expected.
+#[derive(Debug)]
+struct NotTls(String);
+
+impl fmt::Display for NotTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the server answered a plaintext PING with {}", self.0)
+    }
+}
+
+impl std::error::Error for NotTls {}
 
 /// The typed error for an open connection that failed: [`Error::Tls`] when
 /// the server ended the TLS session with an alert about this client's
