@@ -26,6 +26,7 @@ mod resp;
 pub mod scenarios;
 mod server;
 pub mod tls;
+pub mod tls_connection;
 pub mod tls_scenarios;
 
 pub use proxy::FaultProxy;
