@@ -48,7 +48,7 @@ pub trait AsyncIo: 'static {
 pub trait BlockingIo: 'static {
     /// A connected socket: plain TCP, or TLS over it. Writes are complete
     /// once `flush` returns.
-    type Socket: io::Read + io::Write + Send + fmt::Debug;
+    type Socket: Read + Write + Send + fmt::Debug;
 
     /// Opens a connection to `addr` (with `TCP_NODELAY`) and, with `tls`,
     /// does the TLS handshake over it, both within `timeout`; each later
