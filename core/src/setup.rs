@@ -129,6 +129,36 @@ impl ConsumerSetup {
     }
 }
 
+impl std::fmt::Debug for ConsumerSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerSetup")
+            .field("addr", &self.addr)
+            .field("url_tls", &self.url_tls)
+            .field("config", &self.config)
+            .field("on_dead_letter", &self.on_dead_letter.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PreparedConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedConsumer")
+            .field("addr", &self.addr)
+            .field("config", &self.config)
+            .field("info", &self.info)
+            .field("on_dead_letter", &self.on_dead_letter.is_some())
+            .finish()
+    }
+}
+
+impl ConsumerInfo {
+    /// Copies the consumer's counters and connection state.
+    pub fn update(&mut self, consumer: &Consumer) {
+        self.stats = consumer.stats();
+        self.connected = consumer.is_connected();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,35 +197,5 @@ mod tests {
             .connect_options()
             .tls
             .is_none());
-    }
-}
-
-impl std::fmt::Debug for ConsumerSetup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsumerSetup")
-            .field("addr", &self.addr)
-            .field("url_tls", &self.url_tls)
-            .field("config", &self.config)
-            .field("on_dead_letter", &self.on_dead_letter.is_some())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for PreparedConsumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedConsumer")
-            .field("addr", &self.addr)
-            .field("config", &self.config)
-            .field("info", &self.info)
-            .field("on_dead_letter", &self.on_dead_letter.is_some())
-            .finish()
-    }
-}
-
-impl ConsumerInfo {
-    /// Copies the consumer's counters and connection state.
-    pub fn update(&mut self, consumer: &Consumer) {
-        self.stats = consumer.stats();
-        self.connected = consumer.is_connected();
     }
 }

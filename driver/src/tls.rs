@@ -547,11 +547,12 @@ mod tests {
 
     #[test]
     fn every_compiled_in_provider_builds_a_config() {
-        let mut providers: Vec<Arc<CryptoProvider>> = Vec::new();
-        #[cfg(feature = "ring")]
-        providers.push(Arc::new(rustls::crypto::ring::default_provider()));
-        #[cfg(feature = "aws-lc-rs")]
-        providers.push(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let providers: Vec<Arc<CryptoProvider>> = vec![
+            #[cfg(feature = "ring")]
+            Arc::new(rustls::crypto::ring::default_provider()),
+            #[cfg(feature = "aws-lc-rs")]
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        ];
         for p in providers {
             assert!(TlsSetup::with_provider(&TlsOptions::new(), &addr(), p).is_ok());
         }
