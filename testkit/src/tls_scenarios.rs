@@ -16,8 +16,10 @@ use crate::scenarios::{
 use crate::tls::{ServerCert, TlsServer};
 use crate::{RedisServer, RespValue};
 
-fn tls_server(tls: TlsServer) -> RedisServer {
-    RedisServer::builder().tls(tls).start()
+/// The TLS server, or `None` (the test then passes, having printed why)
+/// when the server binary has no TLS.
+fn tls_server(tls: TlsServer) -> Option<RedisServer> {
+    crate::tls::server(tls)
 }
 
 /// Trusts the server's test CA.
@@ -80,17 +82,21 @@ fn failing<A: Adapter>(url: &str, tls: TlsOptions) -> Box<dyn Running> {
 
 /// Consumes over TLS (`rediss://`, the test CA trusted).
 pub fn consumes_over_tls<A: Adapter>() {
-    let server = tls_server(TlsServer::default());
+    let Some(server) = tls_server(TlsServer::default()) else {
+        return;
+    };
     consumes::<A>(&server, &server.tls_url(), trusting(&server));
 }
 
 /// Mutual TLS (the server verifies the client's certificate) as an ACL
 /// user whose password needs percent-encoding, over RESP3 (`HELLO 3 AUTH`).
 pub fn consumes_over_mutual_tls_as_an_acl_user_over_resp3<A: Adapter>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         verify_clients: true,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let reply = server.cmd(&[
         "ACL",
         "SETUSER",
@@ -159,7 +165,9 @@ pub fn acl_user_with_an_encoded_password_consumes<A: Adapter>() {
 /// The server's certificate is not signed by a trusted CA: the Mozilla
 /// roots (the default) or another CA. `run` stops with `UnknownIssuer`.
 pub fn tls_untrusted_server_certificate_stops_the_consumer<A: Adapter>() {
-    let server = tls_server(TlsServer::default());
+    let Some(server) = tls_server(TlsServer::default()) else {
+        return;
+    };
     let running = failing::<A>(&server.tls_url(), TlsOptions::new());
     stops_with(running, TlsFailure::UnknownIssuer);
     let other = TlsOptions::new().ca_cert_file(server.certs().other_ca_cert());
@@ -170,10 +178,12 @@ pub fn tls_untrusted_server_certificate_stops_the_consumer<A: Adapter>() {
 /// The server's certificate names another host: `NameMismatch`; with that
 /// name to verify (`server_name`, sent as SNI) the same server is fine.
 pub fn tls_wrong_host_name_stops_the_consumer_and_server_name_mends_it<A: Adapter>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         cert: ServerCert::ForName("redis.test"),
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let running = failing::<A>(&server.tls_url(), trusting(&server));
     stops_with(running, TlsFailure::NameMismatch);
     let named = trusting(&server).server_name("redis.test");
@@ -182,10 +192,12 @@ pub fn tls_wrong_host_name_stops_the_consumer_and_server_name_mends_it<A: Adapte
 
 /// The server's certificate has expired: `Expired`.
 pub fn tls_expired_server_certificate_stops_the_consumer<A: Adapter>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         cert: ServerCert::Expired,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let running = failing::<A>(&server.tls_url(), trusting(&server));
     stops_with(running, TlsFailure::Expired);
 }
@@ -194,7 +206,9 @@ pub fn tls_expired_server_certificate_stops_the_consumer<A: Adapter>() {
 /// client hello on a plaintext port, so this takes the connect timeout
 /// (then a plaintext `PING` tells it from a slow TLS server).
 pub fn tls_plaintext_server_stops_the_consumer<A: Adapter>() {
-    let server = tls_server(TlsServer::default());
+    let Some(server) = tls_server(TlsServer::default()) else {
+        return;
+    };
     let url = format!("rediss://127.0.0.1:{}", server.port());
     let started = std::time::Instant::now();
     let tls = trusting(&server);
@@ -218,10 +232,12 @@ pub fn tls_plaintext_server_stops_the_consumer<A: Adapter>() {
 /// `ClientCertificateRejected`. (Under TLS 1.3 the server says so after the
 /// client's side of the handshake, with an alert the first read meets.)
 pub fn tls_missing_or_unknown_client_certificate_stops_the_consumer<A: Adapter>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         verify_clients: true,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let running = failing::<A>(&server.tls_url(), trusting(&server));
     stops_with(running, TlsFailure::ClientCertificateRequired);
     let certs = server.certs();
@@ -233,10 +249,12 @@ pub fn tls_missing_or_unknown_client_certificate_stops_the_consumer<A: Adapter>(
 /// The development opt-out: an expired certificate from an unknown CA is
 /// accepted.
 pub fn tls_without_verification_accepts_an_expired_certificate<A: Adapter>() {
-    let server = tls_server(TlsServer {
+    let Some(server) = tls_server(TlsServer {
         cert: ServerCert::Expired,
         ..TlsServer::default()
-    });
+    }) else {
+        return;
+    };
     let tls = TlsOptions::new().danger_accept_invalid_certs();
     consumes::<A>(&server, &server.tls_url(), tls);
 }
@@ -244,7 +262,9 @@ pub fn tls_without_verification_accepts_an_expired_certificate<A: Adapter>() {
 /// The TLS server goes away (connections reset, then refused) and comes
 /// back: retried with backoff, never stopped, nothing lost.
 pub fn tls_server_down_and_restarted_is_retried_and_loses_nothing<A: Adapter>() {
-    let mut server = tls_server(TlsServer::default());
+    let Some(mut server) = tls_server(TlsServer::default()) else {
+        return;
+    };
     let first = produce(&server, 5);
     let s = spec(
         &server.tls_url(),
