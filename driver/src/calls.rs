@@ -548,6 +548,42 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_tls_handshake_or_a_rejected_client_certificate_is_a_typed_error() {
+        use xgroup_core::TlsFailure;
+        let rustls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let mut calls = open();
+        calls.start(&[ping()]);
+        assert!(matches!(calls.step(), Step::Connect(_)));
+        let unknown = rustls::CertificateError::UnknownIssuer;
+        calls.opened(Err(rustls(rustls::Error::InvalidCertificate(unknown))));
+        let e = done(&mut calls).unwrap_err();
+        assert!(
+            matches!(&e, Error::Tls { cause: TlsFailure::UnknownIssuer, server, .. } if server == "127.0.0.1:7"),
+            "{e:?}"
+        );
+        // TLS 1.3: the server's verdict on the client certificate comes as
+        // an alert on the first read.
+        calls.start(&[ping()]);
+        connect(&mut calls);
+        write(&mut calls);
+        assert!(matches!(calls.step(), Step::Read(_)));
+        let alert = rustls::AlertDescription::CertificateRequired;
+        calls.read(Err(rustls(rustls::Error::AlertReceived(alert))));
+        let e = done(&mut calls).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Tls {
+                    cause: TlsFailure::ClientCertificateRequired,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(calls.is_down());
+    }
+
+    #[test]
     fn bad_bytes_are_a_protocol_error_and_the_next_call_reconnects() {
         let mut calls = open();
         calls.start(&[ping()]);
