@@ -11,7 +11,7 @@ use xgroup_testkit::examples::throughput::{self, Seen};
 #[async_std::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = throughput::Args::parse_for("async-std");
-    let mut conn = Connection::connect(&args.url).await?;
+    let mut conn = Connection::connect_with(&args.url, args.tls.connection()).await?;
     if args.fill {
         for round in args.fill_rounds() {
             conn.pipeline(&round?).await?;

@@ -1,7 +1,8 @@
 //! # xgroup-async-std
 //!
 //! Runs an [`xgroup_core::Consumer`] over `async_io::Async<std::net::TcpStream>`
-//! with `futures-io` traits and `async_io::Timer`, so the same code runs under
+//! (and `futures-rustls` over it for `rediss://`) with `futures-io` traits
+//! and `async_io::Timer`, so the same code runs under
 //! async-std and smol (any executor, with async-io's reactor). All policy
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
@@ -37,6 +38,7 @@
 //! # }
 //! ```
 
+use std::fmt;
 use std::future::{pending, Future};
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -46,8 +48,11 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use futures_lite::{future::block_on, AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_rustls::client::TlsStream;
+use futures_rustls::TlsConnector;
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, HandlerThreads, Instrument, Links, Parts, Run, Runtime, Worker,
+    sleep_until, Action, AsyncIo, HandlerThreads, Instrument, Links, Parts, Run, Runtime, TlsSetup,
+    Worker,
 };
 
 pub use xgroup_driver::exports::*;
@@ -80,6 +85,15 @@ pub trait Handler: Send + Sync + 'static {
 /// types are generic over).
 #[derive(Debug, Clone, Copy)]
 pub struct AsyncStd;
+
+/// A connection to the server: plain TCP, or TLS over it (`rediss://`).
+/// The TLS stream is boxed (it is large); the plain path stays as it was.
+pub enum Socket {
+    /// `redis://`.
+    Plain(Async<TcpStream>),
+    /// `rediss://`: `futures-rustls` over TCP.
+    Tls(Box<TlsStream<Async<TcpStream>>>),
+}
 
 /// A stop, kept until `run` takes it (a channel with one slot).
 #[derive(Debug)]
@@ -119,29 +133,35 @@ impl<H: Handler> Run<H> for AsyncStd {
 }
 
 impl AsyncIo for AsyncStd {
-    type Socket = Async<TcpStream>;
+    type Socket = Socket;
 
     /// Tries each resolved address in turn.
-    async fn connect(addr: &ServerAddr) -> io::Result<Async<TcpStream>> {
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
-        for a in resolve(addr.to_socket_string()).await? {
-            match Async::<TcpStream>::connect(a).await {
-                Ok(socket) => {
-                    let _ = socket.get_ref().set_nodelay(true);
-                    return Ok(socket);
-                }
-                Err(e) => last = e,
+    async fn connect(addr: &ServerAddr, tls: Option<&TlsSetup>) -> io::Result<Socket> {
+        let socket = connect_tcp(addr).await?;
+        let Some(tls) = tls else {
+            return Ok(Socket::Plain(socket));
+        };
+        let connector = TlsConnector::from(tls.config().clone());
+        let stream = connector.connect(tls.server_name().clone(), socket).await?;
+        Ok(Socket::Tls(Box::new(stream)))
+    }
+
+    async fn write_all(socket: &mut Socket, bytes: &[u8]) -> io::Result<()> {
+        match socket {
+            Socket::Plain(tcp) => tcp.write_all(bytes).await,
+            // rustls may hold encrypted bytes back until flushed.
+            Socket::Tls(tls) => {
+                tls.write_all(bytes).await?;
+                tls.flush().await
             }
         }
-        Err(last)
     }
 
-    async fn write_all(socket: &mut Async<TcpStream>, bytes: &[u8]) -> io::Result<()> {
-        socket.write_all(bytes).await
-    }
-
-    async fn read(socket: &mut Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
-        socket.read(buf).await
+    async fn read(socket: &mut Socket, buf: &mut [u8]) -> io::Result<usize> {
+        match socket {
+            Socket::Plain(tcp) => tcp.read(buf).await,
+            Socket::Tls(tls) => tls.read(buf).await,
+        }
     }
 
     async fn sleep_until(at: Instant) {
@@ -220,6 +240,21 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
 /// A handler call's batch, its outcome (or panic), and the thread it ran on.
 type Finished = (BatchId, thread::Result<Outcome>, Worker);
 
+/// A TCP connection to the first resolved address that takes one.
+async fn connect_tcp(addr: &ServerAddr) -> io::Result<Async<TcpStream>> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for a in resolve(addr.to_socket_string()).await? {
+        match Async::<TcpStream>::connect(a).await {
+            Ok(socket) => {
+                let _ = socket.get_ref().set_nodelay(true);
+                return Ok(socket);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// An IP address as is; a host name on a helper thread, since async-io has
 /// no resolver and a blocking lookup must not stall the executor.
 async fn resolve(target: String) -> io::Result<Vec<SocketAddr>> {
@@ -233,4 +268,13 @@ async fn resolve(target: String) -> io::Result<Vec<SocketAddr>> {
     rx.recv()
         .await
         .unwrap_or_else(|_| Err(io::Error::other("resolver thread failed")))
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Socket::Plain(tcp) => f.debug_tuple("Plain").field(tcp).finish(),
+            Socket::Tls(tls) => f.debug_tuple("Tls").field(tls.get_ref().0).finish(),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use xgroup_async_std::{
     Command, Connection, ConnectionOptions, Consumer, ConsumerHandle, Error, Outcome, StreamId,
-    Value, XAddOptions,
+    TlsOptions, Value, XAddOptions,
 };
 use xgroup_testkit::connection::{Cancel, Conn};
 use xgroup_testkit::RedisServer;
@@ -75,9 +75,12 @@ impl<B: BlockOn> Conn for On<B> {
         B::block_on(self.conn.xadd(stream, fields.iter().copied(), options))
     }
 
-    fn consumer_debug(url: &str) -> String {
-        let builder =
+    fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String {
+        let mut builder =
             Consumer::builder(url, "s", "g", "c").handler_fn(|_| async { Outcome::AckAll });
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
+        }
         let mut shown = format!("{builder:?}");
         match builder.build() {
             Ok(consumer) => {

@@ -1,8 +1,11 @@
 //! The main demo: two consumers share a group; one dies mid-way with work in
 //! hand, and the other takes its pending entries over. Nothing is lost.
 //!
-//! Uses `REDIS_URL` if set, else starts a private `redis-server` from `PATH`
-//! on a free port (removed at the end), else xgroup's in-memory model server. The orders, the tally and every line
+//! Uses `REDIS_URL` if set (`rediss://` for TLS, with `--tls-ca-cert`,
+//! `--tls-cert`, `--tls-key`), else starts a private `redis-server` from
+//! `PATH` on a free port (removed at the end; with `--tls` it serves TLS,
+//! with certificates made on the spot), else xgroup's in-memory model
+//! server. The orders, the tally and every line
 //! printed are shared by every adapter (`xgroup_testkit::examples::quickstart`).
 
 use std::net::ToSocketAddrs;
@@ -13,13 +16,19 @@ use std::time::Instant;
 
 use xgroup_blocking::{Connection, Consumer, Outcome};
 use xgroup_testkit::examples::quickstart::{self as demo, Tally, GROUP, ORDERS, STREAM};
+use xgroup_testkit::examples::{connection_options, with_tls};
 use xgroup_testkit::FaultProxy;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_private, url) = demo::server();
+    let args = demo::Args::parse_for("blocking");
+    let demo::Target {
+        private: _private,
+        url,
+        tls,
+    } = demo::target(&args);
 
     // Produce the orders, pipelined.
-    let mut conn = Connection::connect(&url)?;
+    let mut conn = Connection::connect_with(&url, connection_options(tls.clone()))?;
     conn.command(demo::RESET)?;
     for chunk in demo::orders()?.chunks(500) {
         conn.pipeline(chunk)?;
@@ -34,7 +43,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // in his slow handler or in reconnect backoff against the refusing proxy,
     // until the demo exits; that is fine for the demo. A batch he finishes
     // after his "death" is not counted: a dead process finishes nothing.
-    let (addr, options) = xgroup_core::parse_url(&url)?;
+    let (addr, mut options) = xgroup_core::parse_url(&url)?;
+    // Over TLS through the proxy, the certificate is still the server's:
+    // verify it for the server's host, not the proxy's address.
+    if let Some(url_tls) = options.tls.take() {
+        let bobs = tls.clone().unwrap_or(url_tls);
+        options.tls = Some(match bobs.name_to_verify() {
+            Some(_) => bobs,
+            None => bobs.server_name(addr.host.clone()),
+        });
+    }
     let upstream = addr
         .to_socket_string()
         .to_socket_addrs()?
@@ -56,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let alice_tally = tally.clone();
     let alice = Consumer::builder(&url, STREAM, GROUP, "alice")
-        .configure(demo::configure)
+        .configure(|c| with_tls(demo::configure(c), tls.clone()))
         .handler_fn(move |batch| {
             demo::announce_takeover(&batch);
             sleep(demo::ALICE_WORK);

@@ -17,7 +17,7 @@ enum Done {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = throughput::Args::parse_for("blocking");
-    let mut conn = Connection::connect(&args.url)?;
+    let mut conn = Connection::connect_with(&args.url, args.tls.connection())?;
     if args.fill {
         for round in args.fill_rounds() {
             conn.pipeline(&round?)?;

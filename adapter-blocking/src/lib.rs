@@ -1,7 +1,8 @@
 //! # xgroup-blocking
 //!
-//! Runs an [`xgroup_core::Consumer`] over `std::net::TcpStream`, with std
-//! threads and channels and no async runtime. All policy (what to send, when,
+//! Runs an [`xgroup_core::Consumer`] over `std::net::TcpStream` (and rustls
+//! over it for `rediss://`), with std threads and channels and no async
+//! runtime. All policy (what to send, when,
 //! what to retry) is the core's, and everything that does not depend on the
 //! runtime is `xgroup-driver`'s; this crate opens sockets, moves bytes, runs
 //! handlers on threads of their own, reused from batch to batch (as many as
@@ -9,7 +10,9 @@
 //!
 //! The calling thread of `run` drives the core: it writes to the socket and
 //! waits on one channel, fed by a reader thread per connection, by the
-//! handler threads and by `stop()`. Handlers still running when the drain
+//! handler threads and by `stop()`. With TLS, the reader thread and the
+//! driving thread share the connection's rustls session, never across
+//! socket IO (see the `tls` module). Handlers still running when the drain
 //! timeout ends `run` are left to finish on their threads.
 //!
 //! ```no_run
@@ -34,8 +37,7 @@
 //! # }
 //! ```
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
@@ -43,10 +45,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use xgroup_driver::{
-    connect_std, Action, BlockingIo, Driver, HandlerThreads, Parts, Run, Runtime, Worker,
+    connect_std, Action, BlockingIo, Driver, HandlerThreads, Parts, Run, Runtime, TlsSetup, Worker,
 };
 
+pub use tls::Socket;
 pub use xgroup_driver::exports::*;
+
+mod tls;
+
+use tls::Link;
 
 /// A consumer-group consumer on std threads; [`run`](xgroup_driver::Consumer::run)
 /// blocks the calling thread until the consumer stops.
@@ -117,13 +124,19 @@ impl<H: Handler> Run<H> for Blocking {
 }
 
 impl BlockingIo for Blocking {
-    type Socket = TcpStream;
+    type Socket = Socket;
 
-    fn connect(addr: &ServerAddr, timeout: Duration, io: Duration) -> io::Result<TcpStream> {
-        let socket = connect_std(addr, timeout)?;
-        socket.set_read_timeout(Some(io))?;
-        socket.set_write_timeout(Some(io))?;
-        Ok(socket)
+    fn connect(
+        addr: &ServerAddr,
+        tls: Option<&TlsSetup>,
+        timeout: Duration,
+        io: Duration,
+    ) -> io::Result<Socket> {
+        let started = Instant::now();
+        let tcp = connect_std(addr, timeout)?;
+        // The TCP connect and the TLS handshake share the timeout.
+        let left = timeout.saturating_sub(started.elapsed());
+        tls::wrap(tcp, tls, left, io).map_err(|e| tls::no_answer(e, addr, timeout))
     }
 }
 
@@ -143,7 +156,7 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
     let mut handlers = HandlerThreads::default();
     // The current connections (control, read), each with its generation.
-    let mut sockets: [Option<(u64, TcpStream)>; 2] = [None, None];
+    let mut sockets: [Option<(u64, Link)>; 2] = [None, None];
     let mut generation = 0;
     loop {
         while let Some(action) = driver.next_action() {
@@ -165,7 +178,7 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                     let written = socket.as_mut().map(|(_, s)| s.write_all(&bytes));
                     if let Some(Err(e)) = written {
                         close(socket);
-                        driver.disconnected(conn, e);
+                        driver.disconnected(conn, &e);
                     }
                 }
                 Action::Disconnect(conn) => close(&mut sockets[conn.index()]),
@@ -212,36 +225,39 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     }
 }
 
-/// Opens one of the consumer's connections and starts its reader thread.
+/// Opens one of the consumer's connections (TLS if the driver says so) and
+/// starts its reader thread.
 fn open(
     addr: &ServerAddr,
     driver: &Driver,
     (conn, generation): (Conn, u64),
     tx: &Sender<Input>,
-) -> io::Result<TcpStream> {
-    let socket = connect_std(addr, driver.connect_timeout())?;
-    // A peer that stops reading must not stall the driving thread.
-    socket.set_write_timeout(Some(driver.write_timeout()))?;
-    let (mut reader, tx) = (socket.try_clone()?, tx.clone());
+) -> io::Result<Link> {
+    let started = Instant::now();
+    let timeout = driver.connect_timeout();
+    let tcp = connect_std(addr, timeout)?;
+    // The TCP connect and the TLS handshake share the connect timeout; a
+    // peer that stops reading must not stall the driving thread.
+    let left = timeout.saturating_sub(started.elapsed());
+    let (link, mut source) = tls::link(tcp, driver.tls(), left, driver.write_timeout())
+        .map_err(|e| tls::no_answer(e, addr, timeout))?;
+    let tx = tx.clone();
     let mut buf = vec![0u8; 64 * 1024];
     thread::Builder::new()
         .name("xgroup-reader".into())
         .spawn(move || loop {
-            let read = match reader.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                read => read.map(|n| buf[..n].to_vec()),
-            };
+            let read = source.read(&mut buf);
             let end = !matches!(&read, Ok(bytes) if !bytes.is_empty());
             if tx.send(Input::Read(conn, generation, read)).is_err() || end {
                 return;
             }
         })?;
-    Ok(socket)
+    Ok(link)
 }
 
 /// Drops the connection; the shutdown ends its reader thread.
-fn close(socket: &mut Option<(u64, TcpStream)>) {
-    if let Some((_, s)) = socket.take() {
-        let _ = s.shutdown(Shutdown::Both);
+fn close(socket: &mut Option<(u64, Link)>) {
+    if let Some((_, link)) = socket.take() {
+        link.close();
     }
 }

@@ -2,7 +2,8 @@
 //! that drop a call's future have no blocking counterpart).
 
 use xgroup_blocking::{
-    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, StreamId, Value, XAddOptions,
+    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, StreamId, TlsOptions, Value,
+    XAddOptions,
 };
 use xgroup_testkit::connection::Conn;
 
@@ -31,8 +32,11 @@ impl Conn for Blocking {
         self.0.xadd(stream, fields.iter().copied(), options)
     }
 
-    fn consumer_debug(url: &str) -> String {
-        let builder = Consumer::builder(url, "s", "g", "c").handler_fn(|_| Outcome::AckAll);
+    fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String {
+        let mut builder = Consumer::builder(url, "s", "g", "c").handler_fn(|_| Outcome::AckAll);
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
+        }
         let mut shown = format!("{builder:?}");
         match builder.build() {
             Ok(consumer) => {

@@ -1,8 +1,11 @@
 //! The main demo: two consumers share a group; one dies mid-way with work in
 //! hand, and the other takes its pending entries over. Nothing is lost.
 //!
-//! Uses `REDIS_URL` if set, else starts a private `redis-server` from `PATH`
-//! on a free port (removed at the end), else xgroup's in-memory model server. The orders, the tally and every line
+//! Uses `REDIS_URL` if set (`rediss://` for TLS, with `--tls-ca-cert`,
+//! `--tls-cert`, `--tls-key`), else starts a private `redis-server` from
+//! `PATH` on a free port (removed at the end; with `--tls` it serves TLS,
+//! with certificates made on the spot), else xgroup's in-memory model
+//! server. The orders, the tally and every line
 //! printed are shared by every adapter (`xgroup_testkit::examples::quickstart`).
 
 use std::sync::Arc;
@@ -10,14 +13,22 @@ use std::time::Instant;
 
 use tokio::time::sleep;
 use xgroup_testkit::examples::quickstart::{self as demo, Tally, GROUP, ORDERS, STREAM};
+use xgroup_testkit::examples::{connection_options, with_tls};
+
+const RUNTIME: &str = "tokio";
 use xgroup_tokio::{Connection, Consumer, Outcome};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_private, url) = demo::server();
+    let args = demo::Args::parse_for(RUNTIME);
+    let demo::Target {
+        private: _private,
+        url,
+        tls,
+    } = demo::target(&args);
 
     // Produce the orders, pipelined.
-    let mut conn = Connection::connect(&url).await?;
+    let mut conn = Connection::connect_with(&url, connection_options(tls.clone())).await?;
     conn.command(demo::RESET).await?;
     for chunk in demo::orders()?.chunks(500) {
         conn.pipeline(chunk).await?;
@@ -29,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // bob works slowly and dies (his task is aborted) with a batch in hand.
     let bob_tally = tally.clone();
     let bob = Consumer::builder(&url, STREAM, GROUP, "bob")
-        .configure(demo::configure)
+        .configure(|c| with_tls(demo::configure(c), tls.clone()))
         .handler_fn(move |batch| {
             let tally = bob_tally.clone();
             async move {
@@ -41,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let alice_tally = tally.clone();
     let alice = Consumer::builder(&url, STREAM, GROUP, "alice")
-        .configure(demo::configure)
+        .configure(|c| with_tls(demo::configure(c), tls.clone()))
         .handler_fn(move |batch| {
             let tally = alice_tally.clone();
             async move {

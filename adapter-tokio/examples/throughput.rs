@@ -13,7 +13,7 @@ use xgroup_tokio::{Connection, Consumer, Outcome};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = throughput::Args::parse_for("tokio");
-    let mut conn = Connection::connect(&args.url).await?;
+    let mut conn = Connection::connect_with(&args.url, args.tls.connection()).await?;
     if args.fill {
         for round in args.fill_rounds() {
             conn.pipeline(&round?).await?;

@@ -1,6 +1,7 @@
 //! # xgroup-tokio
 //!
-//! Runs an [`xgroup_core::Consumer`] over `tokio::net::TcpStream`. All policy
+//! Runs an [`xgroup_core::Consumer`] over `tokio::net::TcpStream` (and
+//! `tokio-rustls` over it for `rediss://`). All policy
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
@@ -29,6 +30,7 @@
 //! # }
 //! ```
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::panic::resume_unwind;
@@ -39,8 +41,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, Handlers, Instrument, Links, Parts, Run, Runtime, Span,
+    sleep_until, Action, AsyncIo, Handlers, Instrument, Links, Parts, Run, Runtime, Span, TlsSetup,
     WatchedHandler,
 };
 
@@ -74,6 +78,15 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;
 
+/// A connection to the server: plain TCP, or TLS over it (`rediss://`).
+/// The TLS stream is boxed (it is large); the plain path stays as it was.
+pub enum Socket {
+    /// `redis://`.
+    Plain(TcpStream),
+    /// `rediss://`: `tokio-rustls` over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 impl<F, Fut> Handler for FnHandler<F>
 where
     F: Fn(Batch) -> Fut + Send + Sync + 'static,
@@ -102,20 +115,35 @@ impl<H: Handler> Run<H> for Tokio {
 }
 
 impl AsyncIo for Tokio {
-    type Socket = TcpStream;
+    type Socket = Socket;
 
-    async fn connect(addr: &ServerAddr) -> io::Result<TcpStream> {
+    async fn connect(addr: &ServerAddr, tls: Option<&TlsSetup>) -> io::Result<Socket> {
         let socket = TcpStream::connect(addr.to_socket_string()).await?;
         let _ = socket.set_nodelay(true);
-        Ok(socket)
+        let Some(tls) = tls else {
+            return Ok(Socket::Plain(socket));
+        };
+        let connector = TlsConnector::from(tls.config().clone());
+        let stream = connector.connect(tls.server_name().clone(), socket).await?;
+        Ok(Socket::Tls(Box::new(stream)))
     }
 
-    async fn write_all(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
-        socket.write_all(bytes).await
+    async fn write_all(socket: &mut Socket, bytes: &[u8]) -> io::Result<()> {
+        match socket {
+            Socket::Plain(tcp) => tcp.write_all(bytes).await,
+            // rustls may hold encrypted bytes back until flushed.
+            Socket::Tls(tls) => {
+                tls.write_all(bytes).await?;
+                tls.flush().await
+            }
+        }
     }
 
-    async fn read(socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        socket.read(buf).await
+    async fn read(socket: &mut Socket, buf: &mut [u8]) -> io::Result<usize> {
+        match socket {
+            Socket::Plain(tcp) => tcp.read(buf).await,
+            Socket::Tls(tls) => tls.read(buf).await,
+        }
     }
 
     async fn sleep_until(at: Instant) {
@@ -174,5 +202,14 @@ async fn run_handler<H: Handler>(
         Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
         // The runtime is shutting down: the batch stays pending.
         Err(_) => Outcome::AckNone,
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Socket::Plain(tcp) => f.debug_tuple("Plain").field(tcp).finish(),
+            Socket::Tls(tls) => f.debug_tuple("Tls").field(tls.get_ref().0).finish(),
+        }
     }
 }

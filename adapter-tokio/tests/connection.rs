@@ -7,7 +7,8 @@ use tokio::runtime::Runtime;
 use xgroup_testkit::connection::{Cancel, Conn};
 use xgroup_testkit::RedisServer;
 use xgroup_tokio::{
-    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, StreamId, Value, XAddOptions,
+    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, StreamId, TlsOptions, Value,
+    XAddOptions,
 };
 
 /// A `Connection` on a runtime of its own.
@@ -51,9 +52,12 @@ impl Conn for Tokio {
         self.rt.block_on(self.conn.xadd(stream, fields, options))
     }
 
-    fn consumer_debug(url: &str) -> String {
-        let builder =
+    fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String {
+        let mut builder =
             Consumer::builder(url, "s", "g", "c").handler_fn(|_| async { Outcome::AckAll });
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
+        }
         let mut shown = format!("{builder:?}");
         match builder.build() {
             Ok(consumer) => {

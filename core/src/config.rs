@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::error::ConfigError;
 use crate::id::GroupStart;
+use crate::tls::TlsOptions;
 
 /// How to log in and set up each new connection.
 ///
@@ -32,6 +33,10 @@ pub struct ConnectOptions {
     /// `CLIENT SETNAME` value; `None` names the connection after the
     /// consumer (spaces replaced, as Redis forbids them).
     pub client_name: Option<String>,
+    /// Speak TLS, with these settings (`rediss://` sets the defaults);
+    /// `None` for plain TCP. The adapters do the TLS; the core only carries
+    /// the settings.
+    pub tls: Option<TlsOptions>,
 }
 
 /// What happens to an entry that is dead-lettered (by the handler, or
@@ -74,6 +79,7 @@ impl fmt::Debug for ConnectOptions {
             .field("db", &self.db)
             .field("resp3", &self.resp3)
             .field("client_name", &self.client_name)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -453,9 +459,19 @@ impl ConsumerConfigBuilder {
         self.cfg.group_stats_interval = Some(interval);
         self
     }
-    /// Connection set-up: credentials, database, protocol, client name.
+    /// Connection set-up: credentials, database, protocol, client name,
+    /// TLS. Replaces what the URL said (TLS included).
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.cfg.connect = options;
+        self
+    }
+    /// Speak TLS with these settings (what to trust, a client certificate,
+    /// the name to verify). Needs a `rediss://` URL when the consumer was
+    /// built from one (a `redis://` URL with TLS options is an
+    /// `Error::Config`, so TLS is never silently off); with `builder_for`,
+    /// this alone turns TLS on.
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.cfg.connect.tls = Some(options);
         self
     }
 

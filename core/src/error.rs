@@ -4,6 +4,8 @@
 
 use bytes::Bytes;
 
+use crate::tls::TlsFailure;
+
 /// An error reply from the server (`-ERR ...`, `-NOGROUP ...`, `!<len>...`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("server error {kind:?}: {message}")]
@@ -250,6 +252,38 @@ pub enum Error {
     /// cluster routing is not supported.
     #[error("cluster redirection is not supported: {0}")]
     Redirected(ServerError),
+    /// TLS failed: the handshake (an untrusted, expired or misnamed
+    /// certificate, a plaintext server, a client certificate missing or
+    /// rejected) or, rarely, the session after it. Permanent unless the
+    /// cause is [`TlsFailure::Other`]: a consumer stops with it.
+    #[error("TLS with {server} failed: {cause} ({detail})")]
+    Tls {
+        /// Why, as far as the user can act on it.
+        cause: TlsFailure,
+        /// The server (`host:port`).
+        server: String,
+        /// The TLS library's own words.
+        detail: String,
+    },
+    /// The ACL user may not run a command the consumer needs (`NOPERM`):
+    /// give the user that command (`ACL SETUSER name +xreadgroup`), or the
+    /// keys it touches.
+    #[error("the ACL user lacks permission for {command}: {}", error.message)]
+    NoPermission {
+        /// The consumer's command the server refused (e.g. `XREADGROUP`).
+        command: &'static str,
+        /// The server's `NOPERM` reply.
+        error: ServerError,
+    },
+}
+
+impl Error {
+    /// Whether this error stops a consumer instead of being retried after
+    /// a backoff when a connection fails with it: a TLS failure that no
+    /// retry can mend (see [`TlsFailure::is_permanent`]).
+    pub fn is_permanent_connection_failure(&self) -> bool {
+        matches!(self, Error::Tls { cause, .. } if cause.is_permanent())
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +369,35 @@ mod tests {
         assert_eq!(kind(""), ServerErrorKind::Other);
         assert!(ServerError::from_message(b"LOADING x").is_transient());
         assert!(!ServerError::from_message(b"NOPERM x").is_transient());
+    }
+
+    #[test]
+    fn tls_and_permission_errors_say_what_to_do() {
+        let e = Error::Tls {
+            cause: TlsFailure::UnknownIssuer,
+            server: "127.0.0.1:6380".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("127.0.0.1:6380"), "{text}");
+        assert!(text.contains("not signed by a trusted CA"), "{text}");
+        assert!(e.is_permanent_connection_failure());
+        let retried = Error::Tls {
+            cause: TlsFailure::Other,
+            server: String::new(),
+            detail: String::new(),
+        };
+        assert!(!retried.is_permanent_connection_failure());
+        assert!(!Error::Connection("refused".into()).is_permanent_connection_failure());
+        let e = Error::NoPermission {
+            command: "XREADGROUP",
+            error: ServerError::from_message(
+                b"NOPERM this user has no permissions to run the 'xreadgroup' command",
+            ),
+        };
+        assert!(e
+            .to_string()
+            .starts_with("the ACL user lacks permission for XREADGROUP: NOPERM this user"));
     }
 
     #[test]

@@ -112,6 +112,7 @@ mod tests {
             db: 3,
             resp3: false,
             client_name: None,
+            tls: None,
         };
         let steps = write_handshake(&mut out, &opts, b"my consumer");
         assert_eq!(

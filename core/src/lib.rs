@@ -27,6 +27,7 @@ pub mod resp;
 mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
+mod tls;
 mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
@@ -48,4 +49,5 @@ pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
 pub use reply::{Entry, GroupCounts, ReplyError, Value};
 pub use resp::{Decoder, Frame, RawFrame};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
+pub use tls::{Pem, TlsFailure, TlsOptions, TlsRoots};
 pub use url::{parse_url, ServerAddr};

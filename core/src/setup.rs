@@ -16,6 +16,8 @@ pub type DeadLetterHook = Arc<dyn Fn(&DeadLettered) + Send + Sync>;
 #[derive(Clone)]
 pub struct ConsumerSetup {
     addr: Result<ServerAddr, ConfigError>,
+    /// Whether the URL said `rediss://` (`None`: built from host and port).
+    url_tls: Option<bool>,
     config: ConsumerConfigBuilder,
     on_dead_letter: Option<DeadLetterHook>,
 }
@@ -34,8 +36,8 @@ pub struct PreparedConsumer {
 }
 
 impl ConsumerSetup {
-    /// From a `redis://[user:password@]host[:port][/db]` URL; a bad URL is
-    /// reported by [`prepare`](Self::prepare).
+    /// From a `redis[s]://[user:password@]host[:port][/db]` URL; a bad URL
+    /// is reported by [`prepare`](Self::prepare).
     pub fn from_url(
         url: &str,
         stream: impl AsRef<[u8]>,
@@ -44,11 +46,14 @@ impl ConsumerSetup {
     ) -> Self {
         let parsed = parse_url(url);
         let mut config = ConsumerConfig::builder(stream, group, consumer);
+        let mut url_tls = None;
         if let Ok((_, opts)) = &parsed {
+            url_tls = Some(opts.tls.is_some());
             config = config.connect_options(opts.clone());
         }
         ConsumerSetup {
             addr: parsed.map(|(addr, _)| addr),
+            url_tls,
             config,
             on_dead_letter: None,
         }
@@ -67,6 +72,7 @@ impl ConsumerSetup {
                 host: host.to_owned(),
                 port,
             }),
+            url_tls: None,
             config: ConsumerConfig::builder(stream, group, consumer),
             on_dead_letter: None,
         }
@@ -88,9 +94,31 @@ impl ConsumerSetup {
     }
 
     /// Checks the URL and every option, for a handler of type `handler`.
+    /// TLS settings with a `redis://` URL, or a `rediss://` URL whose TLS
+    /// `connect_options` switched off, are refused: TLS is never silently
+    /// off, nor on against what the URL says.
     pub fn prepare(self, handler: &'static str) -> Result<PreparedConsumer, Error> {
         let addr = self.addr?;
         let config = self.config.build()?;
+        let tls = config.connect_options().tls.is_some();
+        match self.url_tls {
+            Some(false) if tls => {
+                return Err(ConfigError::new(
+                    "tls",
+                    "TLS options are set but the URL says redis://; use rediss:// for TLS",
+                )
+                .into())
+            }
+            Some(true) if !tls => {
+                return Err(ConfigError::new(
+                    "tls",
+                    "the URL says rediss:// but connect_options have no TLS settings \
+                     (set ConnectOptions::tls, or use redis:// for plain TCP)",
+                )
+                .into())
+            }
+            _ => {}
+        }
         let info = ConsumerInfo::new(&config, handler);
         Ok(PreparedConsumer {
             addr,
@@ -105,6 +133,7 @@ impl std::fmt::Debug for ConsumerSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerSetup")
             .field("addr", &self.addr)
+            .field("url_tls", &self.url_tls)
             .field("config", &self.config)
             .field("on_dead_letter", &self.on_dead_letter.is_some())
             .finish()
@@ -130,5 +159,46 @@ impl ConsumerInfo {
         self.in_flight_batches = consumer.in_flight();
         self.held_entries = consumer.held_entries();
         self.group_counts = consumer.group_counts();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConnectOptions;
+    use crate::tls::TlsOptions;
+
+    fn prepared(setup: ConsumerSetup) -> Result<PreparedConsumer, Error> {
+        setup.prepare("h")
+    }
+
+    #[test]
+    fn tls_follows_the_url_and_never_contradicts_it() {
+        let url = |u: &str| ConsumerSetup::from_url(u, "s", "g", "c");
+        let p = prepared(url("rediss://h:1")).unwrap();
+        assert_eq!(p.config.connect_options().tls, Some(TlsOptions::default()));
+        let custom = TlsOptions::new().ca_cert_file("ca.pem");
+        let p = prepared(url("rediss://h:1").configure(|c| c.tls(custom.clone()))).unwrap();
+        assert_eq!(p.config.connect_options().tls, Some(custom.clone()));
+        let e = prepared(url("redis://h:1").configure(|c| c.tls(custom.clone()))).unwrap_err();
+        assert!(
+            matches!(e, Error::Config(ref c) if c.option == "tls"),
+            "{e}"
+        );
+        let plain = ConnectOptions::default();
+        let e = prepared(url("rediss://h:1").configure(|c| c.connect_options(plain))).unwrap_err();
+        assert!(
+            matches!(e, Error::Config(ref c) if c.option == "tls"),
+            "{e}"
+        );
+        let host = ConsumerSetup::from_host("h", 1, "s", "g", "c");
+        let p = prepared(host.configure(|c| c.tls(custom.clone()))).unwrap();
+        assert_eq!(p.config.connect_options().tls, Some(custom));
+        assert!(prepared(url("redis://h:1"))
+            .unwrap()
+            .config
+            .connect_options()
+            .tls
+            .is_none());
     }
 }

@@ -1,7 +1,8 @@
-//! `redis://[user[:password]@]host[:port][/db][?protocol=resp3]` URLs.
+//! `redis://` and `rediss://` `[user[:password]@]host[:port][/db][?protocol=resp3]` URLs.
 
 use crate::config::ConnectOptions;
 use crate::error::ConfigError;
+use crate::tls::TlsOptions;
 
 /// Where to connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,11 +24,15 @@ impl ServerAddr {
     }
 }
 
-/// Parses a `redis://` URL into an address and connection options.
+/// Parses a `redis://` or `rediss://` URL into an address and connection
+/// options.
 ///
-/// `rediss://` (TLS) and `unix://` are rejected with a clear error: this
-/// version speaks plain TCP only. Errors never repeat the credentials: a
-/// URL they quote has its user info (everything up to the last `@`) and its
+/// `rediss://` (and `valkeys://`) turn TLS on with the default
+/// [`TlsOptions`] (the server verified against the Mozilla roots for the
+/// URL's host); set others with the builder's `tls(..)`. User name and
+/// password are percent-decoded (`s%40cret` is `s@cret`). `unix://` is
+/// rejected with a clear error. Errors never repeat the credentials: a URL
+/// they quote has its user info (everything up to the last `@`) and its
 /// query replaced by `***`.
 ///
 /// ```
@@ -36,20 +41,23 @@ impl ServerAddr {
 /// assert_eq!(opts.username.as_deref(), Some("app"));
 /// assert_eq!(opts.password.as_deref(), Some("s@cret"));
 /// assert_eq!(opts.db, 2);
+/// assert!(opts.tls.is_none());
+/// let (_, opts) = xgroup_core::parse_url("rediss://app:pw@redis.internal:6380").unwrap();
+/// assert!(opts.tls.is_some());
 /// ```
 pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigError> {
     let bad = |reason: String| ConfigError::new("url", reason);
     let url = url::Url::parse(input)
         .map_err(|e| bad(format!("{:?} is not a URL: {e}", redacted(input))))?;
-    match url.scheme() {
-        "redis" | "valkey" => {}
-        "rediss" | "valkeys" => return Err(bad("TLS (rediss://) is not supported yet".into())),
+    let tls = match url.scheme() {
+        "redis" | "valkey" => None,
+        "rediss" | "valkeys" => Some(TlsOptions::default()),
         other => {
             return Err(bad(format!(
-                "scheme {other:?} is not supported; use redis://"
+                "scheme {other:?} is not supported; use redis:// (or rediss:// for TLS)"
             )))
         }
-    }
+    };
     let host = match url.host() {
         Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -86,6 +94,7 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
         username,
         password,
         db,
+        tls,
         ..ConnectOptions::default()
     };
     for (key, value) in url.query_pairs() {
@@ -144,11 +153,26 @@ mod tests {
     }
 
     #[test]
+    fn rediss_turns_tls_on_with_the_login_decoded() {
+        let (a, o) = parse_url("rediss://app:p%40ss%3Aw%2Frd@redis.internal:6380/1").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("redis.internal", 6380));
+        assert_eq!(o.tls, Some(TlsOptions::default()));
+        assert_eq!(o.username.as_deref(), Some("app"));
+        assert_eq!(o.password.as_deref(), Some("p@ss:w/rd"));
+        assert_eq!(o.db, 1);
+        let (_, o) = parse_url("valkeys://h").unwrap();
+        assert!(o.tls.is_some());
+        let (_, o) = parse_url("redis://h").unwrap();
+        assert!(o.tls.is_none());
+    }
+
+    #[test]
     fn rejects_bad_urls_clearly() {
         for bad in [
             "localhost:6379",
             "http://localhost",
-            "rediss://localhost",
+            "unix:///tmp/redis.sock",
+            "rediss://",
             "redis://",
             "redis://localhost/x",
             "redis://user@localhost",
@@ -171,7 +195,8 @@ mod tests {
             "redis://:pw-7f3a9c@host/notadb",
             "redis://:pw-7f3a9c@host?foo=bar",
             "redis://host?password=pw-7f3a9c",
-            "rediss://user:pw-7f3a9c@host",
+            "rediss://user:pw-7f3a9c@host/notadb",
+            "rediss://user:pw-7f3a9c@host?tls_key=pw-7f3a9c",
             "http://user:pw-7f3a9c@host",
             "user:pw-7f3a9c@host:6379",
             "redis://user:pw-7f3a9c%FF@host",

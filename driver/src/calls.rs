@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use xgroup_core::{
-    Client, Command, ConfigError, ConnectOptions, Error, RequestId, ServerAddr, Value,
+    Client, Command, ConfigError, ConnectOptions, Error, RequestId, ServerAddr, TlsOptions, Value,
 };
+
+use crate::tls;
 
 /// How long opening a `Connection` may take, unless
 /// [`ConnectionOptions::connect_timeout`] says otherwise.
@@ -30,8 +32,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// What [`Error::ReplyTimeout`] names for a `Connection` call.
 const CALL: &str = "a Connection call";
 
-/// How long a `Connection` waits on the network: the same defaults in every
-/// adapter ([`CONNECT_TIMEOUT`], [`IO_TIMEOUT`]). Zero is invalid.
+/// How a `Connection` connects: how long it waits on the network (the same
+/// defaults in every adapter, [`CONNECT_TIMEOUT`] and [`IO_TIMEOUT`]; zero
+/// is invalid), and its TLS settings.
 ///
 /// ```
 /// use std::time::Duration;
@@ -42,7 +45,7 @@ const CALL: &str = "a Connection call";
 /// assert!(quick.validate().is_ok());
 /// assert!(quick.io_timeout(Duration::ZERO).validate().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionOptions {
     /// How long opening a connection (TCP) may take, default 10 s. The
     /// handshake is the first write and read of the call that opened it.
@@ -51,6 +54,11 @@ pub struct ConnectionOptions {
     /// A reply slower than this (a `BLPOP` blocking longer, a busy server)
     /// fails the call with [`Error::ReplyTimeout`].
     pub io_timeout: Duration,
+    /// TLS settings for a `rediss://` URL (what to trust, a client
+    /// certificate, the name to verify); `None` for the defaults. With a
+    /// `redis://` URL they are an [`Error::Config`]: TLS is never silently
+    /// off.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Calls over one connection, reopened when needed: commands out, replies
@@ -129,6 +137,27 @@ impl ConnectionOptions {
         self
     }
 
+    /// Sets the TLS settings (needs a `rediss://` URL).
+    #[must_use]
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = Some(options);
+        self
+    }
+
+    /// Puts these options' TLS settings into `opts` (parsed from the URL):
+    /// an [`Error::Config`] if the URL did not say `rediss://`.
+    pub fn apply_tls(&self, opts: &mut ConnectOptions) -> Result<(), Error> {
+        let Some(tls) = &self.tls else {
+            return Ok(());
+        };
+        if opts.tls.is_none() {
+            let why = "TLS options are set but the URL says redis://; use rediss:// for TLS";
+            return Err(ConfigError::new("tls", why).into());
+        }
+        opts.tls = Some(tls.clone());
+        Ok(())
+    }
+
     /// Checks the options: a zero timeout is an [`Error::Config`].
     pub fn validate(&self) -> Result<(), Error> {
         for (option, timeout) in [
@@ -148,6 +177,7 @@ impl Default for ConnectionOptions {
         ConnectionOptions {
             connect_timeout: CONNECT_TIMEOUT,
             io_timeout: IO_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -252,6 +282,10 @@ impl Calls {
             Err(e) => {
                 self.down = None;
                 self.fail(format!("{}: {e}", self.addr.to_socket_string()));
+                // A failed TLS handshake says why, typed.
+                if let e @ Error::Tls { .. } = tls::connect_error(&self.addr, &e) {
+                    self.set_failed(e);
+                }
             }
         }
     }
@@ -309,6 +343,10 @@ impl Calls {
         self.fail(e.to_string());
         if timed_out {
             self.set_failed(Error::ReplyTimeout { command: CALL });
+        } else if let e @ Error::Tls { .. } = tls::session_error(&self.addr, &e) {
+            // A TLS 1.3 server rejects a client certificate with an alert
+            // the first read meets.
+            self.set_failed(e);
         }
     }
 
@@ -510,6 +548,42 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_tls_handshake_or_a_rejected_client_certificate_is_a_typed_error() {
+        use xgroup_core::TlsFailure;
+        let rustls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let mut calls = open();
+        calls.start(&[ping()]);
+        assert!(matches!(calls.step(), Step::Connect(_)));
+        let unknown = rustls::CertificateError::UnknownIssuer;
+        calls.opened(Err(rustls(rustls::Error::InvalidCertificate(unknown))));
+        let e = done(&mut calls).unwrap_err();
+        assert!(
+            matches!(&e, Error::Tls { cause: TlsFailure::UnknownIssuer, server, .. } if server == "127.0.0.1:7"),
+            "{e:?}"
+        );
+        // TLS 1.3: the server's verdict on the client certificate comes as
+        // an alert on the first read.
+        calls.start(&[ping()]);
+        connect(&mut calls);
+        write(&mut calls);
+        assert!(matches!(calls.step(), Step::Read(_)));
+        let alert = rustls::AlertDescription::CertificateRequired;
+        calls.read(Err(rustls(rustls::Error::AlertReceived(alert))));
+        let e = done(&mut calls).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Tls {
+                    cause: TlsFailure::ClientCertificateRequired,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(calls.is_down());
+    }
+
+    #[test]
     fn bad_bytes_are_a_protocol_error_and_the_next_call_reconnects() {
         let mut calls = open();
         calls.start(&[ping()]);
@@ -618,7 +692,7 @@ mod tests {
         assert_eq!(options.connect_timeout, Duration::from_secs(10));
         assert_eq!(options.io_timeout, Duration::from_secs(30));
         for bad in [
-            options.connect_timeout(Duration::ZERO),
+            options.clone().connect_timeout(Duration::ZERO),
             options.io_timeout(Duration::ZERO),
         ] {
             assert!(matches!(bad.validate(), Err(Error::Config(_))));

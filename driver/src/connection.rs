@@ -8,7 +8,8 @@ use std::slice;
 use xgroup_core::{Command, Error, StreamId, Value, XAddOptions};
 
 use crate::calls::{Calls, ConnectionOptions, Step};
-use crate::io::{within, AsyncIo, BlockingIo};
+use crate::io::{open, within, AsyncIo, BlockingIo};
+use crate::tls::TlsSetup;
 
 /// One connection to the server, for any command (the first reference's
 /// `Redis.command`) and for producing (`Stream.xadd`), on an async runtime.
@@ -29,6 +30,8 @@ pub struct AsyncConnection<R: AsyncIo> {
     socket: Option<R::Socket>,
     calls: Calls,
     options: ConnectionOptions,
+    /// Built once, for every connection this one opens.
+    tls: Option<TlsSetup>,
 }
 
 /// One blocking connection to the server, for any command (the first
@@ -46,24 +49,31 @@ pub struct BlockingConnection<R: BlockingIo> {
     socket: Option<R::Socket>,
     calls: Calls,
     options: ConnectionOptions,
+    /// Built once, for every connection this one opens.
+    tls: Option<TlsSetup>,
 }
 
 impl<R: AsyncIo> AsyncConnection<R> {
-    /// Connects to `redis://[user:password@]host[:port][/db]`, logs in and
-    /// checks the login with a `PING`, so bad credentials fail here.
+    /// Connects to `redis://[user:password@]host[:port][/db]` (or
+    /// `rediss://` for TLS), logs in and checks the login with a `PING`, so
+    /// bad credentials and failed TLS handshakes fail here.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, ConnectionOptions::default()).await
     }
 
-    /// [`connect`](Self::connect) with other timeouts; a zero timeout is an
-    /// [`Error::Config`].
+    /// [`connect`](Self::connect) with other timeouts or TLS settings; a
+    /// zero timeout, TLS settings with a `redis://` URL, or an unreadable
+    /// TLS file is an [`Error::Config`].
     pub async fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
-        let (addr, opts) = xgroup_core::parse_url(url)?;
+        let (addr, mut opts) = xgroup_core::parse_url(url)?;
+        options.apply_tls(&mut opts)?;
+        let tls = TlsSetup::for_connection(&opts, &addr)?;
         let mut conn = AsyncConnection {
             socket: None,
             calls: Calls::new(addr, opts),
             options,
+            tls,
         };
         conn.command(["PING"]).await?;
         Ok(conn)
@@ -86,14 +96,14 @@ impl<R: AsyncIo> AsyncConnection<R> {
     /// Sends commands in one write and returns their replies in order (error
     /// replies as [`Value::Error`]); `Err` only when the call failed.
     pub async fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Value>, Error> {
-        let limits = self.options;
+        let (connect_timeout, io_timeout) = (self.options.connect_timeout, self.options.io_timeout);
         self.calls.start(commands);
         loop {
             match self.calls.step() {
                 Step::Connect(addr) => {
                     self.socket = None;
-                    let open = R::connect(addr);
-                    let opened = within::<R, _>("connect", limits.connect_timeout, open).await;
+                    // The TCP connect and the TLS handshake share the timeout.
+                    let opened = open::<R>(addr, self.tls.as_ref(), connect_timeout).await;
                     let opened = opened.map(|socket| self.socket = Some(socket));
                     self.calls.opened(opened);
                 }
@@ -101,7 +111,7 @@ impl<R: AsyncIo> AsyncConnection<R> {
                     let wrote = match self.socket.as_mut() {
                         Some(socket) => {
                             let write = R::write_all(socket, &bytes);
-                            within::<R, _>("write", limits.io_timeout, write).await
+                            within::<R, _>("write", io_timeout, write).await
                         }
                         None => Err(not_open()),
                     };
@@ -111,7 +121,7 @@ impl<R: AsyncIo> AsyncConnection<R> {
                     let read = match self.socket.as_mut() {
                         Some(socket) => {
                             let read = R::read(socket, buf);
-                            within::<R, _>("read", limits.io_timeout, read).await
+                            within::<R, _>("read", io_timeout, read).await
                         }
                         None => Err(not_open()),
                     };
@@ -145,21 +155,26 @@ impl<R: AsyncIo> AsyncConnection<R> {
 }
 
 impl<R: BlockingIo> BlockingConnection<R> {
-    /// Connects to `redis://[user:password@]host[:port][/db]`, logs in and
-    /// checks the login with a `PING`, so bad credentials fail here.
+    /// Connects to `redis://[user:password@]host[:port][/db]` (or
+    /// `rediss://` for TLS), logs in and checks the login with a `PING`, so
+    /// bad credentials and failed TLS handshakes fail here.
     pub fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, ConnectionOptions::default())
     }
 
-    /// [`connect`](Self::connect) with other timeouts; a zero timeout is an
-    /// [`Error::Config`].
+    /// [`connect`](Self::connect) with other timeouts or TLS settings; a
+    /// zero timeout, TLS settings with a `redis://` URL, or an unreadable
+    /// TLS file is an [`Error::Config`].
     pub fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
-        let (addr, opts) = xgroup_core::parse_url(url)?;
+        let (addr, mut opts) = xgroup_core::parse_url(url)?;
+        options.apply_tls(&mut opts)?;
+        let tls = TlsSetup::for_connection(&opts, &addr)?;
         let mut conn = BlockingConnection {
             socket: None,
             calls: Calls::new(addr, opts),
             options,
+            tls,
         };
         conn.command(["PING"])?;
         Ok(conn)
@@ -182,19 +197,21 @@ impl<R: BlockingIo> BlockingConnection<R> {
     /// Sends commands in one write and returns their replies in order (error
     /// replies as [`Value::Error`]); `Err` only when the call failed.
     pub fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Value>, Error> {
-        let limits = self.options;
+        let (connect_timeout, io_timeout) = (self.options.connect_timeout, self.options.io_timeout);
         self.calls.start(commands);
         loop {
             match self.calls.step() {
                 Step::Connect(addr) => {
                     self.socket = None;
-                    let opened = R::connect(addr, limits.connect_timeout, limits.io_timeout);
+                    let tls = self.tls.as_ref();
+                    let opened = R::connect(addr, tls, connect_timeout, io_timeout);
                     let opened = opened.map(|socket| self.socket = Some(socket));
                     self.calls.opened(opened);
                 }
                 Step::Write(bytes) => {
                     let wrote = match self.socket.as_mut() {
-                        Some(socket) => socket.write_all(&bytes),
+                        // Through TLS, only a flush sends it all.
+                        Some(socket) => socket.write_all(&bytes).and_then(|()| socket.flush()),
                         None => Err(not_open()),
                     };
                     self.calls.wrote(wrote);
@@ -245,6 +262,7 @@ impl<R: AsyncIo> fmt::Debug for AsyncConnection<R> {
             .field("socket", &self.socket)
             .field("calls", &self.calls)
             .field("options", &self.options)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -255,6 +273,7 @@ impl<R: BlockingIo> fmt::Debug for BlockingConnection<R> {
             .field("socket", &self.socket)
             .field("calls", &self.calls)
             .field("options", &self.options)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use xgroup_core::{
     Batch, ConsumerConfigBuilder, ConsumerInfo, ConsumerSetup, DeadLettered, Error,
-    PreparedConsumer,
+    PreparedConsumer, TlsOptions,
 };
 
 use crate::dispatch::Driver;
+use crate::tls::TlsSetup;
 
 /// A runtime an adapter runs consumers on (its marker type implements this).
 pub trait Runtime: Sized + 'static {
@@ -67,6 +68,7 @@ pub struct ConsumerBuilder<R, H = NoHandler> {
 pub struct Consumer<R: Runtime, H = NoHandler> {
     prepared: PreparedConsumer,
     metrics_per_consumer: bool,
+    tls: Option<TlsSetup>,
     handler: H,
     info: Arc<Mutex<ConsumerInfo>>,
     stop: Arc<R::Stop>,
@@ -91,8 +93,8 @@ pub struct Parts<R: Runtime, H> {
 
 impl<R: Runtime> Consumer<R, NoHandler> {
     /// A builder for consumer `consumer` of `group` on `stream`, at `url`
-    /// (`redis://[user:password@]host[:port][/db]`). A bad URL is reported
-    /// by [`ConsumerBuilder::build`].
+    /// (`redis://[user:password@]host[:port][/db]`, or `rediss://` for
+    /// TLS). A bad URL is reported by [`ConsumerBuilder::build`].
     pub fn builder(
         url: &str,
         stream: impl AsRef<[u8]>,
@@ -177,6 +179,14 @@ impl<R: Runtime, H> ConsumerBuilder<R, H> {
         }
     }
 
+    /// TLS settings: what to trust, a client certificate, the name to
+    /// verify (see [`TlsOptions`]). Needs a `rediss://` URL (TLS options
+    /// with `redis://` fail `build`, so TLS is never silently off); with
+    /// `builder_for`, this turns TLS on.
+    pub fn tls(self, options: TlsOptions) -> Self {
+        self.configure(|c| c.tls(options))
+    }
+
     /// The failure callback: called for every dead-lettered entry (without
     /// one, dead letters are logged).
     pub fn on_dead_letter(self, f: impl Fn(&DeadLettered) + Send + Sync + 'static) -> Self {
@@ -186,13 +196,17 @@ impl<R: Runtime, H> ConsumerBuilder<R, H> {
         }
     }
 
-    /// Checks the URL and every option; nothing is sent before this succeeds.
+    /// Checks the URL and every option, and reads the TLS files (a missing
+    /// or unparsable one is an [`Error::Config`]); nothing is sent before
+    /// this succeeds.
     pub fn build(self) -> Result<Consumer<R, H>, Error>
     where
         R: Run<H>,
     {
         let prepared = self.setup.prepare(self.handler_name)?;
+        let tls = TlsSetup::for_connection(prepared.config.connect_options(), &prepared.addr)?;
         Ok(Consumer {
+            tls,
             info: Arc::new(Mutex::new(prepared.info.clone())),
             stop: Arc::default(),
             prepared,
@@ -226,7 +240,12 @@ impl<R: Runtime, H> Consumer<R, H> {
     /// For adapters: splits the consumer into what its `run` works with.
     pub fn into_parts(self) -> Parts<R, H> {
         Parts {
-            driver: Driver::new(self.prepared, self.info, self.metrics_per_consumer),
+            driver: Driver::new(
+                self.prepared,
+                self.tls,
+                self.info,
+                self.metrics_per_consumer,
+            ),
             handler: Arc::new(self.handler),
             stop: self.stop,
         }
@@ -274,6 +293,7 @@ impl<R: Runtime, H> fmt::Debug for Consumer<R, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("prepared", &self.prepared)
+            .field("tls", &self.tls)
             .field("stop", &self.stop)
             .finish()
     }

@@ -1,6 +1,8 @@
 //! The one place the core's events become what an adapter must do.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,14 +14,17 @@ use xgroup_core::{
     PreparedConsumer, ServerAddr, Warning,
 };
 
+use crate::tls::{self, TlsSetup};
+
 /// What the adapter must do next (from [`Driver::next_action`]). Not
 /// `#[non_exhaustive]`: an adapter matches every variant, so a new one fails
 /// to compile there instead of being dropped.
 #[must_use]
 pub enum Action {
-    /// Open this connection (closing any it replaces) to this address
-    /// within [`Driver::connect_timeout`], then call [`Driver::connected`]
-    /// or [`Driver::connect_failed`] for it.
+    /// Open this connection (closing any it replaces) to this address,
+    /// with TLS if [`Driver::tls`] says so, within
+    /// [`Driver::connect_timeout`], then call [`Driver::connected`] or
+    /// [`Driver::connect_failed`] for it.
     Connect(Conn, ServerAddr),
     /// Write these bytes on this connection, in order, within
     /// [`Driver::write_timeout`]; on failure close it and call
@@ -55,6 +60,7 @@ impl fmt::Debug for Action {
 pub struct Driver {
     core: xgroup_core::Consumer,
     addr: ServerAddr,
+    tls: Option<TlsSetup>,
     on_dead_letter: Option<DeadLetterHook>,
     info: Arc<Mutex<ConsumerInfo>>,
     /// Who this is, for the logs.
@@ -68,6 +74,7 @@ pub struct Driver {
 impl Driver {
     pub(crate) fn new(
         prepared: PreparedConsumer,
+        tls: Option<TlsSetup>,
         info: Arc<Mutex<ConsumerInfo>>,
         metrics_per_consumer: bool,
     ) -> Self {
@@ -81,6 +88,7 @@ impl Driver {
         Driver {
             core: xgroup_core::Consumer::new(config),
             addr,
+            tls,
             on_dead_letter,
             info,
             metrics: Metrics::new(&names, metrics_per_consumer),
@@ -145,6 +153,11 @@ impl Driver {
         self.core.poll_timeout().map(|(at, _)| at)
     }
 
+    /// The TLS to speak over each connection (`rediss://`), built once.
+    pub fn tls(&self) -> Option<&TlsSetup> {
+        self.tls.as_ref()
+    }
+
     /// How long opening a connection may take.
     pub fn connect_timeout(&self) -> Duration {
         self.core.config().connect_timeout()
@@ -167,28 +180,36 @@ impl Driver {
         self.core.handle_connected(Instant::now(), conn);
     }
 
-    /// Opening the connection failed.
-    pub fn connect_failed(&mut self, conn: Conn, reason: impl fmt::Display) {
-        self.core
-            .handle_connect_failed(Instant::now(), conn, reason);
+    /// Opening the connection failed: a TLS handshake that failed for
+    /// good (an untrusted certificate, a plaintext server) stops the
+    /// consumer with [`Error::Tls`]; anything else is retried.
+    pub fn connect_failed(&mut self, conn: Conn, error: io::Error) {
+        let error = tls::connect_error(&self.addr, &error);
+        self.core.handle_connect_error(Instant::now(), conn, error);
     }
 
-    /// The connection failed or closed; the adapter has dropped it.
-    pub fn disconnected(&mut self, conn: Conn, reason: impl fmt::Display) {
-        self.core.handle_disconnected(Instant::now(), conn, reason);
+    /// The connection failed; the adapter has dropped it.
+    pub fn disconnected(&mut self, conn: Conn, error: &io::Error) {
+        let error = tls::session_error(&self.addr, error);
+        self.core
+            .handle_connection_error(Instant::now(), conn, error);
     }
 
     /// What a read from the connection gave: bytes, the end (no bytes) or
     /// an error. Returns whether the connection is still up: after the end
     /// or an error, drop it.
-    pub fn received<E: fmt::Display>(&mut self, conn: Conn, read: Result<&[u8], E>) -> bool {
+    pub fn received<E: Borrow<io::Error>>(&mut self, conn: Conn, read: Result<&[u8], E>) -> bool {
+        let now = Instant::now();
         match read {
-            Ok([]) => self.disconnected(conn, "connection closed by the server"),
+            Ok([]) => {
+                self.core
+                    .handle_disconnected(now, conn, "connection closed by the server");
+            }
             Ok(bytes) => {
-                self.core.handle_input(Instant::now(), conn, bytes);
+                self.core.handle_input(now, conn, bytes);
                 return true;
             }
-            Err(e) => self.disconnected(conn, e),
+            Err(e) => self.disconnected(conn, e.borrow()),
         }
         false
     }
@@ -272,6 +293,7 @@ impl fmt::Debug for Driver {
         f.debug_struct("Driver")
             .field("core", &self.core)
             .field("addr", &self.addr)
+            .field("tls", &self.tls)
             .field("on_dead_letter", &self.on_dead_letter.is_some())
             .field("stopping", &self.stopping)
             .finish()

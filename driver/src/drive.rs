@@ -15,7 +15,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use xgroup_core::{BatchId, Conn, Outcome, ServerAddr};
 
 use crate::dispatch::Driver;
-use crate::io::{within, AsyncIo};
+use crate::io::{open, within, AsyncIo};
 
 /// The consumer's connections on an async runtime (the control one and
 /// the read one), each at most one socket with the buffer it is read into.
@@ -44,7 +44,9 @@ impl<R: AsyncIo> Links<R> {
     pub async fn connect(&mut self, driver: &mut Driver, conn: Conn, addr: &ServerAddr) {
         let link = self.get(conn);
         link.socket = None;
-        match within::<R, _>("connect", driver.connect_timeout(), R::connect(addr)).await {
+        // The TCP connect and the TLS handshake share the connect timeout.
+        let tls = driver.tls().cloned();
+        match open::<R>(addr, tls.as_ref(), driver.connect_timeout()).await {
             Ok(socket) => {
                 link.socket = Some(socket);
                 driver.connected(conn);
@@ -63,7 +65,7 @@ impl<R: AsyncIo> Links<R> {
         let write = R::write_all(socket, bytes);
         if let Err(e) = within::<R, _>("write", driver.write_timeout(), write).await {
             link.socket = None;
-            driver.disconnected(conn, e);
+            driver.disconnected(conn, &e);
         }
     }
 

@@ -7,8 +7,8 @@ pub use xgroup_core::{
     xadd, Batch, BatchId, Command, ConfigError, Conn, ConnectOptions, ConsumerConfig,
     ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
     Error, Event, Fields, FieldsIter, GroupStart, Heartbeat, InvalidStreamId, Message, Outcome,
-    ProtocolError, ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId, Trim, Value,
-    Warning, XAddOptions,
+    Pem, ProtocolError, ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId,
+    TlsFailure, TlsOptions, TlsRoots, Trim, Value, Warning, XAddOptions,
 };
 
 pub use crate::calls::{ConnectionOptions, CONNECT_TIMEOUT, IO_TIMEOUT};

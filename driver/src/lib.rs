@@ -18,6 +18,11 @@
 //!   connections built on it ([`AsyncConnection`], [`BlockingConnection`]),
 //!   with the same timeouts everywhere ([`ConnectionOptions`], by default
 //!   [`CONNECT_TIMEOUT`] and [`IO_TIMEOUT`]), reconnecting after a failure;
+//! - TLS ([`tls`]): the rustls client configuration built once from the
+//!   core's `TlsOptions` ([`TlsSetup`]), the crypto provider the `ring` /
+//!   `aws-lc-rs` features choose, and failed handshakes read as typed
+//!   errors; an adapter only wraps its sockets with its runtime's rustls
+//!   wrapper;
 //! - what blocking code needs of std: [`connect_std`] and the reused handler
 //!   threads ([`HandlerThreads`]);
 //! - the list of what every adapter re-exports ([`exports`]).
@@ -57,6 +62,7 @@ pub mod exports;
 mod io;
 pub mod metrics;
 mod threads;
+pub mod tls;
 
 pub use calls::{Calls, ConnectionOptions, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use connection::{AsyncConnection, BlockingConnection};
@@ -65,7 +71,8 @@ pub use consumer::{
 };
 pub use dispatch::{Action, Driver};
 pub use drive::{Handlers, Links, WatchedHandler, BLOCKING_POLL_WARNING};
-pub use io::{connect_std, sleep_until, within, AsyncIo, BlockingIo};
+pub use io::{connect_std, open, plaintext_answer_std, sleep_until, within, AsyncIo, BlockingIo};
 pub use threads::{HandlerThreads, Worker};
+pub use tls::TlsSetup;
 /// For adapters: running a handler inside [`Driver::batch_span`].
 pub use tracing::{Instrument, Span};

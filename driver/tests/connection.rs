@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, FutureExt};
 use xgroup_driver::exports::*;
-use xgroup_driver::{AsyncConnection, AsyncIo, BlockingConnection, BlockingIo};
+use xgroup_driver::{AsyncConnection, AsyncIo, BlockingConnection, BlockingIo, TlsSetup};
 
 /// A socket that answers with the chunks it was given, then stays silent.
 #[derive(Debug, Default)]
@@ -66,7 +66,10 @@ struct Instantly;
 impl AsyncIo for Instantly {
     type Socket = Script;
 
-    fn connect(_: &ServerAddr) -> impl Future<Output = io::Result<Script>> + Send {
+    fn connect(
+        _: &ServerAddr,
+        _: Option<&TlsSetup>,
+    ) -> impl Future<Output = io::Result<Script>> + Send {
         ready(Ok(scripted()))
     }
 
@@ -113,7 +116,12 @@ impl io::Write for Script {
 impl BlockingIo for Impatient {
     type Socket = Script;
 
-    fn connect(_: &ServerAddr, timeout: Duration, io_timeout: Duration) -> io::Result<Script> {
+    fn connect(
+        _: &ServerAddr,
+        _: Option<&TlsSetup>,
+        timeout: Duration,
+        io_timeout: Duration,
+    ) -> io::Result<Script> {
         LIMITS.with(|l| l.borrow_mut().extend([timeout, io_timeout]));
         Ok(scripted())
     }

@@ -424,3 +424,55 @@ fn metrics_count_deliveries_acks_and_time_handlers() {
         &DebugValue::Gauge(0.0.into())
     );
 }
+
+#[test]
+fn a_failed_tls_handshake_stops_the_consumer_with_its_cause_and_a_refusal_is_retried() {
+    let consumer = Consumer::builder("rediss://127.0.0.1:6380", "s", "g", "c")
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .expect("TLS defaults build");
+    let mut parts = consumer.run();
+    let driver = &mut parts.driver;
+    assert!(driver.tls().is_some(), "rediss:// speaks TLS");
+    // A refused connection: retried after a backoff.
+    let Some(Action::Connect(to, _)) = driver.next_action() else {
+        panic!("expected a connect")
+    };
+    driver.connect_failed(to, io::Error::from(io::ErrorKind::ConnectionRefused));
+    while let Some(action) = driver.next_action() {
+        assert!(!matches!(action, Action::Stopped(_)), "{action:?}");
+    }
+    driver.timeout();
+    std::thread::sleep(
+        driver
+            .deadline()
+            .expect("a reconnect")
+            .saturating_duration_since(Instant::now()),
+    );
+    driver.timeout();
+    // An untrusted certificate: the consumer stops with it.
+    let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+    let mut stopped = None;
+    while let Some(action) = driver.next_action() {
+        match action {
+            Action::Connect(to, _) if stopped.is_none() => {
+                let e = io::Error::new(io::ErrorKind::InvalidData, untrusted.clone());
+                driver.connect_failed(to, e);
+            }
+            Action::Stopped(result) => stopped = Some(result),
+            _ => {}
+        }
+    }
+    match stopped {
+        Some(Err(Error::Tls { cause, server, .. })) => {
+            assert_eq!(cause, TlsFailure::UnknownIssuer);
+            assert_eq!(server, "127.0.0.1:6380");
+        }
+        other => panic!("expected a TLS stop, got {other:?}"),
+    }
+    let plain = Consumer::builder("redis://127.0.0.1:6379", "s", "g", "c")
+        .handler_fn(|_| Outcome::AckAll)
+        .build()
+        .expect("plain");
+    assert!(plain.run().driver.tls().is_none());
+}

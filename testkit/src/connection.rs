@@ -11,7 +11,7 @@ use std::fmt;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xgroup_core::{Command, Error, StreamId, Value, XAddOptions};
+use xgroup_core::{Command, Error, StreamId, TlsOptions, Value, XAddOptions};
 use xgroup_driver::ConnectionOptions;
 
 use crate::{RedisServer, RespValue};
@@ -36,9 +36,10 @@ pub trait Conn: Sized + fmt::Debug {
     ) -> Result<StreamId, Error>;
 
     /// `Debug` of this adapter's consumer builder for `url` (stream `s`,
-    /// group `g`, consumer `c`, any handler), then of what `build()` gave
-    /// (the consumer or the error), then of the consumer's `into_parts()`.
-    fn consumer_debug(url: &str) -> String;
+    /// group `g`, consumer `c`, any handler, these TLS settings), then of
+    /// what `build()` gave (the consumer or the error, also as text), then
+    /// of the consumer's `into_parts()`.
+    fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String;
 }
 
 /// An async adapter's `Connection`: a call's future can be dropped.
@@ -205,7 +206,7 @@ pub fn passwords_never_show_in_errors_or_debug_output<C: Conn>() {
         format!("redis://:{SECRET}@127.0.0.1:{port}/notadb"),
         format!("redis://:{SECRET}@127.0.0.1:{port}?foo=bar"),
         format!("redis://127.0.0.1:{port}?password={SECRET}"),
-        format!("rediss://:{SECRET}@127.0.0.1:{port}"),
+        format!("rediss://:{SECRET}@127.0.0.1:{port}/notadb"),
         format!("http://:{SECRET}@127.0.0.1:{port}"),
         format!(":{SECRET}@127.0.0.1:{port}"),
         format!("redis://us/er:{SECRET}@127.0.0.1:{port}"),
@@ -218,18 +219,21 @@ pub fn passwords_never_show_in_errors_or_debug_output<C: Conn>() {
     for url in &bad_urls {
         let e = C::connect(url).expect_err(url);
         check(&format!("the error for {url}"), &format!("{e} / {e:?}"));
-        check(&format!("the consumer for {url}"), &C::consumer_debug(url));
+        check(
+            &format!("the consumer for {url}"),
+            &C::consumer_debug(url, None),
+        );
     }
     let url = format!("redis://:{SECRET}@127.0.0.1:{port}/1");
     let mut conn = C::connect(&url).expect("the right password");
     check("a connection", &format!("{conn:?}"));
     conn.send(&cmd(&["PING"])).expect("ping");
     check("a used connection", &format!("{conn:?}"));
-    let consumer = C::consumer_debug(&url);
+    let consumer = C::consumer_debug(&url, None);
     assert!(consumer.contains("127.0.0.1"), "{consumer}");
     check("a consumer", &consumer);
     let user = format!("redis://default:{SECRET}@127.0.0.1:{port}");
-    check("a consumer with a user", &C::consumer_debug(&user));
+    check("a consumer with a user", &C::consumer_debug(&user, None));
 }
 
 /// `XADD ... NOMKSTREAM` on a missing stream fails with
@@ -339,6 +343,20 @@ macro_rules! adapter_connection_tests {
             zero_timeouts_are_a_config_error,
             passwords_never_show_in_errors_or_debug_output,
             xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream);
+        $crate::adapter_connection_tests!(@tls $conn;
+            a_connection_over_tls_works_and_reconnects_after_a_restart,
+            a_connection_over_mutual_tls_as_an_acl_user_over_resp3,
+            tls_handshake_failures_are_typed_errors,
+            bad_tls_options_are_config_errors_when_built,
+            key_material_never_shows_in_errors_or_debug_output);
+    };
+    (@tls $conn:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::tls_connection::$name::<$conn>();
+            }
+        )*
     };
     ($conn:ty, cancel) => {
         $crate::adapter_connection_tests!($conn);

@@ -8,10 +8,74 @@
 //! - [`worker`]: the black-box worker: flags, config, per-message decisions
 //!   (with injected failures) and the `<stream> <id> <attempt>` lines.
 //! - [`throughput`]: flags, the fill commands and the final rate line.
+//! - [`TlsArgs`]: the TLS flags of all three (`--tls-ca-cert`, `--tls-cert`,
+//!   `--tls-key`), used with `rediss://` URLs.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches};
+use xgroup_core::{ConsumerConfigBuilder, TlsOptions};
+use xgroup_driver::ConnectionOptions;
+
+/// The TLS flags every example takes. TLS is on when the URL says
+/// `rediss://`; these flags with a `redis://` URL are refused (by the
+/// library, when the consumer or connection is built).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// CA bundle (PEM) that signed the server's certificate
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The TLS settings the flags give; `None` without any (a `rediss://`
+    /// URL then verifies the server against the Mozilla roots).
+    pub fn options(&self) -> Option<TlsOptions> {
+        let mut tls = match (&self.tls_ca_cert, &self.tls_cert) {
+            (None, None) => return None,
+            (Some(ca), _) => TlsOptions::new().ca_cert_file(ca),
+            (None, Some(_)) => TlsOptions::new(),
+        };
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.client_cert_files(cert, key);
+        }
+        Some(tls)
+    }
+
+    /// Applies the flags to a consumer's options.
+    pub fn configure(&self, c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+        with_tls(c, self.options())
+    }
+
+    /// A `Connection`'s options with the flags.
+    pub fn connection(&self) -> ConnectionOptions {
+        connection_options(self.options())
+    }
+}
+
+/// `c` with these TLS settings, if any.
+pub fn with_tls(c: ConsumerConfigBuilder, tls: Option<TlsOptions>) -> ConsumerConfigBuilder {
+    match tls {
+        Some(tls) => c.tls(tls),
+        None => c,
+    }
+}
+
+/// A `Connection`'s options with these TLS settings, if any.
+pub fn connection_options(tls: Option<TlsOptions>) -> ConnectionOptions {
+    let options = ConnectionOptions::default();
+    match tls {
+        Some(tls) => options.tls(tls),
+        None => options,
+    }
+}
 
 /// Parses `args` (the first is the binary name) into `T`, with `about` as the
 /// help's description.
@@ -40,11 +104,87 @@ pub mod quickstart {
     use std::sync::{Mutex, MutexGuard};
     use std::time::Duration;
 
+    use std::ffi::OsString;
+
+    use clap::Parser;
     use xgroup_core::{
-        xadd, Batch, Command, ConfigError, ConsumerConfigBuilder, Source, Stats, StreamId, Value,
+        xadd, Batch, Command, ConfigError, ConsumerConfigBuilder, Source, Stats, StreamId,
+        TlsOptions, Value,
     };
 
+    use super::TlsArgs;
+    use crate::tls::TlsServer;
     use crate::RedisServer;
+
+    /// The demo's flags: TLS only.
+    #[derive(Parser, Debug, Clone)]
+    #[command(long_about = None)]
+    pub struct Args {
+        /// Without REDIS_URL: serve the private redis-server over TLS too
+        /// (certificates made on the spot) and connect with rediss://
+        #[arg(long)]
+        pub tls: bool,
+        #[command(flatten)]
+        pub tls_files: TlsArgs,
+    }
+
+    impl Args {
+        /// Parses the command line (help titled `xgroup demo (<runtime>)`);
+        /// prints the usage error and exits if it is wrong.
+        pub fn parse_for(runtime: &str) -> Self {
+            Self::try_parse_for(runtime, std::env::args_os()).unwrap_or_else(|e| e.exit())
+        }
+
+        /// Parses `args` (the first is the binary name).
+        pub fn try_parse_for(
+            runtime: &str,
+            args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        ) -> Result<Self, clap::Error> {
+            super::parse_from(format!("xgroup demo ({runtime})"), args).map(|(a, _)| a)
+        }
+    }
+
+    /// Where the demo runs: the private server to keep alive until the end
+    /// (if one was started), the URL, and the TLS settings (from the flags,
+    /// or trusting the private server's CA).
+    #[derive(Debug)]
+    pub struct Target {
+        /// The private server, if `REDIS_URL` was not set.
+        pub private: Option<RedisServer>,
+        /// `redis://` or `rediss://`.
+        pub url: String,
+        /// TLS settings, if any were given or made.
+        pub tls: Option<TlsOptions>,
+    }
+
+    /// The server to use: `REDIS_URL` if set, else a private `redis-server`
+    /// (announced on stdout; served over TLS with `--tls`).
+    pub fn target(args: &Args) -> Target {
+        let tls = args.tls_files.options();
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return Target {
+                private: None,
+                url,
+                tls,
+            };
+        }
+        if !args.tls {
+            let (private, url) = server();
+            return Target { private, url, tls };
+        }
+        let private = RedisServer::builder().tls(TlsServer::default()).start();
+        let url = private.tls_url();
+        println!(
+            "started a private redis-server ({}) with TLS at {url}",
+            private.version()
+        );
+        let trust = TlsOptions::new().ca_cert_file(private.certs().ca_cert());
+        Target {
+            private: Some(private),
+            url,
+            tls: Some(tls.unwrap_or(trust)),
+        }
+    }
 
     /// Orders produced.
     pub const ORDERS: usize = 3000;
@@ -294,6 +434,8 @@ pub mod worker {
         /// Delete entries from the stream when acking them
         #[arg(long)]
         pub delete_on_ack: bool,
+        #[command(flatten)]
+        pub tls: super::TlsArgs,
     }
 
     fn probability(s: &str) -> Result<f64, String> {
@@ -337,7 +479,9 @@ pub mod worker {
         /// [`parse_for`](Self::parse_for) rejects).
         pub fn configure(&self, b: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
             let ms = Duration::from_millis;
-            let mut b = b
+            let mut b = self
+                .tls
+                .configure(b)
                 .count(self.count)
                 .block(ms(self.block_ms))
                 .claim_interval(ms(self.claim_interval_ms))
@@ -512,6 +656,8 @@ pub mod throughput {
         /// Batches in flight (default: the library's, 1).
         #[arg(long)]
         pub in_flight: Option<usize>,
+        #[command(flatten)]
+        pub tls: super::TlsArgs,
     }
 
     impl Args {
@@ -568,8 +714,10 @@ pub mod throughput {
         }
 
         /// The consumer's options: the library's defaults but for what the
-        /// command line gives, so a run measures what a user gets.
-        pub fn configure(&self, mut c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+        /// command line gives (TLS included), so a run measures what a user
+        /// gets.
+        pub fn configure(&self, c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+            let mut c = self.tls.configure(c);
             if let Some(count) = self.count {
                 c = c.count(count);
             }
@@ -671,6 +819,44 @@ mod tests {
 
     fn worker_args(extra: &[&str]) -> Result<worker::Args, clap::Error> {
         worker::Args::try_parse_for("test", BASE.iter().chain(extra))
+    }
+
+    #[test]
+    fn tls_flags_give_tls_options_and_a_key_needs_its_certificate() {
+        let args = worker_args(&[]).expect("no TLS flags");
+        assert_eq!(args.tls.options(), None);
+        let args = worker_args(&["--tls-ca-cert", "ca.pem"]).expect("a CA");
+        assert_eq!(
+            args.tls.options(),
+            Some(super::TlsOptions::new().ca_cert_file("ca.pem"))
+        );
+        let both = [
+            "--tls-ca-cert",
+            "ca.pem",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "c.key",
+        ];
+        let args = worker_args(&both).expect("mutual TLS");
+        assert_eq!(
+            args.tls.options(),
+            Some(
+                super::TlsOptions::new()
+                    .ca_cert_file("ca.pem")
+                    .client_cert_files("c.pem", "c.key")
+            )
+        );
+        let cfg = config(&both);
+        assert_eq!(cfg.connect_options().tls, args.tls.options());
+        assert_eq!(args.tls.connection().tls, args.tls.options());
+        for lone in [["--tls-key", "c.key"], ["--tls-cert", "c.pem"]] {
+            let e = worker_args(&lone).expect_err("half a client certificate");
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+        let demo =
+            super::quickstart::Args::try_parse_for("test", ["demo", "--tls"]).expect("--tls");
+        assert!(demo.tls && demo.tls_files.options().is_none());
     }
 
     fn config(extra: &[&str]) -> ConsumerConfig {

@@ -10,6 +10,8 @@
 //! - [`RespConnection`] and [`RespValue`]: a tiny blocking RESP2 client for
 //!   setting up and checking server state in tests.
 //! - [`connection`]: the tests of every adapter's `Connection`, written once.
+//! - [`tls`]: certificates for TLS test servers, made by the test
+//!   ([`RedisServerBuilder::tls`]).
 //!
 //! The server binary is `$XGROUP_REDIS_SERVER` if set, else `redis-server`,
 //! else `valkey-server` from `PATH` (or [`RedisServerBuilder::binary`]).
@@ -25,6 +27,9 @@ mod proxy;
 mod resp;
 pub mod scenarios;
 mod server;
+pub mod tls;
+pub mod tls_connection;
+pub mod tls_scenarios;
 
 pub use proxy::FaultProxy;
 pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};

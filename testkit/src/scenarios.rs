@@ -256,9 +256,9 @@ pub trait Running: Send {
     fn kill(self: Box<Self>);
 }
 
-const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
-fn fast(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+pub(crate) fn fast(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
     c.count(10)
         .block(Duration::from_millis(200))
         .claim_interval(Duration::from_millis(200))
@@ -267,7 +267,7 @@ fn fast(c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
         .drain_timeout(Duration::from_secs(5))
 }
 
-fn spec(url: &str, consumer: &str, behavior: Behavior, configure: Configure) -> Spec {
+pub(crate) fn spec(url: &str, consumer: &str, behavior: Behavior, configure: Configure) -> Spec {
     Spec {
         url: url.to_owned(),
         stream: "s".into(),
@@ -279,13 +279,13 @@ fn spec(url: &str, consumer: &str, behavior: Behavior, configure: Configure) -> 
     }
 }
 
-fn opts(
+pub(crate) fn opts(
     f: impl Fn(ConsumerConfigBuilder) -> ConsumerConfigBuilder + Send + Sync + 'static,
 ) -> Configure {
     Arc::new(f)
 }
 
-fn produce(server: &RedisServer, n: usize) -> Vec<String> {
+pub(crate) fn produce(server: &RedisServer, n: usize) -> Vec<String> {
     let mut conn = server.connect().expect("connect to the test server");
     (0..n)
         .map(|i| {
@@ -314,7 +314,7 @@ fn pending_ids(server: &RedisServer) -> BTreeSet<String> {
     }
 }
 
-fn wait_pending(server: &RedisServer, want: i64) {
+pub(crate) fn wait_pending(server: &RedisServer, want: i64) {
     let deadline = Instant::now() + WAIT;
     loop {
         let got = pending(server);
@@ -329,14 +329,14 @@ fn wait_pending(server: &RedisServer, want: i64) {
     }
 }
 
-fn all_seen(ids: &[String]) -> impl Fn(&[Delivery]) -> bool + '_ {
+pub(crate) fn all_seen(ids: &[String]) -> impl Fn(&[Delivery]) -> bool + '_ {
     move |ds: &[Delivery]| {
         let seen: BTreeSet<&str> = ds.iter().map(|d| d.id.as_str()).collect();
         ids.iter().all(|id| seen.contains(id.as_str()))
     }
 }
 
-fn stop_ok(mut running: Box<dyn Running>) -> Stats {
+pub(crate) fn stop_ok(mut running: Box<dyn Running>) -> Stats {
     running.stop();
     match running.wait(WAIT) {
         Some(Ok(())) => running.stats(),
@@ -1426,7 +1426,8 @@ pub fn unreachable_server_is_retried_without_spinning<A: Adapter>() {
     assert_eq!(stats.connections, 0);
 }
 
-/// An ACL user without permission for XREADGROUP: a typed error from `run`.
+/// An ACL user without permission for XREADGROUP: a typed error from
+/// `run` that names the command.
 pub fn missing_permission_is_an_error<A: Adapter>() {
     let server = RedisServer::start();
     let reply = server.cmd(&[
@@ -1444,8 +1445,16 @@ pub fn missing_permission_is_an_error<A: Adapter>() {
     let url = format!("redis://limited:pw@127.0.0.1:{}", server.port());
     let mut running = A::start(spec(&url, "c1", Behavior::AckAll, opts(fast)));
     match running.wait(WAIT) {
-        Some(Err(Error::Server(e))) => assert_eq!(e.kind, ServerErrorKind::NoPerm, "{e}"),
-        other => panic!("expected NOPERM, got {other:?}"),
+        Some(Err(e @ Error::NoPermission { command, .. })) => {
+            assert_eq!(command, "XREADGROUP", "{e}");
+            let text = e.to_string();
+            assert!(
+                text.starts_with("the ACL user lacks permission for XREADGROUP: NOPERM"),
+                "{text}"
+            );
+            assert!(!text.contains(">pw"), "{text}");
+        }
+        other => panic!("expected NOPERM for XREADGROUP, got {other:?}"),
     }
 }
 
@@ -1492,6 +1501,16 @@ macro_rules! adapter_scenarios {
             idle_consumer_stops_without_waiting_out_its_blocked_read,
             acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed,
             info_shows_the_groups_counts, read_ahead_hands_out_batches_of_count);
+        $crate::adapter_scenarios!(@tls $adapter;
+            consumes_over_tls, consumes_over_mutual_tls_as_an_acl_user_over_resp3,
+            acl_user_with_an_encoded_password_consumes,
+            tls_untrusted_server_certificate_stops_the_consumer,
+            tls_wrong_host_name_stops_the_consumer_and_server_name_mends_it,
+            tls_expired_server_certificate_stops_the_consumer,
+            tls_plaintext_server_stops_the_consumer,
+            tls_missing_or_unknown_client_certificate_stops_the_consumer,
+            tls_without_verification_accepts_an_expired_certificate,
+            tls_server_down_and_restarted_is_retried_and_loses_nothing);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have
@@ -1525,6 +1544,14 @@ macro_rules! adapter_scenarios {
             fn $name() {
                 $crate::serve_the_model();
                 $crate::scenarios::$name::<$adapter>();
+            }
+        )*
+    };
+    (@tls $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::tls_scenarios::$name::<$adapter>();
             }
         )*
     };

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::resp::{RespConnection, RespValue};
+use crate::tls::{TestCerts, TlsServer};
 
 /// Environment variable naming the server binary to use.
 pub const SERVER_ENV: &str = "XGROUP_REDIS_SERVER";
@@ -156,6 +157,7 @@ pub struct RedisServerBuilder {
     password: Option<String>,
     extra_args: Vec<OsString>,
     binary: Option<PathBuf>,
+    tls: Option<TlsServer>,
 }
 
 impl RedisServerBuilder {
@@ -176,6 +178,14 @@ impl RedisServerBuilder {
     /// Requires this password (`--requirepass`); `None` (the default) for none.
     pub fn password(mut self, password: Option<&str>) -> Self {
         self.password = password.map(str::to_owned);
+        self
+    }
+
+    /// Serves TLS too, on a second free port ([`RedisServer::tls_url`]),
+    /// with certificates made for it ([`RedisServer::certs`]); the plain
+    /// port stays for set-up and checks.
+    pub fn tls(mut self, tls: TlsServer) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -205,6 +215,16 @@ impl RedisServerBuilder {
         if SERVE_THE_MODEL.get() {
             return self.start_the_model();
         }
+        self.try_start().unwrap_or_else(|msg| panic!("{msg}"))
+    }
+
+    /// [`start`](Self::start), with a server that exits during start-up (bad
+    /// arguments, no TLS support) as an error holding its log's tail.
+    ///
+    /// # Panics
+    ///
+    /// If no server binary can be found, or no free port can be had.
+    pub fn try_start(self) -> Result<RedisServer, String> {
         let binary = match self.binary.clone() {
             Some(path) if path.is_file() => path,
             Some(path) => panic!(
@@ -217,11 +237,16 @@ impl RedisServerBuilder {
             .prefix("xgroup-redis-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let certs = self
+            .tls
+            .map(|tls| TestCerts::generate(dir.path(), tls.cert));
         let mut server = RedisServer {
             binary,
             options: self,
             dir,
+            certs,
             port: 0,
+            tls_port: 0,
             child: Mutex::new(None),
             version: String::new(),
             model: Mutex::new(None),
@@ -229,10 +254,18 @@ impl RedisServerBuilder {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             server.port = free_port();
+            if server.certs.is_some() {
+                server.tls_port = loop {
+                    let port = free_port();
+                    if port != server.port {
+                        break port;
+                    }
+                };
+            }
             match server.spawn_and_wait() {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(StartError::PortInUse(log)) => last_error = log,
-                Err(StartError::Fatal(msg)) => panic!("{msg}"),
+                Err(StartError::Fatal(msg)) => return Err(msg),
             }
         }
         panic!(
@@ -250,8 +283,12 @@ impl RedisServerBuilder {
     /// binary), or the model cannot listen.
     pub fn start_the_model(self) -> RedisServer {
         assert!(
-            !self.aof && !self.appendfsync_always && self.extra_args.is_empty() && self.binary.is_none(),
-            "this test needs a redis-server process (AOF, arguments or a binary): the model server cannot serve it"
+            !self.aof
+                && !self.appendfsync_always
+                && self.extra_args.is_empty()
+                && self.binary.is_none()
+                && self.tls.is_none(),
+            "this test needs a redis-server process (AOF, TLS, arguments or a binary): the model server cannot serve it"
         );
         let mut sim = xgroup_sim::SimServer::builder();
         if let Some(password) = &self.password {
@@ -268,7 +305,9 @@ impl RedisServerBuilder {
             binary: PathBuf::new(),
             options: self,
             dir,
+            certs: None,
             port: model.port(),
+            tls_port: 0,
             child: Mutex::new(None),
             version: "xgroup-sim (the in-memory model, Redis 7.0 replies)".into(),
             model: Mutex::new(Some(model)),
@@ -298,7 +337,11 @@ pub struct RedisServer {
     binary: PathBuf,
     options: RedisServerBuilder,
     dir: TempDir,
+    /// With TLS: the certificates, in `dir`.
+    certs: Option<TestCerts>,
     port: u16,
+    /// With TLS: its port (0 without).
+    tls_port: u16,
     child: Mutex<Option<Child>>,
     version: String,
     /// The model served over TCP, instead of a process (see
@@ -331,10 +374,39 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` (the
     /// password percent-encoded) when a password is set.
     pub fn url(&self) -> String {
+        self.url_for("redis", self.port)
+    }
+
+    fn url_for(&self, scheme: &str, port: u16) -> String {
         match &self.options.password {
-            Some(pw) => format!("redis://:{}@127.0.0.1:{}", percent_encode(pw), self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(pw) => format!("{scheme}://:{}@127.0.0.1:{port}", percent_encode(pw)),
+            None => format!("{scheme}://127.0.0.1:{port}"),
         }
+    }
+
+    /// With TLS ([`RedisServerBuilder::tls`]): `rediss://127.0.0.1:TLS_PORT`,
+    /// with the password like [`url`](Self::url).
+    ///
+    /// # Panics
+    ///
+    /// Without TLS.
+    pub fn tls_url(&self) -> String {
+        assert!(self.certs.is_some(), "this test server has no TLS");
+        self.url_for("rediss", self.tls_port)
+    }
+
+    /// With TLS: the TLS port.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.certs.as_ref().map(|_| self.tls_port)
+    }
+
+    /// With TLS: the certificates and keys made for this server.
+    ///
+    /// # Panics
+    ///
+    /// Without TLS.
+    pub fn certs(&self) -> &TestCerts {
+        self.certs.as_ref().expect("this test server has no TLS")
     }
 
     /// The password, if one is required.
@@ -531,6 +603,20 @@ impl RedisServer {
         }
         if let Some(pw) = &self.options.password {
             args.extend(["--requirepass".into(), pw.into()]);
+        }
+        if let (Some(certs), Some(tls)) = (&self.certs, self.options.tls) {
+            args.extend([
+                "--tls-port".into(),
+                self.tls_port.to_string().into(),
+                "--tls-cert-file".into(),
+                certs.server_cert().into(),
+                "--tls-key-file".into(),
+                certs.server_key().into(),
+                "--tls-ca-cert-file".into(),
+                certs.ca_cert().into(),
+                "--tls-auth-clients".into(),
+                if tls.verify_clients { "yes" } else { "no" }.into(),
+            ]);
         }
         args.extend(self.options.extra_args.iter().cloned());
         args

@@ -108,6 +108,8 @@ pub struct Consumer {
     stats: Stats,
     /// The group's counts at the last sample (see `group_stats`).
     group_counts: Option<crate::reply::GroupCounts>,
+    /// The command whose reply is being handled, for errors that name it.
+    replying_to: &'static str,
 }
 
 impl Consumer {
@@ -132,6 +134,7 @@ impl Consumer {
             claims: Claims::default(),
             stats: Stats::default(),
             group_counts: None,
+            replying_to: "",
         }
     }
 
@@ -221,12 +224,21 @@ impl Consumer {
         conn: Conn,
         reason: impl std::fmt::Display,
     ) {
+        self.handle_connect_error(now, conn, Error::Connection(reason.to_string()));
+    }
+
+    /// Opening a connection failed with this error (an adapter's typed
+    /// one, e.g. [`Error::Tls`]). One that retrying cannot mend
+    /// ([`Error::is_permanent_connection_failure`]: an untrusted
+    /// certificate, a plaintext server) stops the consumer with it; any
+    /// other is [`handle_connect_failed`](Self::handle_connect_failed).
+    pub fn handle_connect_error(&mut self, now: Instant, conn: Conn, error: Error) {
         if self.state == State::Stopped || !matches!(self.links.get(conn), Link::Connecting) {
             return;
         }
         self.stats.errors += 1;
         self.links.set(conn, Link::Down);
-        self.connection_failed(now, Error::Connection(reason.to_string()));
+        self.lost(now, error);
     }
 
     /// A connection closed or failed (read/write error, EOF): the others
@@ -237,11 +249,20 @@ impl Consumer {
         conn: Conn,
         reason: impl std::fmt::Display,
     ) {
+        self.handle_connection_error(now, conn, Error::Connection(reason.to_string()));
+    }
+
+    /// An open connection failed with this error (an adapter's typed one:
+    /// a TLS 1.3 server rejects a client certificate only after the
+    /// handshake, with an alert the first read meets). Permanent ones stop
+    /// the consumer as in [`handle_connect_error`](Self::handle_connect_error);
+    /// any other is [`handle_disconnected`](Self::handle_disconnected).
+    pub fn handle_connection_error(&mut self, now: Instant, conn: Conn, error: Error) {
         if self.state == State::Stopped || matches!(self.links.get(conn), Link::Down) {
             return;
         }
         self.links.set(conn, Link::Down);
-        self.connection_failed(now, Error::Connection(reason.to_string()));
+        self.lost(now, error);
     }
 
     /// Bytes arrived on a connection.
@@ -381,6 +402,15 @@ impl Consumer {
     }
 
     // ----- failures and the end -----
+
+    /// A connection was lost with `cause`: the consumer stops if no retry
+    /// can help, else all connections are opened again after a backoff.
+    fn lost(&mut self, now: Instant, cause: Error) {
+        if cause.is_permanent_connection_failure() {
+            return self.fatal(cause);
+        }
+        self.connection_failed(now, cause);
+    }
 
     /// A connection failed: all are closed (those still open with
     /// [`Event::Disconnect`]) and opened again after a backoff.

@@ -41,6 +41,7 @@ impl Consumer {
                 self.protocol_failure(now, ProtocolError::UnsolicitedReply);
                 return false;
             };
+            self.replying_to = cmd.what.name();
             match cmd.what {
                 // Hot path: new entries parsed straight from the bytes.
                 Sent::Fetch(kind @ (Fetch::Read | Fetch::Replay)) => {
@@ -236,6 +237,11 @@ impl Consumer {
             ReplyError::Protocol(p) => self.protocol_failure(now, p),
             ReplyError::Server(s) if s.is_transient() => {
                 self.connection_failed(now, Error::Server(s))
+            }
+            // The ACL user lacks a command the consumer needs: say which.
+            ReplyError::Server(error) if error.kind == ServerErrorKind::NoPerm => {
+                let command = self.replying_to;
+                self.fatal(Error::NoPermission { command, error })
             }
             ReplyError::Server(s)
                 if matches!(
