@@ -180,6 +180,12 @@ impl Ledger {
         Some(taken.into_iter().map(|(m, _)| m).collect())
     }
 
+    /// A replay or claim of ours returned these held entries again: those
+    /// read ahead carry the delivery the server counted.
+    pub(super) fn delivered_again(&mut self, ids: &HashSet<StreamId>) {
+        self.read_ahead.delivered_again(ids);
+    }
+
     /// Forgets the entries read ahead (a graceful stop: they stay pending
     /// for this consumer's next start or another's claim).
     pub(super) fn drop_read_ahead(&mut self) {

@@ -209,6 +209,8 @@ impl Consumer {
         }
         if !retouched.is_empty() {
             self.ledger.retouch(now, &retouched);
+            // (A replay or a claim counts a delivery at the server.)
+            self.ledger.delivered_again(&retouched);
         }
         if deleted > 0 {
             self.stats.deleted_acked += deleted as u64;

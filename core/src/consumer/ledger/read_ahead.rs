@@ -60,6 +60,16 @@ impl ReadAhead {
         }
     }
 
+    /// A replay or claim of ours returned these again: the server counted
+    /// one more delivery of each, and the handler must see that count.
+    pub(crate) fn delivered_again(&mut self, ids: &HashSet<StreamId>) {
+        for (m, _) in self.entries.iter_mut() {
+            if ids.contains(&m.id) {
+                m.attempt += 1;
+            }
+        }
+    }
+
     /// These are another consumer's now (or deleted): never handed out
     /// here. Returns how many.
     pub(crate) fn give_up(&mut self, ids: &HashSet<StreamId>) -> usize {
@@ -137,7 +147,10 @@ mod tests {
             touched,
             [(t, StreamId::new(1, 0)), (later, StreamId::new(2, 0))]
         );
+        ra.delivered_again(&HashSet::from([StreamId::new(2, 0)]));
         assert_eq!(ra.give_up(&HashSet::from([StreamId::new(1, 0)])), 1);
+        assert_eq!(ra.take(1)[0].0.attempt, 2, "the server's count");
+        ra.push(t, vec![message(2, "b")]);
         assert_eq!(ra.len(), (1, 2));
         assert_eq!(ra.ids().collect::<Vec<_>>(), [StreamId::new(2, 0)]);
         ra.clear();
