@@ -947,6 +947,8 @@ pub fn info_shows_the_groups_counts<A: Adapter>() {
     );
     let seen = s.seen.clone();
     let running = A::start(s);
+    // Redis before 7.0 has no lag in `XINFO GROUPS`: unknown, never 0.
+    let lag = (!server.version().starts_with("redis 6.")).then_some(0);
     let sampled = |want: GroupCounts, held: usize| {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -959,21 +961,9 @@ pub fn info_shows_the_groups_counts<A: Adapter>() {
         }
     };
     // The handler holds all three for 1.5 s: all delivered, none acked.
-    sampled(
-        GroupCounts {
-            pending: 3,
-            lag: Some(0),
-        },
-        3,
-    );
+    sampled(GroupCounts { pending: 3, lag }, 3);
     assert!(seen.wait_for(WAIT, all_seen(&ids)));
-    sampled(
-        GroupCounts {
-            pending: 0,
-            lag: Some(0),
-        },
-        0,
-    );
+    sampled(GroupCounts { pending: 0, lag }, 0);
     stop_ok(running);
 }
 
