@@ -300,9 +300,11 @@ fn a_failed_connection_is_a_warning_and_is_retried() {
     let handle = consumer.handle();
     let mut h = Harness::new(consumer, server_with(1));
     h.refuse = 2;
-    let (stopped, log) = logged(|| h.settle());
-    assert!(stopped.is_none());
-    assert!(log.contains("Reconnecting"), "{log}");
+    // (Read from info(), not the log: a test binary's threads share
+    // tracing's callsite cache, which makes captured logs flaky.)
+    assert!(h.settle().is_none());
+    let refused = handle.info().last_error.expect("the warning's cause");
+    assert!(refused.contains("refused"), "{refused}");
     assert!(!handle.info().connected);
     while h.refuse > 0 || h.conns[0].is_none() {
         assert!(h.wait_deadline().is_none());
