@@ -155,8 +155,9 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
     let mut handlers = HandlerThreads::default();
-    // The current connections (control, read), each with its generation.
-    let mut sockets: [Option<(u64, Link)>; 2] = [None, None];
+    // The current connections (control, read, sentinel), each with its
+    // generation.
+    let mut sockets: [Option<(u64, Link)>; Conn::COUNT] = Default::default();
     let mut generation = 0;
     loop {
         while let Some(action) = driver.next_action() {
@@ -239,8 +240,13 @@ fn open(
     // The TCP connect and the TLS handshake share the connect timeout; a
     // peer that stops reading must not stall the driving thread.
     let left = timeout.saturating_sub(started.elapsed());
-    let (link, mut source) = tls::link(tcp, driver.tls(), left, driver.write_timeout())
-        .map_err(|e| tls::no_answer(e, addr, timeout))?;
+    let (link, mut source) = tls::link(
+        tcp,
+        driver.tls_for(addr).as_ref(),
+        left,
+        driver.write_timeout(),
+    )
+    .map_err(|e| tls::no_answer(e, addr, timeout))?;
     let tx = tx.clone();
     let mut buf = vec![0u8; 64 * 1024];
     thread::Builder::new()

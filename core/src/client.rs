@@ -41,6 +41,8 @@ pub struct Client {
     next_id: u64,
     connected: bool,
     handshake_error: Option<Error>,
+    /// Each connection's handshake checks the node is a master.
+    check_role: bool,
 }
 
 #[derive(Debug)]
@@ -61,7 +63,16 @@ impl Client {
             next_id: 0,
             connected: false,
             handshake_error: None,
+            check_role: false,
         }
+    }
+
+    /// Every connection's handshake checks with `ROLE` that the node is a
+    /// master (one a sentinel named): a replica fails the requests with
+    /// a `READONLY` [`Error::Server`].
+    pub fn check_role(mut self, on: bool) -> Self {
+        self.check_role = on;
+        self
     }
 
     /// A connection is open: the handshake is written (requests sent before
@@ -70,7 +81,7 @@ impl Client {
         let pending = self.out.split();
         self.decoder.reset();
         self.handshake_error = None;
-        let steps = handshake::write_handshake(&mut self.out, &self.opts, b"");
+        let steps = handshake::write_handshake(&mut self.out, &self.opts, b"", self.check_role);
         let requests: Vec<Waiting> = self.waiting.drain(..).collect();
         self.waiting
             .extend(steps.into_iter().map(Waiting::Handshake));

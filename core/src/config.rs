@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::error::ConfigError;
 use crate::id::GroupStart;
+use crate::sentinel::SentinelTarget;
 use crate::tls::TlsOptions;
 
 /// How to log in and set up each new connection.
@@ -137,6 +138,7 @@ pub struct ConsumerConfig {
     pub(crate) separate_read_connection: bool,
     pub(crate) group_stats_interval: Option<Duration>,
     pub(crate) read_ahead: Option<ReadAhead>,
+    pub(crate) sentinel: Option<SentinelTarget>,
 }
 
 /// How far ahead of the handler new entries are read (see
@@ -203,6 +205,7 @@ impl ConsumerConfig {
                 separate_read_connection: true,
                 group_stats_interval: None,
                 read_ahead: Some(ReadAhead::default()),
+                sentinel: None,
             },
         }
     }
@@ -256,6 +259,11 @@ impl ConsumerConfig {
     /// Connection set-up options.
     pub fn connect_options(&self) -> &ConnectOptions {
         &self.connect
+    }
+    /// The sentinels that name the master to connect to, `None` when the
+    /// adapter's own address is the server.
+    pub fn sentinel(&self) -> Option<&SentinelTarget> {
+        self.sentinel.as_ref()
     }
     /// Heartbeat settings, `None` when off.
     pub fn heartbeat(&self) -> Option<Heartbeat> {
@@ -459,6 +467,13 @@ impl ConsumerConfigBuilder {
         self.cfg.group_stats_interval = Some(interval);
         self
     }
+    /// Connect to the master these sentinels name, and follow it through
+    /// failovers (a `redis+sentinel://` URL sets this). The data nodes'
+    /// login and TLS are still [`connect_options`](Self::connect_options)'.
+    pub fn sentinel(mut self, target: SentinelTarget) -> Self {
+        self.cfg.sentinel = Some(target);
+        self
+    }
     /// Connection set-up: credentials, database, protocol, client name,
     /// TLS. Replaces what the URL said (TLS included).
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
@@ -515,6 +530,14 @@ impl ConsumerConfigBuilder {
                 "max_in_flight_batches",
                 "must be at least 1",
             ));
+        }
+        if let Some(s) = &c.sentinel {
+            if s.sentinels.is_empty() || s.master_name.is_empty() {
+                return Err(ConfigError::new(
+                    "sentinel",
+                    "needs at least one sentinel and the master's name",
+                ));
+            }
         }
         if c.reconnect_initial.is_zero() || c.reconnect_max < c.reconnect_initial {
             return Err(ConfigError::new(

@@ -128,6 +128,14 @@ impl ServerError {
         }
     }
 
+    /// Whether this is a blocked command cut because the node stopped
+    /// being the master (`UNBLOCKED ... master -> replica`).
+    pub fn is_role_change(&self) -> bool {
+        self.kind == ServerErrorKind::Unblocked
+            && (self.message.contains("master -> replica")
+                || self.message.contains("instance state changed"))
+    }
+
     /// Whether waiting and trying again may succeed without anyone changing
     /// configuration (the server is loading, busy, resharding or failing over).
     pub fn is_transient(&self) -> bool {

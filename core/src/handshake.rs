@@ -1,5 +1,6 @@
 //! Connection set-up shared by the consumer and the request/response client:
-//! `HELLO 3` or `AUTH`, `CLIENT SETNAME`, `SELECT`.
+//! `HELLO 3` or `AUTH`, `CLIENT SETNAME`, `SELECT`, and `ROLE` when the
+//! node must be a master a sentinel named.
 
 use bytes::BytesMut;
 
@@ -7,6 +8,7 @@ use crate::command::CommandWriter;
 use crate::config::ConnectOptions;
 use crate::reply::{self, ReplyError};
 use crate::resp::Frame;
+use crate::sentinel;
 
 /// One handshake command whose reply is awaited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub(crate) enum HandshakeStep {
     Auth,
     SetName,
     Select,
+    /// The node must still be the master (a sentinel named it).
+    Role,
 }
 
 impl HandshakeStep {
@@ -24,6 +28,7 @@ impl HandshakeStep {
             HandshakeStep::Auth => "AUTH",
             HandshakeStep::SetName => "CLIENT SETNAME",
             HandshakeStep::Select => "SELECT",
+            HandshakeStep::Role => "ROLE",
         }
     }
 
@@ -31,17 +36,23 @@ impl HandshakeStep {
     pub(crate) fn check(self, frame: Frame) -> Result<(), ReplyError> {
         match self {
             HandshakeStep::Hello => reply::hello(frame).map(drop),
+            HandshakeStep::Role => match sentinel::role_is_master(frame)? {
+                true => Ok(()),
+                false => Err(ReplyError::Server(sentinel::not_master(None))),
+            },
             other => reply::ok(frame, other.name()),
         }
     }
 }
 
 /// Writes the handshake commands, pipelined, and returns the steps in order.
-/// `default_name` names the connection when no client name is configured.
+/// `default_name` names the connection when no client name is configured;
+/// with `check_role` the node's `ROLE` must say master.
 pub(crate) fn write_handshake(
     out: &mut BytesMut,
     opts: &ConnectOptions,
     default_name: &[u8],
+    check_role: bool,
 ) -> Vec<HandshakeStep> {
     let name = match &opts.client_name {
         Some(name) => name.clone(),
@@ -88,6 +99,10 @@ pub(crate) fn write_handshake(
             .arg_u64(u64::from(opts.db));
         steps.push(HandshakeStep::Select);
     }
+    if check_role {
+        CommandWriter::begin(out, 1).arg(b"ROLE");
+        steps.push(HandshakeStep::Role);
+    }
     steps
 }
 
@@ -114,7 +129,7 @@ mod tests {
             client_name: None,
             tls: None,
         };
-        let steps = write_handshake(&mut out, &opts, b"my consumer");
+        let steps = write_handshake(&mut out, &opts, b"my consumer", false);
         assert_eq!(
             steps,
             [
@@ -135,7 +150,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            write_handshake(&mut out, &opts, b"c"),
+            write_handshake(&mut out, &opts, b"c", false),
             [HandshakeStep::Hello]
         );
         assert_eq!(

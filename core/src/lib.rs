@@ -24,6 +24,7 @@ mod id;
 pub mod reply;
 #[doc(hidden)] // the frame scanner's limits, for fuzzing
 pub mod resp;
+mod sentinel;
 mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -48,6 +49,7 @@ pub use id::IdBuf;
 pub use id::{GroupStart, InvalidStreamId, ReadFrom, StreamId};
 pub use reply::{Entry, GroupCounts, ReplyError, Value};
 pub use resp::{Decoder, Frame, RawFrame};
+pub use sentinel::{parse_target, MasterQuestion, SentinelTarget, Target, SENTINEL_PORT};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use tls::{Pem, TlsFailure, TlsOptions, TlsRoots};
 pub use url::{parse_url, ServerAddr};

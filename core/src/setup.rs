@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::config::{ConsumerConfig, ConsumerConfigBuilder};
 use crate::consumer::{Consumer, ConsumerInfo, DeadLettered};
 use crate::error::{ConfigError, Error};
-use crate::url::{parse_url, ServerAddr};
+use crate::sentinel::{parse_target, Target};
+use crate::url::ServerAddr;
 
 /// Called for every dead-lettered entry (the failure callback).
 pub type DeadLetterHook = Arc<dyn Fn(&DeadLettered) + Send + Sync>;
@@ -36,23 +37,32 @@ pub struct PreparedConsumer {
 }
 
 impl ConsumerSetup {
-    /// From a `redis[s]://[user:password@]host[:port][/db]` URL; a bad URL
-    /// is reported by [`prepare`](Self::prepare).
+    /// From a `redis[s]://[user:password@]host[:port][/db]` URL, or a
+    /// `redis[s]+sentinel://` one (see [`parse_target`]); a bad URL is
+    /// reported by [`prepare`](Self::prepare).
     pub fn from_url(
         url: &str,
         stream: impl AsRef<[u8]>,
         group: impl AsRef<[u8]>,
         consumer: impl AsRef<[u8]>,
     ) -> Self {
-        let parsed = parse_url(url);
+        let parsed = parse_target(url);
         let mut config = ConsumerConfig::builder(stream, group, consumer);
         let mut url_tls = None;
-        if let Ok((_, opts)) = &parsed {
+        if let Ok((target, opts)) = &parsed {
             url_tls = Some(opts.tls.is_some());
             config = config.connect_options(opts.clone());
+            if let Target::Sentinel(sentinel) = target {
+                config = config.sentinel(sentinel.clone());
+            }
         }
         ConsumerSetup {
-            addr: parsed.map(|(addr, _)| addr),
+            // With sentinels the core says where each connection goes;
+            // this is only a fallback.
+            addr: parsed.map(|(target, _)| match target {
+                Target::Server(addr) => addr,
+                Target::Sentinel(s) => s.sentinels[0].clone(),
+            }),
             url_tls,
             config,
             on_dead_letter: None,

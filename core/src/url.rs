@@ -52,6 +52,12 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
     let tls = match url.scheme() {
         "redis" | "valkey" => None,
         "rediss" | "valkeys" => Some(TlsOptions::default()),
+        sentinel if sentinel.ends_with("+sentinel") => {
+            return Err(bad(format!(
+                "{sentinel}:// names a master through its sentinels: pass it where a \
+                 consumer or connection is built (parse_target), not to parse_url"
+            )))
+        }
         other => {
             return Err(bad(format!(
                 "scheme {other:?} is not supported; use redis:// (or rediss:// for TLS)"
@@ -112,7 +118,7 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
 /// `input` for an error message: the user info (up to the last `@`, so a
 /// password holding `@`, `/` or `?` is hidden too) and the query (it may
 /// carry secrets) as `***`.
-fn redacted(input: &str) -> String {
+pub(crate) fn redacted(input: &str) -> String {
     let (scheme, rest) = match input.find("://") {
         Some(i) => input.split_at(i + 3),
         None => ("", input),

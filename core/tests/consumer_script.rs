@@ -36,9 +36,14 @@ impl Script {
             let commands = decode_commands(&b);
             match conn {
                 Conn::Control => out.push_str(&commands),
-                Conn::Read => {
+                Conn::Read | Conn::Sentinel => {
+                    let on = if conn == Conn::Read {
+                        "read"
+                    } else {
+                        "sentinel"
+                    };
                     for c in commands.split_terminator(" | ") {
-                        out.push_str(&format!("read: {c} | "));
+                        out.push_str(&format!("{on}: {c} | "));
                     }
                 }
             }
@@ -1271,4 +1276,181 @@ fn read_ahead_reads_past_count_and_hands_out_batches_of_count() {
     // A stop leaves what is read ahead pending, for the next start.
     s.c.handle_shutdown(s.now);
     assert_eq!(s.c.held_entries(), 10 + 10, "the acks and the batch");
+}
+
+fn sentinel_target() -> xgroup_core::SentinelTarget {
+    let (target, _) =
+        xgroup_core::parse_target("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/m").unwrap();
+    match target {
+        xgroup_core::Target::Sentinel(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn switch_master(to_port: u16) -> String {
+    let body = format!("m 127.0.0.1 6379 127.0.0.1 {to_port}");
+    format!(
+        "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n${}\r\n{body}\r\n",
+        body.len()
+    )
+}
+
+#[test]
+fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connections_at_once() {
+    let now = Instant::now();
+    let mut c = Consumer::new(cfg().sentinel(sentinel_target()).build().unwrap());
+    // Only the sentinel first: the data connection waits for the master.
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Sentinel)));
+    assert_eq!(c.poll_event(), None);
+    assert_eq!(c.connect_address(Conn::Sentinel).unwrap().port, 26379);
+    assert_eq!(c.connect_address(Conn::Control), None);
+    c.handle_connected(now, Conn::Sentinel);
+    let mut s = Script { c, now };
+    assert_eq!(
+        s.sent(),
+        "sentinel: SENTINEL GET-MASTER-ADDR-BY-NAME m | sentinel: SUBSCRIBE +switch-master | "
+    );
+    s.c.handle_input(
+        now,
+        Conn::Sentinel,
+        b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n",
+    );
+    assert_eq!(s.events(), [Event::Connect(Conn::Control)]);
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 6379);
+    s.c.handle_connected(now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | ROLE | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("+OK\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n+OK\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    assert_eq!(s.sent(), "XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    assert_eq!(
+        s.sent(),
+        "XREADGROUP GROUP g c COUNT 10 BLOCK 5000 STREAMS s > | "
+    );
+    // A failover: the blocked read on the old master is cut at once and
+    // the connection opened at the new one, no backoff.
+    s.c.handle_input(now, Conn::Sentinel, switch_master(6380).as_bytes());
+    let events = s.events();
+    assert_eq!(
+        events[1..],
+        [
+            Event::Disconnect(Conn::Control),
+            Event::Connect(Conn::Control)
+        ]
+    );
+    assert!(
+        matches!(&events[0], Event::Warning(Warning::MasterMoved { from, to }) if from.port == 6379 && to.port == 6380),
+        "{events:?}"
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 6380);
+    // The same master again changes nothing.
+    s.c.handle_input(now, Conn::Sentinel, switch_master(6380).as_bytes());
+    assert!(s.events().is_empty());
+}
+
+#[test]
+fn a_node_that_is_no_longer_the_master_sends_the_question_back_to_the_sentinel() {
+    let now = Instant::now();
+    let mut c = Consumer::new(cfg().sentinel(sentinel_target()).build().unwrap());
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Sentinel)));
+    c.handle_connected(now, Conn::Sentinel);
+    let mut s = Script { c, now };
+    s.sent();
+    s.c.handle_input(
+        now,
+        Conn::Sentinel,
+        b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n",
+    );
+    assert_eq!(s.events(), [Event::Connect(Conn::Control)]);
+    s.c.handle_connected(now, Conn::Control);
+    s.sent();
+    // ROLE says replica: the connection goes, and the sentinel is asked
+    // again on a new connection.
+    s.reply("+OK\r\n*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6380\r\n$9\r\nconnected\r\n:0\r\n");
+    let events = s.events();
+    assert!(
+        events.contains(&Event::Disconnect(Conn::Control)),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&Event::Disconnect(Conn::Sentinel)),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&Event::Connect(Conn::Sentinel)),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Warning(Warning::Reconnecting { cause: Error::Server(e), .. }) if e.kind == ServerErrorKind::ReadOnly)),
+        "{events:?}"
+    );
+    s.c.handle_connected(now, Conn::Sentinel);
+    s.sent();
+    // It names a new master: connected at once, the backoff not waited.
+    s.c.handle_input(
+        now,
+        Conn::Sentinel,
+        b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n",
+    );
+    let events = s.events();
+    assert_eq!(
+        events.last(),
+        Some(&Event::Connect(Conn::Control)),
+        "{events:?}"
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 6380);
+}
+
+#[test]
+fn sentinels_that_all_fail_are_asked_again_after_a_backoff() {
+    let now = Instant::now();
+    let cfg = cfg()
+        .sentinel(sentinel_target())
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(1));
+    let mut c = Consumer::new(cfg.build().unwrap());
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Sentinel)));
+    let mut s = Script { c, now };
+    s.c.handle_connect_failed(now, Conn::Sentinel, "refused");
+    let events = s.events();
+    assert!(
+        matches!(&events[0], Event::Warning(Warning::SentinelFailed { sentinel, retry_in: None, .. }) if sentinel.port == 26379),
+        "{events:?}"
+    );
+    // The second sentinel at once.
+    assert_eq!(events[1..], [Event::Connect(Conn::Sentinel)]);
+    assert_eq!(s.c.connect_address(Conn::Sentinel).unwrap().port, 26380);
+    s.c.handle_connected(now, Conn::Sentinel);
+    s.sent();
+    // It does not know the master: the round failed, the next waits.
+    s.c.handle_input(now, Conn::Sentinel, b"*-1\r\n");
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect(Conn::Sentinel));
+    assert!(
+        matches!(&events[1], Event::Warning(Warning::SentinelFailed { reason, retry_in: Some(d), .. }) if reason.contains("no master named") && *d <= Duration::from_millis(100)),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 2);
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert_eq!(kind, TimerKind::Sentinel);
+    s.now = at;
+    s.c.handle_timeout(at);
+    assert_eq!(s.events(), [Event::Connect(Conn::Sentinel)]);
+    assert_eq!(s.c.connect_address(Conn::Sentinel).unwrap().port, 26379);
+    // A stop closes the sentinel link too.
+    s.c.handle_connected(at, Conn::Sentinel);
+    s.c.handle_shutdown(at);
+    let events = s.events();
+    assert!(
+        events.contains(&Event::Disconnect(Conn::Sentinel)),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(Event::Stopped(None))),
+        "{events:?}"
+    );
 }

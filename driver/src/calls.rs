@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use xgroup_core::{
-    Client, Command, ConfigError, ConnectOptions, Error, RequestId, ServerAddr, TlsOptions, Value,
+    Client, Command, ConfigError, ConnectOptions, Error, MasterQuestion, RequestId, SentinelTarget,
+    ServerAddr, ServerErrorKind, Target, TlsOptions, Value,
 };
 
 use crate::tls;
@@ -91,6 +92,36 @@ pub struct Calls {
     /// Why there is no usable connection, while there is none: the next
     /// call opens one first.
     down: Option<String>,
+    /// With sentinels: who to ask for the master, and the asking under way.
+    sentinels: Option<Sentinels>,
+}
+
+/// A `Connection` that follows a Sentinel-monitored master: every new
+/// connection first asks the sentinels (in turn) where the master is.
+#[derive(Debug)]
+struct Sentinels {
+    target: SentinelTarget,
+    /// The sentinel to ask next.
+    next: usize,
+    /// `addr` is what a sentinel named since the last connection failed.
+    named: bool,
+    asking: Option<Asking>,
+}
+
+/// One round of questions: the sentinel asked, where it stands, and why
+/// the others asked failed.
+#[derive(Debug)]
+struct Asking {
+    tried: usize,
+    stage: Stage,
+    reasons: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Connect,
+    Write(MasterQuestion, Bytes),
+    Read(MasterQuestion),
 }
 
 /// What the current call needs next.
@@ -192,6 +223,34 @@ impl Calls {
             buf: vec![0; 64 * 1024],
             call: None,
             down: Some("not connected yet".into()),
+            sentinels: None,
+        }
+    }
+
+    /// Calls to the master `target`'s sentinels name: each new connection
+    /// asks them first (in turn, until one answers), checks with `ROLE`
+    /// that the node is the master, and a `READONLY` reply (the master
+    /// moved) makes the next call ask again.
+    pub fn with_sentinels(target: SentinelTarget, opts: ConnectOptions) -> Self {
+        let first = target.sentinels[0].clone();
+        let mut calls = Calls::new(first, opts);
+        calls.client =
+            std::mem::replace(&mut calls.client, Client::new(Default::default())).check_role(true);
+        calls.sentinels = Some(Sentinels {
+            target,
+            next: 0,
+            named: false,
+            asking: None,
+        });
+        calls
+    }
+
+    /// Calls to where `url` says: a server, or the master its sentinels
+    /// name.
+    pub fn for_target(target: Target, opts: ConnectOptions) -> Self {
+        match target {
+            Target::Server(addr) => Calls::new(addr, opts),
+            Target::Sentinel(target) => Calls::with_sentinels(target, opts),
         }
     }
 
@@ -246,6 +305,21 @@ impl Calls {
             return Step::Done(Ok(Vec::new()));
         }
         if self.down.is_some() {
+            if let Some(s) = self.sentinels.as_mut().filter(|s| !s.named) {
+                let asking = s.asking.get_or_insert_with(|| Asking {
+                    tried: 0,
+                    stage: Stage::Connect,
+                    reasons: Vec::new(),
+                });
+                return match &asking.stage {
+                    Stage::Connect => {
+                        let n = s.target.sentinels.len();
+                        Step::Connect(&s.target.sentinels[s.next % n])
+                    }
+                    Stage::Write(_, bytes) => Step::Write(bytes.clone()),
+                    Stage::Read(_) => Step::Read(&mut self.buf),
+                };
+            }
             return Step::Connect(&self.addr);
         }
         if let Some(bytes) = self.client.poll_transmit() {
@@ -268,11 +342,27 @@ impl Calls {
             // a fresh connection next time rather than fail forever.
             self.fail(e.to_string());
         }
+        // The master moved: the next call asks the sentinels again.
+        let moved = |v: &Value| matches!(v, Value::Error(e) if e.kind == ServerErrorKind::ReadOnly);
+        if self.sentinels.is_some() && replies.as_ref().is_ok_and(|r| r.iter().any(moved)) {
+            self.fail("the node is no longer the master (READONLY)".into());
+        }
         Step::Done(replies)
     }
 
     /// How opening the connection asked for by [`Step::Connect`] went.
     pub fn opened(&mut self, result: io::Result<()>) {
+        if let Some(s) = self.sentinels.as_mut().filter(|s| s.asking.is_some()) {
+            return match result {
+                Ok(()) => {
+                    let (question, bytes) = MasterQuestion::new(&s.target);
+                    if let Some(asking) = s.asking.as_mut() {
+                        asking.stage = Stage::Write(question, bytes);
+                    }
+                }
+                Err(e) => self.sentinel_failed(e.to_string()),
+            };
+        }
         match result {
             Ok(()) => {
                 self.down = None;
@@ -292,6 +382,18 @@ impl Calls {
 
     /// How the write asked for by [`Step::Write`] went.
     pub fn wrote(&mut self, result: io::Result<()>) {
+        if let Some(asking) = self.asking() {
+            return match result {
+                Ok(()) => {
+                    let stage = std::mem::replace(&mut asking.stage, Stage::Connect);
+                    asking.stage = match stage {
+                        Stage::Write(question, _) => Stage::Read(question),
+                        other => other,
+                    };
+                }
+                Err(e) => self.sentinel_failed(e.to_string()),
+            };
+        }
         match result {
             Ok(()) => {
                 if let Some(call) = self.call.as_mut() {
@@ -305,6 +407,9 @@ impl Calls {
     /// How the read asked for by [`Step::Read`] went: how many bytes it put
     /// in the buffer. A timed-out read may report `TimedOut` or `WouldBlock`.
     pub fn read(&mut self, result: io::Result<usize>) {
+        if self.asking().is_some() {
+            return self.sentinel_read(result);
+        }
         match result {
             Ok(0) => self.fail("connection closed by the server".into()),
             Ok(n) => {
@@ -352,7 +457,72 @@ impl Calls {
 
     /// The connection is done for: this call fails with `why` (unless it
     /// has a more precise error), and the next one opens a new connection.
+    /// The round of questions under way, if any.
+    fn asking(&mut self) -> Option<&mut Asking> {
+        self.sentinels.as_mut()?.asking.as_mut()
+    }
+
+    fn sentinel_read(&mut self, result: io::Result<usize>) {
+        let n = match result {
+            Ok(0) => return self.sentinel_failed("connection closed".into()),
+            Ok(n) => n.min(self.buf.len()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
+            Err(e) => return self.sentinel_failed(e.to_string()),
+        };
+        let Some(s) = self.sentinels.as_mut() else {
+            return;
+        };
+        let Some(Asking {
+            stage: Stage::Read(question),
+            ..
+        }) = s.asking.as_mut()
+        else {
+            return;
+        };
+        match question.input(&self.buf[..n]) {
+            Ok(None) => {}
+            Ok(Some(master)) => {
+                s.asking = None;
+                s.named = true;
+                self.addr = master;
+            }
+            Err(reason) => self.sentinel_failed(reason),
+        }
+    }
+
+    /// The sentinel asked is of no use: the next is asked, and once all
+    /// have failed the call fails, saying why for each.
+    fn sentinel_failed(&mut self, reason: String) {
+        let Some(s) = self.sentinels.as_mut() else {
+            return;
+        };
+        let n = s.target.sentinels.len();
+        let asked = s.target.sentinels[s.next % n].to_socket_string();
+        s.next = (s.next + 1) % n;
+        let Some(asking) = s.asking.as_mut() else {
+            return;
+        };
+        asking.reasons.push(format!("{asked}: {reason}"));
+        asking.tried += 1;
+        asking.stage = Stage::Connect;
+        if asking.tried < n {
+            return;
+        }
+        let why = format!(
+            "no sentinel named the master {:?} ({})",
+            s.target.master_name,
+            asking.reasons.join("; ")
+        );
+        s.asking = None;
+        self.fail(why);
+    }
+
     fn fail(&mut self, why: String) {
+        if let Some(s) = self.sentinels.as_mut() {
+            // The next connection asks the sentinels again.
+            s.named = false;
+            s.asking = None;
+        }
         self.client.handle_disconnected(&why);
         if let Some(call) = self.call.as_mut() {
             call.failed.get_or_insert(Error::Connection(why.clone()));

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::slice;
 
-use xgroup_core::{Command, Error, StreamId, Value, XAddOptions};
+use xgroup_core::{Command, Error, ServerAddr, StreamId, Target, Value, XAddOptions};
 
 use crate::calls::{Calls, ConnectionOptions, Step};
 use crate::io::{open, within, AsyncIo, BlockingIo};
@@ -55,8 +55,10 @@ pub struct BlockingConnection<R: BlockingIo> {
 
 impl<R: AsyncIo> AsyncConnection<R> {
     /// Connects to `redis://[user:password@]host[:port][/db]` (or
-    /// `rediss://` for TLS), logs in and checks the login with a `PING`, so
-    /// bad credentials and failed TLS handshakes fail here.
+    /// `rediss://` for TLS, or `redis[s]+sentinel://` for the master a
+    /// Sentinel set names, followed through failovers), logs in and checks
+    /// the login with a `PING`, so bad credentials and failed TLS
+    /// handshakes fail here.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, ConnectionOptions::default()).await
     }
@@ -66,12 +68,12 @@ impl<R: AsyncIo> AsyncConnection<R> {
     /// TLS file is an [`Error::Config`].
     pub async fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
-        let (addr, mut opts) = xgroup_core::parse_url(url)?;
+        let (target, mut opts) = xgroup_core::parse_target(url)?;
         options.apply_tls(&mut opts)?;
-        let tls = TlsSetup::for_connection(&opts, &addr)?;
+        let tls = TlsSetup::for_connection(&opts, target_addr(&target))?;
         let mut conn = AsyncConnection {
             socket: None,
-            calls: Calls::new(addr, opts),
+            calls: Calls::for_target(target, opts),
             options,
             tls,
         };
@@ -103,7 +105,12 @@ impl<R: AsyncIo> AsyncConnection<R> {
                 Step::Connect(addr) => {
                     self.socket = None;
                     // The TCP connect and the TLS handshake share the timeout.
-                    let opened = open::<R>(addr, self.tls.as_ref(), connect_timeout).await;
+                    let opened = open::<R>(
+                        addr,
+                        self.tls.as_ref().map(|t| t.for_address(addr)).as_ref(),
+                        connect_timeout,
+                    )
+                    .await;
                     let opened = opened.map(|socket| self.socket = Some(socket));
                     self.calls.opened(opened);
                 }
@@ -156,8 +163,10 @@ impl<R: AsyncIo> AsyncConnection<R> {
 
 impl<R: BlockingIo> BlockingConnection<R> {
     /// Connects to `redis://[user:password@]host[:port][/db]` (or
-    /// `rediss://` for TLS), logs in and checks the login with a `PING`, so
-    /// bad credentials and failed TLS handshakes fail here.
+    /// `rediss://` for TLS, or `redis[s]+sentinel://` for the master a
+    /// Sentinel set names, followed through failovers), logs in and checks
+    /// the login with a `PING`, so bad credentials and failed TLS
+    /// handshakes fail here.
     pub fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, ConnectionOptions::default())
     }
@@ -167,12 +176,12 @@ impl<R: BlockingIo> BlockingConnection<R> {
     /// TLS file is an [`Error::Config`].
     pub fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
-        let (addr, mut opts) = xgroup_core::parse_url(url)?;
+        let (target, mut opts) = xgroup_core::parse_target(url)?;
         options.apply_tls(&mut opts)?;
-        let tls = TlsSetup::for_connection(&opts, &addr)?;
+        let tls = TlsSetup::for_connection(&opts, target_addr(&target))?;
         let mut conn = BlockingConnection {
             socket: None,
-            calls: Calls::new(addr, opts),
+            calls: Calls::for_target(target, opts),
             options,
             tls,
         };
@@ -203,8 +212,8 @@ impl<R: BlockingIo> BlockingConnection<R> {
             match self.calls.step() {
                 Step::Connect(addr) => {
                     self.socket = None;
-                    let tls = self.tls.as_ref();
-                    let opened = R::connect(addr, tls, connect_timeout, io_timeout);
+                    let tls = self.tls.as_ref().map(|t| t.for_address(addr));
+                    let opened = R::connect(addr, tls.as_ref(), connect_timeout, io_timeout);
                     let opened = opened.map(|socket| self.socket = Some(socket));
                     self.calls.opened(opened);
                 }
@@ -252,6 +261,15 @@ impl<R: BlockingIo> BlockingConnection<R> {
 
 /// [`Calls`] asked for IO without a socket: cannot happen, as it asks to
 /// connect first, but must not panic.
+/// The address TLS settings are first built for: the server, or the first
+/// sentinel (each connection then verifies its own host).
+fn target_addr(target: &Target) -> &ServerAddr {
+    match target {
+        Target::Server(addr) => addr,
+        Target::Sentinel(s) => &s.sentinels[0],
+    }
+}
+
 fn not_open() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "no connection open")
 }

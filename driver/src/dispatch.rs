@@ -104,7 +104,10 @@ impl Driver {
     pub fn next_action(&mut self) -> Option<Action> {
         while let Some(event) = self.core.poll_event() {
             match event {
-                Event::Connect(conn) => return Some(Action::Connect(conn, self.addr.clone())),
+                Event::Connect(conn) => {
+                    let addr = self.core.connect_address(conn).unwrap_or(&self.addr);
+                    return Some(Action::Connect(conn, addr.clone()));
+                }
                 Event::Disconnect(conn) => return Some(Action::Disconnect(conn)),
                 Event::Deliver(batch) => {
                     self.metrics.delivered(&batch);
@@ -156,6 +159,12 @@ impl Driver {
     /// The TLS to speak over each connection (`rediss://`), built once.
     pub fn tls(&self) -> Option<&TlsSetup> {
         self.tls.as_ref()
+    }
+
+    /// The TLS to speak to `addr` (from [`Action::Connect`]): the name
+    /// verified is its host, unless the options named the server.
+    pub fn tls_for(&self, addr: &ServerAddr) -> Option<TlsSetup> {
+        self.tls.as_ref().map(|tls| tls.for_address(addr))
     }
 
     /// How long opening a connection may take.

@@ -24,6 +24,7 @@ use crate::io::{open, within, AsyncIo};
 pub struct Links<R: AsyncIo> {
     control: Link<R>,
     read: Link<R>,
+    sentinel: Link<R>,
 }
 
 /// One connection: at most one socket, and the buffer it is read into.
@@ -45,7 +46,7 @@ impl<R: AsyncIo> Links<R> {
         let link = self.get(conn);
         link.socket = None;
         // The TCP connect and the TLS handshake share the connect timeout.
-        let tls = driver.tls().cloned();
+        let tls = driver.tls_for(addr);
         match open::<R>(addr, tls.as_ref(), driver.connect_timeout()).await {
             Ok(socket) => {
                 link.socket = Some(socket);
@@ -75,14 +76,21 @@ impl<R: AsyncIo> Links<R> {
     }
 
     /// Reads from whichever connection has bytes first (the control one
-    /// when both do); never completes without one. Hand the result to
+    /// when several do); never completes without one. Hand the result to
     /// [`received`](Self::received).
     pub async fn read(&mut self) -> (Conn, io::Result<usize>) {
         let control = pin!(self.control.read());
         let read = pin!(self.read.read());
-        match select(control, read).await {
-            Either::Left((done, _)) => (Conn::Control, done),
-            Either::Right((done, _)) => (Conn::Read, done),
+        let sentinel = pin!(self.sentinel.read());
+        let data = pin!(async {
+            match select(control, read).await {
+                Either::Left((done, _)) => (Conn::Control, done),
+                Either::Right((done, _)) => (Conn::Read, done),
+            }
+        });
+        match select(data, sentinel).await {
+            Either::Left((done, _)) => done,
+            Either::Right((done, _)) => (Conn::Sentinel, done),
         }
     }
 
@@ -100,6 +108,7 @@ impl<R: AsyncIo> Links<R> {
         match conn {
             Conn::Control => &mut self.control,
             Conn::Read => &mut self.read,
+            Conn::Sentinel => &mut self.sentinel,
         }
     }
 }
@@ -196,6 +205,7 @@ impl<R: AsyncIo> Default for Links<R> {
         Links {
             control: link(),
             read: link(),
+            sentinel: link(),
         }
     }
 }
@@ -213,6 +223,7 @@ impl<R: AsyncIo> fmt::Debug for Links<R> {
         f.debug_struct("Links")
             .field("control", &self.control.socket)
             .field("read", &self.read.socket)
+            .field("sentinel", &self.sentinel.socket)
             .finish()
     }
 }

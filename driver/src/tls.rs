@@ -32,6 +32,9 @@ pub struct TlsSetup {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     server: String,
+    /// The options named the server to verify: it is the same whatever the
+    /// address.
+    named: bool,
 }
 
 impl TlsSetup {
@@ -71,7 +74,24 @@ impl TlsSetup {
             config: Arc::new(client_config(options, provider)?),
             name,
             server: addr.to_socket_string(),
+            named: options.name_to_verify().is_some(),
         })
+    }
+
+    /// This setup for a connection to `addr` (a master a sentinel named,
+    /// a sentinel): the name verified is `addr`'s host, unless the options
+    /// named the server. The configuration is shared.
+    pub fn for_address(&self, addr: &ServerAddr) -> TlsSetup {
+        let name = match ServerName::try_from(addr.host.clone()) {
+            Ok(name) if !self.named => name,
+            _ => self.name.clone(),
+        };
+        TlsSetup {
+            config: self.config.clone(),
+            name,
+            server: addr.to_socket_string(),
+            named: self.named,
+        }
     }
 
     /// The rustls client configuration.

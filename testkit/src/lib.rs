@@ -26,6 +26,8 @@ pub mod examples;
 mod proxy;
 mod resp;
 pub mod scenarios;
+mod sentinel;
+pub mod sentinel_scenarios;
 mod server;
 pub mod tls;
 pub mod tls_connection;
@@ -33,6 +35,7 @@ pub mod tls_scenarios;
 
 pub use proxy::FaultProxy;
 pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};
+pub use sentinel::SentinelSet;
 pub use server::{
     redis_server_on_path, serve_the_model, RedisServer, RedisServerBuilder, SERVER_ENV,
 };

@@ -1501,6 +1501,9 @@ macro_rules! adapter_scenarios {
             tls_missing_or_unknown_client_certificate_stops_the_consumer,
             tls_without_verification_accepts_an_expired_certificate,
             tls_server_down_and_restarted_is_retried_and_loses_nothing);
+        $crate::adapter_scenarios!(@sentinel $adapter;
+            follows_the_master_through_a_failover, keeps_consuming_with_every_sentinel_down,
+            no_sentinel_at_start_is_retried_without_spinning);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have
@@ -1534,6 +1537,14 @@ macro_rules! adapter_scenarios {
             fn $name() {
                 $crate::serve_the_model();
                 $crate::scenarios::$name::<$adapter>();
+            }
+        )*
+    };
+    (@sentinel $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::sentinel_scenarios::$name::<$adapter>();
             }
         )*
     };

@@ -158,9 +158,20 @@ pub struct RedisServerBuilder {
     extra_args: Vec<OsString>,
     binary: Option<PathBuf>,
     tls: Option<TlsServer>,
+    /// A sentinel monitoring this master (name, port, quorum) instead of a
+    /// data server.
+    sentinel_of: Option<(String, u16, u32)>,
 }
 
 impl RedisServerBuilder {
+    /// A sentinel (`redis-server <conf> --sentinel`) monitoring the master
+    /// on 127.0.0.1:`master_port` as `name`, with this quorum, taking a
+    /// master for down after 1 s without an answer.
+    pub fn sentinel_of(mut self, name: &str, master_port: u16, quorum: u32) -> Self {
+        self.sentinel_of = Some((name.to_owned(), master_port, quorum));
+        self
+    }
+
     /// Turns the append-only file on (`--appendonly yes`) or off (the
     /// default, `--appendonly no`). With it off, nothing survives a restart.
     pub fn aof(mut self, on: bool) -> Self {
@@ -580,6 +591,30 @@ impl RedisServer {
 
     fn args(&self) -> Vec<OsString> {
         let dir = self.dir.path();
+        if let Some((name, master_port, quorum)) = &self.options.sentinel_of {
+            // A sentinel rewrites its configuration file: it lives in the
+            // data directory, written once (a restart keeps what it learnt).
+            let conf = dir.join("sentinel.conf");
+            if !conf.exists() {
+                let text = format!(
+                    "port {port}\nbind 127.0.0.1\ndaemonize no\nprotected-mode no\n\
+                     dir {dir}\nlogfile {log}\n\
+                     sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n\
+                     sentinel parallel-syncs {name} 1\n",
+                    port = self.port,
+                    dir = dir.display(),
+                    log = dir.join(LOG_FILE).display(),
+                );
+                if let Err(e) = std::fs::write(&conf, text) {
+                    panic!("cannot write {}: {e}", conf.display());
+                }
+            }
+            let mut args: Vec<OsString> = vec![conf.into(), "--sentinel".into()];
+            args.extend(self.options.extra_args.iter().cloned());
+            return args;
+        }
         let mut args: Vec<OsString> = vec![
             "--port".into(),
             self.port.to_string().into(),

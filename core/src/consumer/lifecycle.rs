@@ -20,18 +20,28 @@ pub enum Conn {
     Control,
     /// Reads of new entries (`XREADGROUP ... >`), which may block.
     Read,
+    /// The sentinel asked for the master and subscribed to its failovers
+    /// (only with [`ConsumerConfig::sentinel`](crate::ConsumerConfig::sentinel)).
+    /// It is opened and lost on its own: the data connections go on
+    /// without it.
+    Sentinel,
 }
 
 impl Conn {
-    /// Both, control first.
+    /// The data connections, control first (the sentinel one is not
+    /// among them).
     pub const ALL: [Conn; 2] = [Conn::Control, Conn::Read];
 
-    /// 0 for the control connection, 1 for the read one: where an adapter
-    /// keeps each one's socket in an array.
+    /// How many kinds there are: the size of an adapter's socket array.
+    pub const COUNT: usize = 3;
+
+    /// 0 for the control connection, 1 for the read one, 2 for the
+    /// sentinel one: where an adapter keeps each one's socket in an array.
     pub const fn index(self) -> usize {
         match self {
             Conn::Control => 0,
             Conn::Read => 1,
+            Conn::Sentinel => 2,
         }
     }
 }
@@ -127,11 +137,21 @@ impl Links {
             .flatten()
     }
 
-    /// `conn`'s link (a read connection not used is always down).
+    /// Both down, until the sentinels name the master.
+    pub(super) fn down(read_connection: bool) -> Self {
+        Links {
+            control: Link::Down,
+            read: read_connection.then_some(Link::Down),
+        }
+    }
+
+    /// `conn`'s link (a read connection not used, and the sentinel one,
+    /// which is not a data connection, are always down here).
     pub(super) fn get(&self, conn: Conn) -> &Link {
         match conn {
             Conn::Control => &self.control,
             Conn::Read => self.read.as_ref().unwrap_or(&Link::Down),
+            Conn::Sentinel => &Link::Down,
         }
     }
 
@@ -140,6 +160,7 @@ impl Links {
         match conn {
             Conn::Control => self.control.session_mut(),
             Conn::Read => self.read.as_mut().and_then(Link::session_mut),
+            Conn::Sentinel => None,
         }
     }
 
@@ -152,6 +173,7 @@ impl Links {
                     *read = link;
                 }
             }
+            Conn::Sentinel => {}
         }
     }
 

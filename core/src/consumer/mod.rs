@@ -35,6 +35,7 @@ mod reads;
 mod replies;
 mod report;
 mod schedule;
+mod sentinel;
 mod timers;
 
 pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
@@ -53,6 +54,7 @@ use ledger::{Completed, Ledger};
 use lifecycle::{Backoff, Link, Links, Session, State};
 use outbox::Outbox;
 use reads::Reads;
+use sentinel::Sentinels;
 use timers::{Timer, Timers};
 
 /// A Redis Streams consumer-group consumer as a sans-IO state machine.
@@ -105,6 +107,9 @@ pub struct Consumer {
     reads: Reads,
     claims: Claims,
     heartbeat: Heartbeat,
+    /// With a sentinel target: the link to the sentinels and the master
+    /// they named.
+    sentinels: Option<Sentinels>,
     stats: Stats,
     /// The group's counts at the last sample (see `group_stats`).
     group_counts: Option<crate::reply::GroupCounts>,
@@ -118,8 +123,22 @@ impl Consumer {
     pub fn new(config: ConsumerConfig) -> Self {
         let mut backoff = Backoff::new(config.seed.unwrap_or_else(process_seed));
         let token = Bytes::from(format!("{:016x}", backoff.random()));
-        let links = Links::connecting(config.uses_read_connection());
-        let events = links.used().map(Event::Connect).collect();
+        let sentinels = config
+            .sentinel
+            .clone()
+            .map(|target| Sentinels::new(target, backoff.random()));
+        // With sentinels, the data connections wait for the master's name.
+        let (links, events) = match sentinels {
+            Some(_) => (
+                Links::down(config.uses_read_connection()),
+                [Event::Connect(Conn::Sentinel)].into(),
+            ),
+            None => {
+                let links = Links::connecting(config.uses_read_connection());
+                let events = links.used().map(Event::Connect).collect();
+                (links, events)
+            }
+        };
         Consumer {
             heartbeat: Heartbeat::new(&config, token),
             outbox: Outbox::new(&config),
@@ -132,6 +151,7 @@ impl Consumer {
             backoff,
             reads: Reads::default(),
             claims: Claims::default(),
+            sentinels,
             stats: Stats::default(),
             group_counts: None,
             replying_to: "",
@@ -173,11 +193,21 @@ impl Consumer {
 
     /// The connection asked for by [`Event::Connect`] is open.
     pub fn handle_connected(&mut self, now: Instant, conn: Conn) {
-        if self.state == State::Stopped || !matches!(self.links.get(conn), Link::Connecting) {
+        if self.state == State::Stopped {
             return;
         }
+        if conn == Conn::Sentinel {
+            return self.sentinel_connected(now);
+        }
+        if !matches!(self.links.get(conn), Link::Connecting) {
+            return;
+        }
+        // A master a sentinel named must still be one.
+        let check_role = self.sentinels.is_some();
         if conn == Conn::Read {
-            let handshake = self.outbox.handshake(now, conn, &self.cfg.connect);
+            let handshake = self
+                .outbox
+                .handshake(now, conn, &self.cfg.connect, check_role);
             self.links.set(conn, Link::Up(Session::new(handshake)));
             if handshake == 0 {
                 self.handshake_done(conn);
@@ -200,7 +230,9 @@ impl Consumer {
             .set_due(Timer::GroupStats, self.cfg.group_stats_interval.is_some());
         self.timers
             .set(Timer::Refresh, now + self.refresh_interval());
-        let mut handshake = self.outbox.handshake(now, conn, &self.cfg.connect);
+        let mut handshake = self
+            .outbox
+            .handshake(now, conn, &self.cfg.connect, check_role);
         if self.cfg.delete_on_ack {
             self.outbox.info_server(now);
             handshake += 1;
@@ -233,6 +265,13 @@ impl Consumer {
     /// certificate, a plaintext server) stops the consumer with it; any
     /// other is [`handle_connect_failed`](Self::handle_connect_failed).
     pub fn handle_connect_error(&mut self, now: Instant, conn: Conn, error: Error) {
+        if conn == Conn::Sentinel {
+            let connecting = self.sentinels.as_ref().is_some_and(|s| s.is_connecting());
+            if self.state != State::Stopped && connecting {
+                self.sentinel_failed(now, error);
+            }
+            return;
+        }
         if self.state == State::Stopped || !matches!(self.links.get(conn), Link::Connecting) {
             return;
         }
@@ -258,6 +297,13 @@ impl Consumer {
     /// the consumer as in [`handle_connect_error`](Self::handle_connect_error);
     /// any other is [`handle_disconnected`](Self::handle_disconnected).
     pub fn handle_connection_error(&mut self, now: Instant, conn: Conn, error: Error) {
+        if conn == Conn::Sentinel {
+            let open = self.sentinels.as_ref().is_some_and(|s| s.is_open());
+            if self.state != State::Stopped && open {
+                self.sentinel_failed(now, error);
+            }
+            return;
+        }
         if self.state == State::Stopped || matches!(self.links.get(conn), Link::Down) {
             return;
         }
@@ -267,6 +313,12 @@ impl Consumer {
 
     /// Bytes arrived on a connection.
     pub fn handle_input(&mut self, now: Instant, conn: Conn, bytes: &[u8]) {
+        if conn == Conn::Sentinel {
+            if self.state != State::Stopped {
+                self.sentinel_input(now, bytes);
+            }
+            return;
+        }
         let Some(session) = self.links.session_mut(conn) else {
             return;
         };
@@ -337,7 +389,15 @@ impl Consumer {
             return self.finish(None);
         }
         self.fire_due_timers(now);
-        if self.timers.expired(Timer::Reconnect, now) {
+        if self.timers.expired(Timer::Sentinel, now) {
+            self.sentinel_timer(now);
+        }
+        // With sentinels, only once one has named the master.
+        let unnamed = self
+            .sentinels
+            .as_ref()
+            .is_some_and(|s| s.master().is_none());
+        if self.timers.expired(Timer::Reconnect, now) && !unnamed {
             let conns = self.links.all_connecting();
             self.events.extend(conns.into_iter().map(Event::Connect));
         }
@@ -373,6 +433,9 @@ impl Consumer {
     /// write them on.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(Conn, Bytes)> {
+        if let Some(bytes) = self.sentinels.as_mut().and_then(Sentinels::take_bytes) {
+            return Some((Conn::Sentinel, bytes));
+        }
         self.outbox.take_bytes()
     }
 
@@ -428,7 +491,8 @@ impl Consumer {
     /// Every connection down: those open or being opened are closed, and
     /// a connection asked for but not yet handed out is no longer wanted.
     fn close_all(&mut self) {
-        self.events.retain(|e| !matches!(e, Event::Connect(_)));
+        self.events
+            .retain(|e| !matches!(e, Event::Connect(Conn::Control | Conn::Read)));
         let open = self.links.all_down();
         self.events.extend(open.into_iter().map(Event::Disconnect));
     }
@@ -454,6 +518,14 @@ impl Consumer {
             return;
         }
         self.close_all();
+        if let Some(s) = self.sentinels.as_mut() {
+            self.events
+                .retain(|e| !matches!(e, Event::Connect(Conn::Sentinel)));
+            if s.is_open() {
+                self.events.push_back(Event::Disconnect(Conn::Sentinel));
+            }
+            s.close();
+        }
         self.state = State::Stopped;
         self.outbox.clear();
         self.timers.clear();

@@ -198,7 +198,8 @@ impl Outbox {
 
     fn sent_on(&mut self, conn: Conn) -> &mut VecDeque<SentCmd> {
         match conn {
-            Conn::Control => &mut self.sent,
+            // The sentinel's bytes never come here (see `Sentinels`).
+            Conn::Control | Conn::Sentinel => &mut self.sent,
             Conn::Read => &mut self.read.sent,
         }
     }
@@ -281,12 +282,18 @@ impl Outbox {
 
     /// `HELLO`/`AUTH`, `CLIENT SETNAME`, `SELECT` on `conn`; returns how
     /// many replies the handshake awaits.
-    pub(super) fn handshake(&mut self, now: Instant, conn: Conn, opts: &ConnectOptions) -> usize {
+    pub(super) fn handshake(
+        &mut self,
+        now: Instant,
+        conn: Conn,
+        opts: &ConnectOptions,
+        check_role: bool,
+    ) -> usize {
         let wire = match conn {
-            Conn::Control => &mut self.wire,
+            Conn::Control | Conn::Sentinel => &mut self.wire,
             Conn::Read => &mut self.read.wire,
         };
-        let steps = handshake::write_handshake(&mut wire.out, opts, &self.consumer);
+        let steps = handshake::write_handshake(&mut wire.out, opts, &self.consumer, check_role);
         wire.written += steps.len();
         for step in &steps {
             self.push_on(conn, now, Sent::Handshake(*step), Duration::ZERO);
@@ -328,7 +335,7 @@ impl Outbox {
         // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
         let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
         let wire = match conn {
-            Conn::Control => &mut self.wire,
+            Conn::Control | Conn::Sentinel => &mut self.wire,
             Conn::Read => &mut self.read.wire,
         };
         let mut w = wire.begin(if block_ms.is_some() { 11 } else { 9 });

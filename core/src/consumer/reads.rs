@@ -97,6 +97,11 @@ impl Consumer {
         };
         let (entries, claim) = match parsed {
             Ok(ok) => ok,
+            // With sentinels: a read cut because the node stopped being
+            // the master.
+            Err(ReplyError::Server(e)) if self.sentinels.is_some() && e.is_role_change() => {
+                return self.command_failed(now, ReplyError::Server(e));
+            }
             // The group, or the stream with it (`UNBLOCKED` answers a read
             // blocked on a stream that was deleted), is gone.
             Err(ReplyError::Server(e))

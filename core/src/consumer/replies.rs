@@ -235,6 +235,17 @@ impl Consumer {
         self.stats.errors += 1;
         match e {
             ReplyError::Protocol(p) => self.protocol_failure(now, p),
+            // With sentinels, a node that is no longer the master (or a
+            // read cut because it stopped being one) means a failover.
+            ReplyError::Server(s)
+                if self.sentinels.is_some()
+                    && matches!(
+                        s.kind,
+                        ServerErrorKind::ReadOnly | ServerErrorKind::Unblocked
+                    ) =>
+            {
+                self.master_moved(now, Error::Server(s))
+            }
             ReplyError::Server(s) if s.is_transient() => {
                 self.connection_failed(now, Error::Server(s))
             }

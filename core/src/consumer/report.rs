@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::config::ConsumerConfig;
 use crate::error::{Error, ServerError};
 use crate::id::StreamId;
+use crate::url::ServerAddr;
 
 use super::batch::{Batch, BatchId};
 use super::lifecycle::Conn;
@@ -141,6 +142,26 @@ pub enum Warning {
         /// When the move is tried again.
         retry_in: Duration,
     },
+    /// A sentinel could not name the master (unreachable, no answer in
+    /// time, an error, a master it does not monitor). The next one is
+    /// asked; after all have failed in a row, the round starts over after
+    /// `retry_in`. Consuming goes on meanwhile if the master is known.
+    SentinelFailed {
+        /// The sentinel.
+        sentinel: ServerAddr,
+        /// What went wrong.
+        reason: String,
+        /// `None`: the next sentinel is asked at once.
+        retry_in: Option<Duration>,
+    },
+    /// The sentinels named a new master (a failover): the data connections
+    /// moved there, and entries this consumer held are replayed from it.
+    MasterMoved {
+        /// The old master.
+        from: ServerAddr,
+        /// The new one.
+        to: ServerAddr,
+    },
     /// A sample of the group's counts failed (the server refused or does
     /// not know the command, or its reply was not understood); the next is
     /// tried after the interval.
@@ -170,6 +191,12 @@ impl Warning {
             Warning::WriteRefused { command, error } => Some(format!("{command}: {error}")),
             Warning::DeadLetterFailed { error, .. } => Some(format!("dead-letter move: {error}")),
             Warning::SampleFailed { command, error } => Some(format!("{command}: {error}")),
+            Warning::SentinelFailed {
+                sentinel, reason, ..
+            } => Some(format!(
+                "sentinel {}: {reason}",
+                sentinel.to_socket_string()
+            )),
             _ => None,
         }
     }
@@ -190,6 +217,8 @@ impl Warning {
             Warning::WriteRefused { .. } => "write_refused",
             Warning::DeadLetterFailed { .. } => "dead_letter_failed",
             Warning::SampleFailed { .. } => "sample_failed",
+            Warning::SentinelFailed { .. } => "sentinel_failed",
+            Warning::MasterMoved { .. } => "master_moved",
             Warning::DrainTimedOut { .. } => "drain_timed_out",
         }
     }

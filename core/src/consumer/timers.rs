@@ -29,6 +29,9 @@ pub enum TimerKind {
     DeadLetterRetry,
     /// Time to sample the group's pending count and lag.
     GroupStats,
+    /// Time to ask a sentinel for the master, or the one asked took too
+    /// long to answer.
+    Sentinel,
 }
 
 /// The timers the table keeps. The other two kinds of deadline are read
@@ -45,9 +48,11 @@ pub(super) enum Timer {
     /// Dead letters whose move failed are not moved again before it.
     DeadLetterRetry,
     GroupStats,
+    /// The sentinels are asked (again), or the one asked is given up.
+    Sentinel,
 }
 
-const ALL: [Timer; 8] = [
+const ALL: [Timer; 9] = [
     Timer::Reconnect,
     Timer::ClaimSweep,
     Timer::Drain,
@@ -56,6 +61,7 @@ const ALL: [Timer; 8] = [
     Timer::Poll,
     Timer::DeadLetterRetry,
     Timer::GroupStats,
+    Timer::Sentinel,
 ];
 
 /// Timers of one connection's work: they fire into due marks, and are
@@ -80,6 +86,7 @@ impl Timer {
             Timer::Poll => TimerKind::Poll,
             Timer::DeadLetterRetry => TimerKind::DeadLetterRetry,
             Timer::GroupStats => TimerKind::GroupStats,
+            Timer::Sentinel => TimerKind::Sentinel,
         }
     }
 

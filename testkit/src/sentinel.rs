@@ -1,0 +1,184 @@
+//! A Sentinel-monitored master for tests: a master, a replica and three
+//! sentinels (quorum 2), each a real `redis-server` process on a free
+//! port in its own temporary directory.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::resp::RespValue;
+use crate::server::RedisServer;
+
+/// How long the sentinels may take to find each other and the replica.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A master, its replica and three sentinels monitoring it as
+/// [`SentinelSet::MASTER_NAME`]. Dropping it kills every process.
+///
+/// ```no_run
+/// use xgroup_testkit::SentinelSet;
+///
+/// let mut set = SentinelSet::start();
+/// let url = set.url(); // redis+sentinel://127.0.0.1:p1,.../xgroup-master
+/// let old = set.kill_master();
+/// let new = set.wait_for_promotion(old);
+/// assert_ne!(old, new);
+/// ```
+#[derive(Debug)]
+pub struct SentinelSet {
+    /// The data nodes: the first started as the master.
+    nodes: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+}
+
+impl SentinelSet {
+    /// The name the sentinels monitor the master under.
+    pub const MASTER_NAME: &'static str = "xgroup-master";
+
+    /// Starts the master, a replica of it and three sentinels, and waits
+    /// until every sentinel knows the replica and the other two sentinels
+    /// (so a failover can be agreed on).
+    ///
+    /// # Panics
+    ///
+    /// If a process does not come up, or the sentinels do not settle
+    /// within 20 s.
+    pub fn start() -> SentinelSet {
+        let master = RedisServer::start();
+        let port = master.port().to_string();
+        let replica = RedisServer::builder()
+            .extra_args(&["--replicaof", "127.0.0.1", &port])
+            .start();
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::builder()
+                    .sentinel_of(Self::MASTER_NAME, master.port(), 2)
+                    .start()
+            })
+            .collect();
+        let set = SentinelSet {
+            nodes: vec![master, replica],
+            sentinels,
+        };
+        set.settle();
+        set
+    }
+
+    fn settle(&self) {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let settled = self.sentinels.iter().all(|s| {
+                let count = |what: &str| {
+                    s.try_cmd(&["SENTINEL", what, Self::MASTER_NAME])
+                        .ok()
+                        .and_then(|v| v.as_array().map(<[RespValue]>::len))
+                        .unwrap_or(0)
+                };
+                count("REPLICAS") >= 1 && count("SENTINELS") >= 2
+            });
+            if settled {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not find the replica and each other within {SETTLE_TIMEOUT:?}; \
+                 first sentinel's log:\n{}",
+                self.sentinels[0].log_tail()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `redis+sentinel://` with every sentinel, naming the master.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
+        format!("redis+sentinel://{}/{}", hosts.join(","), Self::MASTER_NAME)
+    }
+
+    /// The master's port, as the first sentinel that answers says.
+    ///
+    /// # Panics
+    ///
+    /// If no sentinel answers.
+    pub fn master_port(&self) -> u16 {
+        self.sentinels
+            .iter()
+            .filter(|s| s.is_running())
+            .find_map(|s| {
+                let reply = s
+                    .try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER_NAME])
+                    .ok()?;
+                reply.as_array()?.get(1)?.as_str()?.parse().ok()
+            })
+            .expect("no sentinel named the master")
+    }
+
+    /// The data node on `port`.
+    ///
+    /// # Panics
+    ///
+    /// If none of the set's nodes has that port.
+    pub fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no node of the set is on port {port}"))
+    }
+
+    /// The node the sentinels call the master.
+    pub fn master(&self) -> &RedisServer {
+        self.node(self.master_port())
+    }
+
+    /// Kills the master (SIGKILL) and returns its port.
+    pub fn kill_master(&mut self) -> u16 {
+        let port = self.master_port();
+        let node = self.nodes.iter_mut().find(|n| n.port() == port);
+        node.expect("the master is one of the set's nodes").kill();
+        port
+    }
+
+    /// Starts a killed node again (the sentinels make it a replica of the
+    /// current master).
+    pub fn restart_node(&mut self, port: u16) {
+        let node = self.nodes.iter_mut().find(|n| n.port() == port);
+        node.expect("a node of the set").restart();
+    }
+
+    /// Waits until the sentinels name a master other than `old` and it
+    /// says it is one; returns its port.
+    ///
+    /// # Panics
+    ///
+    /// If that takes more than 30 s.
+    pub fn wait_for_promotion(&self, old: u16) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let port = self.master_port();
+            let is_master = port != old
+                && self
+                    .node(port)
+                    .try_cmd(&["ROLE"])
+                    .ok()
+                    .and_then(|r| r.as_array()?.first()?.as_str().map(|s| s == "master"))
+                    .unwrap_or(false);
+            if is_master {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new master within 30 s; a sentinel's log:\n{}",
+                self.sentinels[0].log_tail()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The sentinels, to stop or restart some.
+    pub fn sentinels(&mut self) -> &mut [RedisServer] {
+        &mut self.sentinels
+    }
+}
