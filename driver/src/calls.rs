@@ -502,7 +502,11 @@ impl Calls {
         let Some(asking) = s.asking.as_mut() else {
             return;
         };
-        asking.reasons.push(format!("{asked}: {reason}"));
+        // Some sockets' errors already name the address.
+        match reason.starts_with(&asked) {
+            true => asking.reasons.push(reason),
+            false => asking.reasons.push(format!("{asked}: {reason}")),
+        }
         asking.tried += 1;
         asking.stage = Stage::Connect;
         if asking.tried < n {

@@ -329,6 +329,54 @@ fn asleep(server: &RedisServer) {
     }
 }
 
+/// Through `redis+sentinel://`: calls go to the master; after it is
+/// killed and the replica promoted, calls fail for a while (never hang),
+/// then reach the new master: an `XADD` lands there. With no sentinel
+/// reachable, a call fails saying so for each sentinel.
+pub fn a_connection_through_sentinels_follows_the_master<C: Conn>() {
+    let mut set = crate::SentinelSet::start();
+    let mut conn = C::connect_with(&set.url(), quick(Duration::from_secs(2))).expect("connect");
+    let fields = [("k", "v")];
+    conn.xadd("s", &fields, &XAddOptions::default())
+        .expect("XADD");
+    let old = set.kill_master();
+    let new = set.wait_for_promotion(old);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        match conn.xadd("s", &fields, &XAddOptions::default()) {
+            Ok(id) => break id,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "never reached the new master: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    let on_new = set.node(new).cmd(&["XRANGE", "s", "-", "+"]);
+    let ids: Vec<&str> = on_new
+        .as_array()
+        .expect("XRANGE")
+        .iter()
+        .filter_map(|e| e.as_array()?.first()?.as_str())
+        .collect();
+    assert!(ids.contains(&id.to_string().as_str()), "{ids:?} lacks {id}");
+    for sentinel in set.sentinels() {
+        sentinel.kill();
+    }
+    // The connection to the master is still up: calls go on.
+    assert_eq!(conn.send(&cmd(&["PING"])), Ok(Value::Simple("PONG".into())));
+    let url = set.url();
+    match C::connect_with(&url, quick(Duration::from_secs(2))) {
+        Err(Error::Connection(why)) => {
+            assert!(why.contains("no sentinel named the master"), "{why}");
+            assert_eq!(why.matches("127.0.0.1:").count(), 3, "{why}");
+        }
+        other => panic!("expected a connection error naming the sentinels, got {other:?}"),
+    }
+}
+
 /// Instantiates every `Connection` test for an adapter's [`Conn`] type;
 /// with `, cancel` also those that drop a call's future (its type then
 /// implements [`Cancel`]).
@@ -342,7 +390,8 @@ macro_rules! adapter_connection_tests {
             a_paused_server_times_out_within_the_io_timeout_and_the_connection_recovers,
             zero_timeouts_are_a_config_error,
             passwords_never_show_in_errors_or_debug_output,
-            xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream);
+            xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream,
+            a_connection_through_sentinels_follows_the_master);
         $crate::adapter_connection_tests!(@tls $conn;
             a_connection_over_tls_works_and_reconnects_after_a_restart,
             a_connection_over_mutual_tls_as_an_acl_user_over_resp3,
