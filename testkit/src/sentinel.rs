@@ -43,16 +43,35 @@ impl SentinelSet {
     /// If a process does not come up, or the sentinels do not settle
     /// within 20 s.
     pub fn start() -> SentinelSet {
-        let master = RedisServer::start();
+        Self::start_with_passwords(None, None)
+    }
+
+    /// [`start`](Self::start) with the data nodes requiring `data` and the
+    /// sentinels requiring `sentinels` (each `None` for no password).
+    pub fn start_with_passwords(data: Option<&str>, sentinels: Option<&str>) -> SentinelSet {
+        let node = |extra: &[&str]| {
+            let mut args: Vec<&str> = extra.to_vec();
+            if let Some(pw) = data {
+                // A master that comes back as a replica logs in too.
+                args.extend(["--masterauth", pw]);
+            }
+            RedisServer::builder()
+                .password(data)
+                .extra_args(&args)
+                .start()
+        };
+        let master = node(&[]);
         let port = master.port().to_string();
-        let replica = RedisServer::builder()
-            .extra_args(&["--replicaof", "127.0.0.1", &port])
-            .start();
+        let replica = node(&["--replicaof", "127.0.0.1", &port]);
         let sentinels: Vec<RedisServer> = (0..3)
             .map(|_| {
-                RedisServer::builder()
+                let mut b = RedisServer::builder()
                     .sentinel_of(Self::MASTER_NAME, master.port(), 2)
-                    .start()
+                    .password(sentinels);
+                if let Some(pw) = data {
+                    b = b.sentinel_auth_pass(pw);
+                }
+                b.start()
             })
             .collect();
         let set = SentinelSet {

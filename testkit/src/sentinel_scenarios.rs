@@ -121,3 +121,36 @@ pub fn no_sentinel_at_start_is_retried_without_spinning<A: Adapter>() {
     let stats = stop_ok(running);
     assert_eq!(stats.connections, 0);
 }
+
+/// The data nodes and the sentinels each need their own password: the
+/// URL's login is the data nodes', `sentinel_password` the sentinels'.
+/// With a wrong sentinel password the consumer says so (in `info()`) and
+/// keeps asking with a backoff; with the right one it consumes.
+pub fn separate_sentinel_and_data_passwords<A: Adapter>() {
+    let set = SentinelSet::start_with_passwords(Some("data-pw"), Some("sentinel-pw"));
+    let ids = produce(set.master(), 10);
+    let hosts = set.url();
+    let hosts = hosts
+        .strip_prefix("redis+sentinel://")
+        .expect("a sentinel URL");
+    let wrong = format!("redis+sentinel://:data-pw@{hosts}?sentinel_password=nope");
+    let mut running = A::start(spec(&wrong, "c1", Behavior::AckAll, opts(fast)));
+    std::thread::sleep(Duration::from_millis(1000));
+    if let Some(result) = running.wait(Duration::ZERO) {
+        panic!("gave up on the sentinels: {result:?}");
+    }
+    let last_error = running.info().last_error.unwrap_or_default();
+    assert!(
+        last_error.contains("sentinel") && last_error.to_lowercase().contains("pass"),
+        "{last_error:?}"
+    );
+    assert!(!last_error.contains("data-pw"), "{last_error:?}");
+    stop_ok(running);
+    let right = format!("redis+sentinel://:data-pw@{hosts}?sentinel_password=sentinel-pw");
+    let s = spec(&right, "c2", Behavior::AckAll, opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(seen.wait_for(WAIT, all_seen(&ids)), "{:?}", running.info());
+    wait_pending(set.master(), 0);
+    stop_ok(running);
+}

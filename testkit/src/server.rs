@@ -161,6 +161,8 @@ pub struct RedisServerBuilder {
     /// A sentinel monitoring this master (name, port, quorum) instead of a
     /// data server.
     sentinel_of: Option<(String, u16, u32)>,
+    /// A sentinel's password for the master it monitors (`auth-pass`).
+    sentinel_auth_pass: Option<String>,
 }
 
 impl RedisServerBuilder {
@@ -169,6 +171,13 @@ impl RedisServerBuilder {
     /// master for down after 1 s without an answer.
     pub fn sentinel_of(mut self, name: &str, master_port: u16, quorum: u32) -> Self {
         self.sentinel_of = Some((name.to_owned(), master_port, quorum));
+        self
+    }
+
+    /// A sentinel logs in to the master (and its replicas) with this
+    /// password; its own clients need [`password`](Self::password).
+    pub fn sentinel_auth_pass(mut self, password: &str) -> Self {
+        self.sentinel_auth_pass = Some(password.to_owned());
         self
     }
 
@@ -602,7 +611,14 @@ impl RedisServer {
                      sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
                      sentinel down-after-milliseconds {name} 1000\n\
                      sentinel failover-timeout {name} 5000\n\
-                     sentinel parallel-syncs {name} 1\n",
+                     sentinel parallel-syncs {name} 1\n{auth}",
+                    auth = self
+                        .options
+                        .sentinel_auth_pass
+                        .as_ref()
+                        .map_or(String::new(), |pw| format!(
+                            "sentinel auth-pass {name} {pw}\n"
+                        )),
                     port = self.port,
                     dir = dir.display(),
                     log = dir.join(LOG_FILE).display(),
@@ -612,6 +628,9 @@ impl RedisServer {
                 }
             }
             let mut args: Vec<OsString> = vec![conf.into(), "--sentinel".into()];
+            if let Some(pw) = &self.options.password {
+                args.extend(["--requirepass".into(), pw.into()]);
+            }
             args.extend(self.options.extra_args.iter().cloned());
             return args;
         }
