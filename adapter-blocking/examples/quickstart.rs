@@ -43,7 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // in his slow handler or in reconnect backoff against the refusing proxy,
     // until the demo exits; that is fine for the demo. A batch he finishes
     // after his "death" is not counted: a dead process finishes nothing.
-    let (addr, mut options) = xgroup_core::parse_url(&url)?;
+    let (target, mut options) = xgroup_core::parse_target(&url)?;
+    let addr = match target {
+        xgroup_core::Target::Server(addr) => addr,
+        // With sentinels, bob's proxy leads to the master they name now.
+        xgroup_core::Target::Sentinel(s) => master_now(&s)?,
+    };
     // Over TLS through the proxy, the certificate is still the server's:
     // verify it for the server's host, not the proxy's address.
     if let Some(url_tls) = options.tls.take() {
@@ -102,7 +107,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + demo::BACKLOG_TIMEOUT;
     loop {
         sleep(demo::BACKLOG_TICK);
-        if tally.progress() >= ORDERS && demo::pending_count(&conn.command(demo::XPENDING)?) == 0 {
+        if tally.progress() >= ORDERS
+            && conn
+                .command(demo::XPENDING)
+                .is_ok_and(|r| demo::pending_count(&r) == 0)
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -116,4 +125,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|_| "alice's thread panicked")??;
     tally.finish(&alice_handle.info().stats);
     Ok(())
+}
+
+/// The master the first sentinel names (`SENTINEL GET-MASTER-ADDR-BY-NAME`).
+fn master_now(
+    sentinels: &xgroup_core::SentinelTarget,
+) -> Result<xgroup_core::ServerAddr, Box<dyn std::error::Error>> {
+    let at = sentinels.sentinels[0].to_socket_string();
+    let mut sentinel = Connection::connect(&format!("redis://{at}"))?;
+    let reply = sentinel.command([
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        &sentinels.master_name,
+    ])?;
+    let text = |v: &xgroup_core::Value| match v {
+        xgroup_core::Value::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    };
+    match reply {
+        xgroup_core::Value::Array(items) if items.len() == 2 => Ok(xgroup_core::ServerAddr {
+            host: text(&items[0]).ok_or("a bad host from the sentinel")?,
+            port: text(&items[1])
+                .and_then(|p| p.parse().ok())
+                .ok_or("a bad port from the sentinel")?,
+        }),
+        other => Err(format!("the sentinel named no master: {other:?}").into()),
+    }
 }

@@ -82,7 +82,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         sleep(demo::BACKLOG_TICK).await;
         if tally.progress() >= ORDERS
-            && demo::pending_count(&conn.command(demo::XPENDING).await?) == 0
+            && conn
+                .command(demo::XPENDING)
+                .await
+                .is_ok_and(|r| demo::pending_count(&r) == 0)
         {
             break;
         }

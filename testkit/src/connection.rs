@@ -350,7 +350,7 @@ pub fn a_connection_through_sentinels_follows_the_master<C: Conn>() {
                     Instant::now() < deadline,
                     "never reached the new master: {e}"
                 );
-                std::thread::sleep(Duration::from_millis(100));
+                thread::sleep(Duration::from_millis(100));
             }
         }
     };

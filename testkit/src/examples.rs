@@ -101,10 +101,10 @@ pub fn init_tracing() {
 /// hand, and the other takes its pending entries over. Nothing is lost.
 pub mod quickstart {
     use std::collections::HashSet;
-    use std::sync::{Mutex, MutexGuard};
-    use std::time::Duration;
-
     use std::ffi::OsString;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+    use std::thread;
+    use std::time::{Duration, Instant};
 
     use clap::Parser;
     use xgroup_core::{
@@ -114,9 +114,9 @@ pub mod quickstart {
 
     use super::TlsArgs;
     use crate::tls::TlsServer;
-    use crate::RedisServer;
+    use crate::{RedisServer, SentinelSet};
 
-    /// The demo's flags: TLS only.
+    /// The demo's flags: TLS, or a Sentinel set.
     #[derive(Parser, Debug, Clone)]
     #[command(long_about = None)]
     pub struct Args {
@@ -124,6 +124,11 @@ pub mod quickstart {
         /// (certificates made on the spot) and connect with rediss://
         #[arg(long)]
         pub tls: bool,
+        /// Without REDIS_URL: start a private master, replica and three
+        /// sentinels, connect with redis+sentinel://, and kill the master
+        /// mid-way (the sentinels promote the replica; everyone follows)
+        #[arg(long, conflicts_with = "tls")]
+        pub sentinel: bool,
         #[command(flatten)]
         pub tls_files: TlsArgs,
     }
@@ -149,8 +154,8 @@ pub mod quickstart {
     /// or trusting the private server's CA).
     #[derive(Debug)]
     pub struct Target {
-        /// The private server, if `REDIS_URL` was not set.
-        pub private: Option<RedisServer>,
+        /// The private server (or Sentinel set), if `REDIS_URL` was not set.
+        pub private: Option<Private>,
         /// `redis://` or `rediss://`.
         pub url: String,
         /// TLS settings, if any were given or made.
@@ -168,8 +173,12 @@ pub mod quickstart {
                 tls,
             };
         }
+        if args.sentinel {
+            return sentinel_target();
+        }
         if !args.tls {
             let (private, url) = server();
+            let private = private.map(Private::Server);
             return Target { private, url, tls };
         }
         let private = RedisServer::builder().tls(TlsServer::default()).start();
@@ -180,9 +189,63 @@ pub mod quickstart {
         );
         let trust = TlsOptions::new().ca_cert_file(private.certs().ca_cert());
         Target {
-            private: Some(private),
+            private: Some(Private::Server(private)),
             url,
             tls: Some(tls.unwrap_or(trust)),
+        }
+    }
+
+    /// What the demo started for itself, kept alive until the end.
+    #[derive(Debug)]
+    pub enum Private {
+        /// One server (or the model).
+        Server(RedisServer),
+        /// A master, a replica and three sentinels; the master is killed
+        /// mid-way by a thread of its own.
+        Sentinels(Arc<Mutex<SentinelSet>>),
+    }
+
+    /// A private Sentinel set, and a thread that kills its master once the
+    /// consumers are at work (the orders replicated first, so the server
+    /// loses none), then reports the promotion.
+    fn sentinel_target() -> Target {
+        let set = SentinelSet::start();
+        let url = set.url();
+        println!("started a private master, replica and three sentinels: {url}");
+        let replica = set.replica_port();
+        let set = Arc::new(Mutex::new(set));
+        let killer = set.clone();
+        thread::spawn(move || {
+            let lock = || killer.lock().unwrap_or_else(PoisonError::into_inner);
+            // As soon as the replica has every order and the group (the
+            // consumers are at work): what the master had not passed on by
+            // then (acks) is redelivered, nothing is lost.
+            let ready = |set: &SentinelSet| {
+                let node = set.node(replica);
+                let len = node
+                    .try_cmd(&["XLEN", STREAM])
+                    .ok()
+                    .and_then(|r| r.as_int());
+                let groups = node.try_cmd(&["XINFO", "GROUPS", STREAM]);
+                len == Some(ORDERS as i64)
+                    && groups.is_ok_and(|r| r.as_array().is_some_and(|g| !g.is_empty()))
+            };
+            while !ready(&lock()) {
+                thread::sleep(Duration::from_millis(10));
+            }
+            let old = lock().kill_master();
+            let killed = Instant::now();
+            println!("killed the master (127.0.0.1:{old}): the sentinels will promote the replica");
+            let new = lock().wait_for_promotion(old);
+            println!(
+                "the sentinels promoted 127.0.0.1:{new} after {:.1} s; the consumers follow it",
+                killed.elapsed().as_secs_f64()
+            );
+        });
+        Target {
+            private: Some(Private::Sentinels(set)),
+            url,
+            tls: None,
         }
     }
 

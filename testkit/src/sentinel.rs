@@ -35,8 +35,8 @@ impl SentinelSet {
     pub const MASTER_NAME: &'static str = "xgroup-master";
 
     /// Starts the master, a replica of it and three sentinels, and waits
-    /// until every sentinel knows the replica and the other two sentinels
-    /// (so a failover can be agreed on).
+    /// until the replica is in sync and every sentinel knows it and the
+    /// other two sentinels (so a failover can be agreed on).
     ///
     /// # Panics
     ///
@@ -50,7 +50,10 @@ impl SentinelSet {
     /// sentinels requiring `sentinels` (each `None` for no password).
     pub fn start_with_passwords(data: Option<&str>, sentinels: Option<&str>) -> SentinelSet {
         let node = |extra: &[&str]| {
-            let mut args: Vec<&str> = extra.to_vec();
+            // A replica syncs at once, not after the default 5 s wait for
+            // others to share a diskless transfer.
+            let mut args: Vec<&str> = vec!["--repl-diskless-sync-delay", "0"];
+            args.extend(extra);
             if let Some(pw) = data {
                 // A master that comes back as a replica logs in too.
                 args.extend(["--masterauth", pw]);
@@ -94,6 +97,13 @@ impl SentinelSet {
                 };
                 count("REPLICAS") >= 1 && count("SENTINELS") >= 2
             });
+            // And the replica holds the master's data.
+            let synced = self.nodes[1]
+                .try_cmd(&["INFO", "replication"])
+                .ok()
+                .and_then(|r| r.as_str().map(|t| t.contains("master_link_status:up")))
+                .unwrap_or(false);
+            let settled = settled && synced;
             if settled {
                 return;
             }
@@ -145,6 +155,16 @@ impl SentinelSet {
             .iter()
             .find(|n| n.port() == port)
             .unwrap_or_else(|| panic!("no node of the set is on port {port}"))
+    }
+
+    /// The port of a node that is not the master now.
+    pub fn replica_port(&self) -> u16 {
+        let master = self.master_port();
+        self.nodes
+            .iter()
+            .map(RedisServer::port)
+            .find(|&p| p != master)
+            .expect("two nodes")
     }
 
     /// The node the sentinels call the master.
