@@ -178,7 +178,7 @@ pub mod quickstart {
         }
         if !args.tls {
             let (private, url) = server();
-            let private = private.map(Private::Server);
+            let private = private.map(|p| Private::Server(Box::new(p)));
             return Target { private, url, tls };
         }
         let private = RedisServer::builder().tls(TlsServer::default()).start();
@@ -189,7 +189,7 @@ pub mod quickstart {
         );
         let trust = TlsOptions::new().ca_cert_file(private.certs().ca_cert());
         Target {
-            private: Some(Private::Server(private)),
+            private: Some(Private::Server(Box::new(private))),
             url,
             tls: Some(tls.unwrap_or(trust)),
         }
@@ -199,7 +199,7 @@ pub mod quickstart {
     #[derive(Debug)]
     pub enum Private {
         /// One server (or the model).
-        Server(RedisServer),
+        Server(Box<RedisServer>),
         /// A master, a replica and three sentinels; the master is killed
         /// mid-way by a thread of its own.
         Sentinels(Arc<Mutex<SentinelSet>>),
