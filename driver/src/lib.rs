@@ -58,17 +58,23 @@ mod connection;
 mod consumer;
 mod dispatch;
 mod drive;
+mod each;
 pub mod exports;
 mod io;
 pub mod metrics;
+mod schedule;
+mod stream;
 mod threads;
 pub mod tls;
 
 pub use calls::{Calls, ConnectionOptions, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use connection::{AsyncConnection, BlockingConnection};
 pub use consumer::{
-    Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, Run, RunFuture, Runtime,
+    Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, PerMessage, Run,
+    RunFuture, Runtime,
 };
+pub use each::{EachFn, Failure, MessageJob, OrderBy, Progress, Ticket};
+pub use stream::{Deliveries, Delivery, Done, Messages, Spawn};
 pub use dispatch::{Action, Driver};
 pub use drive::{Handlers, Links, WatchedHandler, BLOCKING_POLL_WARNING};
 pub use io::{connect_std, open, plaintext_answer_std, sleep_until, within, AsyncIo, BlockingIo};
