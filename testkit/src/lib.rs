@@ -26,6 +26,7 @@ pub mod examples;
 mod proxy;
 mod resp;
 pub mod scenarios;
+pub mod shapes;
 mod server;
 pub mod tls;
 pub mod tls_connection;

@@ -1,0 +1,61 @@
+//! The per-message handler and the message stream against a real server,
+//! on tokio's multi-thread runtime (two workers: handlers run as tasks of
+//! their own).
+
+use std::sync::mpsc;
+
+use futures_lite::StreamExt;
+use xgroup_testkit::scenarios::Running;
+use xgroup_testkit::shapes::{Background, EachSpec, Shapes};
+use xgroup_tokio::Consumer;
+
+struct Tokio;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+impl Shapes for Tokio {
+    fn start_each(spec: EachSpec) -> Box<dyn Running> {
+        let handler = spec.clone();
+        let builder = Consumer::builder(&spec.url, &spec.stream, &spec.group, &spec.consumer)
+            .handler_each(move |message| {
+                let spec = handler.clone();
+                async move { spec.handle(message) }
+            });
+        let consumer = spec.apply(builder).build().expect("valid options");
+        let handle = consumer.handle();
+        let (tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(runtime().block_on(consumer.run()));
+        });
+        Background::new(handle, done)
+    }
+
+    fn start_stream(spec: EachSpec) -> Box<dyn Running> {
+        let builder = Consumer::builder(&spec.url, &spec.stream, &spec.group, &spec.consumer);
+        let consumer = spec.apply(builder).build().expect("valid options");
+        let handle = consumer.handle();
+        let (tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let mut messages = consumer.messages();
+                let mut result = Ok(());
+                while let Some(delivery) = messages.next().await {
+                    match delivery {
+                        Ok(delivery) => spec.decide_apart(delivery),
+                        Err(e) => result = Err(e),
+                    }
+                }
+                let _ = tx.send(result);
+            })
+        });
+        Background::new(handle, done)
+    }
+}
+
+xgroup_testkit::shape_scenarios!(Tokio);
