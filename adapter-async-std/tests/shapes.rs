@@ -57,6 +57,33 @@ fn start_stream(
     Background::new(handle, done)
 }
 
+/// Starts a consumer for `spec` with a batch handler.
+fn start_batches(
+    spec: EachSpec,
+    block_on: fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+) -> Box<dyn Running> {
+    let handler = spec.clone();
+    let builder = Consumer::builder(&spec.url, &spec.stream, &spec.group, &spec.consumer)
+        .configure(|c| (spec.configure)(c))
+        .handler_fn(move |batch| {
+            let spec = handler.clone();
+            async move { spec.handle_batch(batch) }
+        });
+    let builder = match spec.concurrency {
+        Some(n) => builder.concurrency(n),
+        None => builder,
+    };
+    let consumer = builder.build().expect("valid options");
+    let handle = consumer.handle();
+    let (tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        block_on(Box::pin(async move {
+            let _ = tx.send(consumer.run().await);
+        }))
+    });
+    Background::new(handle, done)
+}
+
 mod async_std_runtime {
     use super::*;
     use xgroup_testkit::shapes::Shapes;
@@ -73,6 +100,9 @@ mod async_std_runtime {
         }
         fn start_stream(spec: EachSpec) -> Box<dyn Running> {
             start_stream(spec, block_on)
+        }
+        fn start_batches(spec: EachSpec) -> Box<dyn Running> {
+            start_batches(spec, block_on)
         }
     }
 
@@ -95,6 +125,9 @@ mod smol_runtime {
         }
         fn start_stream(spec: EachSpec) -> Box<dyn Running> {
             start_stream(spec, block_on)
+        }
+        fn start_batches(spec: EachSpec) -> Box<dyn Running> {
+            start_batches(spec, block_on)
         }
     }
 

@@ -33,6 +33,24 @@ impl Shapes for Blocking {
         });
         Background::new(handle, done)
     }
+
+    fn start_batches(spec: EachSpec) -> Box<dyn Running> {
+        let handler = spec.clone();
+        let builder = Consumer::builder(&spec.url, &spec.stream, &spec.group, &spec.consumer)
+            .configure(|c| (spec.configure)(c))
+            .handler_fn(move |batch| handler.handle_batch(batch));
+        let builder = match spec.concurrency {
+            Some(n) => builder.concurrency(n),
+            None => builder,
+        };
+        let consumer = builder.build().expect("valid options");
+        let handle = consumer.handle();
+        let (tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(consumer.run());
+        });
+        Background::new(handle, done)
+    }
 }
 
 xgroup_testkit::shape_scenarios!(Blocking);

@@ -56,6 +56,27 @@ impl Shapes for Tokio {
         });
         Background::new(handle, done)
     }
+
+    fn start_batches(spec: EachSpec) -> Box<dyn Running> {
+        let handler = spec.clone();
+        let builder = Consumer::builder(&spec.url, &spec.stream, &spec.group, &spec.consumer)
+            .configure(|c| (spec.configure)(c))
+            .handler_fn(move |batch| {
+                let spec = handler.clone();
+                async move { spec.handle_batch(batch) }
+            });
+        let builder = match spec.concurrency {
+            Some(n) => builder.concurrency(n),
+            None => builder,
+        };
+        let consumer = builder.build().expect("valid options");
+        let handle = consumer.handle();
+        let (tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(runtime().block_on(consumer.run()));
+        });
+        Background::new(handle, done)
+    }
 }
 
 xgroup_testkit::shape_scenarios!(Tokio);

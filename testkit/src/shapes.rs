@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use xgroup_core::{ConsumerInfo, DeadLetter, Error, Message};
+use xgroup_core::{Batch, ConsumerInfo, DeadLetter, Error, Message, Outcome};
 use xgroup_driver::{ConsumerBuilder, ConsumerHandle, Delivery, Failure, PerMessage, Runtime};
 
 use crate::scenarios::{fast, opts, produce, wait_pending, Configure, Running, WAIT};
@@ -210,6 +210,15 @@ impl EachSpec {
         }
     }
 
+    /// A batch handler's body: each message's work, recorded, then
+    /// everything acknowledged (the decisions are the per-message shapes').
+    pub fn handle_batch(&self, batch: Batch) -> Outcome {
+        for m in &batch.messages {
+            self.work(m);
+        }
+        Outcome::AckAll
+    }
+
     /// [`decide`](Self::decide) on a thread of its own.
     pub fn decide_apart(&self, delivery: Delivery) {
         let spec = self.clone();
@@ -303,8 +312,11 @@ pub trait Shapes {
     /// [`EachSpec::handle`].
     fn start_each(spec: EachSpec) -> Box<dyn Running>;
     /// Starts a consumer for `spec` and hands its `messages()` to
-    /// [`consume`].
+    /// [`consume`] (or the same loop over its stream).
     fn start_stream(spec: EachSpec) -> Box<dyn Running>;
+    /// Starts a consumer for `spec` with a batch handler calling
+    /// [`EachSpec::handle_batch`] (`order_by` does not apply).
+    fn start_batches(spec: EachSpec) -> Box<dyn Running>;
 }
 
 /// Which shape a scenario runs.
@@ -314,12 +326,15 @@ pub enum Shape {
     Each,
     /// `messages()`.
     Stream,
+    /// A batch handler (`handler_fn`).
+    Batches,
 }
 
 fn start<A: Shapes>(shape: Shape, spec: EachSpec) -> Box<dyn Running> {
     match shape {
         Shape::Each => A::start_each(spec),
         Shape::Stream => A::start_stream(spec),
+        Shape::Batches => A::start_batches(spec),
     }
 }
 
@@ -535,11 +550,16 @@ fn overlap(a: &Call, b: &Call) -> bool {
 }
 
 /// With `concurrency(2)`, two CPU-bound calls (busy loops) run at the same
-/// time on two threads.
+/// time on two threads: two messages of a batch (two deliveries out, for
+/// the stream), or two batches of one message with two batches in flight.
 pub fn runs_cpu_bound_calls_in_parallel<A: Shapes>(shape: Shape) {
     let server = RedisServer::start();
     produce(&server, 2);
-    let mut spec = each_spec(&server, "c1", opts(fast), |_, _| Plan {
+    let configure = match shape {
+        Shape::Batches => opts(|c| fast(c).count(1).max_in_flight_batches(2)),
+        Shape::Each | Shape::Stream => opts(fast),
+    };
+    let mut spec = each_spec(&server, "c1", configure, |_, _| Plan {
         spin_ms: 600,
         decision: Decision::Ack,
     });
@@ -552,6 +572,30 @@ pub fn runs_cpu_bound_calls_in_parallel<A: Shapes>(shape: Shape) {
     let calls = calls.all();
     assert_ne!(calls[0].thread, calls[1].thread, "{calls:?}");
     assert!(overlap(&calls[0], &calls[1]), "{calls:?}");
+}
+
+/// `concurrency(1)` with two batches in flight (or a batch of two, per
+/// message): the calls never overlap.
+pub fn concurrency_one_runs_one_call_at_a_time<A: Shapes>(shape: Shape) {
+    let server = RedisServer::start();
+    produce(&server, 3);
+    let configure = opts(|c| fast(c).count(1).max_in_flight_batches(3));
+    let mut spec = each_spec(&server, "c1", configure, |_, _| Plan {
+        spin_ms: 150,
+        decision: Decision::Ack,
+    });
+    spec.concurrency = Some(1);
+    let calls = spec.calls.clone();
+    let running = start::<A>(shape, spec);
+    assert!(calls.wait_for(WAIT, |c| c.len() == 3), "{:?}", calls.all());
+    wait_pending(&server, 0);
+    stop_ok(running);
+    let calls = calls.all();
+    for (i, a) in calls.iter().enumerate() {
+        for b in &calls[i + 1..] {
+            assert!(!overlap(a, b), "overlapped: {a:?} {b:?}");
+        }
+    }
 }
 
 /// `order_by`: messages of one key never overlap and run in id order;
@@ -664,6 +708,8 @@ macro_rules! shape_scenarios {
             fn runs_cpu_bound_calls_in_parallel() { shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Each) }
             #[test]
             fn order_by_keeps_each_keys_order() { shapes::each_order_by_keeps_each_keys_order::<$adapter>() }
+            #[test]
+            fn concurrency_one_runs_one_call_at_a_time() { shapes::concurrency_one_runs_one_call_at_a_time::<$adapter>(Shape::Each) }
         }
         mod stream {
             use super::*;
@@ -687,6 +733,15 @@ macro_rules! shape_scenarios {
             fn in_progress_keeps_the_entry() { shapes::stream_in_progress_keeps_the_entry::<$adapter>() }
             #[test]
             fn ends_after_a_graceful_stop() { shapes::stream_ends_after_a_graceful_stop::<$adapter>() }
+        }
+        mod batches {
+            use super::*;
+            use $crate::shapes::{self, Shape};
+
+            #[test]
+            fn runs_cpu_bound_calls_in_parallel() { shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Batches) }
+            #[test]
+            fn concurrency_one_runs_one_call_at_a_time() { shapes::concurrency_one_runs_one_call_at_a_time::<$adapter>(Shape::Batches) }
         }
     };
 }
