@@ -7,7 +7,8 @@
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
-//! in-flight limit and arms async-io's timer.
+//! configured concurrency (by default the in-flight limit) and arms
+//! async-io's timer.
 //!
 //! Each handler call runs on a handler thread of its own (kept between
 //! batches), driven there with `block_on`: the adapter knows no executor to
@@ -35,6 +36,35 @@
 //!     handle.stop();
 //! });
 //! consumer.run().await
+//! # }
+//! ```
+//!
+//! One message at a time (`Ok(())` acknowledges; a [`Failure`] retries,
+//! dead-letters or keeps it), or a stream of deliveries: `messages()` runs
+//! the consumer on a thread of its own, driven there with `block_on`.
+//!
+//! ```no_run
+//! use futures_lite::StreamExt;
+//! use xgroup_async_std::{Consumer, Failure};
+//!
+//! # async fn demo() -> Result<(), xgroup_async_std::Error> {
+//! let each = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .concurrency(4)
+//!     .handler_each(|m| async move {
+//!         if m.fields.get("user_id").is_none() {
+//!             return Err(Failure::dead_letter("no user_id"));
+//!         }
+//!         Ok(())
+//!     })
+//!     .build()?;
+//! # drop(each);
+//! let mut messages = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-2")
+//!     .build()?
+//!     .messages();
+//! while let Some(delivery) = messages.next().await {
+//!     delivery?.ack();
+//! }
+//! # Ok(())
 //! # }
 //! ```
 
@@ -258,14 +288,16 @@ async fn drive<H: Shape>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
                     let started = handlers.run(move |worker| {
                         let call = handler.batch(batch).instrument(span);
                         let work = AssertUnwindSafe(|| block_on(call));
-                        let _ = finished.send_blocking(Finished::Batch(id, catch_unwind(work), worker));
+                        let _ =
+                            finished.send_blocking(Finished::Batch(id, catch_unwind(work), worker));
                     });
                     if let Err(e) = started {
                         driver.handler_failed(id, format!("cannot start a handler thread: {e}"));
                     }
                 }
                 Action::Handle(job) => {
-                    let (handler, finished, ticket) = (handler.clone(), finished.clone(), job.ticket());
+                    let (handler, finished, ticket) =
+                        (handler.clone(), finished.clone(), job.ticket());
                     let started = handlers.run(move |worker| {
                         let span = job.span.clone();
                         let call = handler.message(job).instrument(span);
@@ -274,7 +306,8 @@ async fn drive<H: Shape>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
                         let _ = finished.send_blocking(Finished::Message(ticket, result, worker));
                     });
                     if let Err(e) = started {
-                        driver.message_failed(ticket, format!("cannot start a handler thread: {e}"));
+                        driver
+                            .message_failed(ticket, format!("cannot start a handler thread: {e}"));
                     }
                 }
                 Action::Stopped(result) => return result,

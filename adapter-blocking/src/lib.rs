@@ -36,6 +36,34 @@
 //! consumer.run()
 //! # }
 //! ```
+//!
+//! One message at a time (`Ok(())` acknowledges; a [`Failure`] retries,
+//! dead-letters or keeps it), or an iterator of deliveries: `messages()`
+//! runs the consumer on a thread of its own.
+//!
+//! ```no_run
+//! use xgroup_blocking::{Consumer, Failure};
+//!
+//! # fn demo() -> Result<(), xgroup_blocking::Error> {
+//! let each = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .concurrency(4)
+//!     .handler_each(|m| match m.fields.get("user_id") {
+//!         None => Err(Failure::dead_letter("no user_id")),
+//!         Some(_) => Ok(()),
+//!     })
+//!     .build()?;
+//! # drop(each);
+//! for delivery in Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-2")
+//!     .build()?
+//!     .messages()
+//! {
+//!     let delivery = delivery?;
+//!     println!("{} {:?}", delivery.id, delivery.fields);
+//!     delivery.ack();
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -265,7 +293,8 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                         let _ = tx.send(Input::Handled(ticket, result, worker));
                     });
                     if let Err(e) = spawned {
-                        driver.message_failed(ticket, format!("cannot start a handler thread: {e}"));
+                        driver
+                            .message_failed(ticket, format!("cannot start a handler thread: {e}"));
                     }
                 }
                 Action::Stopped(result) => {

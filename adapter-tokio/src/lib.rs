@@ -5,7 +5,8 @@
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
-//! in-flight limit (as tasks of their own on a multi-thread runtime) and
+//! configured concurrency (by default the in-flight limit; as tasks of their
+//! own on a multi-thread runtime) and
 //! arms tokio's timer.
 //!
 //! ```no_run
@@ -27,6 +28,49 @@
 //!     handle.stop();
 //! });
 //! consumer.run().await
+//! # }
+//! ```
+//!
+//! One message at a time, up to eight at once, each user's in order
+//! (`Ok(())` acknowledges; a [`Failure`] retries, dead-letters or keeps):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xgroup_tokio::{Consumer, Failure};
+//!
+//! # async fn demo() -> Result<(), xgroup_tokio::Error> {
+//! let consumer = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .concurrency(8)
+//!     .order_by(|m| m.fields.get_bytes("user_id"))
+//!     .handler_each(|m| async move {
+//!         match m.fields.get("user_id") {
+//!             None => Err(Failure::dead_letter("no user_id")),
+//!             Some(_) if m.attempt < 3 => Err(Failure::retry_after(Duration::from_secs(1))),
+//!             Some(_) => Ok(()),
+//!         }
+//!     })
+//!     .build()?;
+//! consumer.run().await
+//! # }
+//! ```
+//!
+//! Or a stream of deliveries, each decided by the code that takes it; the
+//! consumer runs as a task of its own (started by `messages()`):
+//!
+//! ```no_run
+//! use futures_lite::StreamExt;
+//! use xgroup_tokio::Consumer;
+//!
+//! # async fn demo() -> Result<(), xgroup_tokio::Error> {
+//! let mut messages = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .build()?
+//!     .messages();
+//! while let Some(delivery) = messages.next().await {
+//!     let delivery = delivery?;
+//!     println!("{} {:?}", delivery.id, delivery.fields);
+//!     delivery.ack();
+//! }
+//! # Ok(())
 //! # }
 //! ```
 
@@ -168,7 +212,10 @@ impl<H: Shape> Run<H> for Tokio {
 impl Spawn for Tokio {
     fn spawn(consumer: Consumer<Deliveries>, done: Done) -> Result<(), Error> {
         let runtime = Handle::try_current().map_err(|_| {
-            ConfigError::new("messages", "call it within a tokio runtime (it spawns the consumer)")
+            ConfigError::new(
+                "messages",
+                "call it within a tokio runtime (it spawns the consumer)",
+            )
         })?;
         runtime.spawn(async move { done(consumer.run().await) });
         Ok(())

@@ -1325,7 +1325,10 @@ fn progress_on_a_batch_starts_its_handler_timeout_again() {
 #[test]
 fn a_failed_message_is_reported_and_its_batch_goes_on() {
     let mut s = Script::started(cfg().build().unwrap());
-    s.reply(&read_reply(&[entry("1-1", "a", "1"), entry("1-2", "b", "2")]));
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
     let events = s.events();
     let [Event::Deliver(batch)] = &events[..] else {
         panic!("{events:?}")
@@ -1335,7 +1338,10 @@ fn a_failed_message_is_reported_and_its_batch_goes_on() {
     let [Event::Warning(Warning::HandlerFailed { batch: b, reason })] = &events[..] else {
         panic!("{events:?}")
     };
-    assert_eq!((*b, reason.as_str()), (batch.id, "message 1-2: panicked: boom"));
+    assert_eq!(
+        (*b, reason.as_str()),
+        (batch.id, "message 1-2: panicked: boom")
+    );
     assert_eq!(s.c.stats().handler_failures, 1);
     assert_eq!(s.c.in_flight(), 1);
     let outcome = Outcome::Each(vec![

@@ -30,7 +30,7 @@ pub trait Runtime: Sized + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{H}` is not a handler for the `{Self}` runtime",
     label = "not a handler here",
-    note = "implement the adapter's `Handler` trait for `{H}`, or pass a closure to `handler_fn`"
+    note = "implement the adapter's `Handler` trait for `{H}`, or pass a closure to `handler_fn` (a batch at a time) or `handler_each` (a message at a time); without a handler, take `consumer.messages()`"
 )]
 pub trait Run<H>: Runtime {
     /// What [`Consumer::run`] returns: a [`RunFuture`] on async runtimes,

@@ -312,9 +312,8 @@ impl Driver {
         let now = Instant::now();
         // Progress reported since the last timer counts before the core
         // looks for hung handlers (only its timers do).
-        let progressed = std::mem::take(
-            &mut *self.progress.lock().unwrap_or_else(PoisonError::into_inner),
-        );
+        let progressed =
+            std::mem::take(&mut *self.progress.lock().unwrap_or_else(PoisonError::into_inner));
         for batch in progressed {
             self.core.handle_progress(now, batch);
         }

@@ -225,7 +225,9 @@ mod tests {
     }
 
     fn by_key() -> Option<OrderBy> {
-        Some(OrderBy::new(|m: &Message| m.fields.get("key").map(<[u8]>::to_vec)))
+        Some(OrderBy::new(|m: &Message| {
+            m.fields.get("key").map(<[u8]>::to_vec)
+        }))
     }
 
     fn progress() -> ProgressSet {
@@ -268,7 +270,9 @@ mod tests {
         let mut s = Scheduler::new(2, false, None);
         let p = progress();
         for id in 1..=3 {
-            assert!(s.deliver(batch(id, &[(id, "a")]), &Span::none(), &p).is_none());
+            assert!(s
+                .deliver(batch(id, &[(id, "a")]), &Span::none(), &p)
+                .is_none());
         }
         let started: Vec<u64> = std::iter::from_fn(|| s.next())
             .map(|j| match j {
@@ -286,7 +290,9 @@ mod tests {
     fn messages_run_up_to_the_limit_and_complete_their_batch() {
         let mut s = Scheduler::new(2, true, None);
         let p = progress();
-        assert!(s.deliver(batch(1, &[(1, "a"), (2, "b"), (3, "c")]), &Span::none(), &p).is_none());
+        assert!(s
+            .deliver(batch(1, &[(1, "a"), (2, "b"), (3, "c")]), &Span::none(), &p)
+            .is_none());
         let first = start_all(&mut s);
         assert_eq!(ms(&first), [1, 2]);
         assert_eq!(s.message_done(first[1].ticket(), Disposition::Ack), None);
@@ -329,7 +335,10 @@ mod tests {
         assert_eq!(ms(&start_all(&mut s)), [6]);
         // 2 was batch 1's last message: complete.
         let done = s.message_done(next[0].ticket(), Disposition::Ack);
-        assert!(matches!(&done, Some(Outcome::Each(d)) if d.len() == 3), "{done:?}");
+        assert!(
+            matches!(&done, Some(Outcome::Each(d)) if d.len() == 3),
+            "{done:?}"
+        );
         assert!(!s.open.contains_key(&BatchId(1)));
         let last = start_all(&mut s);
         assert_eq!(ms(&last), [4]);

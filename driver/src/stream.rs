@@ -203,8 +203,9 @@ pub struct Messages<R: Runtime> {
 
 impl<R: Runtime> Consumer<R, NoHandler> {
     /// Consumes the consumer and starts it in the background (a task of the
-    /// runtime, or a thread; on tokio, call this within a runtime), giving
-    /// its messages one [`Delivery`] at a time to decide on.
+    /// runtime, or a thread), giving its messages one [`Delivery`] at a time
+    /// to decide on. On tokio, call this within a runtime: outside one, the
+    /// stream's only item is an [`Error::Config`].
     ///
     /// Deliveries out at once are bounded by `concurrency` (by default the
     /// in-flight limit), and with `order_by` a message is handed out only

@@ -153,7 +153,10 @@ impl std::fmt::Debug for EachSpec {
 impl EachSpec {
     /// Applies the spec's options to a builder with a per-message handler
     /// (or none yet, for the stream).
-    pub fn apply<R: Runtime, H: PerMessage>(&self, b: ConsumerBuilder<R, H>) -> ConsumerBuilder<R, H> {
+    pub fn apply<R: Runtime, H: PerMessage>(
+        &self,
+        b: ConsumerBuilder<R, H>,
+    ) -> ConsumerBuilder<R, H> {
         let configure = self.configure.clone();
         let mut b = b.configure(|c| configure(c));
         if let Some(n) = self.concurrency {
@@ -226,7 +229,9 @@ impl EachSpec {
     }
 
     fn work(&self, m: &Message) -> Plan {
-        let field = |name: &str| String::from_utf8_lossy(m.fields.get(name).unwrap_or_default()).into_owned();
+        let field = |name: &str| {
+            String::from_utf8_lossy(m.fields.get(name).unwrap_or_default()).into_owned()
+        };
         let n: usize = field("n").parse().unwrap_or(usize::MAX);
         let plan = (self.plan)(n, m.attempt);
         let start = Instant::now();
@@ -260,7 +265,10 @@ pub fn spin(d: Duration) {
 /// Takes every delivery of a message iterator (the blocking adapter's) and
 /// decides each on a thread of its own; returns how it ended (`Ok` after a
 /// graceful stop). Async adapters loop over their stream the same way.
-pub fn consume(spec: &EachSpec, messages: impl Iterator<Item = Result<Delivery, Error>>) -> Result<(), Error> {
+pub fn consume(
+    spec: &EachSpec,
+    messages: impl Iterator<Item = Result<Delivery, Error>>,
+) -> Result<(), Error> {
     for delivery in messages {
         spec.decide_apart(delivery?);
     }
@@ -278,7 +286,10 @@ pub struct Background<R: Runtime> {
 
 impl<R: Runtime> Background<R> {
     /// Watches the consumer of `handle`, whose result `done` receives.
-    pub fn new(handle: ConsumerHandle<R>, done: mpsc::Receiver<Result<(), Error>>) -> Box<dyn Running> {
+    pub fn new(
+        handle: ConsumerHandle<R>,
+        done: mpsc::Receiver<Result<(), Error>>,
+    ) -> Box<dyn Running> {
         Box::new(Background {
             handle,
             done,
@@ -388,7 +399,11 @@ fn stop_ok(mut running: Box<dyn Running>) -> xgroup_core::Stats {
 }
 
 fn attempts_of(calls: &[Call], n: usize) -> Vec<u64> {
-    calls.iter().filter(|c| c.n == n).map(|c| c.attempt).collect()
+    calls
+        .iter()
+        .filter(|c| c.n == n)
+        .map(|c| c.attempt)
+        .collect()
 }
 
 /// `Ok(())` / `ack()` acknowledges each message, handled once.
@@ -412,7 +427,8 @@ pub fn acks<A: Shapes>(shape: Shape) {
 pub fn retry<A: Shapes>(shape: Shape) {
     let server = RedisServer::start();
     produce(&server, 2);
-    let configure = opts(|c| fast(c).retry_backoff(Duration::from_millis(50), Duration::from_millis(200)));
+    let configure =
+        opts(|c| fast(c).retry_backoff(Duration::from_millis(50), Duration::from_millis(200)));
     let spec = each_spec(&server, "c1", configure, |n, attempt| {
         decide(match (n, attempt) {
             (0, 1) => Decision::Retry,
@@ -449,7 +465,10 @@ pub fn retry_at<A: Shapes>(shape: Shape) {
     assert_eq!(attempts_of(&calls, 0), [1, 2]);
     // The core's timers keep a millisecond of slack.
     let waited = calls[1].start.duration_since(calls[0].end);
-    assert!(waited >= Duration::from_millis(698), "back after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(698),
+        "back after {waited:?}"
+    );
 }
 
 /// A dead letter goes to the dead-letter stream with its reason, at once.
@@ -467,7 +486,11 @@ pub fn dead_letter<A: Shapes>(shape: Shape) {
     let running = start::<A>(shape, spec);
     let deadline = Instant::now() + WAIT;
     while server.cmd(&["XLEN", "dlq"]).as_int() != Some(1) {
-        assert!(Instant::now() < deadline, "never dead-lettered: {:?}", calls.all());
+        assert!(
+            Instant::now() < deadline,
+            "never dead-lettered: {:?}",
+            calls.all()
+        );
         thread::sleep(Duration::from_millis(20));
     }
     wait_pending(&server, 0);
@@ -477,7 +500,13 @@ pub fn dead_letter<A: Shapes>(shape: Shape) {
     let entry = server.cmd(&["XRANGE", "dlq", "-", "+"]);
     let fields: Vec<String> = entry
         .as_array()
-        .and_then(|e| e.first()?.as_array()?.get(1)?.as_array().map(<[RespValue]>::to_vec))
+        .and_then(|e| {
+            e.first()?
+                .as_array()?
+                .get(1)?
+                .as_array()
+                .map(<[RespValue]>::to_vec)
+        })
         .expect("a dead-letter entry")
         .iter()
         .map(|v| v.as_str().unwrap_or_default().to_owned())
@@ -535,7 +564,10 @@ pub fn each_panic_keeps_only_its_message<A: Shapes>() {
     wait_pending(&server, 1);
     assert!(calls.wait_for(WAIT, |c| c.len() == 4), "{:?}", calls.all());
     wait_pending(&server, 0);
-    assert!(running.wait(Duration::ZERO).is_none(), "stopped after a panic");
+    assert!(
+        running.wait(Duration::ZERO).is_none(),
+        "stopped after a panic"
+    );
     let stats = stop_ok(running);
     let calls = calls.all();
     assert_eq!(attempts_of(&calls, 1), [1, 2]);
@@ -612,7 +644,11 @@ pub fn each_order_by_keeps_each_keys_order<A: Shapes>() {
     spec.order_by_key = true;
     let calls = spec.calls.clone();
     let running = A::start_each(spec);
-    assert!(calls.wait_for(WAIT, |c| c.len() == keys.len()), "{:?}", calls.all());
+    assert!(
+        calls.wait_for(WAIT, |c| c.len() == keys.len()),
+        "{:?}",
+        calls.all()
+    );
     wait_pending(&server, 0);
     stop_ok(running);
     let calls = calls.all();
@@ -623,7 +659,10 @@ pub fn each_order_by_keeps_each_keys_order<A: Shapes>() {
                 assert!(!overlap(a, b), "same key overlapped: {a:?} {b:?}");
                 // In id order: the earlier entry ran first.
                 let (first, second) = if a.n < b.n { (a, b) } else { (b, a) };
-                assert!(first.end <= second.start, "out of order: {first:?} {second:?}");
+                assert!(
+                    first.end <= second.start,
+                    "out of order: {first:?} {second:?}"
+                );
             } else {
                 parallel |= overlap(a, b);
             }
@@ -660,7 +699,11 @@ pub fn stream_in_progress_keeps_the_entry<A: Shapes>() {
     let taken = other.calls.clone();
     let other = A::start_each(other);
     // The silent one goes to the other consumer...
-    assert!(taken.wait_for(WAIT, |c| c.iter().any(|c| c.n == 1)), "{:?}", taken.all());
+    assert!(
+        taken.wait_for(WAIT, |c| c.iter().any(|c| c.n == 1)),
+        "{:?}",
+        taken.all()
+    );
     // ...and the one in progress never does, until acked by its holder.
     wait_pending(&server, 0);
     stop_ok(other);
@@ -693,55 +736,95 @@ macro_rules! shape_scenarios {
             use $crate::shapes::{self, Decision, Shape};
 
             #[test]
-            fn acks() { shapes::acks::<$adapter>(Shape::Each) }
+            fn acks() {
+                shapes::acks::<$adapter>(Shape::Each)
+            }
             #[test]
-            fn retry() { shapes::retry::<$adapter>(Shape::Each) }
+            fn retry() {
+                shapes::retry::<$adapter>(Shape::Each)
+            }
             #[test]
-            fn retry_at() { shapes::retry_at::<$adapter>(Shape::Each) }
+            fn retry_at() {
+                shapes::retry_at::<$adapter>(Shape::Each)
+            }
             #[test]
-            fn dead_letter() { shapes::dead_letter::<$adapter>(Shape::Each) }
+            fn dead_letter() {
+                shapes::dead_letter::<$adapter>(Shape::Each)
+            }
             #[test]
-            fn keep() { shapes::keep::<$adapter>(Shape::Each, Decision::Keep) }
+            fn keep() {
+                shapes::keep::<$adapter>(Shape::Each, Decision::Keep)
+            }
             #[test]
-            fn panic_keeps_only_its_message() { shapes::each_panic_keeps_only_its_message::<$adapter>() }
+            fn panic_keeps_only_its_message() {
+                shapes::each_panic_keeps_only_its_message::<$adapter>()
+            }
             #[test]
-            fn runs_cpu_bound_calls_in_parallel() { shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Each) }
+            fn runs_cpu_bound_calls_in_parallel() {
+                shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Each)
+            }
             #[test]
-            fn order_by_keeps_each_keys_order() { shapes::each_order_by_keeps_each_keys_order::<$adapter>() }
+            fn order_by_keeps_each_keys_order() {
+                shapes::each_order_by_keeps_each_keys_order::<$adapter>()
+            }
             #[test]
-            fn concurrency_one_runs_one_call_at_a_time() { shapes::concurrency_one_runs_one_call_at_a_time::<$adapter>(Shape::Each) }
+            fn concurrency_one_runs_one_call_at_a_time() {
+                shapes::concurrency_one_runs_one_call_at_a_time::<$adapter>(Shape::Each)
+            }
         }
         mod stream {
             use super::*;
             use $crate::shapes::{self, Decision, Shape};
 
             #[test]
-            fn acks() { shapes::acks::<$adapter>(Shape::Stream) }
+            fn acks() {
+                shapes::acks::<$adapter>(Shape::Stream)
+            }
             #[test]
-            fn retry() { shapes::retry::<$adapter>(Shape::Stream) }
+            fn retry() {
+                shapes::retry::<$adapter>(Shape::Stream)
+            }
             #[test]
-            fn retry_at() { shapes::retry_at::<$adapter>(Shape::Stream) }
+            fn retry_at() {
+                shapes::retry_at::<$adapter>(Shape::Stream)
+            }
             #[test]
-            fn dead_letter() { shapes::dead_letter::<$adapter>(Shape::Stream) }
+            fn dead_letter() {
+                shapes::dead_letter::<$adapter>(Shape::Stream)
+            }
             #[test]
-            fn keep() { shapes::keep::<$adapter>(Shape::Stream, Decision::Keep) }
+            fn keep() {
+                shapes::keep::<$adapter>(Shape::Stream, Decision::Keep)
+            }
             #[test]
-            fn dropped_delivery_is_redelivered() { shapes::keep::<$adapter>(Shape::Stream, Decision::Drop) }
+            fn dropped_delivery_is_redelivered() {
+                shapes::keep::<$adapter>(Shape::Stream, Decision::Drop)
+            }
             #[test]
-            fn runs_cpu_bound_calls_in_parallel() { shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Stream) }
+            fn runs_cpu_bound_calls_in_parallel() {
+                shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Stream)
+            }
             #[test]
-            fn in_progress_keeps_the_entry() { shapes::stream_in_progress_keeps_the_entry::<$adapter>() }
+            fn in_progress_keeps_the_entry() {
+                shapes::stream_in_progress_keeps_the_entry::<$adapter>()
+            }
             #[test]
-            fn ends_after_a_graceful_stop() { shapes::stream_ends_after_a_graceful_stop::<$adapter>() }
+            fn ends_after_a_graceful_stop() {
+                shapes::stream_ends_after_a_graceful_stop::<$adapter>()
+            }
         }
         mod batches {
             use super::*;
             use $crate::shapes::{self, Shape};
 
             #[test]
-            fn runs_cpu_bound_calls_in_parallel() { shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Batches) }
+            fn runs_cpu_bound_calls_in_parallel() {
+                shapes::runs_cpu_bound_calls_in_parallel::<$adapter>(Shape::Batches)
+            }
             #[test]
-            fn concurrency_one_runs_one_call_at_a_time() { shapes::concurrency_one_runs_one_call_at_a_time::<$adapter>(Shape::Batches) }
+            fn concurrency_one_runs_one_call_at_a_time() {
+                shapes::concurrency_one_runs_one_call_at_a_time::<$adapter>(Shape::Batches)
+            }
         }
     };
 }
