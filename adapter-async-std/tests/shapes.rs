@@ -28,7 +28,7 @@ fn start_each(
             let _ = tx.send(consumer.run().await);
         }))
     });
-    Background::new(handle, done)
+    Background::watch(handle, done)
 }
 
 /// Starts a consumer for `spec` and takes its `messages()` in a task of
@@ -54,7 +54,7 @@ fn start_stream(
             let _ = tx.send(result);
         }))
     });
-    Background::new(handle, done)
+    Background::watch(handle, done)
 }
 
 /// Starts a consumer for `spec` with a batch handler.
@@ -81,7 +81,7 @@ fn start_batches(
             let _ = tx.send(consumer.run().await);
         }))
     });
-    Background::new(handle, done)
+    Background::watch(handle, done)
 }
 
 mod async_std_runtime {

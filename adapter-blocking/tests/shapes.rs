@@ -20,7 +20,7 @@ impl Shapes for Blocking {
         std::thread::spawn(move || {
             let _ = tx.send(consumer.run());
         });
-        Background::new(handle, done)
+        Background::watch(handle, done)
     }
 
     fn start_stream(spec: EachSpec) -> Box<dyn Running> {
@@ -31,7 +31,7 @@ impl Shapes for Blocking {
         std::thread::spawn(move || {
             let _ = tx.send(consume(&spec, consumer.messages()));
         });
-        Background::new(handle, done)
+        Background::watch(handle, done)
     }
 
     fn start_batches(spec: EachSpec) -> Box<dyn Running> {
@@ -49,7 +49,7 @@ impl Shapes for Blocking {
         std::thread::spawn(move || {
             let _ = tx.send(consumer.run());
         });
-        Background::new(handle, done)
+        Background::watch(handle, done)
     }
 }
 

@@ -33,7 +33,7 @@ impl Shapes for Tokio {
         std::thread::spawn(move || {
             let _ = tx.send(runtime().block_on(consumer.run()));
         });
-        Background::new(handle, done)
+        Background::watch(handle, done)
     }
 
     fn start_stream(spec: EachSpec) -> Box<dyn Running> {
@@ -54,7 +54,7 @@ impl Shapes for Tokio {
                 let _ = tx.send(result);
             })
         });
-        Background::new(handle, done)
+        Background::watch(handle, done)
     }
 
     fn start_batches(spec: EachSpec) -> Box<dyn Running> {
@@ -75,7 +75,7 @@ impl Shapes for Tokio {
         std::thread::spawn(move || {
             let _ = tx.send(runtime().block_on(consumer.run()));
         });
-        Background::new(handle, done)
+        Background::watch(handle, done)
     }
 }
 

@@ -286,7 +286,7 @@ pub struct Background<R: Runtime> {
 
 impl<R: Runtime> Background<R> {
     /// Watches the consumer of `handle`, whose result `done` receives.
-    pub fn new(
+    pub fn watch(
         handle: ConsumerHandle<R>,
         done: mpsc::Receiver<Result<(), Error>>,
     ) -> Box<dyn Running> {
