@@ -223,3 +223,59 @@ impl MessageJob {
         self.progress.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn an_error_is_a_retry_that_says_why() {
+        fn fails() -> Result<(), Failure> {
+            Err(io::Error::other("disk full"))?;
+            Ok(())
+        }
+        let failure = fails().unwrap_err();
+        assert_eq!(failure.disposition(), &Disposition::Retry);
+        assert_eq!(failure.cause(), Some("disk full"));
+        assert_eq!(failure.to_string(), "retry: disk full");
+    }
+
+    #[test]
+    fn each_constructor_says_what_becomes_of_the_message() {
+        let before = Instant::now();
+        let later = Failure::retry_after(Duration::from_secs(5));
+        let Disposition::RetryAt(at) = later.disposition() else {
+            panic!("{later:?}")
+        };
+        assert!(*at >= before + Duration::from_secs(5));
+        assert_eq!(
+            Failure::dead_letter("bad").disposition(),
+            &Disposition::DeadLetter("bad".into())
+        );
+        assert_eq!(Failure::keep().disposition(), &Disposition::Keep);
+        assert_eq!(Failure::keep().cause(), None);
+    }
+
+    #[test]
+    fn order_by_keys_equal_values_alike() {
+        let message = |key: &str| Message {
+            id: StreamId::new(1, 0),
+            fields: [("key", key)].into_iter().collect(),
+            attempt: 1,
+        };
+        let by_key = OrderBy::new(|m: &Message| m.fields.get("key").map(<[u8]>::to_vec));
+        assert_eq!(by_key.key(&message("a")), by_key.key(&message("a")));
+        assert_ne!(by_key.key(&message("a")), by_key.key(&message("b")));
+    }
+
+    #[test]
+    fn progress_is_collected_per_batch() {
+        let set = ProgressSet::default();
+        let progress = Progress::new(BatchId(3), set.clone());
+        progress.report();
+        progress.clone().report();
+        let seen = set.lock().unwrap().clone();
+        assert_eq!(seen, HashSet::from([BatchId(3)]));
+    }
+}

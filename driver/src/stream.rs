@@ -310,3 +310,84 @@ impl<R: Runtime> fmt::Debug for Messages<R> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    use tracing::Span;
+    use xgroup_core::{BatchId, Disposition, StreamId};
+
+    use crate::each::Ticket;
+
+    fn job(progress: &crate::each::ProgressSet) -> MessageJob {
+        MessageJob {
+            message: Message {
+                id: StreamId::new(1, 0),
+                fields: [("n", "1")].into_iter().collect(),
+                attempt: 1,
+            },
+            span: Span::none(),
+            ticket: Ticket {
+                batch: BatchId(1),
+                id: StreamId::new(1, 0),
+                key: None,
+            },
+            progress: Progress::new(BatchId(1), progress.clone()),
+        }
+    }
+
+    /// Runs `decide` on the delivery `deliver_blocking` hands out; returns
+    /// what the handler side got.
+    fn decided(decide: impl FnOnce(Delivery)) -> Result<(), Failure> {
+        let (tx, rx) = async_channel::unbounded();
+        let progress = Arc::new(Mutex::new(HashSet::new()));
+        let job = job(&progress);
+        let handler = thread::spawn(move || Deliveries { tx }.deliver_blocking(job));
+        let delivery = rx.recv_blocking().expect("a delivery");
+        assert_eq!(delivery.id, StreamId::new(1, 0));
+        decide(delivery);
+        handler.join().expect("the handler side")
+    }
+
+    #[test]
+    fn each_decision_reaches_the_handler_side() {
+        assert_eq!(decided(Delivery::ack), Ok(()));
+        let retry = decided(Delivery::retry).unwrap_err();
+        assert_eq!(retry.disposition(), &Disposition::Retry);
+        let dead = decided(|d| d.dead_letter("bad")).unwrap_err();
+        assert_eq!(dead.disposition(), &Disposition::DeadLetter("bad".into()));
+        let keep = decided(Delivery::keep).unwrap_err();
+        assert_eq!(keep.disposition(), &Disposition::Keep);
+    }
+
+    #[test]
+    fn a_dropped_delivery_keeps_its_message_pending() {
+        let dropped = decided(drop).unwrap_err();
+        assert_eq!(dropped.disposition(), &Disposition::Keep);
+        assert_eq!(dropped.cause(), Some("dropped without a decision"));
+    }
+
+    #[test]
+    fn in_progress_reports_the_deliverys_batch() {
+        let progress = Arc::new(Mutex::new(HashSet::new()));
+        let (delivery, _decision) = Deliveries::delivery(job(&progress));
+        delivery.in_progress();
+        delivery.ack();
+        assert!(progress.lock().unwrap().contains(&BatchId(1)));
+    }
+
+    #[test]
+    fn a_gone_stream_keeps_the_message_pending() {
+        let (tx, rx) = async_channel::unbounded();
+        drop(rx);
+        let progress = Arc::new(Mutex::new(HashSet::new()));
+        let gone = Deliveries { tx }
+            .deliver_blocking(job(&progress))
+            .unwrap_err();
+        assert_eq!(gone.disposition(), &Disposition::Keep);
+    }
+}
