@@ -80,3 +80,19 @@ impl Shapes for Tokio {
 }
 
 xgroup_testkit::shape_scenarios!(Tokio);
+
+/// `messages()` spawns the consumer on the current runtime: outside of one,
+/// the stream's only item says so.
+#[test]
+fn messages_outside_a_runtime_is_a_config_error() {
+    let consumer = Consumer::builder("redis://127.0.0.1:1", "s", "g", "c")
+        .build()
+        .expect("valid options");
+    let mut messages = consumer.messages();
+    let first = futures_lite::future::block_on(messages.next());
+    assert!(
+        matches!(&first, Some(Err(xgroup_tokio::Error::Config(e))) if e.to_string().contains("tokio runtime")),
+        "{first:?}"
+    );
+    assert!(futures_lite::future::block_on(messages.next()).is_none());
+}

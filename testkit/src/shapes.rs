@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use xgroup_core::{Batch, ConsumerInfo, DeadLetter, Error, Message, Outcome};
+use xgroup_core::{Batch, ConsumerInfo, DeadLetter, Error, Message, Outcome, ServerErrorKind};
 use xgroup_driver::{ConsumerBuilder, ConsumerHandle, Delivery, Failure, PerMessage, Runtime};
 
 use crate::scenarios::{fast, opts, produce, wait_pending, Configure, Running, WAIT};
@@ -726,6 +726,19 @@ pub fn stream_ends_after_a_graceful_stop<A: Shapes>() {
     assert_eq!(stats.acked, 2);
 }
 
+/// A permanent error that stops the consumer (a wrong password) is the
+/// stream's last item.
+pub fn stream_ends_with_the_error_that_stopped_the_consumer<A: Shapes>() {
+    let server = RedisServer::builder().password(Some("right")).start();
+    let mut spec = each_spec(&server, "c1", opts(fast), |_, _| decide(Decision::Ack));
+    spec.url = format!("redis://:wrong@127.0.0.1:{}", server.port());
+    let mut running = A::start_stream(spec);
+    match running.wait(WAIT) {
+        Some(Err(Error::Server(e))) => assert_eq!(e.kind, ServerErrorKind::WrongPass, "{e}"),
+        other => panic!("expected WRONGPASS, got {other:?}"),
+    }
+}
+
 /// Instantiates every per-message and stream scenario for an adapter that
 /// implements [`Shapes`].
 #[macro_export]
@@ -811,6 +824,10 @@ macro_rules! shape_scenarios {
             #[test]
             fn ends_after_a_graceful_stop() {
                 shapes::stream_ends_after_a_graceful_stop::<$adapter>()
+            }
+            #[test]
+            fn ends_with_the_error_that_stopped_the_consumer() {
+                shapes::stream_ends_with_the_error_that_stopped_the_consumer::<$adapter>()
             }
         }
         mod batches {
