@@ -96,3 +96,43 @@ fn messages_outside_a_runtime_is_a_config_error() {
     );
     assert!(futures_lite::future::block_on(messages.next()).is_none());
 }
+
+/// On a current-thread runtime per-message handlers run inside the
+/// consumer's task (not spawned), and still decide each message.
+#[test]
+fn each_on_a_current_thread_runtime() {
+    let server = xgroup_testkit::RedisServer::start();
+    for n in 0..3 {
+        server.cmd(&["XADD", "s", "*", "n", &n.to_string()]);
+    }
+    let consumer = Consumer::builder(&server.url(), "s", "g", "c")
+        .configure(|c| c.block(std::time::Duration::from_millis(100)))
+        .concurrency(3)
+        .handler_each(|m| async move {
+            tokio::task::yield_now().await;
+            match m.fields.get("n") {
+                Some(b"1") => Err(xgroup_tokio::Failure::dead_letter("one")),
+                _ => Ok(()),
+            }
+        })
+        .build()
+        .expect("valid options");
+    let handle = consumer.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stats = rt.block_on(async move {
+        let run = tokio::spawn(consumer.run());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while handle.info().stats.acked + handle.info().stats.dead_lettered < 3 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", handle.info());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        handle.stop();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(10), run).await;
+        assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+        handle.info().stats
+    });
+    assert_eq!((stats.acked, stats.dead_lettered), (2, 1));
+}
