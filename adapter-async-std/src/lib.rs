@@ -7,7 +7,8 @@
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
-//! in-flight limit and arms async-io's timer.
+//! configured concurrency (by default the in-flight limit) and arms
+//! async-io's timer.
 //!
 //! Each handler call runs on a handler thread of its own (kept between
 //! batches), driven there with `block_on`: the adapter knows no executor to
@@ -37,6 +38,35 @@
 //! consumer.run().await
 //! # }
 //! ```
+//!
+//! One message at a time (`Ok(())` acknowledges; a [`Failure`] retries,
+//! dead-letters or keeps it), or a stream of deliveries: `messages()` runs
+//! the consumer on a thread of its own, driven there with `block_on`.
+//!
+//! ```no_run
+//! use futures_lite::StreamExt;
+//! use xgroup_async_std::{Consumer, Failure};
+//!
+//! # async fn demo() -> Result<(), xgroup_async_std::Error> {
+//! let each = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .concurrency(4)
+//!     .handler_each(|m| async move {
+//!         if m.fields.get("user_id").is_none() {
+//!             return Err(Failure::dead_letter("no user_id"));
+//!         }
+//!         Ok(())
+//!     })
+//!     .build()?;
+//! # drop(each);
+//! let mut messages = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-2")
+//!     .build()?
+//!     .messages();
+//! while let Some(delivery) = messages.next().await {
+//!     delivery?.ack();
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::future::{pending, Future};
@@ -51,8 +81,8 @@ use futures_lite::{future::block_on, AsyncReadExt, AsyncWriteExt, FutureExt};
 use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, HandlerThreads, Instrument, Links, Parts, Run, Runtime, TlsSetup,
-    Worker,
+    sleep_until, Action, AsyncIo, Deliveries, Done, HandlerThreads, Instrument, Links, MessageJob,
+    Parts, Run, Runtime, Spawn, Ticket, TlsSetup, Worker,
 };
 
 pub use xgroup_driver::exports::*;
@@ -69,6 +99,10 @@ pub type ConsumerHandle = xgroup_driver::ConsumerHandle<AsyncStd>;
 
 /// A plain connection for commands and producing: `command(..)`, `xadd(..)`.
 pub type Connection = xgroup_driver::AsyncConnection<AsyncStd>;
+
+/// The messages of a consumer, from `consumer.messages()`: a
+/// `futures::Stream` of `Result<Delivery, Error>`.
+pub type Messages = xgroup_driver::Messages<AsyncStd>;
 
 /// Handles batches of stream entries.
 #[diagnostic::on_unimplemented(
@@ -124,11 +158,70 @@ impl Runtime for AsyncStd {
     }
 }
 
-impl<H: Handler> Run<H> for AsyncStd {
+/// How this adapter runs each shape of handler: a [`Handler`] (batches), a
+/// per-message closure (`handler_each`), the message stream
+/// (`messages()`). Implemented for those; not meant to be implemented
+/// elsewhere.
+pub trait Shape: Send + Sync + 'static {
+    /// Handles a batch (batch handlers only; the driver hands others
+    /// messages).
+    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
+    /// Handles one message (per-message handlers only).
+    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send;
+}
+
+impl<H: Handler> Shape for H {
+    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
+        self.handle(batch)
+    }
+    async fn message(&self, _: MessageJob) -> Result<(), Failure> {
+        // Never asked: a batch handler gets batches.
+        Err(Failure::keep())
+    }
+}
+
+impl<F, Fut> Shape for EachFn<F>
+where
+    F: Fn(Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send,
+{
+    async fn batch(&self, _: Batch) -> Outcome {
+        // Never asked: a per-message handler gets messages.
+        Outcome::AckNone
+    }
+    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
+        (self.0)(job.message)
+    }
+}
+
+impl Shape for Deliveries {
+    async fn batch(&self, _: Batch) -> Outcome {
+        // Never asked: the stream gets messages.
+        Outcome::AckNone
+    }
+    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
+        self.deliver(job)
+    }
+}
+
+impl<H: Shape> Run<H> for AsyncStd {
     type Output = RunFuture;
 
     fn run(consumer: Consumer<H>) -> RunFuture {
         Box::pin(drive(consumer.into_parts()))
+    }
+}
+
+/// `messages()` runs the consumer on a thread of its own, driven there with
+/// `block_on` (the adapter knows no executor to spawn on; async-io's
+/// reactor serves it from any thread).
+impl Spawn for AsyncStd {
+    fn spawn(consumer: Consumer<Deliveries>, done: Done) -> Result<(), Error> {
+        thread::Builder::new()
+            .name("xgroup-consumer".into())
+            .spawn(move || done(block_on(consumer.run())))
+            .map(drop)
+            .map_err(|e| Error::Connection(format!("cannot start the consumer's thread: {e}")))
     }
 }
 
@@ -177,7 +270,7 @@ enum Input {
     Timeout,
 }
 
-async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
+async fn drive<H: Shape>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     let mut links = Links::<AsyncStd>::default();
     let mut handlers = HandlerThreads::default();
@@ -193,12 +286,28 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
                     let (handler, finished, id) = (handler.clone(), finished.clone(), batch.id);
                     let span = driver.batch_span(&batch);
                     let started = handlers.run(move |worker| {
-                        let call = handler.handle(batch).instrument(span);
+                        let call = handler.batch(batch).instrument(span);
                         let work = AssertUnwindSafe(|| block_on(call));
-                        let _ = finished.send_blocking((id, catch_unwind(work), worker));
+                        let _ =
+                            finished.send_blocking(Finished::Batch(id, catch_unwind(work), worker));
                     });
                     if let Err(e) = started {
                         driver.handler_failed(id, format!("cannot start a handler thread: {e}"));
+                    }
+                }
+                Action::Handle(job) => {
+                    let (handler, finished, ticket) =
+                        (handler.clone(), finished.clone(), job.ticket());
+                    let started = handlers.run(move |worker| {
+                        let span = job.span.clone();
+                        let call = handler.message(job).instrument(span);
+                        let work = AssertUnwindSafe(|| block_on(call));
+                        let result = catch_unwind(work);
+                        let _ = finished.send_blocking(Finished::Message(ticket, result, worker));
+                    });
+                    if let Err(e) = started {
+                        driver
+                            .message_failed(ticket, format!("cannot start a handler thread: {e}"));
                     }
                 }
                 Action::Stopped(result) => return result,
@@ -227,9 +336,13 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
         .await;
         match input {
             Input::Stop => driver.shutdown(),
-            Input::Done((batch, result, worker)) => {
+            Input::Done(Finished::Batch(batch, result, worker)) => {
                 handlers.done(worker);
                 driver.completed(batch, result);
+            }
+            Input::Done(Finished::Message(ticket, result, worker)) => {
+                handlers.done(worker);
+                driver.handled(ticket, result);
             }
             Input::Read(read) => links.received(&mut driver, read),
             Input::Timeout => driver.timeout(),
@@ -237,8 +350,12 @@ async fn drive<H: Handler>(parts: Parts<AsyncStd, H>) -> Result<(), Error> {
     }
 }
 
-/// A handler call's batch, its outcome (or panic), and the thread it ran on.
-type Finished = (BatchId, thread::Result<Outcome>, Worker);
+/// A handler call's batch or message, its result (or panic), and the
+/// thread it ran on.
+enum Finished {
+    Batch(BatchId, thread::Result<Outcome>, Worker),
+    Message(Ticket, thread::Result<Result<(), Failure>>, Worker),
+}
 
 /// A TCP connection to the first resolved address that takes one.
 async fn connect_tcp(addr: &ServerAddr) -> io::Result<Async<TcpStream>> {

@@ -36,6 +36,34 @@
 //! consumer.run()
 //! # }
 //! ```
+//!
+//! One message at a time (`Ok(())` acknowledges; a [`Failure`] retries,
+//! dead-letters or keeps it), or an iterator of deliveries: `messages()`
+//! runs the consumer on a thread of its own.
+//!
+//! ```no_run
+//! use xgroup_blocking::{Consumer, Failure};
+//!
+//! # fn demo() -> Result<(), xgroup_blocking::Error> {
+//! let each = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .concurrency(4)
+//!     .handler_each(|m| match m.fields.get("user_id") {
+//!         None => Err(Failure::dead_letter("no user_id")),
+//!         Some(_) => Ok(()),
+//!     })
+//!     .build()?;
+//! # drop(each);
+//! for delivery in Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-2")
+//!     .build()?
+//!     .messages()
+//! {
+//!     let delivery = delivery?;
+//!     println!("{} {:?}", delivery.id, delivery.fields);
+//!     delivery.ack();
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,7 +73,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use xgroup_driver::{
-    connect_std, Action, BlockingIo, Driver, HandlerThreads, Parts, Run, Runtime, TlsSetup, Worker,
+    connect_std, Action, BlockingIo, Deliveries, Done, Driver, HandlerThreads, MessageJob, Parts,
+    Run, Runtime, Spawn, Ticket, TlsSetup, Worker,
 };
 
 pub use tls::Socket;
@@ -68,6 +97,10 @@ pub type ConsumerHandle = xgroup_driver::ConsumerHandle<Blocking>;
 /// A plain blocking connection for commands and producing: `command(..)`,
 /// `xadd(..)`.
 pub type Connection = xgroup_driver::BlockingConnection<Blocking>;
+
+/// The messages of a consumer, from `consumer.messages()`: an `Iterator` of
+/// `Result<Delivery, Error>` whose `next()` blocks until the next delivery.
+pub type Messages = xgroup_driver::Messages<Blocking>;
 
 /// Handles batches of stream entries, each on a thread of its own.
 #[diagnostic::on_unimplemented(
@@ -115,11 +148,67 @@ impl Runtime for Blocking {
     }
 }
 
-impl<H: Handler> Run<H> for Blocking {
+/// How this adapter runs each shape of handler: a [`Handler`] (batches), a
+/// per-message closure (`handler_each`), the message stream
+/// (`messages()`). Implemented for those; not meant to be implemented
+/// elsewhere.
+pub trait Shape: Send + Sync + 'static {
+    /// Handles a batch (batch handlers only; the driver hands others
+    /// messages).
+    fn batch(&self, batch: Batch) -> Outcome;
+    /// Handles one message (per-message handlers only).
+    fn message(&self, job: MessageJob) -> Result<(), Failure>;
+}
+
+impl<H: Handler> Shape for H {
+    fn batch(&self, batch: Batch) -> Outcome {
+        self.handle(batch)
+    }
+    fn message(&self, _: MessageJob) -> Result<(), Failure> {
+        // Never asked: a batch handler gets batches.
+        Err(Failure::keep())
+    }
+}
+
+impl<F> Shape for EachFn<F>
+where
+    F: Fn(Message) -> Result<(), Failure> + Send + Sync + 'static,
+{
+    fn batch(&self, _: Batch) -> Outcome {
+        // Never asked: a per-message handler gets messages.
+        Outcome::AckNone
+    }
+    fn message(&self, job: MessageJob) -> Result<(), Failure> {
+        (self.0)(job.message)
+    }
+}
+
+impl Shape for Deliveries {
+    fn batch(&self, _: Batch) -> Outcome {
+        // Never asked: the stream gets messages.
+        Outcome::AckNone
+    }
+    fn message(&self, job: MessageJob) -> Result<(), Failure> {
+        self.deliver_blocking(job)
+    }
+}
+
+impl<H: Shape> Run<H> for Blocking {
     type Output = Result<(), Error>;
 
     fn run(consumer: Consumer<H>) -> Result<(), Error> {
         drive(consumer.into_parts())
+    }
+}
+
+/// `messages()` runs the consumer on a thread of its own.
+impl Spawn for Blocking {
+    fn spawn(consumer: Consumer<Deliveries>, done: Done) -> Result<(), Error> {
+        thread::Builder::new()
+            .name("xgroup-consumer".into())
+            .spawn(move || done(consumer.run()))
+            .map(drop)
+            .map_err(|e| Error::Connection(format!("cannot start the consumer's thread: {e}")))
     }
 }
 
@@ -147,10 +236,11 @@ enum Input {
     /// What the reader thread of this connection read (no bytes: the end).
     Read(Conn, u64, io::Result<Vec<u8>>),
     Done(BatchId, thread::Result<Outcome>, Worker),
+    Handled(Ticket, thread::Result<Result<(), Failure>>, Worker),
     Stop,
 }
 
-fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
+fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
@@ -187,12 +277,25 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                     let (handler, tx, id) = (handler.clone(), stop.tx.clone(), batch.id);
                     let span = driver.batch_span(&batch);
                     let spawned = handlers.run(move |worker| {
-                        let call = || span.in_scope(|| handler.handle(batch));
+                        let call = || span.in_scope(|| handler.batch(batch));
                         let result = catch_unwind(AssertUnwindSafe(call));
                         let _ = tx.send(Input::Done(id, result, worker));
                     });
                     if let Err(e) = spawned {
                         driver.handler_failed(id, format!("cannot start a handler thread: {e}"));
+                    }
+                }
+                Action::Handle(job) => {
+                    let (handler, tx, ticket) = (handler.clone(), stop.tx.clone(), job.ticket());
+                    let spawned = handlers.run(move |worker| {
+                        let span = job.span.clone();
+                        let call = || span.in_scope(|| handler.message(job));
+                        let result = catch_unwind(AssertUnwindSafe(call));
+                        let _ = tx.send(Input::Handled(ticket, result, worker));
+                    });
+                    if let Err(e) = spawned {
+                        driver
+                            .message_failed(ticket, format!("cannot start a handler thread: {e}"));
                     }
                 }
                 Action::Stopped(result) => {
@@ -213,6 +316,10 @@ fn drive<H: Handler>(parts: Parts<Blocking, H>) -> Result<(), Error> {
             Some(Input::Done(id, result, worker)) => {
                 handlers.done(worker);
                 driver.completed(id, result);
+            }
+            Some(Input::Handled(ticket, result, worker)) => {
+                handlers.done(worker);
+                driver.handled(ticket, result);
             }
             Some(Input::Read(conn, g, read))
                 if sockets[conn.index()].as_ref().map(|(g, _)| *g) == Some(g) =>

@@ -5,7 +5,8 @@
 //! (what to send, when, what to retry) is the core's, and everything that
 //! does not depend on the runtime is `xgroup-driver`'s; this crate opens
 //! sockets, moves bytes, runs handler futures concurrently up to the
-//! in-flight limit (as tasks of their own on a multi-thread runtime) and
+//! configured concurrency (by default the in-flight limit; as tasks of their
+//! own on a multi-thread runtime) and
 //! arms tokio's timer.
 //!
 //! ```no_run
@@ -29,6 +30,49 @@
 //! consumer.run().await
 //! # }
 //! ```
+//!
+//! One message at a time, up to eight at once, each user's in order
+//! (`Ok(())` acknowledges; a [`Failure`] retries, dead-letters or keeps):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xgroup_tokio::{Consumer, Failure};
+//!
+//! # async fn demo() -> Result<(), xgroup_tokio::Error> {
+//! let consumer = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .concurrency(8)
+//!     .order_by(|m| m.fields.get_bytes("user_id"))
+//!     .handler_each(|m| async move {
+//!         match m.fields.get("user_id") {
+//!             None => Err(Failure::dead_letter("no user_id")),
+//!             Some(_) if m.attempt < 3 => Err(Failure::retry_after(Duration::from_secs(1))),
+//!             Some(_) => Ok(()),
+//!         }
+//!     })
+//!     .build()?;
+//! consumer.run().await
+//! # }
+//! ```
+//!
+//! Or a stream of deliveries, each decided by the code that takes it; the
+//! consumer runs as a task of its own (started by `messages()`):
+//!
+//! ```no_run
+//! use futures_lite::StreamExt;
+//! use xgroup_tokio::Consumer;
+//!
+//! # async fn demo() -> Result<(), xgroup_tokio::Error> {
+//! let mut messages = Consumer::builder("redis://127.0.0.1:6379", "orders", "processors", "proc-1")
+//!     .build()?
+//!     .messages();
+//! while let Some(delivery) = messages.next().await {
+//!     let delivery = delivery?;
+//!     println!("{} {:?}", delivery.id, delivery.fields);
+//!     delivery.ack();
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::future::Future;
@@ -44,8 +88,8 @@ use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, Handlers, Instrument, Links, Parts, Run, Runtime, Span, TlsSetup,
-    WatchedHandler,
+    sleep_until, Action, AsyncIo, Deliveries, Done, Handlers, Instrument, Links, MessageJob, Parts,
+    Run, Runtime, Span, Spawn, TlsSetup, WatchedHandler,
 };
 
 pub use xgroup_driver::exports::*;
@@ -62,6 +106,10 @@ pub type ConsumerHandle = xgroup_driver::ConsumerHandle<Tokio>;
 
 /// A plain connection for commands and producing: `command(..)`, `xadd(..)`.
 pub type Connection = xgroup_driver::AsyncConnection<Tokio>;
+
+/// The messages of a consumer, from `consumer.messages()`: a
+/// `futures::Stream` of `Result<Delivery, Error>`.
+pub type Messages = xgroup_driver::Messages<Tokio>;
 
 /// Handles batches of stream entries.
 #[diagnostic::on_unimplemented(
@@ -106,11 +154,71 @@ impl Runtime for Tokio {
     }
 }
 
-impl<H: Handler> Run<H> for Tokio {
+/// How this adapter runs each shape of handler: a [`Handler`] (batches), a
+/// per-message closure (`handler_each`), the message stream
+/// (`messages()`). Implemented for those; not meant to be implemented
+/// elsewhere.
+pub trait Shape: Send + Sync + 'static {
+    /// Handles a batch (batch handlers only; the driver hands others
+    /// messages).
+    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
+    /// Handles one message (per-message handlers only).
+    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send;
+}
+
+impl<H: Handler> Shape for H {
+    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
+        self.handle(batch)
+    }
+    async fn message(&self, _: MessageJob) -> Result<(), Failure> {
+        // Never asked: a batch handler gets batches.
+        Err(Failure::keep())
+    }
+}
+
+impl<F, Fut> Shape for EachFn<F>
+where
+    F: Fn(Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send,
+{
+    async fn batch(&self, _: Batch) -> Outcome {
+        // Never asked: a per-message handler gets messages.
+        Outcome::AckNone
+    }
+    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
+        (self.0)(job.message)
+    }
+}
+
+impl Shape for Deliveries {
+    async fn batch(&self, _: Batch) -> Outcome {
+        // Never asked: the stream gets messages.
+        Outcome::AckNone
+    }
+    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
+        self.deliver(job)
+    }
+}
+
+impl<H: Shape> Run<H> for Tokio {
     type Output = RunFuture;
 
     fn run(consumer: Consumer<H>) -> RunFuture {
         Box::pin(drive(consumer.into_parts()))
+    }
+}
+
+/// `messages()` runs the consumer as a task of the current runtime.
+impl Spawn for Tokio {
+    fn spawn(consumer: Consumer<Deliveries>, done: Done) -> Result<(), Error> {
+        let runtime = Handle::try_current().map_err(|_| {
+            ConfigError::new(
+                "messages",
+                "call it within a tokio runtime (it spawns the consumer)",
+            )
+        })?;
+        runtime.spawn(async move { done(consumer.run().await) });
+        Ok(())
     }
 }
 
@@ -151,10 +259,11 @@ impl AsyncIo for Tokio {
     }
 }
 
-async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
+async fn drive<H: Shape>(parts: Parts<Tokio, H>) -> Result<(), Error> {
     let (mut driver, handler, stop) = (parts.driver, parts.handler, parts.stop);
     let mut links = Links::<Tokio>::default();
     let mut handlers = Handlers::default();
+    let mut messages = Handlers::default();
     let spawn = Handle::current().runtime_flavor() != RuntimeFlavor::CurrentThread;
     loop {
         // One input happened: carry out everything it led to.
@@ -167,6 +276,9 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
                     let (id, span) = (batch.id, driver.batch_span(&batch));
                     handlers.push(id, run_handler(handler.clone(), batch, spawn, span));
                 }
+                Action::Handle(job) => {
+                    messages.push(job.ticket(), run_message(handler.clone(), job, spawn));
+                }
                 Action::Stopped(result) => return result,
             }
         }
@@ -175,6 +287,7 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
             biased;
             () = stop.notified(), if !driver.is_stopping() => driver.shutdown(),
             (batch, result) = handlers.next() => driver.completed(batch, result),
+            (ticket, result) = messages.next() => driver.handled(ticket, result),
             read = links.read() => links.received(&mut driver, read),
             () = sleep_until::<Tokio>(driver.deadline()) => driver.timeout(),
         }
@@ -186,22 +299,36 @@ async fn drive<H: Handler>(parts: Parts<Tokio, H>) -> Result<(), Error> {
 /// the acks of the consumer's task; on a current-thread runtime it runs
 /// inside that task, must not block it, and is reported when it does.
 /// The handler's own spans nest under the batch's `span`.
-async fn run_handler<H: Handler>(
-    handler: Arc<H>,
-    batch: Batch,
-    spawn: bool,
-    span: Span,
-) -> Outcome {
+async fn run_handler<H: Shape>(handler: Arc<H>, batch: Batch, spawn: bool, span: Span) -> Outcome {
     if !spawn {
         let id = batch.id;
-        return WatchedHandler::new(id, handler.handle(batch).instrument(span)).await;
+        return WatchedHandler::new(id, handler.batch(batch).instrument(span)).await;
     }
-    match tokio::spawn(async move { handler.handle(batch).instrument(span).await }).await {
+    match tokio::spawn(async move { handler.batch(batch).instrument(span).await }).await {
         Ok(outcome) => outcome,
         // Re-raised where the driver catches it: reported as a failure.
         Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
         // The runtime is shutting down: the batch stays pending.
         Err(_) => Outcome::AckNone,
+    }
+}
+
+/// One message for a per-message handler, run as [`run_handler`] runs a
+/// batch; a runtime shutting down keeps the message pending.
+async fn run_message<H: Shape>(
+    handler: Arc<H>,
+    job: MessageJob,
+    spawn: bool,
+) -> Result<(), Failure> {
+    let span = job.span.clone();
+    if !spawn {
+        let id = job.ticket().batch();
+        return WatchedHandler::new(id, handler.message(job).instrument(span)).await;
+    }
+    match tokio::spawn(async move { handler.message(job).instrument(span).await }).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
+        Err(_) => Err(Failure::keep()),
     }
 }
 

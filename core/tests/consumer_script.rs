@@ -1454,3 +1454,88 @@ fn sentinels_that_all_fail_are_asked_again_after_a_backoff() {
         "{events:?}"
     );
 }
+
+/// Progress reported on a batch (a stream delivery's `in_progress`) starts
+/// its handler timeout again: its entries stay refreshed past the timeout
+/// counted from the delivery, and are taken for hung only once progress
+/// stops for a whole timeout.
+#[test]
+fn progress_on_a_batch_starts_its_handler_timeout_again() {
+    // Refreshed every 30 s (half the default claim min idle).
+    let cfg = cfg()
+        .claim_interval(Duration::from_secs(3600))
+        .handler_timeout(Duration::from_secs(70))
+        .build()
+        .unwrap();
+    let mut s = Script::started(cfg);
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    let step = Duration::from_secs(30);
+    let refreshed = |s: &mut Script| {
+        s.advance(step);
+        assert_eq!(s.sent(), "XCLAIM s g c 29999 1-1 JUSTID | ");
+        s.reply("*1\r\n$3\r\n1-1\r\n");
+    };
+    // Progress at 60 s and 120 s: past 70 s from the delivery, still fresh.
+    for _ in 0..2 {
+        refreshed(&mut s);
+        refreshed(&mut s);
+        s.c.handle_progress(s.now, batch.id);
+    }
+    refreshed(&mut s);
+    refreshed(&mut s);
+    assert!(s.events().is_empty());
+    // No progress since 120 s: hung at 210 s, no longer refreshed.
+    s.advance(step);
+    let events = s.events();
+    assert!(
+        matches!(&events[..], [Event::Warning(Warning::HandlerHung { .. })]),
+        "{events:?}"
+    );
+    assert_eq!(s.sent(), "");
+    // Progress after the fact does not bring it back.
+    s.c.handle_progress(s.now, batch.id);
+    s.advance(step);
+    assert_eq!(s.sent(), "");
+}
+
+/// One message's handler failing is counted and reported while its batch
+/// stays in flight; the batch's completion decides each message.
+#[test]
+fn a_failed_message_is_reported_and_its_batch_goes_on() {
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[
+        entry("1-1", "a", "1"),
+        entry("1-2", "b", "2"),
+    ]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    s.c.handle_message_failed(batch.id, StreamId::new(1, 2), "panicked: boom");
+    let events = s.events();
+    let [Event::Warning(Warning::HandlerFailed { batch: b, reason })] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (*b, reason.as_str()),
+        (batch.id, "message 1-2: panicked: boom")
+    );
+    assert_eq!(s.c.stats().handler_failures, 1);
+    assert_eq!(s.c.in_flight(), 1);
+    let outcome = Outcome::Each(vec![
+        (StreamId::new(1, 1), Disposition::Ack),
+        (StreamId::new(1, 2), Disposition::Keep),
+    ]);
+    s.c.handle_completion(s.now, batch.id, outcome);
+    let sent = s.sent();
+    assert!(sent.starts_with("XACK s g 1-1 | "), "{sent}");
+    assert_eq!(s.c.in_flight(), 0);
+    // Unknown batches are ignored.
+    s.c.handle_message_failed(batch.id, StreamId::new(1, 2), "late");
+    assert!(s.events().is_empty());
+    assert_eq!(s.c.stats().handler_failures, 1);
+}

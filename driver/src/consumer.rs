@@ -7,11 +7,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use xgroup_core::{
-    Batch, ConsumerConfigBuilder, ConsumerInfo, ConsumerSetup, DeadLettered, Error,
-    PreparedConsumer, TlsOptions,
+    Batch, ConfigError, ConsumerConfigBuilder, ConsumerInfo, ConsumerSetup, DeadLettered, Error,
+    Message, PreparedConsumer, TlsOptions,
 };
 
 use crate::dispatch::Driver;
+use crate::each::{EachFn, OrderBy};
 use crate::tls::TlsSetup;
 
 /// A runtime an adapter runs consumers on (its marker type implements this).
@@ -29,7 +30,7 @@ pub trait Runtime: Sized + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{H}` is not a handler for the `{Self}` runtime",
     label = "not a handler here",
-    note = "implement the adapter's `Handler` trait for `{H}`, or pass a closure to `handler_fn`"
+    note = "implement the adapter's `Handler` trait for `{H}`, or pass a closure to `handler_fn` (a batch at a time) or `handler_each` (a message at a time); without a handler, take `consumer.messages()`"
 )]
 pub trait Run<H>: Runtime {
     /// What [`Consumer::run`] returns: a [`RunFuture`] on async runtimes,
@@ -61,13 +62,34 @@ pub struct ConsumerBuilder<R, H = NoHandler> {
     handler: H,
     handler_name: &'static str,
     metrics_per_consumer: bool,
+    work: Work,
     runtime: PhantomData<fn() -> R>,
 }
+
+/// How handler calls are run: how many at once, per message or per batch,
+/// in which order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Work {
+    /// `None`: the in-flight limit.
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) per_message: bool,
+    pub(crate) order_by: Option<OrderBy>,
+}
+
+/// A handler that takes one message at a time (a per-message handler, or
+/// the message stream before [`Consumer::messages`]): the ones
+/// [`ConsumerBuilder::order_by`] applies to.
+pub trait PerMessage {}
+
+impl PerMessage for NoHandler {}
+
+impl<F> PerMessage for EachFn<F> {}
 
 /// A consumer-group consumer, ready to [`run`](Self::run).
 pub struct Consumer<R: Runtime, H = NoHandler> {
     prepared: PreparedConsumer,
     metrics_per_consumer: bool,
+    work: Work,
     tls: Option<TlsSetup>,
     handler: H,
     info: Arc<Mutex<ConsumerInfo>>,
@@ -126,6 +148,7 @@ impl<R: Runtime> ConsumerBuilder<R, NoHandler> {
             handler: NoHandler,
             handler_name: "",
             metrics_per_consumer: false,
+            work: Work::default(),
             runtime: PhantomData,
         }
     }
@@ -148,18 +171,79 @@ impl<R: Runtime> ConsumerBuilder<R, NoHandler> {
         self.with(FnHandler(f), std::any::type_name::<F>())
     }
 
+    /// Sets a per-message handler: `Fn(Message) -> impl Future<Output =
+    /// Result<(), Failure>>` on async runtimes, `Fn(Message) -> Result<(),
+    /// Failure>` on blocking ones. `Ok(())` acknowledges the message; a
+    /// [`Failure`](crate::Failure) retries it (after the configured backoff,
+    /// or at a time of its choosing), dead-letters it or keeps it pending.
+    ///
+    /// The messages of each batch are handled up to
+    /// [`concurrency`](Self::concurrency) at once (across batches too), and
+    /// the batch is completed once each has its decision. A handler that
+    /// panics keeps its message pending (redelivered later) and is reported
+    /// as a handler failure; the batch's other messages are not affected.
+    pub fn handler_each<F, T>(self, f: F) -> ConsumerBuilder<R, EachFn<F>>
+    where
+        F: Fn(Message) -> T,
+        R: Run<EachFn<F>>,
+    {
+        let mut builder = self.with(EachFn(f), std::any::type_name::<F>());
+        builder.work.per_message = true;
+        builder
+    }
+
     fn with<H>(self, handler: H, handler_name: &'static str) -> ConsumerBuilder<R, H> {
         ConsumerBuilder {
             setup: self.setup,
             handler,
             handler_name,
             metrics_per_consumer: self.metrics_per_consumer,
+            work: self.work,
             runtime: PhantomData,
         }
     }
 }
 
+impl<R: Runtime, H: PerMessage> ConsumerBuilder<R, H> {
+    /// Messages with the same key (what `f` returns for them) are handled
+    /// one at a time, in the order they were delivered (id order, for new
+    /// entries); messages of different keys in parallel, up to the
+    /// concurrency. Like Broadway's `partition_by`: per-key order without
+    /// giving up parallelism. A message waits (in the consumer, already
+    /// delivered to it) while an earlier one of its key is handled.
+    ///
+    /// For per-message handlers ([`handler_each`](Self::handler_each)) and
+    /// the message stream ([`Consumer::messages`], where a delivery is
+    /// handed out once the previous one of its key is decided).
+    pub fn order_by<K: std::hash::Hash>(
+        mut self,
+        f: impl Fn(&Message) -> K + Send + Sync + 'static,
+    ) -> Self {
+        self.work.order_by = Some(OrderBy::new(f));
+        self
+    }
+}
+
 impl<R: Runtime, H> ConsumerBuilder<R, H> {
+    /// How many handler calls run at once, each a task of the runtime (or a
+    /// handler thread): batches for a batch handler, messages for a
+    /// per-message handler, deliveries out at once for the message stream.
+    ///
+    /// By default the in-flight limit (`max_in_flight_batches`, 1 unless
+    /// configured). The in-flight limit bounds the batches the consumer
+    /// holds at once; concurrency bounds the calls running. A batch handler
+    /// never has more calls than batches in flight, so raise both for
+    /// parallel batches; a per-message handler has up to `in_flight ×
+    /// count` messages to choose from, so `concurrency(8)` runs eight
+    /// messages of one batch at once. With a lower concurrency than
+    /// in-flight batches, batches wait for a free slot (their handler
+    /// timeout runs meanwhile). Zero is an [`Error::Config`] at
+    /// [`build`](Self::build).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.work.concurrency = Some(n);
+        self
+    }
+
     /// Changes core options (count, block, claim interval and min idle,
     /// auto-create, in-flight limit, heartbeats, dead letters, ...).
     pub fn configure(self, f: impl FnOnce(ConsumerConfigBuilder) -> ConsumerConfigBuilder) -> Self {
@@ -199,10 +283,10 @@ impl<R: Runtime, H> ConsumerBuilder<R, H> {
     /// Checks the URL and every option, and reads the TLS files (a missing
     /// or unparsable one is an [`Error::Config`]); nothing is sent before
     /// this succeeds.
-    pub fn build(self) -> Result<Consumer<R, H>, Error>
-    where
-        R: Run<H>,
-    {
+    pub fn build(self) -> Result<Consumer<R, H>, Error> {
+        if self.work.concurrency == Some(0) {
+            return Err(ConfigError::new("concurrency", "must be positive").into());
+        }
         let prepared = self.setup.prepare(self.handler_name)?;
         let tls = TlsSetup::for_connection(prepared.config.connect_options(), &prepared.addr)?;
         Ok(Consumer {
@@ -211,6 +295,7 @@ impl<R: Runtime, H> ConsumerBuilder<R, H> {
             stop: Arc::default(),
             prepared,
             metrics_per_consumer: self.metrics_per_consumer,
+            work: self.work,
             handler: self.handler,
         })
     }
@@ -237,6 +322,23 @@ impl<R: Runtime, H> Consumer<R, H> {
         R::run(self)
     }
 
+    /// For adapters: the same consumer with a per-message handler `each`
+    /// instead (how [`Consumer::messages`] runs).
+    pub fn with_each<E>(self, each: E) -> Consumer<R, E> {
+        Consumer {
+            prepared: self.prepared,
+            metrics_per_consumer: self.metrics_per_consumer,
+            work: Work {
+                per_message: true,
+                ..self.work
+            },
+            tls: self.tls,
+            handler: each,
+            info: self.info,
+            stop: self.stop,
+        }
+    }
+
     /// For adapters: splits the consumer into what its `run` works with.
     pub fn into_parts(self) -> Parts<R, H> {
         Parts {
@@ -245,6 +347,7 @@ impl<R: Runtime, H> Consumer<R, H> {
                 self.tls,
                 self.info,
                 self.metrics_per_consumer,
+                self.work,
             ),
             handler: Arc::new(self.handler),
             stop: self.stop,
@@ -285,6 +388,7 @@ impl<R, H> fmt::Debug for ConsumerBuilder<R, H> {
         f.debug_struct("ConsumerBuilder")
             .field("setup", &self.setup)
             .field("handler", &self.handler_name)
+            .field("work", &self.work)
             .finish()
     }
 }

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use xgroup_core::{
-    Batch, BatchId, Conn, ConsumerInfo, DeadLetterHook, DeadLettered, Error, Event, Outcome,
-    PreparedConsumer, ServerAddr, Warning,
+    Batch, BatchId, Conn, ConsumerInfo, DeadLetterHook, DeadLettered, Disposition, Error, Event,
+    Outcome, PreparedConsumer, ServerAddr, Warning,
 };
 
+use crate::consumer::Work;
+use crate::each::{Failure, MessageJob, ProgressSet, Ticket};
+use crate::schedule::{Job, Scheduler};
 use crate::tls::{self, TlsSetup};
 
 /// What the adapter must do next (from [`Driver::next_action`]). Not
@@ -32,9 +35,14 @@ pub enum Action {
     Write(Conn, Bytes),
     /// Close this connection (the core knows: call nothing).
     Disconnect(Conn),
-    /// Run the handler on this batch and report with [`Driver::completed`]
-    /// (or [`Driver::handler_failed`] if it could not be started).
+    /// Run the (batch) handler on this batch and report with
+    /// [`Driver::completed`] (or [`Driver::handler_failed`] if it could not
+    /// be started).
     Deliver(Batch),
+    /// Run the per-message handler on this message and report with
+    /// [`Driver::handled`] (or [`Driver::message_failed`] if it could not be
+    /// started).
+    Handle(MessageJob),
     /// The consumer stopped: `run` returns this. No action follows.
     Stopped(Result<(), Error>),
 }
@@ -49,6 +57,7 @@ impl fmt::Debug for Action {
             Action::Write(conn, bytes) => write!(f, "Write({conn:?}, {} bytes)", bytes.len()),
             Action::Disconnect(conn) => f.debug_tuple("Disconnect").field(conn).finish(),
             Action::Deliver(batch) => f.debug_tuple("Deliver").field(batch).finish(),
+            Action::Handle(job) => f.debug_tuple("Handle").field(&job.ticket()).finish(),
             Action::Stopped(result) => f.debug_tuple("Stopped").field(result).finish(),
         }
     }
@@ -69,6 +78,10 @@ pub struct Driver {
     /// The last error met, for `info()`.
     last_error: Option<String>,
     metrics: Metrics,
+    /// Which handler calls run when.
+    work: Scheduler,
+    /// Batches with progress reported since the last timer.
+    progress: ProgressSet,
 }
 
 impl Driver {
@@ -77,6 +90,7 @@ impl Driver {
         tls: Option<TlsSetup>,
         info: Arc<Mutex<ConsumerInfo>>,
         metrics_per_consumer: bool,
+        work: Work,
     ) -> Self {
         let PreparedConsumer {
             addr,
@@ -85,7 +99,12 @@ impl Driver {
             on_dead_letter,
         } = prepared;
         let names = [names.stream, names.group, names.consumer];
+        let concurrency = work
+            .concurrency
+            .unwrap_or_else(|| config.max_in_flight_batches());
         Driver {
+            work: Scheduler::new(concurrency, work.per_message, work.order_by),
+            progress: ProgressSet::default(),
             core: xgroup_core::Consumer::new(config),
             addr,
             tls,
@@ -111,7 +130,13 @@ impl Driver {
                 Event::Disconnect(conn) => return Some(Action::Disconnect(conn)),
                 Event::Deliver(batch) => {
                     self.metrics.delivered(&batch);
-                    return Some(Action::Deliver(batch));
+                    let span = match self.work.per_message() {
+                        true => self.batch_span(&batch),
+                        false => tracing::Span::none(),
+                    };
+                    if let Some((id, outcome)) = self.work.deliver(batch, &span, &self.progress) {
+                        self.finished(id, outcome);
+                    }
                 }
                 Event::Warning(warning) => self.warn(&warning),
                 Event::DeadLettered(dead) => self.dead_lettered(&dead),
@@ -123,6 +148,12 @@ impl Driver {
                     return Some(Action::Stopped(cause.map_or(Ok(()), Err)));
                 }
             }
+        }
+        if let Some(job) = self.work.next() {
+            return Some(match job {
+                Job::Batch(batch) => Action::Deliver(batch),
+                Job::Message(job) => Action::Handle(job),
+            });
         }
         if let Some((conn, bytes)) = self.core.poll_transmit() {
             return Some(Action::Write(conn, bytes));
@@ -226,15 +257,60 @@ impl Driver {
     /// A handler finished with `batch`: its outcome, or the panic it raised
     /// (counted, reported and the batch left pending for redelivery).
     pub fn completed(&mut self, batch: BatchId, result: thread::Result<Outcome>) {
-        self.metrics.completed(batch);
+        self.work.batch_done();
         match result {
-            Ok(outcome) => self.core.handle_completion(Instant::now(), batch, outcome),
-            Err(panic) => self.handler_failed(batch, xgroup_core::panic_message(&*panic)),
+            Ok(outcome) => self.finished(batch, outcome),
+            Err(panic) => self.failed(batch, xgroup_core::panic_message(&*panic)),
         }
     }
 
     /// The handler could not run on `batch` (e.g. no thread for it).
     pub fn handler_failed(&mut self, batch: BatchId, reason: impl Into<String>) {
+        self.work.batch_done();
+        self.failed(batch, reason);
+    }
+
+    /// The per-message handler finished the message of `ticket`: `Ok(())`
+    /// acknowledges it, a [`Failure`] says what else to do, a panic keeps
+    /// it pending (counted and reported; its batch's other messages go on).
+    /// The batch is completed once each of its messages has its decision.
+    pub fn handled(&mut self, ticket: Ticket, result: thread::Result<Result<(), Failure>>) {
+        let disposition = match result {
+            Ok(Ok(())) => Disposition::Ack,
+            Ok(Err(failure)) => {
+                if let Some(cause) = failure.cause() {
+                    tracing::debug!(id = %ticket.id(), %cause, "xgroup message not acknowledged");
+                }
+                failure.disposition().clone()
+            }
+            Err(panic) => {
+                let reason = xgroup_core::panic_message(&*panic);
+                return self.message_failed(ticket, reason);
+            }
+        };
+        if let Some(outcome) = self.work.message_done(ticket, disposition) {
+            self.finished(ticket.batch(), outcome);
+        }
+    }
+
+    /// The per-message handler failed on the message of `ticket` (it
+    /// panicked, or could not be started): it stays pending, and the
+    /// failure is counted and reported.
+    pub fn message_failed(&mut self, ticket: Ticket, reason: impl Into<String>) {
+        let reason: String = reason.into();
+        self.core
+            .handle_message_failed(ticket.batch(), ticket.id(), reason);
+        if let Some(outcome) = self.work.message_done(ticket, Disposition::Keep) {
+            self.finished(ticket.batch(), outcome);
+        }
+    }
+
+    fn finished(&mut self, batch: BatchId, outcome: Outcome) {
+        self.metrics.completed(batch);
+        self.core.handle_completion(Instant::now(), batch, outcome);
+    }
+
+    fn failed(&mut self, batch: BatchId, reason: impl Into<String>) {
         self.metrics.completed(batch);
         self.core
             .handle_handler_failed(Instant::now(), batch, reason);
@@ -242,13 +318,25 @@ impl Driver {
 
     /// The [`deadline`](Self::deadline) passed (an early call is harmless).
     pub fn timeout(&mut self) {
-        self.core.handle_timeout(Instant::now());
+        let now = Instant::now();
+        // Progress reported since the last timer counts before the core
+        // looks for hung handlers (only its timers do).
+        let progressed =
+            std::mem::take(&mut *self.progress.lock().unwrap_or_else(PoisonError::into_inner));
+        for batch in progressed {
+            self.core.handle_progress(now, batch);
+        }
+        self.core.handle_timeout(now);
     }
 
-    /// A stop was asked for: drain and stop gracefully.
+    /// A stop was asked for: drain and stop gracefully. Handler calls not
+    /// started yet are not started: their entries stay pending.
     pub fn shutdown(&mut self) {
         self.stopping = true;
         self.core.handle_shutdown(Instant::now());
+        for (batch, outcome) in self.work.drop_queued() {
+            self.finished(batch, outcome);
+        }
     }
 
     fn warn(&mut self, warning: &Warning) {

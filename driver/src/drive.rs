@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{join, ready, select, CatchUnwind, Either, FutureExt, Join, Ready};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use xgroup_core::{BatchId, Conn, Outcome, ServerAddr};
+use xgroup_core::{BatchId, Conn, ServerAddr};
 
 use crate::dispatch::Driver;
 use crate::io::{open, within, AsyncIo};
@@ -33,10 +33,11 @@ struct Link<R: AsyncIo> {
     buf: Vec<u8>,
 }
 
-/// Handler futures running inside `run` (never spawned), each with its
-/// batch; a panic is caught and reported as the handler's result.
-pub struct Handlers<F: Future<Output = Outcome>> {
-    running: FuturesUnordered<Join<Ready<BatchId>, CatchUnwind<AssertUnwindSafe<F>>>>,
+/// Handler futures running inside `run` (never spawned), each with what
+/// it works on (`K`: a batch's id, a message's [`Ticket`](crate::Ticket));
+/// a panic is caught and reported as the handler's result.
+pub struct Handlers<K, F: Future> {
+    running: FuturesUnordered<Join<Ready<K>, CatchUnwind<AssertUnwindSafe<F>>>>,
 }
 
 impl<R: AsyncIo> Links<R> {
@@ -137,7 +138,7 @@ pub struct WatchedHandler<F> {
     warned: bool,
 }
 
-impl<F: Future<Output = Outcome>> WatchedHandler<F> {
+impl<F: Future> WatchedHandler<F> {
     /// Watches `handler`, running on `batch`.
     pub fn new(batch: BatchId, handler: F) -> Self {
         WatchedHandler {
@@ -148,10 +149,10 @@ impl<F: Future<Output = Outcome>> WatchedHandler<F> {
     }
 }
 
-impl<F: Future<Output = Outcome>> Future for WatchedHandler<F> {
-    type Output = Outcome;
+impl<F: Future> Future for WatchedHandler<F> {
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let start = Instant::now();
         let done = self.handler.as_mut().poll(cx);
         let held = start.elapsed();
@@ -178,17 +179,18 @@ impl<F> fmt::Debug for WatchedHandler<F> {
     }
 }
 
-impl<F: Future<Output = Outcome>> Handlers<F> {
-    /// Starts running `handler` on `batch`.
-    pub fn push(&mut self, batch: BatchId, handler: F) {
+impl<K, F: Future> Handlers<K, F> {
+    /// Starts running `handler` on `work`.
+    pub fn push(&mut self, work: K, handler: F) {
         let guarded = AssertUnwindSafe(handler).catch_unwind();
-        self.running.push(join(ready(batch), guarded));
+        self.running.push(join(ready(work), guarded));
     }
 
-    /// The next handler to finish, with its outcome or its panic; never
+    /// The next handler to finish, with its result or its panic; never
     /// completes while none runs. Hand it to
-    /// [`Driver::completed`](crate::Driver::completed).
-    pub async fn next(&mut self) -> (BatchId, thread::Result<Outcome>) {
+    /// [`Driver::completed`](crate::Driver::completed) (a batch) or
+    /// [`Driver::handled`](crate::Driver::handled) (a message).
+    pub async fn next(&mut self) -> (K, thread::Result<F::Output>) {
         match self.running.next().await {
             Some(done) => done,
             None => pending().await,
@@ -210,7 +212,7 @@ impl<R: AsyncIo> Default for Links<R> {
     }
 }
 
-impl<F: Future<Output = Outcome>> Default for Handlers<F> {
+impl<K, F: Future> Default for Handlers<K, F> {
     fn default() -> Self {
         Handlers {
             running: FuturesUnordered::new(),
@@ -228,7 +230,7 @@ impl<R: AsyncIo> fmt::Debug for Links<R> {
     }
 }
 
-impl<F: Future<Output = Outcome>> fmt::Debug for Handlers<F> {
+impl<K, F: Future> fmt::Debug for Handlers<K, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handlers")
             .field("running", &self.running.len())

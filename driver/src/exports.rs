@@ -13,3 +13,5 @@ pub use xgroup_core::{
 
 pub use crate::calls::{ConnectionOptions, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use crate::consumer::{FnHandler, NoHandler, RunFuture};
+pub use crate::each::{EachFn, Failure};
+pub use crate::stream::Delivery;

@@ -14,6 +14,14 @@
 //! - the event dispatch ([`Driver`]): it drains the core's events, logs
 //!   warnings, calls the failure callback, reports handler panics, publishes
 //!   `info()`, and hands the adapter one [`Action`] at a time;
+//! - the shapes of handling: batches ([`Action::Deliver`]), one message at a
+//!   time ([`Action::Handle`], [`EachFn`], [`Failure`]) with the decisions
+//!   of a batch collected until it is complete, `order_by`'s per-key queues
+//!   ([`OrderBy`]) and the concurrency limit (all in the driver, so an
+//!   adapter only starts the calls it is handed), and the message stream
+//!   ([`Consumer::messages`], [`Delivery`], [`Messages`]) built on the
+//!   per-message shape ([`Deliveries`]) and started by the adapter's
+//!   [`Spawn`];
 //! - the request/response logic of `Connection` ([`Calls`], sans-IO) and the
 //!   connections built on it ([`AsyncConnection`], [`BlockingConnection`]),
 //!   with the same timeouts everywhere ([`ConnectionOptions`], by default
@@ -39,6 +47,7 @@
 //!             Action::Write(conn, bytes) => { /* write on that connection */ }
 //!             Action::Disconnect(conn) => { /* close it */ }
 //!             Action::Deliver(batch) => { /* run the handler, later */ driver.completed(id, result) }
+//!             Action::Handle(job) => { /* run it on the message, later */ driver.handled(ticket, result) }
 //!             Action::Stopped(result) => return result,
 //!         }
 //!     }
@@ -58,20 +67,26 @@ mod connection;
 mod consumer;
 mod dispatch;
 mod drive;
+mod each;
 pub mod exports;
 mod io;
 pub mod metrics;
+mod schedule;
+mod stream;
 mod threads;
 pub mod tls;
 
 pub use calls::{Calls, ConnectionOptions, Step, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use connection::{AsyncConnection, BlockingConnection};
 pub use consumer::{
-    Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, Run, RunFuture, Runtime,
+    Consumer, ConsumerBuilder, ConsumerHandle, FnHandler, NoHandler, Parts, PerMessage, Run,
+    RunFuture, Runtime,
 };
 pub use dispatch::{Action, Driver};
 pub use drive::{Handlers, Links, WatchedHandler, BLOCKING_POLL_WARNING};
+pub use each::{EachFn, Failure, MessageJob, OrderBy, Progress, Ticket};
 pub use io::{connect_std, open, plaintext_answer_std, sleep_until, within, AsyncIo, BlockingIo};
+pub use stream::{Deliveries, Delivery, Done, Messages, Spawn};
 pub use threads::{HandlerThreads, Worker};
 pub use tls::TlsSetup;
 /// For adapters: running a handler inside [`Driver::batch_span`].

@@ -84,6 +84,7 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
                         let result = catch_unwind(AssertUnwindSafe(|| handler(batch)));
                         driver.completed(id, result);
                     }
+                    Action::Handle(job) => panic!("a batch handler was given a message: {job:?}"),
                     Action::Stopped(result) => return Some(result),
                 }
             }

@@ -29,6 +29,7 @@ pub mod scenarios;
 mod sentinel;
 pub mod sentinel_scenarios;
 mod server;
+pub mod shapes;
 pub mod tls;
 pub mod tls_connection;
 pub mod tls_scenarios;

@@ -268,6 +268,14 @@ impl Ledger {
         }
     }
 
+    /// The handler is still working on `batch`: its handler timeout counts
+    /// from `now` (unless it is hung already).
+    pub(super) fn progress(&mut self, now: Instant, batch: BatchId) {
+        if let Some(b) = self.in_flight.iter_mut().find(|b| b.id == batch && !b.hung) {
+            b.delivered_at = b.delivered_at.max(now);
+        }
+    }
+
     /// Batches with the handler past `limit` that were not yet, with how
     /// long each has been working; from now on their entries are not kept
     /// fresh.

@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use crate::config::ConsumerConfig;
 use crate::error::Error;
+use crate::id::StreamId;
 
 mod acks;
 mod batch;
@@ -372,6 +373,39 @@ impl Consumer {
             });
         }
         self.handle_completion(now, batch, Outcome::AckNone);
+    }
+
+    /// One message's handler failed (it panicked) while the rest of its
+    /// batch goes on (a per-message handler): counted and reported like a
+    /// handler failure ([`Warning::HandlerFailed`], the message's id in the
+    /// reason). The batch is still in flight; the message's decision is the
+    /// caller's, in the batch's completion (leaving it out keeps it pending).
+    pub fn handle_message_failed(
+        &mut self,
+        batch: BatchId,
+        id: StreamId,
+        reason: impl std::fmt::Display,
+    ) {
+        if self.state == State::Stopped || !self.ledger.has_batch(batch) {
+            return;
+        }
+        self.stats.handler_failures += 1;
+        self.warn(Warning::HandlerFailed {
+            batch,
+            reason: format!("message {id}: {reason}"),
+        });
+    }
+
+    /// The application is still working on `batch` (a stream delivery's
+    /// `in_progress`): its handler timeout starts again from `now`, so its
+    /// entries keep being refreshed against others' claims. No effect on a
+    /// batch already taken for hung (its entries may be given up) or not in
+    /// flight.
+    pub fn handle_progress(&mut self, now: Instant, batch: BatchId) {
+        if self.state == State::Stopped {
+            return;
+        }
+        self.ledger.progress(now, batch);
     }
 
     /// A deadline from [`poll_timeout`](Self::poll_timeout) passed (spurious
