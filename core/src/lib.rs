@@ -28,6 +28,8 @@ mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod tls;
+#[cfg(feature = "serde")]
+mod typed;
 mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
@@ -41,7 +43,9 @@ pub use consumer::{
 };
 #[doc(hidden)] // for the model-vs-server tests
 pub use consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
-pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
+pub use error::{
+    ConfigError, Error, FieldsError, FieldsErrorKind, ProtocolError, ServerError, ServerErrorKind,
+};
 pub use fields::{Fields, FieldsIter};
 #[doc(hidden)] // a stack buffer for formatting ids, for fuzzing
 pub use id::IdBuf;
@@ -50,4 +54,8 @@ pub use reply::{Entry, GroupCounts, ReplyError, Value};
 pub use resp::{Decoder, Frame, RawFrame};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use tls::{Pem, TlsFailure, TlsOptions, TlsRoots};
+#[cfg(feature = "json")]
+pub use typed::Json;
+#[cfg(feature = "serde")]
+pub use typed::{from_fields, to_fields, Payload, PayloadFormat, PayloadFormatError};
 pub use url::{parse_url, ServerAddr};
