@@ -26,8 +26,17 @@ pub use payload::Json;
 pub use payload::{Payload, PayloadFormat, PayloadFormatError};
 
 /// Writes a struct (or a map) as an entry's fields, in the order
-/// serialized, ready for `xadd`: each field's value as text or bytes (see
-/// the [module docs](self)); a `None` is left out.
+/// serialized, ready for `xadd`; [`Fields::deserialize`] reads them back.
+///
+/// The field names are the type's field names and each value is text:
+/// numbers and bools as their decimal text (`true`/`false`; `1`/`0` are
+/// read as bools too), strings as they are, bytes (`Bytes`, `Vec<u8>`,
+/// `serde_bytes`) raw, a unit enum variant as its name. An `Option` that
+/// is `None` is no field at all, and a missing field reads as `None`. A
+/// nested structure (a struct, map, tuple, a sequence other than bytes, an
+/// enum variant with data) is not one field's value: it is an error naming
+/// the field, unless the whole value goes in one payload field
+/// ([`Payload`]).
 ///
 /// ```
 /// #[derive(serde::Serialize)]
@@ -64,7 +73,7 @@ pub fn from_fields<'de, T: Deserialize<'de>>(fields: &'de Fields) -> Result<T, F
 impl Fields {
     /// Reads the fields into `T`, a struct (or a map) whose field names
     /// are the entry's field names, each value parsed from its text (see
-    /// the [module docs](crate::to_fields)). Strings and bytes can borrow
+    /// [`to_fields`](crate::to_fields) for the mapping). Strings and bytes can borrow
     /// from the fields (`&str`, `&[u8]`). Of fields with the same name the
     /// first is read, as [`get`](Self::get) does. Errors name the field:
     ///
