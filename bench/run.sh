@@ -5,6 +5,8 @@
 #   bench/run.sh latency    produce->handler latency at a steady rate
 #   bench/run.sh scale      1, 2 and 4 xgroup-tokio consumer processes in one group
 #   bench/run.sh memory     peak RSS draining a small and a big backlog (must not grow)
+#   bench/run.sh tls        throughput over TLS and in plaintext, side by side, and
+#                           what TLS costs each client per million messages
 #
 # Builds everything in release, starts its own redis-server on a free
 # loopback port (never the machine's 6379), and measures every client the
@@ -31,6 +33,16 @@
 # be charged to the run); the redis-rs and redis-py loops issue no read after
 # the last ack.
 # The table's ratios are to redis-rs idiomatic and to redis-py pipelined.
+#
+# TLS: the server also serves TLS (--tls-port, certificates made by
+# bench_certs as the tests make theirs: a CA, a server certificate for
+# 127.0.0.1); one stream is filled once (BENCH_MESSAGES + HEADROOM); each
+# client drains it at COUNT 1000 in plaintext and over TLS (rediss://,
+# --tls-ca-cert), interleaved, BENCH_REPS times, each run through a group of
+# its own. Clients: xgroup-tokio and redis-rs idiomatic (redis-rs's
+# tls-rustls, ring) by default; any but redis-py's. bench_table then gives
+# the ratios over TLS and, per client, the CPU-s per million messages TLS
+# adds to the plaintext run's.
 #
 # Memory: two streams are filled (BENCH_MEMORY_SMALL and BENCH_MEMORY_BIG
 # three-field messages, + HEADROOM); each client drains both at COUNT 1000,
@@ -64,8 +76,8 @@
 set -euo pipefail
 
 MODE=${1:-throughput}
-case "$MODE" in throughput | latency | scale | memory) ;; *)
-    echo "usage: $0 [throughput|latency|scale|memory]" >&2
+case "$MODE" in throughput | latency | scale | memory | tls) ;; *)
+    echo "usage: $0 [throughput|latency|scale|memory|tls]" >&2
     exit 2
     ;;
 esac
@@ -113,6 +125,7 @@ fi
 case "$MODE" in
 throughput) DEFAULT_CLIENTS=("${ALL_CLIENTS[@]}") ;;
 memory) DEFAULT_CLIENTS=("xgroup-tokio" "xgroup-async-std" "xgroup-blocking") ;;
+tls) DEFAULT_CLIENTS=("xgroup-tokio" "redis-rs idiomatic") ;;
 *) DEFAULT_CLIENTS=() ;;
 esac
 # BENCH_CLIENTS -> CLIENTS (in the order given; a name's spaces may be '-').
@@ -144,6 +157,14 @@ else
 fi
 wants_redispy() {
     for c in "${CLIENTS[@]}"; do [[ $c != redis-py* ]] || return 0; done
+    return 1
+}
+if [ "$MODE" = tls ] && wants_redispy; then
+    echo "BENCH_CLIENTS: the redis-py clients have no TLS mode here" >&2
+    exit 2
+fi
+wants_client() { # NAME -> it is one of CLIENTS
+    for c in "${CLIENTS[@]}"; do [ "$c" != "$1" ] || return 0; done
     return 1
 }
 
@@ -225,8 +246,10 @@ client_cmd() { # CLIENT -> CMD: the program and its mode flags
 
 # --- build (release) ---------------------------------------------------------
 # The three adapters' examples share the output name `throughput`: build one
-# package at a time and copy the binary right after its build.
+# package at a time and copy the binary right after its build. xgroup-tokio's
+# fills the streams; the others are built when they are measured.
 for adapter in tokio async-std blocking; do
+    if [ "$adapter" != tokio ] && ! wants_client "xgroup-$adapter"; then continue; fi
     log "building xgroup-$adapter's throughput example (release)"
     "$CARGO" build --release -j "$JOBS" -q -p "xgroup-$adapter" --example throughput
     cp "$TARGET/release/examples/throughput" "$BIN/throughput-$adapter"
@@ -243,7 +266,7 @@ if [ -n "$BASELINE" ]; then
 fi
 log "building xgroup-bench (release)"
 "$CARGO" build --release -j "$JOBS" -q -p xgroup-bench --bins
-for b in redisrs_consumer xgroup_latency latency_producer bench_measure bench_table; do
+for b in redisrs_consumer xgroup_latency latency_producer bench_measure bench_table bench_certs; do
     cp "$TARGET/release/$b" "$BIN/$b"
 done
 
@@ -280,8 +303,28 @@ done
     echo "no free port found" >&2
     exit 1
 }
+TLS_ARGS=()
+if [ "$MODE" = tls ]; then
+    TLS_PORT=
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 20000))
+        if [ "$p" != "$PORT" ] && ! port_in_use "$p"; then
+            TLS_PORT=$p
+            break
+        fi
+    done
+    [ -n "$TLS_PORT" ] || {
+        echo "no free port found for TLS" >&2
+        exit 1
+    }
+    CERTS=$WORK/certs
+    "$BIN/bench_certs" "$CERTS"
+    TLS_ARGS=(--tls-port "$TLS_PORT" --tls-cert-file "$CERTS/server.pem"
+        --tls-key-file "$CERTS/server.key" --tls-ca-cert-file "$CERTS/ca.pem"
+        --tls-auth-clients no)
+fi
 "$REDIS_SERVER" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$WORK" --logfile "$WORK/server.log" --daemonize no &
+    --dir "$WORK" --logfile "$WORK/server.log" --daemonize no "${TLS_ARGS[@]}" &
 SERVER_PID=$!
 for _ in $(seq 100); do
     ping 2>/dev/null && break
@@ -375,6 +418,12 @@ measure() { # CLIENT COUNT STREAM GROUP N: one bench_measure record on stdout
     "$BIN/bench_measure" "$1" "$2" "$SERVER_PID" -- "${CMD[@]}" \
         --url "$URL" --stream "$3" --group "$4" --consumer c --count "$2" --messages "$5"
 }
+measure_tls() { # the same over TLS, recorded as "CLIENT over TLS"
+    client_cmd "$1"
+    "$BIN/bench_measure" "$1 over TLS" "$2" "$SERVER_PID" -- "${CMD[@]}" \
+        --url "rediss://127.0.0.1:$TLS_PORT" --tls-ca-cert "$CERTS/ca.pem" \
+        --stream "$3" --group "$4" --consumer c --count "$2" --messages "$5"
+}
 note_skipped() { if [ -n "$SKIPPED" ]; then echo "skipped: $SKIPPED"; fi; }
 
 # --- memory --------------------------------------------------------------------
@@ -415,6 +464,31 @@ if [ "$MODE" = memory ]; then
                 }
             }
         }' "$WORK/mem-small.tsv" "$WORK/mem-big.tsv"
+    exit 0
+fi
+
+# --- tls -----------------------------------------------------------------------
+if [ "$MODE" = tls ]; then
+    RESULTS=$WORK/results.tsv
+    : >"$RESULTS"
+    machine "before"
+    START=$(date +%s)
+    fill bench-tls "$M"
+    for rep in $(seq "$REPS"); do
+        for client in "${CLIENTS[@]}"; do
+            log "TLS run $rep: $client in plaintext"
+            measure "$client" 1000 bench-tls "g-${client// /-}-$rep" "$M" >>"$RESULTS"
+            log "TLS run $rep: $client over TLS"
+            measure_tls "$client" 1000 bench-tls "g-${client// /-}-tls-$rep" "$M" >>"$RESULTS"
+        done
+    done
+    machine "after"
+    echo "tls: $REPS runs per client and transport, interleaved; each drains the same pre-filled backlog"
+    echo "(+$HEADROOM spare entries) of $M messages at COUNT 1000 through its own group, in plaintext"
+    echo "and over TLS (rustls with ring in both clients, a P-256 server certificate made by"
+    echo "bench_certs); values are medians; took $(($(date +%s) - START)) s"
+    echo "server% = server CPU-s / client wall-s; cpu-s/M = client CPU-s per million messages; RSS = peak VmHWM"
+    "$BIN/bench_table" "$RESULTS"
     exit 0
 fi
 

@@ -6,8 +6,37 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use xgroup_async_std::{Consumer, ConsumerHandle, ConsumerInfo, Error, Handler};
+use xgroup_async_std::{
+    Connection, Consumer, ConsumerHandle, ConsumerInfo, Error, Handler, Json, Payload, StreamId,
+    XAddOptions,
+};
 use xgroup_testkit::scenarios::{plan, Running, Spec};
+
+/// `values` added with `xadd_serialized` over one connection.
+async fn xadd_serialized<T: serde::Serialize>(
+    url: &str,
+    stream: &str,
+    values: &[T],
+) -> Result<Vec<StreamId>, Error> {
+    let mut conn = Connection::connect(url).await?;
+    let (mut ids, options) = (Vec::new(), XAddOptions::default());
+    for value in values {
+        ids.push(conn.xadd_serialized(stream, value, &options).await?);
+    }
+    Ok(ids)
+}
+
+/// `value` added with `xadd_payload`.
+async fn xadd_payload<T: serde::Serialize>(
+    url: &str,
+    stream: &str,
+    payload: &Payload<Json>,
+    value: &T,
+) -> Result<StreamId, Error> {
+    let mut conn = Connection::connect(url).await?;
+    conn.xadd_payload(stream, payload, value, &XAddOptions::default())
+        .await
+}
 
 /// The consumer for `spec`, with the scenario handler (sleeping on async-io).
 fn consumer(spec: Spec) -> Consumer<impl Handler> {
@@ -117,6 +146,23 @@ mod async_std_runtime {
             let task = async_std::task::spawn(consumer.run());
             Run::watch(handle, task, async_std::task::block_on, |t| t.cancel())
         }
+
+        fn xadd_serialized<T: serde::Serialize>(
+            url: &str,
+            stream: &str,
+            values: &[T],
+        ) -> Result<Vec<StreamId>, Error> {
+            async_std::task::block_on(xadd_serialized(url, stream, values))
+        }
+
+        fn xadd_payload<T: serde::Serialize>(
+            url: &str,
+            stream: &str,
+            payload: &Payload<Json>,
+            value: &T,
+        ) -> Result<StreamId, Error> {
+            async_std::task::block_on(xadd_payload(url, stream, payload, value))
+        }
     }
 
     xgroup_testkit::adapter_scenarios!(AsyncStd);
@@ -141,6 +187,23 @@ mod smol_runtime {
             let handle = consumer.handle();
             let task = smol::spawn(consumer.run());
             Run::watch(handle, task, smol::block_on, |t| t.cancel())
+        }
+
+        fn xadd_serialized<T: serde::Serialize>(
+            url: &str,
+            stream: &str,
+            values: &[T],
+        ) -> Result<Vec<StreamId>, Error> {
+            smol::block_on(xadd_serialized(url, stream, values))
+        }
+
+        fn xadd_payload<T: serde::Serialize>(
+            url: &str,
+            stream: &str,
+            payload: &Payload<Json>,
+            value: &T,
+        ) -> Result<StreamId, Error> {
+            smol::block_on(xadd_payload(url, stream, payload, value))
         }
     }
 

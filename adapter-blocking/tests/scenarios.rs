@@ -3,7 +3,9 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use xgroup_blocking::{Consumer, ConsumerHandle, ConsumerInfo, Error};
+use xgroup_blocking::{
+    Connection, Consumer, ConsumerHandle, ConsumerInfo, Error, Json, Payload, StreamId, XAddOptions,
+};
 use xgroup_testkit::scenarios::{plan, Adapter, Running, Spec};
 
 struct Blocking;
@@ -44,6 +46,29 @@ impl Adapter for Blocking {
             done,
             result: None,
         })
+    }
+
+    fn xadd_serialized<T: serde::Serialize>(
+        url: &str,
+        stream: &str,
+        values: &[T],
+    ) -> Result<Vec<StreamId>, Error> {
+        let mut conn = Connection::connect(url)?;
+        let options = XAddOptions::default();
+        values
+            .iter()
+            .map(|value| conn.xadd_serialized(stream, value, &options))
+            .collect()
+    }
+
+    fn xadd_payload<T: serde::Serialize>(
+        url: &str,
+        stream: &str,
+        payload: &Payload<Json>,
+        value: &T,
+    ) -> Result<StreamId, Error> {
+        let mut conn = Connection::connect(url)?;
+        conn.xadd_payload(stream, payload, value, &XAddOptions::default())
     }
 }
 

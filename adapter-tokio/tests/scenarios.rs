@@ -4,7 +4,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use xgroup_testkit::scenarios::{plan, Adapter, Running, Spec};
-use xgroup_tokio::{Consumer, ConsumerHandle, ConsumerInfo, Error};
+use xgroup_tokio::{
+    Connection, Consumer, ConsumerHandle, ConsumerInfo, Error, Json, Payload, StreamId, XAddOptions,
+};
 
 struct Tokio;
 
@@ -59,6 +61,41 @@ impl Adapter for Tokio {
             result: None,
         })
     }
+
+    fn xadd_serialized<T: serde::Serialize>(
+        url: &str,
+        stream: &str,
+        values: &[T],
+    ) -> Result<Vec<StreamId>, Error> {
+        runtime().block_on(async {
+            let mut conn = Connection::connect(url).await?;
+            let (mut ids, options) = (Vec::new(), XAddOptions::default());
+            for value in values {
+                ids.push(conn.xadd_serialized(stream, value, &options).await?);
+            }
+            Ok(ids)
+        })
+    }
+
+    fn xadd_payload<T: serde::Serialize>(
+        url: &str,
+        stream: &str,
+        payload: &Payload<Json>,
+        value: &T,
+    ) -> Result<StreamId, Error> {
+        runtime().block_on(async {
+            let mut conn = Connection::connect(url).await?;
+            conn.xadd_payload(stream, payload, value, &XAddOptions::default())
+                .await
+        })
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 impl Running for Run {

@@ -8,7 +8,8 @@
 //! workers stalled (`SIGSTOP`) past `claim_min_idle`. It then checks that
 //! every acknowledged `XADD` was handled by some worker, that nothing is left
 //! pending, that duplicates stay bounded and that the workers resume quickly
-//! after each fault.
+//! after each fault. A second, shorter run (`chaos_over_tls`) does the same
+//! with the workers connected over TLS.
 //!
 //! Run it with
 //! `cargo test -p xgroup-chaos --test chaos -- --nocapture`; set

@@ -5,7 +5,7 @@
 //! 2. Starts a server (AOF, `appendfsync always`) and a [`FaultProxy`] in
 //!    front of it. Workers connect through the proxy; the producer and the
 //!    checks connect directly.
-//! 3. A producer thread adds [`MESSAGES`] entries in small pipelined batches
+//! 3. A producer thread adds 100,000 entries in small pipelined batches
 //!    at a steady rate. An entry counts as produced once its `XADD` reply
 //!    (the id) arrived; an `XADD` whose fate is unknown is added again.
 //! 4. Two workers of each adapter run at any time; each handled message is a
@@ -17,6 +17,13 @@
 //!    entry added after the fault is the time to resume.
 //! 6. Then: wait until every produced id was printed and nothing is pending,
 //!    stop the workers with SIGTERM (they must exit 0), and check.
+//!
+//! The same runs over TLS ([`chaos_over_tls`]), shorter: the server also
+//! serves TLS (certificates made by the testkit), the proxy sits in front
+//! of its TLS port (it forwards TLS bytes as they are, and cuts them as it
+//! cuts any), and the workers connect with `rediss://` and `--tls-ca-cert`;
+//! the producer and the checks stay on the plaintext port. The two tests
+//! take turns, never run at once.
 //!
 //! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule;
 //! `XGROUP_CHAOS_KEEP=1` keeps the temporary directory with the workers'
@@ -37,15 +44,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use xgroup_testkit::tls::TlsServer;
 use xgroup_testkit::{encode_command, FaultProxy, RedisServer, RespConnection, RespValue};
 
 const STREAM: &str = "chaos";
 const GROUP: &str = "g";
 
-/// Entries the producer must get acknowledged (ids returned by `XADD`).
-const MESSAGES: usize = 100_000;
-/// The producer spreads them over this long.
-const PRODUCE_TIME: Duration = Duration::from_secs(70);
 /// `XADD`s per pipelined batch.
 const PRODUCE_BATCH: usize = 20;
 /// The producer gives up (and the test fails) past this.
@@ -62,9 +66,9 @@ const CLAIM_MIN_IDLE_MS: u64 = 2000;
 /// How long a stalled worker stays stopped: past `claim_min_idle`, so its
 /// entries are claimed by the others meanwhile.
 const STALL: Duration = Duration::from_secs(3);
-/// Faults happen between these offsets from the start of production.
+/// Faults happen from this offset from the start of production (until the
+/// run's `faults_until`).
 const FAULTS_FROM: Duration = Duration::from_secs(5);
-const FAULTS_UNTIL: Duration = Duration::from_secs(62);
 
 /// Longest time from a fault until a worker first handles an entry added
 /// after it. The slowest case is a server restart: the server is down for
@@ -95,12 +99,50 @@ enum Fault {
     Stall,
 }
 
-const FAULTS: [(Fault, usize); 4] = [
-    (Fault::WorkerKill, 4),
-    (Fault::ServerRestart, 3),
-    (Fault::ProxyCut, 4),
-    (Fault::Stall, 3),
-];
+/// One chaos run: how much is produced, over how long, and which faults.
+#[derive(Debug)]
+struct Run {
+    /// Entries the producer must get acknowledged (ids returned by `XADD`).
+    messages: usize,
+    /// The producer spreads them over this long.
+    produce_time: Duration,
+    /// Faults happen between [`FAULTS_FROM`] and this offset from the start
+    /// of production.
+    faults_until: Duration,
+    /// Kinds of faults and how many of each.
+    faults: [(Fault, usize); 4],
+    /// Whether the workers connect over TLS.
+    tls: bool,
+}
+
+/// The main run, in plaintext.
+static PLAINTEXT: Run = Run {
+    messages: 100_000,
+    produce_time: Duration::from_secs(70),
+    faults_until: Duration::from_secs(62),
+    faults: [
+        (Fault::WorkerKill, 4),
+        (Fault::ServerRestart, 3),
+        (Fault::ProxyCut, 4),
+        (Fault::Stall, 3),
+    ],
+    tls: false,
+};
+
+/// The same over TLS, shorter (CI's time is short): every kind of fault
+/// once.
+static OVER_TLS: Run = Run {
+    messages: 20_000,
+    produce_time: Duration::from_secs(20),
+    faults_until: Duration::from_secs(17),
+    faults: [
+        (Fault::WorkerKill, 1),
+        (Fault::ServerRestart, 1),
+        (Fault::ProxyCut, 1),
+        (Fault::Stall, 1),
+    ],
+    tls: true,
+};
 
 impl Fault {
     fn name(self) -> &'static str {
@@ -288,6 +330,8 @@ struct Workers {
     bins: HashMap<&'static str, PathBuf>,
     dir: PathBuf,
     url: String,
+    /// More flags for every worker (the TLS files).
+    extra_args: Vec<String>,
     seen: Arc<Mutex<Seen>>,
     live: Vec<Worker>,
     gone: Vec<Worker>,
@@ -325,6 +369,7 @@ impl Workers {
                 "--claim-min-idle-ms",
                 &idle,
             ])
+            .args(&self.extra_args)
             .env(
                 "RUST_LOG",
                 env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -426,21 +471,21 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Adds [`MESSAGES`] entries at a steady rate, retrying through server
+/// Adds the run's `messages` entries at a steady rate, retrying through server
 /// restarts. Sequence numbers whose `XADD` failed or got no reply are added
 /// again (with a new id).
-fn produce(addr: SocketAddr, stop: &AtomicBool) -> Produced {
+fn produce(addr: SocketAddr, stop: &AtomicBool, run: &Run) -> Produced {
     let started = Instant::now();
-    let per_message = PRODUCE_TIME.as_secs_f64() / MESSAGES as f64;
+    let per_message = run.produce_time.as_secs_f64() / run.messages as f64;
     let mut out = Produced {
-        ids: Vec::with_capacity(MESSAGES),
+        ids: Vec::with_capacity(run.messages),
         resent: 0,
         errors: BTreeMap::new(),
     };
     let mut retry: VecDeque<u64> = VecDeque::new();
     let mut next_seq: u64 = 0;
     let mut conn: Option<RespConnection> = None;
-    while out.ids.len() < MESSAGES {
+    while out.ids.len() < run.messages {
         if stop.load(Ordering::SeqCst) || started.elapsed() > PRODUCE_DEADLINE {
             break;
         }
@@ -463,7 +508,7 @@ fn produce(addr: SocketAddr, stop: &AtomicBool) -> Produced {
                 }
             },
         };
-        let want = PRODUCE_BATCH.min(MESSAGES - out.ids.len());
+        let want = PRODUCE_BATCH.min(run.messages - out.ids.len());
         let mut batch = Vec::with_capacity(want);
         while batch.len() < want {
             batch.push(retry.pop_front().unwrap_or_else(|| {
@@ -567,8 +612,27 @@ fn wait_exit(child: &mut Child, until: Instant) -> Option<ExitStatus> {
     }
 }
 
+/// The chaos tests take turns: each loads the machine on its own.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn chaos() {
+    let _turn = lock(&ONE_AT_A_TIME);
+    run_chaos(&PLAINTEXT);
+}
+
+/// The same workers over TLS, through the proxy, under every kind of fault.
+#[test]
+fn chaos_over_tls() {
+    let _turn = lock(&ONE_AT_A_TIME);
+    if let Some(why) = xgroup_testkit::tls::unsupported() {
+        eprintln!("chaos: skipped over TLS: this server binary has no TLS ({why})");
+        return;
+    }
+    run_chaos(&OVER_TLS);
+}
+
+fn run_chaos(run: &'static Run) {
     let test_started = Instant::now();
     let seed = match env::var("XGROUP_CHAOS_SEED") {
         Ok(s) if !s.trim().is_empty() => s
@@ -585,13 +649,26 @@ fn chaos() {
     let _cleanup = RemoveDir(tmp.clone());
     let bins = build_workers(&tmp);
 
-    let mut server = RedisServer::builder()
-        .aof(true)
-        .appendfsync_always(true)
-        .start();
-    let proxy = FaultProxy::start(server.addr());
+    let mut builder = RedisServer::builder().aof(true).appendfsync_always(true);
+    if run.tls {
+        builder = builder.tls(TlsServer::default());
+    }
+    let mut server = builder.start();
+    // The workers' way in: the TLS port when the run is over TLS.
+    let workers_port = match server.tls_port() {
+        Some(port) => port,
+        None => server.addr().port(),
+    };
+    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], workers_port)));
+    let (url, extra_args) = if run.tls {
+        let ca = server.certs().ca_cert().display().to_string();
+        let url = format!("rediss://{}", proxy.addr());
+        (url, vec!["--tls-ca-cert".to_owned(), ca])
+    } else {
+        (proxy.url(), Vec::new())
+    };
     eprintln!(
-        "chaos: {} on {}, proxy on {}",
+        "chaos: {} on {} (workers on port {workers_port}), proxy on {}, workers at {url}; {run:?}",
         server.version(),
         server.addr(),
         proxy.addr()
@@ -603,7 +680,8 @@ fn chaos() {
     let mut workers = Workers {
         bins,
         dir: tmp.clone(),
-        url: proxy.url(),
+        url,
+        extra_args,
         seen: Arc::clone(&seen),
         live: Vec::new(),
         gone: Vec::new(),
@@ -618,7 +696,8 @@ fn chaos() {
 
     // The fault schedule: kinds shuffled, one per slot, at a random moment
     // in the first 60% of its slot.
-    let mut kinds: Vec<Fault> = FAULTS
+    let mut kinds: Vec<Fault> = run
+        .faults
         .iter()
         .flat_map(|&(kind, n)| std::iter::repeat(kind).take(n))
         .collect();
@@ -626,7 +705,7 @@ fn chaos() {
         let j = rng.below(i as u64 + 1) as usize;
         kinds.swap(i, j);
     }
-    let slot = (FAULTS_UNTIL - FAULTS_FROM).as_secs_f64() / kinds.len() as f64;
+    let slot = (run.faults_until - FAULTS_FROM).as_secs_f64() / kinds.len() as f64;
     let schedule: Vec<(Duration, Fault)> = kinds
         .iter()
         .enumerate()
@@ -644,7 +723,7 @@ fn chaos() {
         let addr = server.addr();
         thread::Builder::new()
             .name("producer".into())
-            .spawn(move || produce(addr, &stop))
+            .spawn(move || produce(addr, &stop, run))
             .expect("spawn the producer")
     };
 
@@ -709,7 +788,7 @@ fn chaos() {
     let production = produce_started.elapsed();
     assert_eq!(
         produced.ids.len(),
-        MESSAGES,
+        run.messages,
         "the producer got only {} ids in {}; errors: {:?}",
         produced.ids.len(),
         secs(production),
@@ -808,7 +887,7 @@ fn chaos() {
     }
     let worst = resumes.iter().max().copied();
     let mut by_kind = String::new();
-    for (kind, _) in FAULTS {
+    for (kind, _) in run.faults {
         let n = injected.iter().filter(|(k, _, _)| *k == kind).count();
         let worst_kind = resumes
             .iter()
@@ -863,7 +942,8 @@ fn chaos() {
         secs(RESUME_BOUND)
     );
 
-    let summary_faults: Vec<String> = FAULTS
+    let summary_faults: Vec<String> = run
+        .faults
         .iter()
         .map(|&(kind, _)| {
             let n = injected.iter().filter(|(k, _, _)| *k == kind).count();
@@ -871,8 +951,9 @@ fn chaos() {
         })
         .collect();
     println!(
-        "chaos: messages={} faults={} lost={} duplicates={duplicates} worst_resume={} seed={seed} \
-         elapsed={}",
+        "chaos: tls={} messages={} faults={} lost={} duplicates={duplicates} worst_resume={} \
+         seed={seed} elapsed={}",
+        run.tls,
         produced.ids.len(),
         summary_faults.join(","),
         lost.len(),

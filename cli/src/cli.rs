@@ -1,8 +1,10 @@
 //! The command line (clap).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use xgroup_blocking::TlsOptions;
 
 use crate::text;
 
@@ -22,9 +24,44 @@ pub struct Cli {
     /// Print JSON (one document) instead of tables, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+    /// TLS files, for a rediss:// URL.
+    #[command(flatten)]
+    pub tls: TlsFiles,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The TLS files of a `rediss://` URL (as the library's examples take them).
+#[derive(Debug, Args, Default)]
+pub struct TlsFiles {
+    /// CA certificates (PEM) to trust for a rediss:// URL (else the Mozilla roots)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --tls-key
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The TLS settings these files make; `None` without any (a
+    /// `rediss://` URL then trusts the Mozilla roots).
+    pub fn options(&self) -> Option<TlsOptions> {
+        if self.tls_ca_cert.is_none() && self.tls_cert.is_none() {
+            return None;
+        }
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &self.tls_ca_cert {
+            tls = tls.ca_cert_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.client_cert_files(cert, key);
+        }
+        Some(tls)
+    }
 }
 
 /// The subcommands.

@@ -15,6 +15,10 @@
 //! - `xgroup reset <stream> <group> --to-...` (dry run unless `--execute`);
 //! - `xgroup top <stream>`: a live terminal view.
 //!
+//! Every subcommand takes `--url` (any URL the library takes, `rediss://`
+//! for TLS) and, for TLS, `--tls-ca-cert FILE`, `--tls-cert FILE` and
+//! `--tls-key FILE`.
+//!
 //! The library half is public so that the tests can drive the pieces (the
 //! `top` view is rendered into ratatui's `TestBackend`); the binary is
 //! `src/main.rs`.
@@ -44,10 +48,11 @@ use std::io::Write;
 pub fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
     use cli::{Command, DeadLetterCommand};
     let json = cli.json;
+    let tls = cli.tls.options();
     if let Command::Top(args) = &cli.command {
-        return top::run(&cli.url, args);
+        return top::run(&cli.url, tls, args);
     }
-    let mut redis = redis::Redis::connect(&cli.url)?;
+    let mut redis = redis::Redis::connect(&cli.url, tls)?;
     match cli.command {
         Command::Describe(args) => describe::run(&mut redis, &args, json, out),
         Command::Pending(args) => pending::run(&mut redis, &args, json, out),

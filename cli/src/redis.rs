@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use xgroup_blocking::{Command, Connection, ConnectionOptions, Error, Value};
+use xgroup_blocking::{Command, Connection, ConnectionOptions, Error, TlsOptions, Value};
 use xgroup_core::StreamId;
 
 use crate::error::CliError;
@@ -114,12 +114,19 @@ impl Liveness {
 }
 
 impl Redis {
-    /// Connects (and checks the login with a `PING`).
-    pub fn connect(url: &str) -> Result<Self, CliError> {
-        let options = ConnectionOptions::default()
+    /// Connects (and checks the login with a `PING`), with these TLS
+    /// settings for a `rediss://` URL.
+    pub fn connect(url: &str, tls: Option<TlsOptions>) -> Result<Self, CliError> {
+        let mut options = ConnectionOptions::default()
             .connect_timeout(Duration::from_secs(5))
             .io_timeout(Duration::from_secs(30));
+        if let Some(tls) = tls {
+            options = options.tls(tls);
+        }
         let conn = Connection::connect_with(url, options).map_err(|e| match e {
+            Error::Config(c) if c.option == "tls" => {
+                CliError::new(format!("bad --tls-* option: {}", c.reason))
+            }
             Error::Config(c) => CliError::new(format!("bad --url: {c}")),
             Error::Connection(why) => CliError::new(format!(
                 "cannot connect to {} ({})",

@@ -24,6 +24,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
+use xgroup_blocking::TlsOptions;
+
 use crate::cli::TopArgs;
 use crate::describe::{self, ConsumerReport, LagSource};
 use crate::error::CliError;
@@ -393,11 +395,11 @@ fn human_interval(d: Duration) -> String {
 }
 
 /// Runs `top` until `q`, `Esc`, `Ctrl-C`, SIGINT or SIGTERM.
-pub fn run(url: &str, args: &TopArgs) -> Result<(), CliError> {
+pub fn run(url: &str, tls: Option<TlsOptions>, args: &TopArgs) -> Result<(), CliError> {
     if args.interval < Duration::from_millis(100) {
         crate::fail!("--interval must be at least 100ms");
     }
-    let mut redis = Redis::connect(url)?;
+    let mut redis = Redis::connect(url, tls)?;
     if let Some(g) = &args.group {
         redis.require_stream(&args.stream)?;
         redis.group(&args.stream, g)?;

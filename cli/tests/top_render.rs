@@ -117,7 +117,7 @@ fn renders_a_real_server() {
             ">",
         ],
     );
-    let mut redis = Redis::connect(&server.url()).expect("connect");
+    let mut redis = Redis::connect(&server.url(), None).expect("connect");
     let mut state = TopState::new(
         "orders",
         &server.url(),

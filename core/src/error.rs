@@ -209,6 +209,118 @@ impl ConfigError {
     }
 }
 
+/// A typed message could not be read from an entry's fields, or written
+/// as fields (feature `serde`): which field, and why.
+///
+/// ```
+/// use xgroup_core::{FieldsError, FieldsErrorKind};
+///
+/// let e = FieldsError::new(
+///     Some("amount".into()),
+///     FieldsErrorKind::Invalid { value: "abc".into(), expected: "a number" },
+/// );
+/// assert_eq!(e.to_string(), r#"field "amount": "abc" is not a number"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldsError {
+    /// The field the error is about (lossy UTF-8), when there is one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub kind: FieldsErrorKind,
+}
+
+/// What is wrong with a field (see [`FieldsError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldsErrorKind {
+    /// A field the type needs is not in the entry.
+    Missing,
+    /// The value's text is not what the type needs: `"abc" is not a
+    /// number`. The value is shown up to 64 characters.
+    Invalid {
+        /// The value, lossy UTF-8, shortened.
+        value: String,
+        /// What it should have been, e.g. `a number`.
+        expected: &'static str,
+    },
+    /// The value is not UTF-8 text, and the type wants text.
+    NotText,
+    /// A nested structure (a struct, map, sequence other than bytes, or an
+    /// enum variant with data) cannot be one field's value: put it in a
+    /// payload field (`Payload`) instead.
+    Nested,
+    /// The value as a whole is not a struct or a map, so it has no field
+    /// names: `what` it is instead.
+    NotAnEntry {
+        /// What was given, e.g. `a sequence`.
+        what: &'static str,
+    },
+    /// A field the type does not know, with `#[serde(deny_unknown_fields)]`.
+    Unknown,
+    /// The payload field's format could not encode or decode the value.
+    Payload {
+        /// The format's name, e.g. `JSON`.
+        format: String,
+        /// The format's own words.
+        detail: String,
+    },
+    /// Any other error, in the words of the type's `Deserialize` or
+    /// `Serialize` implementation.
+    Other(String),
+}
+
+impl FieldsError {
+    /// An error about `field` (or the entry as a whole, with `None`).
+    pub fn new(field: Option<String>, kind: FieldsErrorKind) -> Self {
+        FieldsError { field, kind }
+    }
+
+    /// This error, about `field` unless it already names one.
+    pub fn in_field(mut self, field: &[u8]) -> Self {
+        if self.field.is_none() {
+            self.field = Some(String::from_utf8_lossy(field).into_owned());
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for FieldsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(field) = &self.field {
+            write!(f, "field {field:?}")?;
+            if matches!(
+                self.kind,
+                FieldsErrorKind::Missing | FieldsErrorKind::Unknown
+            ) {
+                f.write_str(" ")?;
+            } else {
+                f.write_str(": ")?;
+            }
+        }
+        match &self.kind {
+            FieldsErrorKind::Missing => f.write_str("is missing"),
+            FieldsErrorKind::Invalid { value, expected } => {
+                write!(f, "{value:?} is not {expected}")
+            }
+            FieldsErrorKind::NotText => f.write_str("the value is not UTF-8 text"),
+            FieldsErrorKind::Nested => f.write_str(
+                "a nested structure cannot be a field's value (put it in a payload field)",
+            ),
+            FieldsErrorKind::NotAnEntry { what } => write!(
+                f,
+                "{what} cannot be an entry's fields (a struct or a map can)"
+            ),
+            FieldsErrorKind::Unknown => f.write_str("is not a field of the type"),
+            FieldsErrorKind::Payload { format, detail } => {
+                write!(f, "invalid {format} payload: {detail}")
+            }
+            FieldsErrorKind::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for FieldsError {}
+
 /// Everything that can stop a consumer or fail a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -283,6 +395,10 @@ pub enum Error {
         /// The server's `NOPERM` reply.
         error: ServerError,
     },
+    /// A typed message could not be written as fields or read from them
+    /// (feature `serde`): the error names the field and says why.
+    #[error(transparent)]
+    Fields(#[from] FieldsError),
 }
 
 impl Error {

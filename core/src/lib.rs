@@ -29,6 +29,8 @@ mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod tls;
+#[cfg(feature = "serde")]
+mod typed;
 mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
@@ -42,7 +44,9 @@ pub use consumer::{
 };
 #[doc(hidden)] // for the model-vs-server tests
 pub use consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
-pub use error::{ConfigError, Error, ProtocolError, ServerError, ServerErrorKind};
+pub use error::{
+    ConfigError, Error, FieldsError, FieldsErrorKind, ProtocolError, ServerError, ServerErrorKind,
+};
 pub use fields::{Fields, FieldsIter};
 #[doc(hidden)] // a stack buffer for formatting ids, for fuzzing
 pub use id::IdBuf;
@@ -52,4 +56,8 @@ pub use resp::{Decoder, Frame, RawFrame};
 pub use sentinel::{parse_target, MasterQuestion, SentinelTarget, Target, SENTINEL_PORT};
 pub use setup::{ConsumerSetup, DeadLetterHook, PreparedConsumer};
 pub use tls::{Pem, TlsFailure, TlsOptions, TlsRoots};
+#[cfg(feature = "json")]
+pub use typed::Json;
+#[cfg(feature = "serde")]
+pub use typed::{from_fields, to_fields, Payload, PayloadFormat, PayloadFormatError};
 pub use url::{parse_url, ServerAddr};

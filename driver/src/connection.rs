@@ -159,6 +159,40 @@ impl<R: AsyncIo> AsyncConnection<R> {
         let reply = self.send(&command).await?;
         xgroup_core::xadd_reply(reply, stream.as_ref())
     }
+
+    /// `XADD` of a struct (or map), its fields as the entry's fields (see
+    /// [`to_fields`](xgroup_core::to_fields)): numbers and bools as text,
+    /// strings, bytes; a `None` is left out. A nested structure is an
+    /// [`Error::Fields`] naming the field, before anything is sent.
+    #[cfg(feature = "serde")]
+    pub async fn xadd_serialized<T: serde::Serialize + ?Sized>(
+        &mut self,
+        stream: impl AsRef<[u8]>,
+        value: &T,
+        options: &XAddOptions,
+    ) -> Result<StreamId, Error> {
+        let fields = xgroup_core::to_fields(value)?;
+        self.xadd(stream, &fields, options).await
+    }
+
+    /// `XADD` of one field, `payload`'s, holding `value` in its format
+    /// (e.g. [`Payload::json`](xgroup_core::Payload::json)); a value the
+    /// format cannot encode is an [`Error::Fields`].
+    #[cfg(feature = "serde")]
+    pub async fn xadd_payload<T, F>(
+        &mut self,
+        stream: impl AsRef<[u8]>,
+        payload: &xgroup_core::Payload<F>,
+        value: &T,
+        options: &XAddOptions,
+    ) -> Result<StreamId, Error>
+    where
+        T: serde::Serialize + ?Sized,
+        F: xgroup_core::PayloadFormat,
+    {
+        let fields = payload.to_fields(value)?;
+        self.xadd(stream, &fields, options).await
+    }
 }
 
 impl<R: BlockingIo> BlockingConnection<R> {
@@ -256,6 +290,40 @@ impl<R: BlockingIo> BlockingConnection<R> {
         let command = xgroup_core::xadd(stream.as_ref(), fields, options)?;
         let reply = self.send(&command)?;
         xgroup_core::xadd_reply(reply, stream.as_ref())
+    }
+
+    /// `XADD` of a struct (or map), its fields as the entry's fields (see
+    /// [`to_fields`](xgroup_core::to_fields)): numbers and bools as text,
+    /// strings, bytes; a `None` is left out. A nested structure is an
+    /// [`Error::Fields`] naming the field, before anything is sent.
+    #[cfg(feature = "serde")]
+    pub fn xadd_serialized<T: serde::Serialize + ?Sized>(
+        &mut self,
+        stream: impl AsRef<[u8]>,
+        value: &T,
+        options: &XAddOptions,
+    ) -> Result<StreamId, Error> {
+        let fields = xgroup_core::to_fields(value)?;
+        self.xadd(stream, &fields, options)
+    }
+
+    /// `XADD` of one field, `payload`'s, holding `value` in its format
+    /// (e.g. [`Payload::json`](xgroup_core::Payload::json)); a value the
+    /// format cannot encode is an [`Error::Fields`].
+    #[cfg(feature = "serde")]
+    pub fn xadd_payload<T, F>(
+        &mut self,
+        stream: impl AsRef<[u8]>,
+        payload: &xgroup_core::Payload<F>,
+        value: &T,
+        options: &XAddOptions,
+    ) -> Result<StreamId, Error>
+    where
+        T: serde::Serialize + ?Sized,
+        F: xgroup_core::PayloadFormat,
+    {
+        let fields = payload.to_fields(value)?;
+        self.xadd(stream, &fields, options)
     }
 }
 

@@ -6,10 +6,16 @@ pub use bytes::Bytes;
 pub use xgroup_core::{
     xadd, Batch, BatchId, Command, ConfigError, Conn, ConnectOptions, ConsumerConfig,
     ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
-    Error, Event, Fields, FieldsIter, GroupStart, Heartbeat, InvalidStreamId, Message, Outcome,
-    Pem, ProtocolError, ServerAddr, ServerError, ServerErrorKind, Source, Stats, StreamId,
-    TlsFailure, TlsOptions, TlsRoots, Trim, Value, Warning, XAddOptions,
+    Error, Event, Fields, FieldsError, FieldsErrorKind, FieldsIter, GroupStart, Heartbeat,
+    InvalidStreamId, Message, Outcome, Pem, ProtocolError, ServerAddr, ServerError,
+    ServerErrorKind, Source, Stats, StreamId, TlsFailure, TlsOptions, TlsRoots, Trim, Value,
+    Warning, XAddOptions,
 };
+
+#[cfg(feature = "json")]
+pub use xgroup_core::Json;
+#[cfg(feature = "serde")]
+pub use xgroup_core::{from_fields, to_fields, Payload, PayloadFormat, PayloadFormatError};
 
 pub use crate::calls::{ConnectionOptions, CONNECT_TIMEOUT, IO_TIMEOUT};
 pub use crate::consumer::{FnHandler, NoHandler, RunFuture};

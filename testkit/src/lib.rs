@@ -10,6 +10,8 @@
 //! - [`RespConnection`] and [`RespValue`]: a tiny blocking RESP2 client for
 //!   setting up and checking server state in tests.
 //! - [`connection`]: the tests of every adapter's `Connection`, written once.
+//! - [`typed`]: the typed-message scenarios (structs produced with
+//!   `xadd_serialized`, read with `Fields::deserialize` in handlers).
 //! - [`tls`]: certificates for TLS test servers, made by the test
 //!   ([`RedisServerBuilder::tls`]).
 //!
@@ -33,6 +35,7 @@ pub mod shapes;
 pub mod tls;
 pub mod tls_connection;
 pub mod tls_scenarios;
+pub mod typed;
 
 pub use proxy::FaultProxy;
 pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};

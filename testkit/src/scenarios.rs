@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use xgroup_core::{
-    Batch, ConsumerConfigBuilder, ConsumerInfo, DeadLetter, Disposition, Error, GroupCounts,
-    Outcome, ServerErrorKind, Source, Stats,
+    Batch, ConsumerConfigBuilder, ConsumerInfo, DeadLetter, Disposition, Error, Fields,
+    GroupCounts, Json, Outcome, Payload, ServerErrorKind, Source, Stats, StreamId,
 };
 
 use crate::{FaultProxy, RedisServer, RespValue};
@@ -94,6 +94,9 @@ pub struct Delivery {
     pub source: Source,
     /// Field names and values, in order.
     pub fields: Vec<(String, String)>,
+    /// What the handler read from the fields with [`Seen::decoding`]'s
+    /// function, if any.
+    pub decoded: Option<String>,
 }
 
 /// What the handlers of one consumer saw, shared with the test.
@@ -101,6 +104,7 @@ pub struct Delivery {
 pub struct Seen {
     state: Mutex<SeenState>,
     changed: Condvar,
+    decode: Option<fn(&Fields) -> String>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +114,15 @@ struct SeenState {
 }
 
 impl Seen {
+    /// Records what `decode` reads from each message's fields too (in the
+    /// handler, as [`record`](Self::record) runs there).
+    pub fn decoding(decode: fn(&Fields) -> String) -> Self {
+        Seen {
+            decode: Some(decode),
+            ..Seen::default()
+        }
+    }
+
     /// A handler started on a batch (call before its work).
     pub fn started(&self) {
         self.update(|s| s.started += 1);
@@ -131,6 +144,7 @@ impl Seen {
                     )
                 })
                 .collect(),
+            decoded: self.decode.map(|decode| decode(&m.fields)),
         });
         let deliveries: Vec<Delivery> = deliveries.collect();
         self.update(|s| s.deliveries.extend(deliveries));
@@ -237,6 +251,24 @@ pub trait Adapter {
     /// Starts a consumer for `spec` in the background (its own thread or
     /// task) and returns control over it.
     fn start(spec: Spec) -> Box<dyn Running>;
+
+    /// Adds each of `values` to `stream` at `url` with the adapter's
+    /// `Connection::xadd_serialized` (default options), over one
+    /// connection; stops at the first error.
+    fn xadd_serialized<T: serde::Serialize>(
+        url: &str,
+        stream: &str,
+        values: &[T],
+    ) -> Result<Vec<StreamId>, Error>;
+
+    /// Adds `value` to `stream` at `url` in `payload`'s field with the
+    /// adapter's `Connection::xadd_payload` (default options).
+    fn xadd_payload<T: serde::Serialize>(
+        url: &str,
+        stream: &str,
+        payload: &Payload<Json>,
+        value: &T,
+    ) -> Result<StreamId, Error>;
 }
 
 /// A consumer started by an [`Adapter`].
@@ -1491,6 +1523,9 @@ macro_rules! adapter_scenarios {
             idle_consumer_stops_without_waiting_out_its_blocked_read,
             acks_do_not_wait_behind_a_blocked_read, busy_consumer_stops_once_its_acks_are_confirmed,
             info_shows_the_groups_counts, read_ahead_hands_out_batches_of_count);
+        $crate::adapter_scenarios!(@typed $adapter;
+            typed_messages_are_produced_and_deserialized_in_the_handler,
+            malformed_typed_fields_are_errors_naming_the_field);
         $crate::adapter_scenarios!(@tls $adapter;
             consumes_over_tls, consumes_over_mutual_tls_as_an_acl_user_over_resp3,
             acl_user_with_an_encoded_password_consumes,
@@ -1546,6 +1581,14 @@ macro_rules! adapter_scenarios {
             #[test]
             fn $name() {
                 $crate::sentinel_scenarios::$name::<$adapter>();
+            }
+        )*
+    };
+    (@typed $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::typed::$name::<$adapter>();
             }
         )*
     };

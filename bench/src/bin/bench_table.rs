@@ -4,6 +4,11 @@
 //! messages and peak RSS, and the ratios of its median msgs/s to redis-rs
 //! idiomatic's and to redis-py pipelined's at the same COUNT (`-` where that
 //! client did not run). Clients keep their first-seen order.
+//!
+//! A client named `NAME over TLS` (`bench/run.sh tls`) is compared with
+//! the baselines over TLS, and a second table gives what TLS costs each
+//! client that ran both ways: its msgs/s and client CPU-s per million
+//! messages in plaintext and over TLS, and the difference.
 
 use std::io::Read;
 
@@ -54,6 +59,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The suffix of a client's name for its runs over TLS.
+const OVER_TLS: &str = " over TLS";
+
+/// The baseline `base` over the same transport as `client`.
+fn baseline_for(client: &str, base: &str) -> String {
+    if client.ends_with(OVER_TLS) {
+        format!("{base}{OVER_TLS}")
+    } else {
+        base.to_string()
+    }
+}
+
 /// A ratio cell: `1.23x`, or `-` without a baseline run.
 fn ratio(rate: f64, base: f64) -> String {
     if base.is_finite() && base > 0.0 && rate.is_finite() {
@@ -88,8 +105,10 @@ fn main() -> std::io::Result<()> {
                 .collect(),
         )
     };
+    // The client column fits the longest name ("redis-rs idiomatic over TLS").
+    let w = keys.iter().map(|(_, c)| c.len()).max().unwrap_or(0).max(20);
     println!(
-        "{:<20} {:>5} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9} {:>11}  runs (msgs/s)",
+        "{:<w$} {:>5} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9} {:>11}  runs (msgs/s)",
         "client",
         "COUNT",
         "messages",
@@ -106,13 +125,16 @@ fn main() -> std::io::Result<()> {
             .filter(|r| r.count == *count && &r.client == client)
             .collect();
         let rate = med(*count, client, &|r| r.rate);
-        let [vs_rr, vs_py] = BASELINES.map(|(b, _)| ratio(rate, med(*count, b, &|r| r.rate)));
+        let [vs_rr, vs_py] = BASELINES.map(|(b, _)| {
+            let base = baseline_for(client, b);
+            ratio(rate, med(*count, &base, &|r| r.rate))
+        });
         let busy = med(*count, client, &|r| 100.0 * r.server_cpu / r.wall);
         let cpu_per_m = med(*count, client, &|r| r.cpu * 1e6 / r.messages as f64);
         let rss = med(*count, client, &|r| r.rss / (1024.0 * 1024.0));
         let each: Vec<String> = mine.iter().map(|r| format!("{:.0}", r.rate)).collect();
         println!(
-            "{:<20} {:>5} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>9} {:>11}  {}",
+            "{:<w$} {:>5} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>9} {:>11}  {}",
             client,
             count,
             mine[0].messages,
@@ -124,6 +146,46 @@ fn main() -> std::io::Result<()> {
             vs_py,
             each.join(" ")
         );
+    }
+    let over_tls: Vec<&(u64, String)> = keys
+        .iter()
+        .filter(|(count, client)| {
+            let plain = client.strip_suffix(OVER_TLS);
+            plain.is_some_and(|p| keys.contains(&(*count, p.to_string())))
+        })
+        .collect();
+    if !over_tls.is_empty() {
+        println!();
+        println!("what TLS costs (medians; cpu-s/M = client CPU-s per million messages):");
+        println!(
+            "{:<w$} {:>5} {:>11} {:>11} {:>7} {:>11} {:>11} {:>13}",
+            "client",
+            "COUNT",
+            "msgs/s",
+            "TLS msgs/s",
+            "change",
+            "cpu-s/M",
+            "TLS cpu-s/M",
+            "TLS cost/M"
+        );
+        for (count, client) in over_tls {
+            let plain = client.strip_suffix(OVER_TLS).unwrap_or(client);
+            let rate = |c: &str| med(*count, c, &|r| r.rate);
+            let cpu = |c: &str| med(*count, c, &|r| r.cpu * 1e6 / r.messages as f64);
+            let (rate_plain, rate_tls) = (rate(plain), rate(client));
+            let (cpu_plain, cpu_tls) = (cpu(plain), cpu(client));
+            println!(
+                "{:<w$} {:>5} {:>11.0} {:>11.0} {:>+6.0}% {:>11.2} {:>11.2} {:>+12.2}s",
+                plain,
+                count,
+                rate_plain,
+                rate_tls,
+                100.0 * (rate_tls / rate_plain - 1.0),
+                cpu_plain,
+                cpu_tls,
+                cpu_tls - cpu_plain
+            );
+        }
     }
     Ok(())
 }
@@ -137,6 +199,18 @@ mod tests {
         assert_eq!(ratio(300.0, 200.0), "1.50x");
         assert_eq!(ratio(300.0, f64::NAN), "-");
         assert_eq!(ratio(300.0, 0.0), "-");
+    }
+
+    #[test]
+    fn tls_runs_are_compared_with_the_baselines_over_tls() {
+        assert_eq!(
+            baseline_for("xgroup-tokio over TLS", "redis-rs idiomatic"),
+            "redis-rs idiomatic over TLS"
+        );
+        assert_eq!(
+            baseline_for("xgroup-tokio", "redis-rs idiomatic"),
+            "redis-rs idiomatic"
+        );
     }
 
     #[test]

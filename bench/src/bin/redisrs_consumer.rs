@@ -11,6 +11,11 @@
 //!   (nanoseconds since the Unix epoch, written by `latency_producer`) to now;
 //!   prints p50/p99/max once M were seen.
 //!
+//! Over TLS (`rediss://` URL): `--tls-ca-cert FILE` trusts that CA
+//! (else the platform's roots), `--tls-cert`/`--tls-key` present a client
+//! certificate; redis-rs's `tls-rustls`, with ring as the process's crypto
+//! provider.
+//!
 //! `--in-flight` is accepted for flag compatibility and ignored: redis-rs's
 //! sync connection has one batch in hand (idiomatic) or one read overlapping
 //! one ack (pipelined).
@@ -57,6 +62,48 @@ struct Args {
     /// Give up (latency mode) after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+    /// CA certificate (PEM) to trust for a rediss:// URL.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// The client for `args.url`: with the TLS files given, if any.
+fn client(args: &Args) -> RedisResult<redis::Client> {
+    if args.url.starts_with("rediss://") {
+        // redis-rs builds its rustls configuration with the process's provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "cannot read a TLS file",
+                format!("{}: {e}", path.display()),
+            ))
+        })
+    };
+    if args.tls_ca_cert.is_none() && args.tls_cert.is_none() {
+        return redis::Client::open(args.url.as_str());
+    }
+    let root_cert = args.tls_ca_cert.as_deref().map(read).transpose()?;
+    let client_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    let certs = redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    };
+    redis::Client::build_with_tls(args.url.as_str(), certs)
 }
 
 /// Messages per pipelined fill round (as the throughput examples).
@@ -185,8 +232,7 @@ fn latency(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> Redis
 
 fn main() -> RedisResult<()> {
     let args = Args::parse();
-    let client = redis::Client::open(args.url.as_str())?;
-    let mut con = client.get_connection()?;
+    let mut con = client(&args)?.get_connection()?;
     if args.fill {
         fill(&mut con, &args)?;
     }
