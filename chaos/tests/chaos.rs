@@ -22,8 +22,17 @@
 //! serves TLS (certificates made by the testkit), the proxy sits in front
 //! of its TLS port (it forwards TLS bytes as they are, and cuts them as it
 //! cuts any), and the workers connect with `rediss://` and `--tls-ca-cert`;
-//! the producer and the checks stay on the plaintext port. The two tests
-//! take turns, never run at once.
+//! the producer and the checks stay on the plaintext port.
+//!
+//! And through Sentinel ([`chaos_through_sentinel`]): a master, a replica
+//! and three sentinels; the workers connect with `redis+sentinel://`
+//! (no proxy), and the faults are worker kills, stalls and two failovers
+//! (the master killed, the replica promoted, the old master back as a
+//! replica and in sync). The producer follows the master through the
+//! sentinels and counts an entry as produced once the replica confirmed
+//! it (`WAIT 1`): a failover may lose what the master had not passed on,
+//! and that is the server's loss, not the consumers'. The tests take
+//! turns, never run at once.
 //!
 //! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule;
 //! `XGROUP_CHAOS_KEEP=1` keeps the temporary directory with the workers'
@@ -45,7 +54,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use xgroup_testkit::tls::TlsServer;
-use xgroup_testkit::{encode_command, FaultProxy, RedisServer, RespConnection, RespValue};
+use xgroup_testkit::{
+    encode_command, FaultProxy, RedisServer, RespConnection, RespValue, SentinelSet,
+};
 
 const STREAM: &str = "chaos";
 const GROUP: &str = "g";
@@ -97,6 +108,9 @@ enum Fault {
     ServerRestart,
     ProxyCut,
     Stall,
+    /// The master killed; the sentinels promote the replica; the old master
+    /// comes back as a replica and syncs (Sentinel runs only).
+    Failover,
 }
 
 /// One chaos run: how much is produced, over how long, and which faults.
@@ -113,6 +127,8 @@ struct Run {
     faults: [(Fault, usize); 4],
     /// Whether the workers connect over TLS.
     tls: bool,
+    /// Whether the server is a Sentinel-monitored master and replica.
+    sentinel: bool,
 }
 
 /// The main run, in plaintext.
@@ -127,6 +143,7 @@ static PLAINTEXT: Run = Run {
         (Fault::Stall, 3),
     ],
     tls: false,
+    sentinel: false,
 };
 
 /// The same over TLS, shorter (CI's time is short): every kind of fault
@@ -142,6 +159,22 @@ static OVER_TLS: Run = Run {
         (Fault::Stall, 1),
     ],
     tls: true,
+    sentinel: false,
+};
+
+/// Through Sentinel: two failovers, a worker kill and a stall.
+static THROUGH_SENTINEL: Run = Run {
+    messages: 20_000,
+    produce_time: Duration::from_secs(20),
+    faults_until: Duration::from_secs(17),
+    faults: [
+        (Fault::WorkerKill, 1),
+        (Fault::Failover, 2),
+        (Fault::ProxyCut, 0),
+        (Fault::Stall, 1),
+    ],
+    tls: false,
+    sentinel: true,
 };
 
 impl Fault {
@@ -151,6 +184,7 @@ impl Fault {
             Fault::ServerRestart => "server_restart",
             Fault::ProxyCut => "proxy_cut",
             Fault::Stall => "stall",
+            Fault::Failover => "failover",
         }
     }
 }
@@ -474,7 +508,41 @@ fn unix_millis() -> u64 {
 /// Adds the run's `messages` entries at a steady rate, retrying through server
 /// restarts. Sequence numbers whose `XADD` failed or got no reply are added
 /// again (with a new id).
-fn produce(addr: SocketAddr, stop: &AtomicBool, run: &Run) -> Produced {
+/// Where the producer writes: one server, or the master the sentinels name
+/// (asked again after every broken connection).
+#[derive(Debug, Clone)]
+enum Upstream {
+    Server(SocketAddr),
+    Sentinels(Vec<SocketAddr>),
+}
+
+impl Upstream {
+    fn master(&self) -> Result<SocketAddr, String> {
+        let sentinels = match self {
+            Upstream::Server(addr) => return Ok(*addr),
+            Upstream::Sentinels(sentinels) => sentinels,
+        };
+        for sentinel in sentinels {
+            let Ok(mut c) = RespConnection::connect(*sentinel) else {
+                continue;
+            };
+            let reply = c.cmd(&[
+                "SENTINEL",
+                "GET-MASTER-ADDR-BY-NAME",
+                SentinelSet::MASTER_NAME,
+            ]);
+            let port = reply
+                .ok()
+                .and_then(|r| r.as_array()?.get(1)?.as_str()?.parse::<u16>().ok());
+            if let Some(port) = port {
+                return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+        }
+        Err("no sentinel named the master".into())
+    }
+}
+
+fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
     let started = Instant::now();
     let per_message = run.produce_time.as_secs_f64() / run.messages as f64;
     let mut out = Produced {
@@ -496,7 +564,10 @@ fn produce(addr: SocketAddr, stop: &AtomicBool, run: &Run) -> Produced {
         }
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match RespConnection::connect(addr) {
+            None => match upstream
+                .master()
+                .and_then(|addr| RespConnection::connect(addr).map_err(|e| e.to_string()))
+            {
                 Ok(c) => {
                     let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
                     conn.insert(c)
@@ -527,13 +598,18 @@ fn produce(addr: SocketAddr, stop: &AtomicBool, run: &Run) -> Produced {
         let mut sent = c.stream().write_all(&bytes);
         let mut broken = false;
         let mut refused = false;
+        let before = out.ids.len();
+        let mut landed = Vec::new();
         for (i, seq) in batch.iter().enumerate() {
             let reply = match sent {
                 Ok(()) => c.read_reply(),
                 Err(e) => Err(e),
             };
             match reply {
-                Ok(RespValue::Bulk(id)) => out.ids.push(String::from_utf8_lossy(&id).into_owned()),
+                Ok(RespValue::Bulk(id)) => {
+                    out.ids.push(String::from_utf8_lossy(&id).into_owned());
+                    landed.push(*seq);
+                }
                 Ok(other) => {
                     // Refused (e.g. -LOADING): not added; add it again.
                     *out.errors
@@ -555,6 +631,27 @@ fn produce(addr: SocketAddr, stop: &AtomicBool, run: &Run) -> Produced {
                 }
             }
             sent = Ok(());
+        }
+        // Through Sentinel an entry counts once the replica has it: what
+        // a killed master had not passed on is lost by the server.
+        if run.sentinel && !landed.is_empty() {
+            let confirmed =
+                !broken && matches!(c.cmd(&["WAIT", "1", "1000"]), Ok(RespValue::Int(n)) if n >= 1);
+            if !confirmed {
+                // Fate unknown: added again, these ids not counted.
+                out.ids.truncate(before);
+                *out.errors
+                    .entry("XADD not confirmed by the replica".into())
+                    .or_default() += landed.len() as u64;
+                out.resent += landed.len() as u64;
+                retry.extend(landed);
+                refused = true;
+            }
+        }
+        // Through Sentinel a refusal (READONLY: the node was demoted) or an
+        // unconfirmed write sends the producer to ask for the master again.
+        if run.sentinel && refused {
+            broken = true;
         }
         if broken {
             conn = None;
@@ -632,6 +729,32 @@ fn chaos_over_tls() {
     run_chaos(&OVER_TLS);
 }
 
+/// The same workers through Sentinel, under two failovers.
+#[test]
+fn chaos_through_sentinel() {
+    let _turn = lock(&ONE_AT_A_TIME);
+    run_chaos(&THROUGH_SENTINEL);
+}
+
+/// The servers of a run: one behind the fault proxy, or a Sentinel set.
+enum Servers {
+    Single {
+        server: Box<RedisServer>,
+        proxy: FaultProxy,
+    },
+    Sentinel(SentinelSet),
+}
+
+impl Servers {
+    /// The server the producer and the checks talk to: the master now.
+    fn master(&self) -> &RedisServer {
+        match self {
+            Servers::Single { server, .. } => server,
+            Servers::Sentinel(set) => set.master(),
+        }
+    }
+}
+
 fn run_chaos(run: &'static Run) {
     let test_started = Instant::now();
     let seed = match env::var("XGROUP_CHAOS_SEED") {
@@ -649,31 +772,48 @@ fn run_chaos(run: &'static Run) {
     let _cleanup = RemoveDir(tmp.clone());
     let bins = build_workers(&tmp);
 
-    let mut builder = RedisServer::builder().aof(true).appendfsync_always(true);
-    if run.tls {
-        builder = builder.tls(TlsServer::default());
-    }
-    let mut server = builder.start();
-    // The workers' way in: the TLS port when the run is over TLS.
-    let workers_port = match server.tls_port() {
-        Some(port) => port,
-        None => server.addr().port(),
-    };
-    let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], workers_port)));
-    let (url, extra_args) = if run.tls {
-        let ca = server.certs().ca_cert().display().to_string();
-        let url = format!("rediss://{}", proxy.addr());
-        (url, vec!["--tls-ca-cert".to_owned(), ca])
+    let mut servers = if run.sentinel {
+        Servers::Sentinel(SentinelSet::start())
     } else {
-        (proxy.url(), Vec::new())
+        let mut builder = RedisServer::builder().aof(true).appendfsync_always(true);
+        if run.tls {
+            builder = builder.tls(TlsServer::default());
+        }
+        let server = builder.start();
+        // The workers' way in: the TLS port when the run is over TLS.
+        let workers_port = match server.tls_port() {
+            Some(port) => port,
+            None => server.addr().port(),
+        };
+        let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], workers_port)));
+        Servers::Single {
+            server: Box::new(server),
+            proxy,
+        }
+    };
+    let (url, extra_args, upstream) = match &servers {
+        Servers::Sentinel(set) => {
+            let sentinels = set.sentinel_addrs();
+            (set.url(), Vec::new(), Upstream::Sentinels(sentinels))
+        }
+        Servers::Single { server, proxy } if run.tls => {
+            let ca = server.certs().ca_cert().display().to_string();
+            let url = format!("rediss://{}", proxy.addr());
+            let upstream = Upstream::Server(server.addr());
+            (url, vec!["--tls-ca-cert".to_owned(), ca], upstream)
+        }
+        Servers::Single { server, proxy } => {
+            (proxy.url(), Vec::new(), Upstream::Server(server.addr()))
+        }
     };
     eprintln!(
-        "chaos: {} on {} (workers on port {workers_port}), proxy on {}, workers at {url}; {run:?}",
-        server.version(),
-        server.addr(),
-        proxy.addr()
+        "chaos: {} at {}, workers at {url}; {run:?}",
+        servers.master().version(),
+        servers.master().addr(),
     );
-    let created = server.cmd(&["XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM"]);
+    let created = servers
+        .master()
+        .cmd(&["XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM"]);
     assert!(!created.is_error(), "XGROUP CREATE: {created:?}");
 
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -720,10 +860,9 @@ fn run_chaos(run: &'static Run) {
     let produce_started = Instant::now();
     let producer = {
         let stop = Arc::clone(&stop);
-        let addr = server.addr();
         thread::Builder::new()
             .name("producer".into())
-            .spawn(move || produce(addr, &stop, run))
+            .spawn(move || produce(upstream, &stop, run))
             .expect("spawn the producer")
     };
 
@@ -746,6 +885,9 @@ fn run_chaos(run: &'static Run) {
                 workers.kill_and_restart(i, same)
             }
             Fault::ServerRestart => {
+                let Servers::Single { server, .. } = &mut servers else {
+                    unreachable!("no server restarts in Sentinel runs")
+                };
                 let down = Duration::from_millis(200 + rng.below(1300));
                 server.kill();
                 thread::sleep(down);
@@ -756,7 +898,27 @@ fn run_chaos(run: &'static Run) {
                     secs(t0.elapsed())
                 )
             }
-            Fault::ProxyCut => format!("{} connections cut", proxy.cut_all()),
+            Fault::ProxyCut => {
+                let Servers::Single { proxy, .. } = &servers else {
+                    unreachable!("no proxy in Sentinel runs")
+                };
+                format!("{} connections cut", proxy.cut_all())
+            }
+            Fault::Failover => {
+                let Servers::Sentinel(set) = &mut servers else {
+                    unreachable!("failovers only in Sentinel runs")
+                };
+                let old = set.kill_master();
+                let new = set.wait_for_promotion(old);
+                let promoted = t0.elapsed();
+                set.restart_node(old);
+                set.wait_for_sync(old);
+                format!(
+                    "master {old} killed, {new} promoted after {}, {old} back in sync after {}",
+                    secs(promoted),
+                    secs(t0.elapsed())
+                )
+            }
             Fault::Stall => {
                 let i = rng.below(workers.live.len() as u64) as usize;
                 let (pid, name) = (workers.live[i].pid(), workers.live[i].name.clone());
@@ -812,7 +974,7 @@ fn run_chaos(run: &'static Run) {
     let quiet_started = Instant::now();
     loop {
         let missing = missing_ids(&produced.ids, &lock(&seen));
-        let pending = pending_count(&server);
+        let pending = pending_count(servers.master());
         if missing.is_empty() && pending == Some(0) {
             break;
         }
@@ -824,7 +986,7 @@ fn run_chaos(run: &'static Run) {
                 missing.len(),
                 &missing[..missing.len().min(10)],
                 pending,
-                pending_detail(&server),
+                pending_detail(servers.master()),
                 workers.stderr_tails()
             );
         }
@@ -864,7 +1026,7 @@ fn run_chaos(run: &'static Run) {
     let seen = lock(&seen);
     let produced_set: HashSet<&str> = produced.ids.iter().map(String::as_str).collect();
     let lost = missing_ids(&produced.ids, &seen);
-    let pending = pending_count(&server);
+    let pending = pending_count(servers.master());
     let duplicates = seen.counts.values().filter(|&&n| n > 1).count();
     let extra = seen
         .counts
@@ -917,7 +1079,7 @@ fn run_chaos(run: &'static Run) {
         pending,
         Some(0),
         "pending entries left: {}",
-        pending_detail(&server)
+        pending_detail(servers.master())
     );
     assert!(
         seen.malformed.is_empty(),
@@ -951,9 +1113,10 @@ fn run_chaos(run: &'static Run) {
         })
         .collect();
     println!(
-        "chaos: tls={} messages={} faults={} lost={} duplicates={duplicates} worst_resume={} \
-         seed={seed} elapsed={}",
+        "chaos: tls={} sentinel={} messages={} faults={} lost={} duplicates={duplicates} \
+         worst_resume={} seed={seed} elapsed={}",
         run.tls,
+        run.sentinel,
         produced.ids.len(),
         summary_faults.join(","),
         lost.len(),

@@ -216,6 +216,41 @@ impl SentinelSet {
         }
     }
 
+    /// Waits until the node on `port` is a replica in sync with the
+    /// master (after [`restart_node`](Self::restart_node)).
+    ///
+    /// # Panics
+    ///
+    /// If that takes more than 30 s.
+    pub fn wait_for_sync(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = self
+                .node(port)
+                .try_cmd(&["INFO", "replication"])
+                .ok()
+                .and_then(|r| {
+                    r.as_str()
+                        .map(|t| t.contains("role:slave") && t.contains("master_link_status:up"))
+                })
+                .unwrap_or(false);
+            if synced {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node on {port} did not sync within 30 s; its log:\n{}",
+                self.node(port).log_tail()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The sentinels' addresses.
+    pub fn sentinel_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.sentinels.iter().map(RedisServer::addr).collect()
+    }
+
     /// The sentinels, to stop or restart some.
     pub fn sentinels(&mut self) -> &mut [RedisServer] {
         &mut self.sentinels
