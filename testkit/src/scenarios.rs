@@ -1539,7 +1539,7 @@ macro_rules! adapter_scenarios {
         $crate::adapter_scenarios!(@sentinel $adapter;
             follows_the_master_through_a_failover, keeps_consuming_with_every_sentinel_down,
             no_sentinel_at_start_is_retried_without_spinning,
-            separate_sentinel_and_data_passwords);
+            separate_sentinel_and_data_passwords, follows_a_manual_failover);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have

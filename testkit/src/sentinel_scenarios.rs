@@ -154,3 +154,41 @@ pub fn separate_sentinel_and_data_passwords<A: Adapter>() {
     wait_pending(set.master(), 0);
     stop_ok(running);
 }
+
+/// A manual failover (`SENTINEL FAILOVER`): the old master stays up and
+/// becomes a replica, so the consumer's blocked read is cut (`UNBLOCKED`)
+/// and writes there are refused (`READONLY`) rather than the connection
+/// dropped; the consumer moves to the new master and loses nothing.
+pub fn follows_a_manual_failover<A: Adapter>() {
+    let mut set = SentinelSet::start();
+    let mut ids = produce_replicated(set.master(), 30);
+    let s = spec(&set.url(), "c1", Behavior::SleepMs(10), opts(fast));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= 10),
+        "{:?}",
+        running.info()
+    );
+    let old = set.master_port();
+    let reply = set.sentinels()[0].cmd(&["SENTINEL", "FAILOVER", SentinelSet::MASTER_NAME]);
+    assert!(!reply.is_error(), "SENTINEL FAILOVER: {reply:?}");
+    let new = set.wait_for_promotion(old);
+    let promoted = Instant::now();
+    let after = produce(set.node(new), 20);
+    assert!(
+        seen.wait_for(RESUME_WITHIN, |ds| ds.iter().any(|d| after.contains(&d.id))),
+        "nothing consumed from the new master within {RESUME_WITHIN:?} of its promotion ({:?}): {:?}",
+        promoted.elapsed(),
+        running.info()
+    );
+    ids.extend(after);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "lost across the failover: {} of {} seen",
+        seen.ids().len(),
+        ids.len()
+    );
+    wait_pending(set.node(new), 0);
+    stop_ok(running);
+}
