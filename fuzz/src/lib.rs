@@ -199,6 +199,8 @@ pub struct ConfigChoice {
     auto_create: bool,
     /// Reads of new entries on a connection of their own.
     read_connection: bool,
+    /// The master is asked of two sentinels and followed.
+    sentinel: bool,
 }
 
 impl ConfigChoice {
@@ -216,6 +218,14 @@ impl ConfigChoice {
             });
         if !self.claim {
             b = b.no_claiming();
+        }
+        if self.sentinel {
+            let target =
+                match xgroup_core::parse_target("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m") {
+                    Ok((xgroup_core::Target::Sentinel(target), _)) => target,
+                    other => panic!("a sentinel URL: {other:?}"),
+                };
+            b = b.sentinel(target);
         }
         match b.build() {
             Ok(cfg) => cfg,
@@ -307,8 +317,8 @@ pub enum Op {
     Disconnect,
     /// Graceful shutdown.
     Shutdown,
-    /// Later inputs and connection steps are about the other connection
-    /// (control, read).
+    /// Later inputs and connection steps are about the next connection
+    /// (control, read, sentinel, in turn).
     Switch,
 }
 
@@ -361,6 +371,13 @@ pub const CANNED: &[&[u8]] = &[
     b"-MOVED 3999 127.0.0.1:6381\r\n",
     b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.\r\n",
     b"-READONLY You can't write against a read only replica.\r\n",
+    // Sentinel: the master's address, the subscription, a failover, ROLE.
+    b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n",
+    b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n",
+    b"*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$31\r\nm 127.0.0.1 6380 127.0.0.1 6381\r\n",
+    b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n",
+    b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6380\r\n$9\r\nconnected\r\n:0\r\n",
+    b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n",
     b"-NOAUTH Authentication required.\r\n",
     b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
     // RESP3 push (ignored by the consumer).
@@ -463,8 +480,8 @@ struct Harness {
     c: Consumer,
     now: Instant,
     max_in_flight: usize,
-    /// The control connection's and the read connection's.
-    links: [Link; 2],
+    /// The control connection's, the read connection's and the sentinel's.
+    links: [Link; 3],
     /// Which one inputs and connection steps are about.
     target: usize,
     stopped: bool,
@@ -482,7 +499,7 @@ impl Harness {
             c: Consumer::new(cfg),
             now,
             max_in_flight,
-            links: [Link::Closed; 2],
+            links: [Link::Closed; 3],
             target: 0,
             stopped: false,
             batches: VecDeque::new(),
@@ -540,7 +557,7 @@ impl Harness {
 
     /// The connection inputs and connection steps are about.
     fn conn(&self) -> Conn {
-        Conn::ALL[self.target]
+        [Conn::Control, Conn::Read, Conn::Sentinel][self.target]
     }
 
     fn timeout(&mut self) {
@@ -639,7 +656,7 @@ impl Harness {
                 self.c.handle_shutdown(self.now);
                 self.drain();
             }
-            Op::Switch => self.target = 1 - self.target,
+            Op::Switch => self.target = (self.target + 1) % 3,
         }
     }
 }
