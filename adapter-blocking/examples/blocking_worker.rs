@@ -70,7 +70,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stopper = handle.clone();
     thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
             println!("{name}: stopping gracefully");
             stopper.stop();
         }

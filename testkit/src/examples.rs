@@ -704,6 +704,156 @@ pub mod payments {
     }
 }
 
+/// The web service example's flags and its self-test: a few requests to
+/// itself over HTTP, answers printed, checked.
+pub mod web_service {
+    use std::ffi::OsString;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use serde_json::Value as Json;
+
+    /// Orders posted by the self-test.
+    pub const ORDERS: u64 = 5;
+    /// How long the self-test waits for the consumer (each step).
+    pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// The web service's flags.
+    #[derive(Parser, Debug, Clone)]
+    #[command(long_about = None)]
+    pub struct Args {
+        #[command(flatten)]
+        pub server: super::ServerArgs,
+        /// Address to listen on [default: 127.0.0.1:9187; a free port with --self-test]
+        #[arg(long)]
+        pub addr: Option<String>,
+        /// Post a few orders to itself, check /health, stop the consumer, then exit
+        #[arg(long)]
+        pub self_test: bool,
+    }
+
+    impl Args {
+        /// Parses the command line (help titled `<what>`); prints the usage
+        /// error and exits if it is wrong.
+        pub fn parse_for(what: &str) -> Self {
+            Self::try_parse_for(what, std::env::args_os()).unwrap_or_else(|e| e.exit())
+        }
+
+        /// Parses `args` (the first is the binary name).
+        pub fn try_parse_for(
+            what: &str,
+            args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        ) -> Result<Self, clap::Error> {
+            super::parse_from(what.to_owned(), args).map(|(a, _)| a)
+        }
+
+        /// Where to listen.
+        pub fn listen_addr(&self) -> &str {
+            match (&self.addr, self.self_test) {
+                (Some(addr), _) => addr,
+                (None, false) => "127.0.0.1:9187",
+                (None, true) => "127.0.0.1:0",
+            }
+        }
+    }
+
+    /// One HTTP/1.1 request (`Connection: close`): the status and the body.
+    pub fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String), String> {
+        let fail = |e: std::io::Error| format!("{method} {path}: {e}");
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(fail)?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .map_err(fail)?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map_err(fail)?;
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{method} {path}: no HTTP status in {answer:?}"))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
+            .to_owned();
+        Ok((status, body))
+    }
+
+    /// Prints `<method> <path> -> <status> <body>`.
+    fn show(method: &str, path: &str, (status, body): &(u16, String)) {
+        println!("{method} {path} -> {status} {body}");
+    }
+
+    /// Polls `GET /health` until `done` says so of the answer; the last one.
+    fn health_until(
+        addr: SocketAddr,
+        done: impl Fn(u16, &Json) -> bool,
+    ) -> Result<(u16, String), String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let (status, body) = request(addr, "GET", "/health", "")?;
+            let json: Json = serde_json::from_str(&body)
+                .map_err(|e| format!("GET /health: not JSON ({e}): {body}"))?;
+            if done(status, &json) {
+                return Ok((status, body));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("GET /health: still {status} {body}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The self-test: posts [`ORDERS`] orders (each answered 202 with its
+    /// id) and a malformed one (400), waits for `/health` to show them all
+    /// acknowledged and none pending in the group (200), stops the consumer
+    /// with `stop_consumer` and waits for `/health` to say 503. Prints
+    /// each answer.
+    pub fn self_test(addr: SocketAddr, stop_consumer: impl FnOnce()) -> Result<(), String> {
+        for n in 1..=ORDERS {
+            let order = format!(r#"{{"user":"u{n}","item":"widget-{n}","qty":{n}}}"#);
+            let answer = request(addr, "POST", "/orders", &order)?;
+            show("POST", "/orders", &answer);
+            if answer.0 != 202 {
+                return Err(format!("POST /orders: expected 202, got {answer:?}"));
+            }
+        }
+        let answer = request(addr, "POST", "/orders", r#"{"user":"u0"}"#)?;
+        show("POST", "/orders", &answer);
+        if answer.0 != 400 {
+            return Err(format!(
+                "POST /orders (no item): expected 400, got {answer:?}"
+            ));
+        }
+        let answer = health_until(addr, |status, h| {
+            status == 200
+                && h["acked"].as_u64() >= Some(ORDERS)
+                && h["group_pending"] == 0
+                && h["lag"] == 0
+        })?;
+        show("GET", "/health", &answer);
+        stop_consumer();
+        let answer = health_until(addr, |status, _| status == 503)?;
+        show("GET", "/health", &answer);
+        println!("self-test passed");
+        Ok(())
+    }
+}
+
 /// A consumer for real use and for black-box tests. For every message it
 /// handles it prints `<stream> <id> <attempt>` to stdout, flushed before the
 /// outcome is returned (so before the message's ack is sent).
