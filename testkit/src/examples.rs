@@ -1257,6 +1257,179 @@ pub mod throughput {
     }
 }
 
+/// For the tests that run an example as a user would: build it, run it with
+/// a time limit, read its output as it comes, signal it.
+pub mod harness {
+    use std::io::{BufRead, BufReader, Read};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    /// Builds `package`'s example `name` with the cargo running the tests
+    /// (`cargo test` of a test target does not build examples) and returns
+    /// its binary, next to the calling test's (`target/<profile>/examples`).
+    ///
+    /// # Panics
+    ///
+    /// If the build fails.
+    pub fn build(package: &str, name: &str, features: &[&str]) -> PathBuf {
+        let exe = std::env::current_exe().expect("the test's path");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.args(["build", "-p", package, "--example", name]);
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "cargo build of example {name} failed");
+        dir.join("examples").join(name)
+    }
+
+    /// A running example: its stdout line by line, stderr kept.
+    #[derive(Debug)]
+    pub struct Running {
+        child: Child,
+        lines: Receiver<String>,
+        stdout: Vec<String>,
+        stderr: Option<JoinHandle<String>>,
+    }
+
+    impl Running {
+        /// Starts `command` with stdout and stderr piped.
+        ///
+        /// # Panics
+        ///
+        /// If it cannot be started.
+        pub fn start(mut command: Command) -> Running {
+            let mut child = command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the example starts");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let mut stderr = child.stderr.take().expect("piped stderr");
+            let (tx, lines) = mpsc::channel();
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let stderr = thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                text
+            });
+            Running {
+                child,
+                lines,
+                stdout: Vec::new(),
+                stderr: Some(stderr),
+            }
+        }
+
+        /// Reads stdout until a line satisfies `wanted` and returns it.
+        ///
+        /// # Panics
+        ///
+        /// After `timeout`, or if stdout ends first (the example is killed;
+        /// the message holds its output).
+        pub fn wait_for_line(
+            &mut self,
+            wanted: impl Fn(&str) -> bool,
+            timeout: Duration,
+        ) -> String {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.lines.recv_timeout(left) {
+                    Ok(line) => {
+                        self.stdout.push(line.clone());
+                        if wanted(&line) {
+                            return line;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.fail(&format!("no awaited line within {timeout:?}"))
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.fail("stdout ended before the awaited line")
+                    }
+                }
+            }
+        }
+
+        /// Sends `signal` (`TERM`, `INT`) with `kill`.
+        ///
+        /// # Panics
+        ///
+        /// If `kill` fails.
+        pub fn signal(&mut self, signal: &str) {
+            let status = Command::new("kill")
+                .args([format!("-{signal}"), self.child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -{signal} failed");
+        }
+
+        /// Waits for the exit; its status, all of stdout and stderr.
+        ///
+        /// # Panics
+        ///
+        /// After `timeout` (the example is killed; the message holds its
+        /// output).
+        pub fn wait(mut self, timeout: Duration) -> (ExitStatus, String, String) {
+            let deadline = Instant::now() + timeout;
+            let status = loop {
+                match self.child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    Ok(None) if Instant::now() < deadline => {
+                        thread::sleep(Duration::from_millis(20))
+                    }
+                    Ok(None) => self.fail(&format!("still running after {timeout:?}")),
+                    Err(e) => self.fail(&format!("cannot wait for it: {e}")),
+                }
+            };
+            // The reader ends with the pipe (the example's children, such
+            // as its private server, never hold it: their output is theirs).
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                self.stdout.push(line);
+            }
+            let stderr = self.stderr_text();
+            (status, self.stdout.join("\n"), stderr)
+        }
+
+        fn stderr_text(&mut self) -> String {
+            self.stderr
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_default()
+        }
+
+        fn fail(&mut self, why: &str) -> ! {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            while let Ok(line) = self.lines.try_recv() {
+                self.stdout.push(line);
+            }
+            let stderr = self.stderr_text();
+            panic!(
+                "example {why}\n--- stdout\n{}\n--- stderr\n{stderr}",
+                self.stdout.join("\n")
+            )
+        }
+    }
+}
+
 /// SplitMix64: a tiny seeded PRNG, plenty for injecting failures.
 #[derive(Debug, Clone)]
 struct SplitMix64(u64);
