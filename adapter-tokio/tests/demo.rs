@@ -5,22 +5,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The tokio quickstart example's binary, next to this test's (built here:
-/// `cargo test` of one test target does not rebuild examples, and the
-/// other adapters' quickstarts share its file name).
+use xgroup_testkit::examples::harness::build;
+
+/// The tokio quickstart example's binary (built here: `cargo test` of one
+/// test target does not rebuild examples, and the other adapters'
+/// quickstarts share its file name).
 fn quickstart() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "xgroup-tokio", "--example", "quickstart"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    dir.join("examples").join("quickstart")
+    build("xgroup-tokio", "quickstart", &[])
 }
 
 #[test]

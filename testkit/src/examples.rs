@@ -18,6 +18,8 @@ use clap::{CommandFactory, FromArgMatches};
 use xgroup_core::{ConsumerConfigBuilder, TlsOptions};
 use xgroup_driver::ConnectionOptions;
 
+use crate::{RedisServer, RedisServerBuilder};
+
 /// The TLS flags every example takes. TLS is on when the URL says
 /// `rediss://`; these flags with a `redis://` URL are refused (by the
 /// library, when the consumer or connection is built).
@@ -89,6 +91,77 @@ fn parse_from<T: CommandFactory + FromArgMatches>(
     Ok((parsed, cmd))
 }
 
+/// The server an example runs against, to keep alive until the end:
+/// `REDIS_URL` if set, else a private `redis-server` from `PATH` on a free
+/// port (removed when dropped), else xgroup's in-memory model served over
+/// TCP. Each is announced on stdout.
+pub fn server() -> (Option<RedisServer>, String) {
+    private_server(RedisServer::builder())
+}
+
+/// [`server`] for an example that stops gracefully on Ctrl-C: its private
+/// `redis-server` runs in a process group of its own, so the terminal's
+/// SIGINT does not stop it while the example still drains (the example
+/// removes it once done).
+pub fn server_kept_through_ctrl_c() -> (Option<RedisServer>, String) {
+    private_server(RedisServer::builder().own_process_group(true))
+}
+
+fn private_server(builder: RedisServerBuilder) -> (Option<RedisServer>, String) {
+    match std::env::var("REDIS_URL") {
+        Ok(url) => (None, url),
+        Err(_) if crate::redis_server_on_path() => {
+            let private = builder.start();
+            println!(
+                "started a private redis-server ({}) at {}",
+                private.version(),
+                private.url()
+            );
+            let url = private.url();
+            (Some(private), url)
+        }
+        Err(_) => {
+            let model = RedisServer::builder().start_the_model();
+            println!(
+                "no REDIS_URL and no redis-server on PATH: running against xgroup's \
+                 in-memory model server at {}",
+                model.url()
+            );
+            let url = model.url();
+            (Some(model), url)
+        }
+    }
+}
+
+/// The flags of the examples that bring their own input (`per_message`,
+/// `blocking_worker`, `web_service`): where the server is, and TLS.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// Server URL [default: REDIS_URL, else a private redis-server]
+    #[arg(long)]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl ServerArgs {
+    /// `--url` if given, else [`server`].
+    pub fn server(&self) -> (Option<RedisServer>, String) {
+        match &self.url {
+            Some(url) => (None, url.clone()),
+            None => server(),
+        }
+    }
+
+    /// `--url` if given, else [`server_kept_through_ctrl_c`].
+    pub fn server_kept_through_ctrl_c(&self) -> (Option<RedisServer>, String) {
+        match &self.url {
+            Some(url) => (None, url.clone()),
+            None => server_kept_through_ctrl_c(),
+        }
+    }
+}
+
 /// Logs `tracing` events to stderr, filtered by `RUST_LOG`.
 pub fn init_tracing() {
     tracing_subscriber::fmt()
@@ -112,6 +185,7 @@ pub mod quickstart {
         TlsOptions, Value,
     };
 
+    pub use super::server;
     use super::TlsArgs;
     use crate::tls::TlsServer;
     use crate::{RedisServer, SentinelSet};
@@ -268,35 +342,6 @@ pub mod quickstart {
     /// alice's work time per batch.
     pub const ALICE_WORK: Duration = Duration::from_millis(5);
 
-    /// The server to use: `REDIS_URL` if set, else a private `redis-server`
-    /// from `PATH`, else xgroup's in-memory model served over TCP (each
-    /// announced on stdout), to keep alive until the end.
-    pub fn server() -> (Option<RedisServer>, String) {
-        match std::env::var("REDIS_URL") {
-            Ok(url) => (None, url),
-            Err(_) if crate::redis_server_on_path() => {
-                let private = RedisServer::start();
-                println!(
-                    "started a private redis-server ({}) at {}",
-                    private.version(),
-                    private.url()
-                );
-                let url = private.url();
-                (Some(private), url)
-            }
-            Err(_) => {
-                let model = RedisServer::builder().start_the_model();
-                println!(
-                    "no REDIS_URL and no redis-server on PATH: running against xgroup's \
-                     in-memory model server at {}",
-                    model.url()
-                );
-                let url = model.url();
-                (Some(model), url)
-            }
-        }
-    }
-
     /// `DEL` of the stream, to start from scratch.
     pub const RESET: [&str; 2] = ["DEL", STREAM];
 
@@ -428,6 +473,384 @@ pub mod quickstart {
                 std::process::exit(1);
             }
         }
+    }
+}
+
+/// What the `per_message` (tokio) and `blocking_worker` examples share:
+/// their sample input (payments, some malformed, some whose charge fails for
+/// a while), a stand-in for the payment provider, and the summary with the
+/// dead letters. Their handlers are theirs: that is the code to copy.
+pub mod payments {
+    use std::fmt;
+    use std::time::Duration;
+
+    use std::ffi::OsString;
+
+    use clap::Parser;
+    use xgroup_core::{xadd, Command, ConfigError, Message, Stats, Value};
+
+    /// The flags of both examples: the server and TLS.
+    #[derive(Parser, Debug, Clone)]
+    #[command(long_about = None)]
+    pub struct Args {
+        #[command(flatten)]
+        pub server: super::ServerArgs,
+    }
+
+    impl Args {
+        /// Parses the command line (help titled `<what>`); prints the usage
+        /// error and exits if it is wrong.
+        pub fn parse_for(what: &str) -> Self {
+            Self::try_parse_for(what, std::env::args_os()).unwrap_or_else(|e| e.exit())
+        }
+
+        /// Parses `args` (the first is the binary name).
+        pub fn try_parse_for(
+            what: &str,
+            args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        ) -> Result<Self, clap::Error> {
+            super::parse_from(what.to_owned(), args).map(|(a, _)| a)
+        }
+    }
+
+    /// The stream of payments.
+    pub const STREAM: &str = "payments";
+    /// The group charging them.
+    pub const GROUP: &str = "billing";
+    /// Where malformed payments and those that failed too often go.
+    pub const DEAD_LETTERS: &str = "payments:dead";
+    /// Deliveries after which a payment that keeps failing is dead-lettered.
+    pub const MAX_DELIVERIES: u64 = 4;
+    /// Payments produced.
+    pub const PAYMENTS: usize = 30;
+    /// Payments acknowledged in the end (see [`sample`]).
+    pub const EXPECTED_ACKED: u64 = 22;
+    /// Payments dead-lettered in the end (see [`sample`]).
+    pub const EXPECTED_DEAD_LETTERED: u64 = 8;
+    /// How long a run may take to settle.
+    pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `DEL` of both streams, to start from scratch.
+    pub const RESET: [&str; 3] = ["DEL", STREAM, DEAD_LETTERS];
+    /// The group's pending summary (see [`super::quickstart::pending_count`]).
+    pub const XPENDING: [&str; 3] = ["XPENDING", STREAM, GROUP];
+    /// The dead letters, oldest first.
+    pub const DEAD_LETTER_RANGE: [&str; 4] = ["XRANGE", DEAD_LETTERS, "-", "+"];
+
+    /// The `XADD`s of the sample payments (fields `payment`, `account`,
+    /// `amount_cents`). Of the 30: 16 go through at once; 3 have an
+    /// amount that is no number and 3 no account (dead-lettered by the
+    /// handler); 3 are on `acct-flaky` (the provider times out twice, then
+    /// takes them), 3 on `acct-busy` (rate-limited once, with a time to come
+    /// back) and 2 on `acct-down` (the provider never answers: dead-lettered
+    /// after [`MAX_DELIVERIES`]).
+    pub fn sample() -> Result<Vec<Command>, ConfigError> {
+        (0..PAYMENTS)
+            .map(|n| {
+                let payment = n.to_string();
+                let account = match n {
+                    9 | 24 => "acct-down".to_owned(),
+                    _ if n % 10 == 1 => "acct-flaky".to_owned(),
+                    _ if n % 10 == 5 => "acct-busy".to_owned(),
+                    _ => format!("acct-{:02}", n % 10),
+                };
+                let amount = match n % 10 {
+                    3 => "12,50".to_owned(),
+                    _ => (500 + 125 * n).to_string(),
+                };
+                let mut fields = vec![("payment", payment.as_str())];
+                if n % 10 != 7 {
+                    fields.push(("account", account.as_str()));
+                }
+                fields.push(("amount_cents", amount.as_str()));
+                xadd(STREAM, fields, &Default::default())
+            })
+            .collect()
+    }
+
+    /// Prints that the payments are in.
+    pub fn produced() {
+        println!("produced {PAYMENTS} payments into stream {STREAM:?}");
+    }
+
+    /// `payment <n> (attempt <a>)`, to report a message by.
+    pub fn label(m: &Message) -> String {
+        let payment = m.fields.get("payment").unwrap_or(b"?");
+        format!(
+            "payment {} (attempt {})",
+            String::from_utf8_lossy(payment),
+            m.attempt
+        )
+    }
+
+    /// Why the payment provider refused a charge.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum GatewayError {
+        /// No answer in time: worth another try.
+        Timeout,
+        /// Too many requests: come back after this long.
+        RateLimited {
+            /// When to come back.
+            retry_after: Duration,
+        },
+        /// The provider is down for this account.
+        Unavailable,
+    }
+
+    impl fmt::Display for GatewayError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                GatewayError::Timeout => f.write_str("the payment provider timed out"),
+                GatewayError::RateLimited { retry_after } => write!(
+                    f,
+                    "rate-limited by the payment provider for {} ms",
+                    retry_after.as_millis()
+                ),
+                GatewayError::Unavailable => f.write_str("the payment provider is unavailable"),
+            }
+        }
+    }
+
+    impl std::error::Error for GatewayError {}
+
+    /// A stand-in for the payment provider's API, decided by the account so
+    /// that every run is alike: `acct-flaky` times out on the first two
+    /// attempts, `acct-busy` is rate-limited (for 200 ms) on the first,
+    /// `acct-down` always fails, every other account is charged.
+    pub fn charge(account: &[u8], _cents: u64, attempt: u64) -> Result<(), GatewayError> {
+        match account {
+            b"acct-flaky" if attempt <= 2 => Err(GatewayError::Timeout),
+            b"acct-busy" if attempt == 1 => Err(GatewayError::RateLimited {
+                retry_after: Duration::from_millis(200),
+            }),
+            b"acct-down" => Err(GatewayError::Unavailable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether every payment has been settled: `charged` (the handler's
+    /// successes) and the consumer's dead letters make up all of them.
+    pub fn settled(charged: u64, stats: &Stats) -> bool {
+        charged + stats.dead_lettered >= PAYMENTS as u64
+    }
+
+    /// Prints that the run did not settle in time.
+    pub fn timed_out() {
+        println!("timed out waiting for every payment to settle");
+    }
+
+    /// Prints the summary and returns whether every payment was settled:
+    /// none pending, each charged (and acknowledged) or dead-lettered.
+    /// `charged` counts the handler's successes; retries and dead letters
+    /// are the consumer's counters (its `acked` counts the dead letters'
+    /// acknowledgements too); then the `XPENDING` reply and the dead
+    /// letters (an `XRANGE` reply), each with its reason.
+    pub fn report(charged: u64, stats: &Stats, xpending: &Value, dead_letters: &Value) -> bool {
+        let pending = super::quickstart::pending_count(xpending);
+        println!(
+            "summary: produced={PAYMENTS} acked={charged} retried={} dead_lettered={} pending={pending}",
+            stats.retried, stats.dead_lettered
+        );
+        let entries = match dead_letters {
+            Value::Array(entries) => entries.as_slice(),
+            _ => &[],
+        };
+        println!("dead letters in {DEAD_LETTERS:?}: {}", entries.len());
+        for entry in entries {
+            let (id, fields) = match entry {
+                Value::Array(parts) => match parts.as_slice() {
+                    [id, fields] => (text(id), pairs(fields)),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let (own, dlq): (Vec<_>, Vec<_>) =
+                fields.iter().partition(|(f, _)| !f.starts_with("dlq_"));
+            let dlq = |name: &str| {
+                dlq.iter()
+                    .find(|(f, _)| f == name)
+                    .map_or("?", |(_, v)| v.as_str())
+            };
+            let own: Vec<String> = own.iter().map(|(f, v)| format!("{f}={v}")).collect();
+            println!(
+                "  {id}  {}  reason: {} (deliveries: {})",
+                own.join(" "),
+                dlq("dlq_reason"),
+                dlq("dlq_deliveries")
+            );
+        }
+        pending == 0 && charged + stats.dead_lettered == PAYMENTS as u64
+    }
+
+    fn text(v: &Value) -> String {
+        match v {
+            Value::Bulk(b) | Value::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::Int(n) => n.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn pairs(v: &Value) -> Vec<(String, String)> {
+        match v {
+            Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|p| match p {
+                    [f, v] => Some((text(f), text(v))),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(map) => map.iter().map(|(f, v)| (text(f), text(v))).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The web service example's flags and its self-test: a few requests to
+/// itself over HTTP, answers printed, checked.
+pub mod web_service {
+    use std::ffi::OsString;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use serde_json::Value as Json;
+
+    /// Orders posted by the self-test.
+    pub const ORDERS: u64 = 5;
+    /// How long the self-test waits for the consumer (each step).
+    pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// The web service's flags.
+    #[derive(Parser, Debug, Clone)]
+    #[command(long_about = None)]
+    pub struct Args {
+        #[command(flatten)]
+        pub server: super::ServerArgs,
+        /// Address to listen on [default: 127.0.0.1:9187; a free port with --self-test]
+        #[arg(long)]
+        pub addr: Option<String>,
+        /// Post a few orders to itself, check /health, stop the consumer, then exit
+        #[arg(long)]
+        pub self_test: bool,
+    }
+
+    impl Args {
+        /// Parses the command line (help titled `<what>`); prints the usage
+        /// error and exits if it is wrong.
+        pub fn parse_for(what: &str) -> Self {
+            Self::try_parse_for(what, std::env::args_os()).unwrap_or_else(|e| e.exit())
+        }
+
+        /// Parses `args` (the first is the binary name).
+        pub fn try_parse_for(
+            what: &str,
+            args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        ) -> Result<Self, clap::Error> {
+            super::parse_from(what.to_owned(), args).map(|(a, _)| a)
+        }
+
+        /// Where to listen.
+        pub fn listen_addr(&self) -> &str {
+            match (&self.addr, self.self_test) {
+                (Some(addr), _) => addr,
+                (None, false) => "127.0.0.1:9187",
+                (None, true) => "127.0.0.1:0",
+            }
+        }
+    }
+
+    /// One HTTP/1.1 request (`Connection: close`): the status and the body.
+    pub fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String), String> {
+        let fail = |e: std::io::Error| format!("{method} {path}: {e}");
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(fail)?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .map_err(fail)?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map_err(fail)?;
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{method} {path}: no HTTP status in {answer:?}"))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
+            .to_owned();
+        Ok((status, body))
+    }
+
+    /// Prints `<method> <path> -> <status> <body>`.
+    fn show(method: &str, path: &str, (status, body): &(u16, String)) {
+        println!("{method} {path} -> {status} {body}");
+    }
+
+    /// Polls `GET /health` until `done` says so of the answer; the last one.
+    fn health_until(
+        addr: SocketAddr,
+        done: impl Fn(u16, &Json) -> bool,
+    ) -> Result<(u16, String), String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let (status, body) = request(addr, "GET", "/health", "")?;
+            let json: Json = serde_json::from_str(&body)
+                .map_err(|e| format!("GET /health: not JSON ({e}): {body}"))?;
+            if done(status, &json) {
+                return Ok((status, body));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("GET /health: still {status} {body}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The self-test: posts [`ORDERS`] orders (each answered 202 with its
+    /// id) and a malformed one (400), waits for `/health` to show them all
+    /// acknowledged and none pending in the group (200), stops the consumer
+    /// with `stop_consumer` and waits for `/health` to say 503. Prints
+    /// each answer.
+    pub fn self_test(addr: SocketAddr, stop_consumer: impl FnOnce()) -> Result<(), String> {
+        for n in 1..=ORDERS {
+            let order = format!(r#"{{"user":"u{n}","item":"widget-{n}","qty":{n}}}"#);
+            let answer = request(addr, "POST", "/orders", &order)?;
+            show("POST", "/orders", &answer);
+            if answer.0 != 202 {
+                return Err(format!("POST /orders: expected 202, got {answer:?}"));
+            }
+        }
+        let answer = request(addr, "POST", "/orders", r#"{"user":"u0"}"#)?;
+        show("POST", "/orders", &answer);
+        if answer.0 != 400 {
+            return Err(format!(
+                "POST /orders (no item): expected 400, got {answer:?}"
+            ));
+        }
+        let answer = health_until(addr, |status, h| {
+            status == 200
+                && h["acked"].as_u64() >= Some(ORDERS)
+                && h["group_pending"] == 0
+                && h["lag"] == 0
+        })?;
+        show("GET", "/health", &answer);
+        stop_consumer();
+        let answer = health_until(addr, |status, _| status == 503)?;
+        show("GET", "/health", &answer);
+        println!("self-test passed");
+        Ok(())
     }
 }
 
@@ -831,6 +1254,179 @@ pub mod throughput {
             "consumed={acked} secs={secs:.3} rate={:.0} msgs/s",
             acked as f64 / secs
         );
+    }
+}
+
+/// For the tests that run an example as a user would: build it, run it with
+/// a time limit, read its output as it comes, signal it.
+pub mod harness {
+    use std::io::{BufRead, BufReader, Read};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    /// Builds `package`'s example `name` with the cargo running the tests
+    /// (`cargo test` of a test target does not build examples) and returns
+    /// its binary, next to the calling test's (`target/<profile>/examples`).
+    ///
+    /// # Panics
+    ///
+    /// If the build fails.
+    pub fn build(package: &str, name: &str, features: &[&str]) -> PathBuf {
+        let exe = std::env::current_exe().expect("the test's path");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.args(["build", "-p", package, "--example", name]);
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "cargo build of example {name} failed");
+        dir.join("examples").join(name)
+    }
+
+    /// A running example: its stdout line by line, stderr kept.
+    #[derive(Debug)]
+    pub struct Running {
+        child: Child,
+        lines: Receiver<String>,
+        stdout: Vec<String>,
+        stderr: Option<JoinHandle<String>>,
+    }
+
+    impl Running {
+        /// Starts `command` with stdout and stderr piped.
+        ///
+        /// # Panics
+        ///
+        /// If it cannot be started.
+        pub fn start(mut command: Command) -> Running {
+            let mut child = command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the example starts");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let mut stderr = child.stderr.take().expect("piped stderr");
+            let (tx, lines) = mpsc::channel();
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let stderr = thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                text
+            });
+            Running {
+                child,
+                lines,
+                stdout: Vec::new(),
+                stderr: Some(stderr),
+            }
+        }
+
+        /// Reads stdout until a line satisfies `wanted` and returns it.
+        ///
+        /// # Panics
+        ///
+        /// After `timeout`, or if stdout ends first (the example is killed;
+        /// the message holds its output).
+        pub fn wait_for_line(
+            &mut self,
+            wanted: impl Fn(&str) -> bool,
+            timeout: Duration,
+        ) -> String {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.lines.recv_timeout(left) {
+                    Ok(line) => {
+                        self.stdout.push(line.clone());
+                        if wanted(&line) {
+                            return line;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.fail(&format!("no awaited line within {timeout:?}"))
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.fail("stdout ended before the awaited line")
+                    }
+                }
+            }
+        }
+
+        /// Sends `signal` (`TERM`, `INT`) with `kill`.
+        ///
+        /// # Panics
+        ///
+        /// If `kill` fails.
+        pub fn signal(&mut self, signal: &str) {
+            let status = Command::new("kill")
+                .args([format!("-{signal}"), self.child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -{signal} failed");
+        }
+
+        /// Waits for the exit; its status, all of stdout and stderr.
+        ///
+        /// # Panics
+        ///
+        /// After `timeout` (the example is killed; the message holds its
+        /// output).
+        pub fn wait(mut self, timeout: Duration) -> (ExitStatus, String, String) {
+            let deadline = Instant::now() + timeout;
+            let status = loop {
+                match self.child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    Ok(None) if Instant::now() < deadline => {
+                        thread::sleep(Duration::from_millis(20))
+                    }
+                    Ok(None) => self.fail(&format!("still running after {timeout:?}")),
+                    Err(e) => self.fail(&format!("cannot wait for it: {e}")),
+                }
+            };
+            // The reader ends with the pipe (the example's children, such
+            // as its private server, never hold it: their output is theirs).
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                self.stdout.push(line);
+            }
+            let stderr = self.stderr_text();
+            (status, self.stdout.join("\n"), stderr)
+        }
+
+        fn stderr_text(&mut self) -> String {
+            self.stderr
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_default()
+        }
+
+        fn fail(&mut self, why: &str) -> ! {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            while let Ok(line) = self.lines.try_recv() {
+                self.stdout.push(line);
+            }
+            let stderr = self.stderr_text();
+            panic!(
+                "example {why}\n--- stdout\n{}\n--- stderr\n{stderr}",
+                self.stdout.join("\n")
+            )
+        }
     }
 }
 

@@ -163,6 +163,8 @@ pub struct RedisServerBuilder {
     sentinel_of: Option<(String, u16, u32)>,
     /// A sentinel's password for the master it monitors (`auth-pass`).
     sentinel_auth_pass: Option<String>,
+    /// Spawn the server in a process group of its own (Unix).
+    own_process_group: bool,
 }
 
 impl RedisServerBuilder {
@@ -214,6 +216,17 @@ impl RedisServerBuilder {
     pub fn extra_args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
         self.extra_args
             .extend(args.iter().map(|a| OsString::from(a.as_ref())));
+        self
+    }
+
+    /// Runs the server in a process group of its own (Unix; no effect
+    /// elsewhere), so a Ctrl-C at the terminal reaches only the program
+    /// that started it: for examples that stop gracefully on Ctrl-C and
+    /// need the server until they are done (they remove it after). Off by
+    /// default, so a test run interrupted with Ctrl-C takes its servers
+    /// along.
+    pub fn own_process_group(mut self, on: bool) -> Self {
+        self.own_process_group = on;
         self
     }
 
@@ -681,19 +694,23 @@ impl RedisServer {
         let stderr = File::create(self.dir.path().join(STDERR_FILE)).map_err(|e| {
             StartError::Fatal(format!("cannot create the server's stderr file: {e}"))
         })?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args(self.args())
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| {
-                StartError::Fatal(missing_binary_message(&format!(
-                    "cannot run {}: {e}",
-                    self.binary.display()
-                )))
-            })?;
+            .stderr(stderr);
+        #[cfg(unix)]
+        if self.options.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command.spawn().map_err(|e| {
+            StartError::Fatal(missing_binary_message(&format!(
+                "cannot run {}: {e}",
+                self.binary.display()
+            )))
+        })?;
         let pid = child.id();
         *self.child() = Some(child);
 
