@@ -322,8 +322,20 @@ impl World {
                     }
                     *self.handled.entry(m.id).or_default() += 1;
                     // Delivery counts come from the server and match it.
+                    // While another live process shares the name (one took
+                    // it over while this one's beats did not get through),
+                    // this one may hand out what it read ahead before it
+                    // notices and stops, with the count it read then: the
+                    // other's replay counted one more since.
+                    let shared = self
+                        .workers
+                        .iter()
+                        .enumerate()
+                        .any(|(j, w)| j != i && w.name == name && w.stopped.is_none());
                     if let Some(p) = pending.iter().find(|p| p.id == m.id) {
-                        if p.consumer == name.as_bytes() {
+                        if p.consumer == name.as_bytes() && shared {
+                            assert!(m.attempt <= p.delivery_count, "attempt of {:?}", m.id);
+                        } else if p.consumer == name.as_bytes() {
                             assert_eq!(m.attempt, p.delivery_count, "attempt of {:?}", m.id);
                         }
                     }
