@@ -229,7 +229,9 @@ impl Warning {
 pub struct Stats {
     /// Messages handed to the handler.
     pub delivered: u64,
-    /// Acknowledgements the server confirmed (sum of `XACK` replies).
+    /// Acknowledgements the server confirmed (sum of `XACK` replies),
+    /// including those of entries moved to a dead-letter stream (acked in
+    /// the same transaction as the move).
     pub acked: u64,
     /// Messages handed out with an attempt above 1.
     pub redelivered: u64,
