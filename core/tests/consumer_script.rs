@@ -118,11 +118,13 @@ fn decode_commands(mut b: &[u8]) -> String {
     out
 }
 
-/// Heartbeats off, a fixed seed, one connection and no read-ahead: these
-/// scripts check exact bytes in order (the read connection's scripts use
+/// Count 10 (the scripts' reads and batches are written for it), heartbeats
+/// off, a fixed seed, one connection and no read-ahead: these scripts check
+/// exact bytes in order (the read connection's scripts use
 /// [`cfg_two`], the read-ahead's [`cfg_ahead`]).
 fn cfg() -> xgroup_core::ConsumerConfigBuilder {
     ConsumerConfig::builder("s", "g", "c")
+        .count(10)
         .no_heartbeat()
         .seed(7)
         .separate_read_connection(false)
