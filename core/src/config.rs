@@ -287,8 +287,8 @@ impl ConsumerConfigBuilder {
     ///
     /// The reference consumers' 10 made the per-batch costs (a handler call,
     /// an `XACK`, a hand-off to the handler's thread or task) the bottleneck
-    /// while a backlog drains: at 10 the adapters drained half as fast as at
-    /// 1000, at 100 within about a tenth of it (see the README's Performance
+    /// while a backlog drains: at 10 the adapters drained about half as fast
+    /// as at 1000, at 100 about as fast (see the README's Performance
     /// section). When the stream is nearly idle a batch holds what has
     /// arrived, so a larger `count` adds no latency; it bounds how many
     /// entries one handler call sees, and so how many are redelivered when
