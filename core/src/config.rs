@@ -458,10 +458,12 @@ impl ConsumerConfigBuilder {
     }
     /// Reads new entries up to this far ahead of the handler (default
     /// 1,000 entries or 16 MiB), so the server stays busy while handlers
-    /// work; the handler still gets batches of at most `count`. Entries read
-    /// ahead are this consumer's pending entries like any it holds: kept
-    /// fresh, counted in `info()`, and left pending (for this consumer's
-    /// next start or another's claim) by a stop.
+    /// work; the handler still gets batches of at most `count`. A read asks
+    /// for all the room left, once at least half the entries are free (so
+    /// reads stay large while a backlog drains). Entries read ahead are this
+    /// consumer's pending entries like any it holds: kept fresh, counted in
+    /// `info()`, and left pending (for this consumer's next start or
+    /// another's claim) by a stop.
     pub fn read_ahead(mut self, entries: usize, bytes: usize) -> Self {
         self.cfg.read_ahead = Some(ReadAhead { entries, bytes });
         self
