@@ -53,7 +53,10 @@
 # Environment:
 #   BENCH_MESSAGES      messages at COUNT 1000 (default 1000000)
 #   BENCH_MESSAGES_100  messages at every other COUNT (default 30% of BENCH_MESSAGES)
-#   BENCH_COUNTS        the COUNTs of throughput mode (default "1000 100"; e.g. "1000 100 10")
+#   BENCH_COUNTS        the COUNTs of throughput mode (default "1000 100 default"; e.g.
+#                       "1000 100 10"). "default": the xgroup clients run with every
+#                       option at the library's default (no --count), the references
+#                       at COUNT 100, the library's default count
 #   BENCH_REPS          runs per client and COUNT, or latency runs (default 2)
 #   BENCH_CLIENTS       clients to run (throughput and memory modes), space- or
 #                       comma-separated; in a space-separated list write a
@@ -86,7 +89,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 M=${BENCH_MESSAGES:-1000000}
 M100=${BENCH_MESSAGES_100:-$((M * 3 / 10))}
-read -ra COUNTS <<<"${BENCH_COUNTS:-1000 100}"
+read -ra COUNTS <<<"${BENCH_COUNTS:-1000 100 default}"
+DEFAULT_COUNT=100 # the library's default count (ConsumerConfigBuilder::count)
 REPS=${BENCH_REPS:-2}
 RATE=${BENCH_RATE:-10000}
 SECS=${BENCH_SECS:-10}
@@ -415,8 +419,17 @@ fill() { # STREAM N: N+HEADROOM entries, drained once by group 'fill'
 }
 measure() { # CLIENT COUNT STREAM GROUP N: one bench_measure record on stdout
     client_cmd "$1"
+    # COUNT "default": xgroup's clients with the library's defaults (no
+    # --count), the references at the library's default count.
+    local count=(--count "$2")
+    if [ "$2" = default ]; then
+        case "$1" in
+        xgroup-*) count=() ;;
+        *) count=(--count "$DEFAULT_COUNT") ;;
+        esac
+    fi
     "$BIN/bench_measure" "$1" "$2" "$SERVER_PID" -- "${CMD[@]}" \
-        --url "$URL" --stream "$3" --group "$4" --consumer c --count "$2" --messages "$5"
+        --url "$URL" --stream "$3" --group "$4" --consumer c "${count[@]}" --messages "$5"
 }
 measure_tls() { # the same over TLS, recorded as "CLIENT over TLS"
     client_cmd "$1"
@@ -498,8 +511,8 @@ RESULTS=$WORK/results.tsv
 machine "before"
 START=$(date +%s)
 for count in "${COUNTS[@]}"; do
-    case "$count" in '' | *[!0-9]* | 0)
-        echo "BENCH_COUNTS: not a COUNT: \"$count\"" >&2
+    case "$count" in default) ;; '' | *[!0-9]* | 0)
+        echo "BENCH_COUNTS: not a COUNT (nor \"default\"): \"$count\"" >&2
         exit 2
         ;;
     esac
@@ -516,6 +529,7 @@ done
 machine "after"
 echo "throughput: $REPS runs per client, interleaved; each drains the same pre-filled backlog (+$HEADROOM spare entries) through its own group"
 echo "COUNT 1000: $M messages, other COUNTs (${COUNTS[*]}): $M100 messages; values are medians; took $(($(date +%s) - START)) s"
+echo "COUNT default: xgroup with every option at the library's default, the references at COUNT $DEFAULT_COUNT"
 echo "server% = server CPU-s / client wall-s; cpu-s/M = client CPU-s per million messages; RSS = peak VmHWM"
 if [ -n "${PY_RUN[*]}" ]; then
     echo "redis-py $REDISPY_VERSION with hiredis $HIREDIS_VERSION on $("${PY_RUN[@]}" --version 2>&1)"

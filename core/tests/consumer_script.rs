@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use xgroup_core::{
-    Conn, Consumer, ConsumerConfig, Disposition, Error, Event, Outcome, ServerErrorKind, Source,
-    StreamId, TimerKind, Warning,
+    BatchId, Conn, Consumer, ConsumerConfig, Disposition, Error, Event, Outcome, ServerErrorKind,
+    Source, StreamId, TimerKind, Warning,
 };
 
 struct Script {
@@ -118,11 +118,13 @@ fn decode_commands(mut b: &[u8]) -> String {
     out
 }
 
-/// Heartbeats off, a fixed seed, one connection and no read-ahead: these
-/// scripts check exact bytes in order (the read connection's scripts use
+/// Count 10 (the scripts' reads and batches are written for it), heartbeats
+/// off, a fixed seed, one connection and no read-ahead: these scripts check
+/// exact bytes in order (the read connection's scripts use
 /// [`cfg_two`], the read-ahead's [`cfg_ahead`]).
 fn cfg() -> xgroup_core::ConsumerConfigBuilder {
     ConsumerConfig::builder("s", "g", "c")
+        .count(10)
         .no_heartbeat()
         .seed(7)
         .separate_read_connection(false)
@@ -1276,6 +1278,65 @@ fn read_ahead_reads_past_count_and_hands_out_batches_of_count() {
     // A stop leaves what is read ahead pending, for the next start.
     s.c.handle_shutdown(s.now);
     assert_eq!(s.c.held_entries(), 10 + 10, "the acks and the batch");
+}
+
+#[test]
+fn read_ahead_is_refilled_once_half_its_budget_is_free_in_one_read() {
+    // Budget 30, count 10, reads on a connection of their own.
+    let cfg = cfg_ahead().separate_read_connection(true).build().unwrap();
+    let mut s = Script::new(cfg);
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    s.sent();
+    s.reply("*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    s.reply_read("+OK\r\n");
+    assert_eq!(
+        s.sent(),
+        "read: XREADGROUP GROUP g c COUNT 30 BLOCK 5000 STREAMS s > | "
+    );
+    let ids = |from: u64, to: u64| -> Vec<String> {
+        (from..=to)
+            .map(|i| entry(&format!("1-{i}"), "k", "v"))
+            .collect()
+    };
+    let acks = |from: u64, to: u64| -> String {
+        let ids: Vec<String> = (from..=to).map(|i| format!("1-{i}")).collect();
+        format!("XACK s g {} | ", ids.join(" "))
+    };
+    let batch = |s: &mut Script| -> BatchId {
+        let events = s.events();
+        let [Event::Deliver(batch)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(batch.messages.len(), 10);
+        batch.id
+    };
+    // A full read (a backlog): one batch goes to the handler, 20 stay read
+    // ahead. The 10 free are less than half the budget: no read yet.
+    s.reply_read(&read_reply(&ids(1, 30)));
+    let first = batch(&mut s);
+    assert_eq!(s.sent(), "");
+    // The next batch leaves 20 free: one read asks for all of them.
+    s.c.handle_completion(s.now, first, Outcome::AckAll);
+    let second = batch(&mut s);
+    assert_eq!(
+        s.sent(),
+        acks(1, 10) + "read: XREADGROUP GROUP g c COUNT 20 BLOCK 5000 STREAMS s > | "
+    );
+    s.reply_read(&read_reply(&ids(31, 50)));
+    assert!(s.events().is_empty(), "one batch in flight");
+    assert_eq!(s.sent(), "", "the budget is full");
+    s.c.handle_completion(s.now, second, Outcome::AckAll);
+    let third = batch(&mut s);
+    assert_eq!(s.sent(), acks(11, 20), "10 free: not yet");
+    s.c.handle_completion(s.now, third, Outcome::AckAll);
+    batch(&mut s);
+    assert_eq!(
+        s.sent(),
+        acks(21, 30) + "read: XREADGROUP GROUP g c COUNT 20 BLOCK 5000 STREAMS s > | "
+    );
 }
 
 fn sentinel_target() -> xgroup_core::SentinelTarget {

@@ -887,7 +887,7 @@ pub mod worker {
         pub group: String,
         #[arg(long)]
         pub consumer: String,
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 100)]
         pub count: u64,
         #[arg(long, default_value_t = 5000)]
         pub block_ms: u64,
@@ -1132,7 +1132,7 @@ pub mod throughput {
         pub group: String,
         #[arg(long)]
         pub consumer: String,
-        /// Entries per handler call (default: the library's, 10).
+        /// Entries per handler call (default: the library's, 100).
         #[arg(long)]
         pub count: Option<u64>,
         #[arg(long)]
@@ -1528,7 +1528,7 @@ mod tests {
     #[test]
     fn worker_defaults_are_the_cores() {
         let cfg = config(&[]);
-        assert_eq!(cfg.count(), 10);
+        assert_eq!(cfg.count(), 100);
         assert_eq!(cfg.block(), Duration::from_millis(5000));
         assert_eq!(cfg.claim_interval(), Some(Duration::from_secs(30)));
         assert_eq!(cfg.claim_min_idle(), Duration::from_secs(60));

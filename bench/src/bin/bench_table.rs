@@ -3,7 +3,8 @@
 //! server busy % (server CPU-s / client wall-s), client CPU-s per million
 //! messages and peak RSS, and the ratios of its median msgs/s to redis-rs
 //! idiomatic's and to redis-py pipelined's at the same COUNT (`-` where that
-//! client did not run). Clients keep their first-seen order.
+//! client did not run). Clients keep their first-seen order; COUNTs go from
+//! the largest down, `default` (the library's defaults) last.
 //!
 //! A client named `NAME over TLS` (`bench/run.sh tls`) is compared with
 //! the baselines over TLS, and a second table gives what TLS costs each
@@ -21,7 +22,7 @@ const BASELINES: [(&str, &str); 2] = [
 #[derive(Debug)]
 struct Run {
     client: String,
-    count: u64,
+    count: String,
     messages: u64,
     rate: f64,
     wall: f64,
@@ -37,7 +38,7 @@ fn parse(line: &str) -> Option<Run> {
     }
     Some(Run {
         client: f[0].to_string(),
-        count: f[1].parse().ok()?,
+        count: f[1].to_string(),
         messages: f[2].parse().ok()?,
         rate: f[3].parse().ok()?,
         wall: f[4].parse().ok()?,
@@ -56,6 +57,15 @@ fn median(mut v: Vec<f64>) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Where a COUNT's rows go: numbers from the largest down, then anything
+/// else (`default`) in name order.
+fn count_order(count: &str) -> (bool, std::cmp::Reverse<u64>, String) {
+    match count.parse::<u64>() {
+        Ok(n) => (false, std::cmp::Reverse(n), String::new()),
+        Err(_) => (true, std::cmp::Reverse(0), count.to_string()),
     }
 }
 
@@ -89,15 +99,15 @@ fn main() -> std::io::Result<()> {
         }
     }
     let runs: Vec<Run> = text.lines().filter_map(parse).collect();
-    let mut keys: Vec<(u64, String)> = Vec::new();
+    let mut keys: Vec<(String, String)> = Vec::new();
     for r in &runs {
-        let k = (r.count, r.client.clone());
+        let k = (r.count.clone(), r.client.clone());
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
-    keys.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
-    let med = |count: u64, client: &str, f: &dyn Fn(&Run) -> f64| {
+    keys.sort_by_key(|(count, _)| count_order(count));
+    let med = |count: &str, client: &str, f: &dyn Fn(&Run) -> f64| {
         median(
             runs.iter()
                 .filter(|r| r.count == count && r.client == client)
@@ -108,7 +118,7 @@ fn main() -> std::io::Result<()> {
     // The client column fits the longest name ("redis-rs idiomatic over TLS").
     let w = keys.iter().map(|(_, c)| c.len()).max().unwrap_or(0).max(20);
     println!(
-        "{:<w$} {:>5} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9} {:>11}  runs (msgs/s)",
+        "{:<w$} {:>7} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9} {:>11}  runs (msgs/s)",
         "client",
         "COUNT",
         "messages",
@@ -122,19 +132,19 @@ fn main() -> std::io::Result<()> {
     for (count, client) in &keys {
         let mine: Vec<&Run> = runs
             .iter()
-            .filter(|r| r.count == *count && &r.client == client)
+            .filter(|r| &r.count == count && &r.client == client)
             .collect();
-        let rate = med(*count, client, &|r| r.rate);
+        let rate = med(count, client, &|r| r.rate);
         let [vs_rr, vs_py] = BASELINES.map(|(b, _)| {
             let base = baseline_for(client, b);
-            ratio(rate, med(*count, &base, &|r| r.rate))
+            ratio(rate, med(count, &base, &|r| r.rate))
         });
-        let busy = med(*count, client, &|r| 100.0 * r.server_cpu / r.wall);
-        let cpu_per_m = med(*count, client, &|r| r.cpu * 1e6 / r.messages as f64);
-        let rss = med(*count, client, &|r| r.rss / (1024.0 * 1024.0));
+        let busy = med(count, client, &|r| 100.0 * r.server_cpu / r.wall);
+        let cpu_per_m = med(count, client, &|r| r.cpu * 1e6 / r.messages as f64);
+        let rss = med(count, client, &|r| r.rss / (1024.0 * 1024.0));
         let each: Vec<String> = mine.iter().map(|r| format!("{:.0}", r.rate)).collect();
         println!(
-            "{:<w$} {:>5} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>9} {:>11}  {}",
+            "{:<w$} {:>7} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>9} {:>11}  {}",
             client,
             count,
             mine[0].messages,
@@ -147,18 +157,18 @@ fn main() -> std::io::Result<()> {
             each.join(" ")
         );
     }
-    let over_tls: Vec<&(u64, String)> = keys
+    let over_tls: Vec<&(String, String)> = keys
         .iter()
         .filter(|(count, client)| {
             let plain = client.strip_suffix(OVER_TLS);
-            plain.is_some_and(|p| keys.contains(&(*count, p.to_string())))
+            plain.is_some_and(|p| keys.contains(&(count.clone(), p.to_string())))
         })
         .collect();
     if !over_tls.is_empty() {
         println!();
         println!("what TLS costs (medians; cpu-s/M = client CPU-s per million messages):");
         println!(
-            "{:<w$} {:>5} {:>11} {:>11} {:>7} {:>11} {:>11} {:>13}",
+            "{:<w$} {:>7} {:>11} {:>11} {:>7} {:>11} {:>11} {:>13}",
             "client",
             "COUNT",
             "msgs/s",
@@ -170,12 +180,12 @@ fn main() -> std::io::Result<()> {
         );
         for (count, client) in over_tls {
             let plain = client.strip_suffix(OVER_TLS).unwrap_or(client);
-            let rate = |c: &str| med(*count, c, &|r| r.rate);
-            let cpu = |c: &str| med(*count, c, &|r| r.cpu * 1e6 / r.messages as f64);
+            let rate = |c: &str| med(count, c, &|r| r.rate);
+            let cpu = |c: &str| med(count, c, &|r| r.cpu * 1e6 / r.messages as f64);
             let (rate_plain, rate_tls) = (rate(plain), rate(client));
             let (cpu_plain, cpu_tls) = (cpu(plain), cpu(client));
             println!(
-                "{:<w$} {:>5} {:>11.0} {:>11.0} {:>+6.0}% {:>11.2} {:>11.2} {:>+12.2}s",
+                "{:<w$} {:>7} {:>11.0} {:>11.0} {:>+6.0}% {:>11.2} {:>11.2} {:>+12.2}s",
                 plain,
                 count,
                 rate_plain,
@@ -199,6 +209,13 @@ mod tests {
         assert_eq!(ratio(300.0, 200.0), "1.50x");
         assert_eq!(ratio(300.0, f64::NAN), "-");
         assert_eq!(ratio(300.0, 0.0), "-");
+    }
+
+    #[test]
+    fn counts_go_from_the_largest_down_and_default_last() {
+        let mut counts = vec!["10", "default", "1000", "100"];
+        counts.sort_by_key(|c| count_order(c));
+        assert_eq!(counts, ["1000", "100", "10", "default"]);
     }
 
     #[test]

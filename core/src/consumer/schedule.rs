@@ -177,16 +177,21 @@ impl Consumer {
 
     /// How many new entries the next read may ask for: `count` without
     /// read-ahead; with it, what the budget has room for beside what is
-    /// read ahead and asked for already (`None`: no room).
+    /// read ahead and asked for already, once that is at least half the
+    /// budget (`None`: not yet). Refilling only from half empty keeps reads
+    /// large while the handler drains a backlog (refilling the room each
+    /// batch frees would send a read per batch); the handler still has the
+    /// other half meanwhile.
     fn new_entries_room(&self) -> Option<u64> {
         let Some(budget) = self.cfg.read_ahead else {
             return Some(self.cfg.count);
         };
         let (entries, bytes) = self.ledger.read_ahead_len();
-        let room = (budget.entries as u64)
+        let budget_entries = budget.entries as u64;
+        let room = budget_entries
             .saturating_sub(entries as u64)
             .saturating_sub(self.reads.requested());
-        (room > 0 && bytes < budget.bytes).then_some(room)
+        (room > 0 && room >= budget_entries.div_ceil(2) && bytes < budget.bytes).then_some(room)
     }
 
     /// Where reads of new entries go.

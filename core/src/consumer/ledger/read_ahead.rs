@@ -14,7 +14,9 @@ use super::super::batch::Message;
 /// The read-ahead buffer and what it holds.
 #[derive(Debug, Default)]
 pub(crate) struct ReadAhead {
-    entries: VecDeque<(Message, Instant)>,
+    /// Each entry with when it was last seen ours and its size (counted
+    /// once: `size` walks the fields).
+    entries: VecDeque<(Message, Instant, usize)>,
     /// Field and value bytes of the entries.
     bytes: usize,
 }
@@ -22,9 +24,11 @@ pub(crate) struct ReadAhead {
 impl ReadAhead {
     /// New entries read at `now`.
     pub(crate) fn push(&mut self, now: Instant, messages: Vec<Message>) {
+        self.entries.reserve(messages.len());
         for m in messages {
-            self.bytes += size(&m);
-            self.entries.push_back((m, now));
+            let size = size(&m);
+            self.bytes += size;
+            self.entries.push_back((m, now, size));
         }
     }
 
@@ -32,8 +36,16 @@ impl ReadAhead {
     /// when it was last seen ours.
     pub(crate) fn take(&mut self, max: usize) -> Vec<(Message, Instant)> {
         let n = max.min(self.entries.len());
-        let batch: Vec<(Message, Instant)> = self.entries.drain(..n).collect();
-        self.bytes -= batch.iter().map(|(m, _)| size(m)).sum::<usize>();
+        let mut bytes = 0;
+        let batch = self
+            .entries
+            .drain(..n)
+            .map(|(m, t, size)| {
+                bytes += size;
+                (m, t)
+            })
+            .collect();
+        self.bytes -= bytes;
         batch
     }
 
@@ -43,17 +55,17 @@ impl ReadAhead {
     }
 
     pub(crate) fn ids(&self) -> impl Iterator<Item = StreamId> + '_ {
-        self.entries.iter().map(|(m, _)| m.id)
+        self.entries.iter().map(|(m, _, _)| m.id)
     }
 
     /// Each entry with when it was last seen ours.
     pub(crate) fn touched(&self) -> impl Iterator<Item = (Instant, StreamId)> + '_ {
-        self.entries.iter().map(|(m, t)| (*t, m.id))
+        self.entries.iter().map(|(m, t, _)| (*t, m.id))
     }
 
     /// A reply showed these ours at `now`.
     pub(crate) fn retouch(&mut self, now: Instant, ids: &HashSet<StreamId>) {
-        for (m, t) in self.entries.iter_mut() {
+        for (m, t, _) in self.entries.iter_mut() {
             if ids.contains(&m.id) {
                 *t = now;
             }
@@ -63,7 +75,7 @@ impl ReadAhead {
     /// A replay or claim of ours returned these again: the server counted
     /// one more delivery of each, and the handler must see that count.
     pub(crate) fn delivered_again(&mut self, ids: &HashSet<StreamId>) {
-        for (m, _) in self.entries.iter_mut() {
+        for (m, _, _) in self.entries.iter_mut() {
             if ids.contains(&m.id) {
                 m.attempt += 1;
             }
@@ -75,10 +87,10 @@ impl ReadAhead {
     pub(crate) fn give_up(&mut self, ids: &HashSet<StreamId>) -> usize {
         let before = self.entries.len();
         let mut freed = 0;
-        self.entries.retain(|(m, _)| {
+        self.entries.retain(|(m, _, size)| {
             let keep = !ids.contains(&m.id);
             if !keep {
-                freed += size(m);
+                freed += size;
             }
             keep
         });
