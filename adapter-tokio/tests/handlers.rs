@@ -1,6 +1,6 @@
 //! Handlers on tokio's multi-thread runtime run as tasks of their own.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use xgroup_testkit::RedisServer;
@@ -43,8 +43,15 @@ fn consumer(
 /// A handler that blocks its thread for 2 s stalls neither the consumer's
 /// heartbeats (100 ms, dead after 200 ms) nor anything else: no other
 /// consumer takes its entry for a dead consumer's and handles it again.
+/// The tests of this binary run one at a time: a span or event first hit
+/// on another thread while a test's scoped subscriber is being registered
+/// can have its interest cached without that subscriber (tracing's
+/// callsite cache), and the captured log then misses it.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_thread_blocking_handler_does_not_stall_heartbeats() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let server = RedisServer::start();
     server.cmd(&["XADD", "s", "*", "n", "1"]);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -90,6 +97,7 @@ fn a_thread_blocking_handler_does_not_stall_heartbeats() {
 /// span.
 #[test]
 fn on_a_current_thread_runtime_a_blocking_handler_is_reported() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Sink {
