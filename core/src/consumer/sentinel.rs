@@ -281,10 +281,9 @@ impl Consumer {
             return;
         };
         if s.is_asking() {
-            let was_up = !s.is_connecting();
-            if was_up {
-                self.events.push_back(Event::Disconnect(Conn::Sentinel));
-            }
+            // Given up, being opened or open: the adapter closes it either
+            // way, so a late `handle_connected` cannot leave it open.
+            self.events.push_back(Event::Disconnect(Conn::Sentinel));
             return self.sentinel_lost(now, "no answer in time".into());
         }
         if !s.is_open() {
