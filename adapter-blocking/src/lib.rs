@@ -245,7 +245,7 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
     let mut handlers = HandlerThreads::default();
-    // The current connections (control, read, sentinel), each with its
+    // The current connections (control, read, discovery), each with its
     // generation.
     let mut sockets: [Option<(u64, Link)>; Conn::COUNT] = Default::default();
     let mut generation = 0;

@@ -36,7 +36,7 @@ impl Script {
             let commands = decode_commands(&b);
             match conn {
                 Conn::Control => out.push_str(&commands),
-                Conn::Read | Conn::Sentinel => {
+                Conn::Read | Conn::Discovery => {
                     let on = if conn == Conn::Read {
                         "read"
                     } else {
@@ -1361,11 +1361,11 @@ fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connection
     let now = Instant::now();
     let mut c = Consumer::new(cfg().sentinel(sentinel_target()).build().unwrap());
     // Only the sentinel first: the data connection waits for the master.
-    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Sentinel)));
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
     assert_eq!(c.poll_event(), None);
-    assert_eq!(c.connect_address(Conn::Sentinel).unwrap().port, 26379);
+    assert_eq!(c.connect_address(Conn::Discovery).unwrap().port, 26379);
     assert_eq!(c.connect_address(Conn::Control), None);
-    c.handle_connected(now, Conn::Sentinel);
+    c.handle_connected(now, Conn::Discovery);
     let mut s = Script { c, now };
     assert_eq!(
         s.sent(),
@@ -1373,7 +1373,7 @@ fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connection
     );
     s.c.handle_input(
         now,
-        Conn::Sentinel,
+        Conn::Discovery,
         b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n",
     );
     assert_eq!(s.events(), [Event::Connect(Conn::Control)]);
@@ -1394,7 +1394,7 @@ fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connection
     );
     // A failover: the blocked read on the old master is cut at once and
     // the connection opened at the new one, no backoff.
-    s.c.handle_input(now, Conn::Sentinel, switch_master(6380).as_bytes());
+    s.c.handle_input(now, Conn::Discovery, switch_master(6380).as_bytes());
     let events = s.events();
     assert_eq!(
         events[1..],
@@ -1409,7 +1409,7 @@ fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connection
     );
     assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 6380);
     // The same master again changes nothing.
-    s.c.handle_input(now, Conn::Sentinel, switch_master(6380).as_bytes());
+    s.c.handle_input(now, Conn::Discovery, switch_master(6380).as_bytes());
     assert!(s.events().is_empty());
 }
 
@@ -1417,13 +1417,13 @@ fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connection
 fn a_node_that_is_no_longer_the_master_sends_the_question_back_to_the_sentinel() {
     let now = Instant::now();
     let mut c = Consumer::new(cfg().sentinel(sentinel_target()).build().unwrap());
-    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Sentinel)));
-    c.handle_connected(now, Conn::Sentinel);
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
+    c.handle_connected(now, Conn::Discovery);
     let mut s = Script { c, now };
     s.sent();
     s.c.handle_input(
         now,
-        Conn::Sentinel,
+        Conn::Discovery,
         b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n",
     );
     assert_eq!(s.events(), [Event::Connect(Conn::Control)]);
@@ -1438,24 +1438,24 @@ fn a_node_that_is_no_longer_the_master_sends_the_question_back_to_the_sentinel()
         "{events:?}"
     );
     assert!(
-        events.contains(&Event::Disconnect(Conn::Sentinel)),
+        events.contains(&Event::Disconnect(Conn::Discovery)),
         "{events:?}"
     );
     assert_eq!(
         events.last(),
-        Some(&Event::Connect(Conn::Sentinel)),
+        Some(&Event::Connect(Conn::Discovery)),
         "{events:?}"
     );
     assert!(
         events.iter().any(|e| matches!(e, Event::Warning(Warning::Reconnecting { cause: Error::Server(e), .. }) if e.kind == ServerErrorKind::ReadOnly)),
         "{events:?}"
     );
-    s.c.handle_connected(now, Conn::Sentinel);
+    s.c.handle_connected(now, Conn::Discovery);
     s.sent();
     // It names a new master: connected at once, the backoff not waited.
     s.c.handle_input(
         now,
-        Conn::Sentinel,
+        Conn::Discovery,
         b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n",
     );
     let events = s.events();
@@ -1474,40 +1474,40 @@ fn sentinels_that_all_fail_are_asked_again_after_a_backoff() {
         .sentinel(sentinel_target())
         .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(1));
     let mut c = Consumer::new(cfg.build().unwrap());
-    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Sentinel)));
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
     let mut s = Script { c, now };
-    s.c.handle_connect_failed(now, Conn::Sentinel, "refused");
+    s.c.handle_connect_failed(now, Conn::Discovery, "refused");
     let events = s.events();
     assert!(
         matches!(&events[0], Event::Warning(Warning::SentinelFailed { sentinel, retry_in: None, .. }) if sentinel.port == 26379),
         "{events:?}"
     );
     // The second sentinel at once.
-    assert_eq!(events[1..], [Event::Connect(Conn::Sentinel)]);
-    assert_eq!(s.c.connect_address(Conn::Sentinel).unwrap().port, 26380);
-    s.c.handle_connected(now, Conn::Sentinel);
+    assert_eq!(events[1..], [Event::Connect(Conn::Discovery)]);
+    assert_eq!(s.c.connect_address(Conn::Discovery).unwrap().port, 26380);
+    s.c.handle_connected(now, Conn::Discovery);
     s.sent();
     // It does not know the master: the round failed, the next waits.
-    s.c.handle_input(now, Conn::Sentinel, b"*-1\r\n");
+    s.c.handle_input(now, Conn::Discovery, b"*-1\r\n");
     let events = s.events();
-    assert_eq!(events[0], Event::Disconnect(Conn::Sentinel));
+    assert_eq!(events[0], Event::Disconnect(Conn::Discovery));
     assert!(
         matches!(&events[1], Event::Warning(Warning::SentinelFailed { reason, retry_in: Some(d), .. }) if reason.contains("no master named") && *d <= Duration::from_millis(100)),
         "{events:?}"
     );
     assert_eq!(events.len(), 2);
     let (at, kind) = s.c.poll_timeout().unwrap();
-    assert_eq!(kind, TimerKind::Sentinel);
+    assert_eq!(kind, TimerKind::Discovery);
     s.now = at;
     s.c.handle_timeout(at);
-    assert_eq!(s.events(), [Event::Connect(Conn::Sentinel)]);
-    assert_eq!(s.c.connect_address(Conn::Sentinel).unwrap().port, 26379);
+    assert_eq!(s.events(), [Event::Connect(Conn::Discovery)]);
+    assert_eq!(s.c.connect_address(Conn::Discovery).unwrap().port, 26379);
     // A stop closes the sentinel link too.
-    s.c.handle_connected(at, Conn::Sentinel);
+    s.c.handle_connected(at, Conn::Discovery);
     s.c.handle_shutdown(at);
     let events = s.events();
     assert!(
-        events.contains(&Event::Disconnect(Conn::Sentinel)),
+        events.contains(&Event::Disconnect(Conn::Discovery)),
         "{events:?}"
     );
     assert!(

@@ -24,7 +24,7 @@ use crate::io::{open, within, AsyncIo};
 pub struct Links<R: AsyncIo> {
     control: Link<R>,
     read: Link<R>,
-    sentinel: Link<R>,
+    discovery: Link<R>,
 }
 
 /// One connection: at most one socket, and the buffer it is read into.
@@ -82,16 +82,16 @@ impl<R: AsyncIo> Links<R> {
     pub async fn read(&mut self) -> (Conn, io::Result<usize>) {
         let control = pin!(self.control.read());
         let read = pin!(self.read.read());
-        let sentinel = pin!(self.sentinel.read());
+        let discovery = pin!(self.discovery.read());
         let data = pin!(async {
             match select(control, read).await {
                 Either::Left((done, _)) => (Conn::Control, done),
                 Either::Right((done, _)) => (Conn::Read, done),
             }
         });
-        match select(data, sentinel).await {
+        match select(data, discovery).await {
             Either::Left((done, _)) => done,
-            Either::Right((done, _)) => (Conn::Sentinel, done),
+            Either::Right((done, _)) => (Conn::Discovery, done),
         }
     }
 
@@ -109,7 +109,7 @@ impl<R: AsyncIo> Links<R> {
         match conn {
             Conn::Control => &mut self.control,
             Conn::Read => &mut self.read,
-            Conn::Sentinel => &mut self.sentinel,
+            Conn::Discovery => &mut self.discovery,
         }
     }
 }
@@ -207,7 +207,7 @@ impl<R: AsyncIo> Default for Links<R> {
         Links {
             control: link(),
             read: link(),
-            sentinel: link(),
+            discovery: link(),
         }
     }
 }
@@ -225,7 +225,7 @@ impl<R: AsyncIo> fmt::Debug for Links<R> {
         f.debug_struct("Links")
             .field("control", &self.control.socket)
             .field("read", &self.read.socket)
-            .field("sentinel", &self.sentinel.socket)
+            .field("discovery", &self.discovery.socket)
             .finish()
     }
 }

@@ -318,7 +318,7 @@ pub enum Op {
     /// Graceful shutdown.
     Shutdown,
     /// Later inputs and connection steps are about the next connection
-    /// (control, read, sentinel, in turn).
+    /// (control, read, discovery, in turn).
     Switch,
 }
 
@@ -480,7 +480,7 @@ struct Harness {
     c: Consumer,
     now: Instant,
     max_in_flight: usize,
-    /// The control connection's, the read connection's and the sentinel's.
+    /// The control connection's, the read connection's and the discovery one's.
     links: [Link; 3],
     /// Which one inputs and connection steps are about.
     target: usize,
@@ -557,7 +557,7 @@ impl Harness {
 
     /// The connection inputs and connection steps are about.
     fn conn(&self) -> Conn {
-        [Conn::Control, Conn::Read, Conn::Sentinel][self.target]
+        [Conn::Control, Conn::Read, Conn::Discovery][self.target]
     }
 
     fn timeout(&mut self) {

@@ -20,15 +20,16 @@ pub enum Conn {
     Control,
     /// Reads of new entries (`XREADGROUP ... >`), which may block.
     Read,
-    /// The sentinel asked for the master and subscribed to its failovers
-    /// (only with [`ConsumerConfig::sentinel`](crate::ConsumerConfig::sentinel)).
+    /// The connection that finds where the data connections go: the
+    /// sentinel asked for the master and subscribed to its failovers (only
+    /// with [`ConsumerConfig::sentinel`](crate::ConsumerConfig::sentinel)).
     /// It is opened and lost on its own: the data connections go on
     /// without it.
-    Sentinel,
+    Discovery,
 }
 
 impl Conn {
-    /// The data connections, control first (the sentinel one is not
+    /// The data connections, control first (the discovery one is not
     /// among them).
     pub const ALL: [Conn; 2] = [Conn::Control, Conn::Read];
 
@@ -36,12 +37,12 @@ impl Conn {
     pub const COUNT: usize = 3;
 
     /// 0 for the control connection, 1 for the read one, 2 for the
-    /// sentinel one: where an adapter keeps each one's socket in an array.
+    /// discovery one: where an adapter keeps each one's socket in an array.
     pub const fn index(self) -> usize {
         match self {
             Conn::Control => 0,
             Conn::Read => 1,
-            Conn::Sentinel => 2,
+            Conn::Discovery => 2,
         }
     }
 }
@@ -151,7 +152,7 @@ impl Links {
         match conn {
             Conn::Control => &self.control,
             Conn::Read => self.read.as_ref().unwrap_or(&Link::Down),
-            Conn::Sentinel => &Link::Down,
+            Conn::Discovery => &Link::Down,
         }
     }
 
@@ -160,7 +161,7 @@ impl Links {
         match conn {
             Conn::Control => self.control.session_mut(),
             Conn::Read => self.read.as_mut().and_then(Link::session_mut),
-            Conn::Sentinel => None,
+            Conn::Discovery => None,
         }
     }
 
@@ -173,7 +174,7 @@ impl Links {
                     *read = link;
                 }
             }
-            Conn::Sentinel => {}
+            Conn::Discovery => {}
         }
     }
 

@@ -27,6 +27,7 @@ use crate::id::StreamId;
 mod acks;
 mod batch;
 mod claims;
+mod discovery;
 mod group_stats;
 mod heartbeat;
 mod ledger;
@@ -36,7 +37,6 @@ mod reads;
 mod replies;
 mod report;
 mod schedule;
-mod sentinel;
 mod timers;
 
 pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
@@ -50,12 +50,12 @@ pub use timers::TimerKind;
 pub use outbox::DEAD_LETTER_SCRIPT;
 
 use claims::Claims;
+use discovery::Discovery;
 use heartbeat::Heartbeat;
 use ledger::{Completed, Ledger};
 use lifecycle::{Backoff, Link, Links, Session, State};
 use outbox::Outbox;
 use reads::Reads;
-use sentinel::Sentinels;
 use timers::{Timer, Timers};
 
 /// A Redis Streams consumer-group consumer as a sans-IO state machine.
@@ -110,7 +110,7 @@ pub struct Consumer {
     heartbeat: Heartbeat,
     /// With a sentinel target: the link to the sentinels and the master
     /// they named.
-    sentinels: Option<Sentinels>,
+    discovery: Option<Discovery>,
     stats: Stats,
     /// The group's counts at the last sample (see `group_stats`).
     group_counts: Option<crate::reply::GroupCounts>,
@@ -124,15 +124,15 @@ impl Consumer {
     pub fn new(config: ConsumerConfig) -> Self {
         let mut backoff = Backoff::new(config.seed.unwrap_or_else(process_seed));
         let token = Bytes::from(format!("{:016x}", backoff.random()));
-        let sentinels = config
+        let discovery = config
             .sentinel
             .clone()
-            .map(|target| Sentinels::new(target, backoff.random()));
+            .map(|target| Discovery::new(target, backoff.random()));
         // With sentinels, the data connections wait for the master's name.
-        let (links, events) = match sentinels {
+        let (links, events) = match discovery {
             Some(_) => (
                 Links::down(config.uses_read_connection()),
-                [Event::Connect(Conn::Sentinel)].into(),
+                [Event::Connect(Conn::Discovery)].into(),
             ),
             None => {
                 let links = Links::connecting(config.uses_read_connection());
@@ -152,7 +152,7 @@ impl Consumer {
             backoff,
             reads: Reads::default(),
             claims: Claims::default(),
-            sentinels,
+            discovery,
             stats: Stats::default(),
             group_counts: None,
             replying_to: "",
@@ -197,14 +197,14 @@ impl Consumer {
         if self.state == State::Stopped {
             return;
         }
-        if conn == Conn::Sentinel {
+        if conn == Conn::Discovery {
             return self.sentinel_connected(now);
         }
         if !matches!(self.links.get(conn), Link::Connecting) {
             return;
         }
         // A master a sentinel named must still be one.
-        let check_role = self.sentinels.is_some();
+        let check_role = self.discovery.is_some();
         if conn == Conn::Read {
             let handshake = self
                 .outbox
@@ -266,8 +266,8 @@ impl Consumer {
     /// certificate, a plaintext server) stops the consumer with it; any
     /// other is [`handle_connect_failed`](Self::handle_connect_failed).
     pub fn handle_connect_error(&mut self, now: Instant, conn: Conn, error: Error) {
-        if conn == Conn::Sentinel {
-            let connecting = self.sentinels.as_ref().is_some_and(|s| s.is_connecting());
+        if conn == Conn::Discovery {
+            let connecting = self.discovery.as_ref().is_some_and(|s| s.is_connecting());
             if self.state != State::Stopped && connecting {
                 self.sentinel_failed(now, error);
             }
@@ -298,8 +298,8 @@ impl Consumer {
     /// the consumer as in [`handle_connect_error`](Self::handle_connect_error);
     /// any other is [`handle_disconnected`](Self::handle_disconnected).
     pub fn handle_connection_error(&mut self, now: Instant, conn: Conn, error: Error) {
-        if conn == Conn::Sentinel {
-            let open = self.sentinels.as_ref().is_some_and(|s| s.is_open());
+        if conn == Conn::Discovery {
+            let open = self.discovery.as_ref().is_some_and(|s| s.is_open());
             if self.state != State::Stopped && open {
                 self.sentinel_failed(now, error);
             }
@@ -314,7 +314,7 @@ impl Consumer {
 
     /// Bytes arrived on a connection.
     pub fn handle_input(&mut self, now: Instant, conn: Conn, bytes: &[u8]) {
-        if conn == Conn::Sentinel {
+        if conn == Conn::Discovery {
             if self.state != State::Stopped {
                 self.sentinel_input(now, bytes);
             }
@@ -423,12 +423,12 @@ impl Consumer {
             return self.finish(None);
         }
         self.fire_due_timers(now);
-        if self.timers.expired(Timer::Sentinel, now) {
+        if self.timers.expired(Timer::Discovery, now) {
             self.sentinel_timer(now);
         }
         // With sentinels, only once one has named the master.
         let unnamed = self
-            .sentinels
+            .discovery
             .as_ref()
             .is_some_and(|s| s.master().is_none());
         if self.timers.expired(Timer::Reconnect, now) && !unnamed {
@@ -467,8 +467,8 @@ impl Consumer {
     /// write them on.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(Conn, Bytes)> {
-        if let Some(bytes) = self.sentinels.as_mut().and_then(Sentinels::take_bytes) {
-            return Some((Conn::Sentinel, bytes));
+        if let Some(bytes) = self.discovery.as_mut().and_then(Discovery::take_bytes) {
+            return Some((Conn::Discovery, bytes));
         }
         self.outbox.take_bytes()
     }
@@ -552,11 +552,11 @@ impl Consumer {
             return;
         }
         self.close_all();
-        if let Some(s) = self.sentinels.as_mut() {
+        if let Some(s) = self.discovery.as_mut() {
             self.events
-                .retain(|e| !matches!(e, Event::Connect(Conn::Sentinel)));
+                .retain(|e| !matches!(e, Event::Connect(Conn::Discovery)));
             if s.is_open() {
-                self.events.push_back(Event::Disconnect(Conn::Sentinel));
+                self.events.push_back(Event::Disconnect(Conn::Discovery));
             }
             s.close();
         }

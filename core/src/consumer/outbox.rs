@@ -198,8 +198,8 @@ impl Outbox {
 
     fn sent_on(&mut self, conn: Conn) -> &mut VecDeque<SentCmd> {
         match conn {
-            // The sentinel's bytes never come here (see `Sentinels`).
-            Conn::Control | Conn::Sentinel => &mut self.sent,
+            // The sentinel's bytes never come here (see `Discovery`).
+            Conn::Control | Conn::Discovery => &mut self.sent,
             Conn::Read => &mut self.read.sent,
         }
     }
@@ -290,7 +290,7 @@ impl Outbox {
         check_role: bool,
     ) -> usize {
         let wire = match conn {
-            Conn::Control | Conn::Sentinel => &mut self.wire,
+            Conn::Control | Conn::Discovery => &mut self.wire,
             Conn::Read => &mut self.read.wire,
         };
         let steps = handshake::write_handshake(&mut wire.out, opts, &self.consumer, check_role);
@@ -335,7 +335,7 @@ impl Outbox {
         // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
         let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
         let wire = match conn {
-            Conn::Control | Conn::Sentinel => &mut self.wire,
+            Conn::Control | Conn::Discovery => &mut self.wire,
             Conn::Read => &mut self.read.wire,
         };
         let mut w = wire.begin(if block_ms.is_some() { 11 } else { 9 });

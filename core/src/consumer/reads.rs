@@ -99,7 +99,7 @@ impl Consumer {
             Ok(ok) => ok,
             // With sentinels: a read cut because the node stopped being
             // the master.
-            Err(ReplyError::Server(e)) if self.sentinels.is_some() && e.is_role_change() => {
+            Err(ReplyError::Server(e)) if self.discovery.is_some() && e.is_role_change() => {
                 return self.command_failed(now, ReplyError::Server(e));
             }
             // The group, or the stream with it (`UNBLOCKED` answers a read

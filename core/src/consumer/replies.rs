@@ -238,7 +238,7 @@ impl Consumer {
             // With sentinels, a node that is no longer the master (or a
             // read cut because it stopped being one) means a failover.
             ReplyError::Server(s)
-                if self.sentinels.is_some()
+                if self.discovery.is_some()
                     && matches!(
                         s.kind,
                         ServerErrorKind::ReadOnly | ServerErrorKind::Unblocked

@@ -29,9 +29,9 @@ pub enum TimerKind {
     DeadLetterRetry,
     /// Time to sample the group's pending count and lag.
     GroupStats,
-    /// Time to ask a sentinel for the master, or the one asked took too
-    /// long to answer.
-    Sentinel,
+    /// Time to ask where the data connections go (a sentinel for the
+    /// master), or the one asked took too long to answer.
+    Discovery,
 }
 
 /// The timers the table keeps. The other two kinds of deadline are read
@@ -48,8 +48,8 @@ pub(super) enum Timer {
     /// Dead letters whose move failed are not moved again before it.
     DeadLetterRetry,
     GroupStats,
-    /// The sentinels are asked (again), or the one asked is given up.
-    Sentinel,
+    /// Discovery asks (again), or the one asked is given up.
+    Discovery,
 }
 
 const ALL: [Timer; 9] = [
@@ -61,7 +61,7 @@ const ALL: [Timer; 9] = [
     Timer::Poll,
     Timer::DeadLetterRetry,
     Timer::GroupStats,
-    Timer::Sentinel,
+    Timer::Discovery,
 ];
 
 /// Timers of one connection's work: they fire into due marks, and are
@@ -86,7 +86,7 @@ impl Timer {
             Timer::Poll => TimerKind::Poll,
             Timer::DeadLetterRetry => TimerKind::DeadLetterRetry,
             Timer::GroupStats => TimerKind::GroupStats,
-            Timer::Sentinel => TimerKind::Sentinel,
+            Timer::Discovery => TimerKind::Discovery,
         }
     }
 

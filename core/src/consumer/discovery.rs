@@ -19,11 +19,11 @@ use super::{Consumer, State};
 
 /// The link to the sentinels and what they said.
 #[derive(Debug)]
-pub(super) struct Sentinels {
+pub(super) struct Discovery {
     target: SentinelTarget,
     /// The sentinel asked, or to ask next.
     index: usize,
-    /// Sentinels that failed in a row since one last answered.
+    /// Discovery that failed in a row since one last answered.
     failed_in_row: usize,
     link: SentinelLink,
     out: BytesMut,
@@ -35,7 +35,7 @@ pub(super) struct Sentinels {
 
 #[derive(Debug)]
 enum SentinelLink {
-    /// None; one is asked for when [`Timer::Sentinel`] passes.
+    /// None; one is asked for when [`Timer::Discovery`] passes.
     Down,
     Connecting,
     /// Open: replies awaited for `asked`; none left means subscribed.
@@ -57,9 +57,9 @@ pub(super) enum Said {
     Failed(String),
 }
 
-impl Sentinels {
+impl Discovery {
     pub(super) fn new(target: SentinelTarget, seed: u64) -> Self {
-        Sentinels {
+        Discovery {
             target,
             index: 0,
             failed_in_row: 0,
@@ -193,36 +193,36 @@ impl Consumer {
     /// master it named; `None` when the consumer follows no sentinels (the
     /// adapter's own address).
     pub fn connect_address(&self, conn: Conn) -> Option<&ServerAddr> {
-        let sentinels = self.sentinels.as_ref()?;
+        let sentinels = self.discovery.as_ref()?;
         match conn {
-            Conn::Sentinel => Some(sentinels.address()),
+            Conn::Discovery => Some(sentinels.address()),
             Conn::Control | Conn::Read => sentinels.master(),
         }
     }
 
     pub(super) fn sentinel_connected(&mut self, now: Instant) {
-        let Some(s) = self.sentinels.as_mut().filter(|s| s.is_connecting()) else {
+        let Some(s) = self.discovery.as_mut().filter(|s| s.is_connecting()) else {
             return;
         };
         s.connected();
         self.timers
-            .set(Timer::Sentinel, now + self.cfg.reply_timeout);
+            .set(Timer::Discovery, now + self.cfg.reply_timeout);
     }
 
     pub(super) fn sentinel_input(&mut self, now: Instant, bytes: &[u8]) {
-        let Some(s) = self.sentinels.as_mut() else {
+        let Some(s) = self.discovery.as_mut() else {
             return;
         };
         match s.input(bytes) {
             Said::Nothing => {}
             Said::Master(addr) => {
-                if !self.sentinels.as_ref().is_some_and(Sentinels::is_asking) {
-                    self.timers.cancel(Timer::Sentinel);
+                if !self.discovery.as_ref().is_some_and(Discovery::is_asking) {
+                    self.timers.cancel(Timer::Discovery);
                 }
                 self.master_named(addr);
             }
             Said::Failed(reason) => {
-                self.events.push_back(Event::Disconnect(Conn::Sentinel));
+                self.events.push_back(Event::Disconnect(Conn::Discovery));
                 self.sentinel_lost(now, reason);
             }
         }
@@ -236,7 +236,7 @@ impl Consumer {
         if error.is_permanent_connection_failure() {
             return self.fatal(error);
         }
-        if let Some(s) = self.sentinels.as_mut() {
+        if let Some(s) = self.discovery.as_mut() {
             s.close();
         }
         self.sentinel_lost(now, error.to_string());
@@ -246,7 +246,7 @@ impl Consumer {
     /// asked, at once or after a backoff once all have failed.
     pub(super) fn sentinel_lost(&mut self, now: Instant, reason: String) {
         let (initial, max) = (self.cfg.reconnect_initial, self.cfg.reconnect_max);
-        let Some(s) = self.sentinels.as_mut() else {
+        let Some(s) = self.discovery.as_mut() else {
             return;
         };
         let sentinel = s.address().clone();
@@ -258,32 +258,32 @@ impl Consumer {
         });
         match retry_in {
             None => self.connect_sentinel(now),
-            Some(delay) => self.timers.set(Timer::Sentinel, now + delay),
+            Some(delay) => self.timers.set(Timer::Discovery, now + delay),
         }
     }
 
     fn connect_sentinel(&mut self, now: Instant) {
-        if let Some(s) = self.sentinels.as_mut() {
+        if let Some(s) = self.discovery.as_mut() {
             s.connecting();
-            self.events.push_back(Event::Connect(Conn::Sentinel));
+            self.events.push_back(Event::Connect(Conn::Discovery));
             // A sentinel that accepts and never answers is given up too.
             self.timers.set(
-                Timer::Sentinel,
+                Timer::Discovery,
                 now + self.cfg.connect_timeout + self.cfg.reply_timeout,
             );
         }
     }
 
-    /// [`Timer::Sentinel`] passed: the next sentinel is asked, or the one
+    /// [`Timer::Discovery`] passed: the next sentinel is asked, or the one
     /// being asked took too long.
     pub(super) fn sentinel_timer(&mut self, now: Instant) {
-        let Some(s) = self.sentinels.as_ref() else {
+        let Some(s) = self.discovery.as_ref() else {
             return;
         };
         if s.is_asking() {
             // Given up, being opened or open: the adapter closes it either
             // way, so a late `handle_connected` cannot leave it open.
-            self.events.push_back(Event::Disconnect(Conn::Sentinel));
+            self.events.push_back(Event::Disconnect(Conn::Discovery));
             return self.sentinel_lost(now, "no answer in time".into());
         }
         if !s.is_open() {
@@ -294,7 +294,7 @@ impl Consumer {
     /// A sentinel named the master: the data connections go there (at
     /// once when it moved, dropping the old ones).
     fn master_named(&mut self, master: ServerAddr) {
-        let Some(s) = self.sentinels.as_mut() else {
+        let Some(s) = self.discovery.as_mut() else {
             return;
         };
         let Some(before) = s.named(master.clone()) else {
@@ -333,9 +333,9 @@ impl Consumer {
     /// connected to as soon as it is named.
     pub(super) fn master_moved(&mut self, now: Instant, cause: Error) {
         self.connection_failed(now, cause);
-        if let Some(s) = self.sentinels.as_mut() {
+        if let Some(s) = self.discovery.as_mut() {
             if s.is_open() {
-                self.events.push_back(Event::Disconnect(Conn::Sentinel));
+                self.events.push_back(Event::Disconnect(Conn::Discovery));
             }
             s.ask_again();
             self.connect_sentinel(now);
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn asks_subscribes_and_hears_the_master_then_its_switches() {
-        let mut s = Sentinels::new(target(1), 1);
+        let mut s = Discovery::new(target(1), 1);
         assert!(s.is_connecting() && s.is_asking());
         s.connected();
         let out = s.take_bytes().unwrap();
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_sentinel_that_fails_passes_the_question_to_the_next_and_a_failed_round_backs_off() {
-        let mut s = Sentinels::new(target(2), 1);
+        let mut s = Discovery::new(target(2), 1);
         s.connected();
         assert!(matches!(s.input(b"*-1\r\n"), Said::Failed(r) if r.contains("no master named")));
         let (initial, max) = (Duration::from_millis(100), Duration::from_secs(1));
