@@ -5,6 +5,9 @@
 //! - [`RedisServer`] spawns `redis-server` (or `valkey-server`) on a free
 //!   loopback port in a fresh temporary directory, and can stop, kill and
 //!   restart it on the same port and data. It never touches port 6379.
+//! - [`ClusterSet`]: a real Redis Cluster (3 primaries with a replica each
+//!   by default) that can lose, restart and fail over nodes and migrate
+//!   slots live; [`SentinelSet`]: a master, a replica and three sentinels.
 //! - [`FaultProxy`] forwards TCP connections to a server and can cut them,
 //!   refuse new ones, or stall traffic.
 //! - [`RespConnection`] and [`RespValue`]: a tiny blocking RESP2 client for
@@ -23,6 +26,7 @@
 //! Everything here panics on setup failures, with messages meant for a
 //! failing test's output.
 
+mod cluster;
 pub mod connection;
 pub mod examples;
 mod proxy;
@@ -37,6 +41,7 @@ pub mod tls_connection;
 pub mod tls_scenarios;
 pub mod typed;
 
+pub use cluster::{ClusterSet, ClusterSetBuilder, Migration};
 pub use proxy::FaultProxy;
 pub use resp::{encode_command, read_value, RespConnection, RespValue, DEFAULT_TIMEOUT};
 pub use sentinel::SentinelSet;

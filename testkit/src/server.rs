@@ -34,6 +34,8 @@ const DEFAULT_REDIS_PORT: u16 = 6379;
 
 const LOG_FILE: &str = "server.log";
 const STDERR_FILE: &str = "server.stderr";
+/// A cluster node's own view of the cluster, kept across restarts.
+const CLUSTER_CONFIG_FILE: &str = "nodes.conf";
 
 fn missing_binary_message(detail: &str) -> String {
     format!(
@@ -165,6 +167,10 @@ pub struct RedisServerBuilder {
     sentinel_auth_pass: Option<String>,
     /// Spawn the server in a process group of its own (Unix).
     own_process_group: bool,
+    /// A Redis Cluster node (`--cluster-enabled yes`).
+    cluster: bool,
+    /// Killed by a watchdog when this process exits without dropping it.
+    kill_on_exit: bool,
 }
 
 impl RedisServerBuilder {
@@ -230,6 +236,29 @@ impl RedisServerBuilder {
         self
     }
 
+    /// A Redis Cluster node (on) or a standalone server (off, the default):
+    /// `--cluster-enabled yes`, its `nodes.conf` in the data directory (so
+    /// [`RedisServer::restart`] rejoins the cluster as the same node), and
+    /// the cluster bus on a second free port ([`RedisServer::cluster_port`],
+    /// `--cluster-port`) rather than the port + 10000. Joining it to a
+    /// cluster is the caller's business (see [`ClusterSet`](crate::ClusterSet));
+    /// cluster tuning (`--cluster-node-timeout` ...) goes in
+    /// [`extra_args`](Self::extra_args).
+    pub fn cluster_enabled(mut self, on: bool) -> Self {
+        self.cluster = on;
+        self
+    }
+
+    /// Kills the server (and removes its directory) when this process exits
+    /// even though the [`RedisServer`] was never dropped: for servers kept in
+    /// a `static` (which Rust never drops), or a test binary killed by a
+    /// timeout. A small `sh` watchdog per server process waits for this
+    /// process's end (Unix; no effect elsewhere). Off by default.
+    pub fn kill_on_exit(mut self, on: bool) -> Self {
+        self.kill_on_exit = on;
+        self
+    }
+
     /// Uses this server binary instead of looking it up (`$XGROUP_REDIS_SERVER`,
     /// then `redis-server` and `valkey-server` on `PATH`). Panics at
     /// [`start`](Self::start) if it does not exist.
@@ -280,7 +309,9 @@ impl RedisServerBuilder {
             certs,
             port: 0,
             tls_port: 0,
+            cluster_port: 0,
             child: Mutex::new(None),
+            watchdog: Mutex::new(None),
             version: String::new(),
             model: Mutex::new(None),
         };
@@ -291,6 +322,14 @@ impl RedisServerBuilder {
                 server.tls_port = loop {
                     let port = free_port();
                     if port != server.port {
+                        break port;
+                    }
+                };
+            }
+            if server.options.cluster {
+                server.cluster_port = loop {
+                    let port = free_port();
+                    if port != server.port && port != server.tls_port {
                         break port;
                     }
                 };
@@ -320,8 +359,9 @@ impl RedisServerBuilder {
                 && !self.appendfsync_always
                 && self.extra_args.is_empty()
                 && self.binary.is_none()
-                && self.tls.is_none(),
-            "this test needs a redis-server process (AOF, TLS, arguments or a binary): the model server cannot serve it"
+                && self.tls.is_none()
+                && !self.cluster,
+            "this test needs a redis-server process (AOF, TLS, cluster, arguments or a binary): the model server cannot serve it"
         );
         let mut sim = xgroup_sim::SimServer::builder();
         if let Some(password) = &self.password {
@@ -341,7 +381,9 @@ impl RedisServerBuilder {
             certs: None,
             port: model.port(),
             tls_port: 0,
+            cluster_port: 0,
             child: Mutex::new(None),
+            watchdog: Mutex::new(None),
             version: "xgroup-sim (the in-memory model, Redis 7.0 replies)".into(),
             model: Mutex::new(Some(model)),
         }
@@ -375,7 +417,11 @@ pub struct RedisServer {
     port: u16,
     /// With TLS: its port (0 without).
     tls_port: u16,
+    /// With `cluster_enabled`: the cluster bus port.
+    cluster_port: u16,
     child: Mutex<Option<Child>>,
+    /// With `kill_on_exit`: the watchdog of the running process.
+    watchdog: Mutex<Option<Child>>,
     version: String,
     /// The model served over TCP, instead of a process (see
     /// [`serve_the_model`]).
@@ -440,6 +486,12 @@ impl RedisServer {
     /// Without TLS.
     pub fn certs(&self) -> &TestCerts {
         self.certs.as_ref().expect("this test server has no TLS")
+    }
+
+    /// A cluster node's ([`RedisServerBuilder::cluster_enabled`]) cluster
+    /// bus port (stays the same across [`restart`](Self::restart)).
+    pub fn cluster_port(&self) -> Option<u16> {
+        self.options.cluster.then_some(self.cluster_port)
     }
 
     /// The password, if one is required.
@@ -552,6 +604,8 @@ impl RedisServer {
             self.model().take();
             return;
         }
+        // The watchdog first, so that it never kills a reused pid.
+        self.disarm_watchdog();
         if let Some(mut child) = self.child().take() {
             // An error here means it has already exited; wait reaps it either way.
             let _ = child.kill();
@@ -606,10 +660,64 @@ impl RedisServer {
 
     /// Waits for an exited child so that it leaves no zombie.
     fn reap(&mut self) {
+        self.disarm_watchdog();
         if let Some(mut child) = self.child().take() {
             let _ = child.wait();
         }
     }
+
+    /// Kills the running process's watchdog (see
+    /// [`RedisServerBuilder::kill_on_exit`]) without letting it act.
+    fn disarm_watchdog(&self) {
+        let watchdog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut watchdog) = watchdog {
+            // SIGKILL: the shell gets no chance to run its kill.
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+
+    /// With [`RedisServerBuilder::kill_on_exit`], starts a watchdog for
+    /// the process `pid`: a shell reading its stdin, a pipe whose other end
+    /// only this process holds. When this process exits, however it does,
+    /// the read ends and the shell kills the server and removes its
+    /// directory; [`kill`](Self::kill) and [`reap`](Self::reap) kill the
+    /// shell first.
+    #[cfg(unix)]
+    fn arm_watchdog(&self, pid: u32) {
+        if !self.options.kill_on_exit {
+            return;
+        }
+        const SCRIPT: &str = r#"read _
+kill -9 "$1" 2>/dev/null
+i=0
+while kill -0 "$1" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+rm -rf "$2""#;
+        let spawned = Command::new("/bin/sh")
+            .args(["-c", SCRIPT, "xgroup-testkit-watchdog"])
+            .arg(pid.to_string())
+            .arg(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(watchdog) => {
+                *self.watchdog.lock().unwrap_or_else(PoisonError::into_inner) = Some(watchdog);
+            }
+            Err(e) => eprintln!(
+                "xgroup-testkit: cannot start /bin/sh to kill the server on port {} at exit: {e}",
+                self.port
+            ),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn arm_watchdog(&self, _pid: u32) {}
 
     fn args(&self) -> Vec<OsString> {
         let dir = self.dir.path();
@@ -685,6 +793,16 @@ impl RedisServer {
                 if tls.verify_clients { "yes" } else { "no" }.into(),
             ]);
         }
+        if self.options.cluster {
+            args.extend([
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                dir.join(CLUSTER_CONFIG_FILE).into(),
+                "--cluster-port".into(),
+                self.cluster_port.to_string().into(),
+            ]);
+        }
         args.extend(self.options.extra_args.iter().cloned());
         args
     }
@@ -713,6 +831,7 @@ impl RedisServer {
         })?;
         let pid = child.id();
         *self.child() = Some(child);
+        self.arm_watchdog(pid);
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {

@@ -1,6 +1,9 @@
 //! `RedisServer` against the real `redis-server` (or `$XGROUP_REDIS_SERVER`).
 
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use xgroup_testkit::{RedisServer, RespValue};
 
@@ -176,10 +179,56 @@ fn restart_waits_for_its_port_to_be_free() {
     // Someone else holds the port for a while: restart retries until it is free.
     let squatter = std::net::TcpListener::bind(server.addr()).unwrap();
     let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(400));
         drop(squatter);
     });
     server.restart();
     release.join().unwrap();
     assert_eq!(server.cmd(&["PING"]), RespValue::Simple("PONG".into()));
+}
+
+/// Set for the child process of `kill_on_exit_outlives_no_process`.
+const EXIT_HELPER_ENV: &str = "XGROUP_TESTKIT_EXIT_HELPER";
+
+/// Run in a child process by `kill_on_exit_outlives_no_process`: starts a
+/// server, prints where it is and exits without dropping it.
+#[test]
+#[ignore = "run in a child process by kill_on_exit_outlives_no_process"]
+fn kill_on_exit_helper() {
+    if std::env::var_os(EXIT_HELPER_ENV).is_none() {
+        return;
+    }
+    let server = RedisServer::builder().kill_on_exit(true).start();
+    println!("port={} dir={}", server.port(), server.data_dir().display());
+    std::io::stdout().flush().unwrap();
+    std::mem::forget(server);
+    std::process::exit(0);
+}
+
+#[test]
+fn kill_on_exit_outlives_no_process() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "kill_on_exit_helper", "--ignored", "--nocapture"])
+        .env(EXIT_HELPER_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("port="))
+        .unwrap_or_else(|| panic!("the helper printed no port: {output:?}"));
+    let (port, dir) = line.split_once(" dir=").unwrap();
+    let port: u16 = port.trim_start_matches("port=").parse().unwrap();
+    let dir = std::path::PathBuf::from(dir);
+    // The helper has exited: its watchdog kills the server, removes its dir.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    while xgroup_testkit::RespConnection::connect(addr).is_ok() || dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the server on {port} (dir {}) outlived the process that started it",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
