@@ -13,6 +13,7 @@
 )]
 
 mod client;
+mod cluster;
 mod command;
 mod config;
 mod consumer;
@@ -34,6 +35,10 @@ mod typed;
 mod url;
 
 pub use client::{into_result, xadd_reply, Client, RequestId};
+pub use cluster::{
+    hash_tag, key_slot, parse_cluster_target, shard_for, shard_key, ClusterNode, ClusterTarget,
+    SlotMap, CLUSTER_PORT, SLOT_COUNT,
+};
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use config::{
     ConnectOptions, ConsumerConfig, ConsumerConfigBuilder, DeadLetter, Heartbeat, ReadAhead,

@@ -520,7 +520,10 @@ pub fn xinfo_group(frame: Frame, group: &[u8]) -> Result<Option<GroupCounts>, Re
 }
 
 /// The key/value pairs of a RESP3 map or a RESP2 flat array.
-fn pairs(frame: Frame, command: &'static str) -> Result<Vec<(Frame, Frame)>, ReplyError> {
+pub(crate) fn pairs(
+    frame: Frame,
+    command: &'static str,
+) -> Result<Vec<(Frame, Frame)>, ReplyError> {
     match frame {
         Frame::Map { data, .. } => Ok(data.into_iter().collect()),
         Frame::Array { data, .. } => {
@@ -581,12 +584,12 @@ impl Value {
 
 // ---- private helpers -------------------------------------------------------
 
-fn bad(command: &'static str, detail: impl Into<String>) -> ReplyError {
+pub(crate) fn bad(command: &'static str, detail: impl Into<String>) -> ReplyError {
     ReplyError::Protocol(ProtocolError::unexpected(command, detail))
 }
 
 /// A short description of a frame for error messages.
-fn describe(frame: &Frame) -> String {
+pub(crate) fn describe(frame: &Frame) -> String {
     match frame {
         Frame::BlobString { data, .. } | Frame::SimpleString { data, .. } => {
             let shown = data.get(..data.len().min(32)).unwrap_or_default();
@@ -608,7 +611,11 @@ fn describe(frame: &Frame) -> String {
     }
 }
 
-fn array(frame: Frame, command: &'static str, what: &str) -> Result<Vec<Frame>, ReplyError> {
+pub(crate) fn array(
+    frame: Frame,
+    command: &'static str,
+    what: &str,
+) -> Result<Vec<Frame>, ReplyError> {
     match frame {
         Frame::Array { data, .. } => Ok(data),
         other => Err(bad(
@@ -635,7 +642,7 @@ fn tuple<const N: usize>(
 }
 
 /// The bytes of a string frame, without consuming it.
-fn text(frame: &Frame) -> Option<&Bytes> {
+pub(crate) fn text(frame: &Frame) -> Option<&Bytes> {
     match frame {
         Frame::BlobString { data, .. }
         | Frame::SimpleString { data, .. }
@@ -666,7 +673,7 @@ fn id(frame: Frame, command: &'static str, what: &str) -> Result<StreamId, Reply
 }
 
 /// An integer sent as a RESP integer or as a decimal string.
-fn int(frame: Frame, command: &'static str, what: &str) -> Result<i64, ReplyError> {
+pub(crate) fn int(frame: Frame, command: &'static str, what: &str) -> Result<i64, ReplyError> {
     match frame {
         Frame::Number { data, .. } => Ok(data),
         other => {

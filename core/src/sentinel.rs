@@ -77,10 +77,11 @@ pub enum Target {
 /// ```
 pub fn parse_target(input: &str) -> Result<(Target, ConnectOptions), ConfigError> {
     let bad = |reason: String| ConfigError::new("url", reason);
-    let Some((scheme, rest)) = input.split_once("://") else {
+    let Some(parts) = MultiHostUrl::split(input) else {
         let (addr, opts) = parse_url(input)?;
         return Ok((Target::Server(addr), opts));
     };
+    let scheme = parts.scheme;
     let data_scheme = match scheme {
         "redis+sentinel" | "valkey+sentinel" => "redis",
         "rediss+sentinel" | "valkeys+sentinel" => "rediss",
@@ -89,18 +90,7 @@ pub fn parse_target(input: &str) -> Result<(Target, ConnectOptions), ConfigError
             return Ok((Target::Server(addr), opts));
         }
     };
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let (userinfo, hosts_and_path) = match rest.rfind('@') {
-        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-        None => (None, rest),
-    };
-    let (hosts, path) = hosts_and_path
-        .split_once('/')
-        .unwrap_or((hosts_and_path, ""));
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let mut segments = parts.path.split('/').filter(|s| !s.is_empty());
     let master_name = match segments.next() {
         Some(name) => percent_encoding::percent_decode_str(name)
             .decode_utf8()
@@ -119,22 +109,12 @@ pub fn parse_target(input: &str) -> Result<(Target, ConnectOptions), ConfigError
             "the path must be /<master-name> or /<master-name>/<db>".into(),
         ));
     }
-    let mut sentinels = Vec::new();
-    for host in hosts.split(',') {
-        if host.is_empty() {
-            return Err(bad(format!("{:?} has an empty host", redacted(input))));
-        }
-        let url = url::Url::parse(&format!("redis://{host}"))
-            .map_err(|e| bad(format!("sentinel {host:?} is not a host[:port]: {e}")))?;
-        let (addr, _) = parse_url(url.as_str())?;
-        let port = url.port().unwrap_or(SENTINEL_PORT);
-        sentinels.push(ServerAddr { port, ..addr });
-    }
+    let sentinels = parts.hosts("sentinel", SENTINEL_PORT)?;
     // The data nodes' options: the same URL as a plain one, without the
     // sentinels' parameters.
     let (mut username, mut password) = (None, None);
     let mut kept = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+    for (key, value) in parts.query_pairs() {
         match &*key {
             "sentinel_username" => username = Some(value.into_owned()),
             "sentinel_password" => password = Some(value.into_owned()),
@@ -146,28 +126,7 @@ pub fn parse_target(input: &str) -> Result<(Target, ConnectOptions), ConfigError
             "sentinel_username needs a sentinel_password as well".into()
         ));
     }
-    let mut plain = format!("{data_scheme}://");
-    if let Some(userinfo) = userinfo {
-        plain.push_str(userinfo);
-        plain.push('@');
-    }
-    plain.push_str(&sentinels[0].to_socket_string());
-    if !db.is_empty() {
-        plain.push('/');
-        plain.push_str(db);
-    }
-    if !kept.is_empty() {
-        plain.push('?');
-        plain.push_str(
-            &url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(kept)
-                .finish(),
-        );
-    }
-    let (_, opts) = parse_url(&plain).map_err(|e| {
-        // Quote the URL given, not the one rebuilt from it.
-        ConfigError::new("url", e.reason.replace(&redacted(&plain), &redacted(input)))
-    })?;
+    let opts = parts.options(data_scheme, &sentinels[0], db, kept)?;
     Ok((
         Target::Sentinel(SentinelTarget {
             sentinels,
@@ -177,6 +136,116 @@ pub fn parse_target(input: &str) -> Result<(Target, ConnectOptions), ConfigError
         }),
         opts,
     ))
+}
+
+/// A URL that names several hosts
+/// (`scheme://[userinfo@]host[:port][,host[:port]...][/path][?query]`),
+/// which `url::Url` does not parse, cut into its parts: shared by the
+/// sentinel and cluster URLs.
+pub(crate) struct MultiHostUrl<'a> {
+    /// The URL as given, for error messages (redacted).
+    input: &'a str,
+    /// Everything before `://`.
+    pub(crate) scheme: &'a str,
+    /// Up to the last `@`, if any.
+    userinfo: Option<&'a str>,
+    /// The comma-separated hosts.
+    hosts: &'a str,
+    /// After the first `/` following the hosts (without it).
+    pub(crate) path: &'a str,
+    /// After the first `?`.
+    query: Option<&'a str>,
+}
+
+impl<'a> MultiHostUrl<'a> {
+    /// The parts of `input`; `None` when it has no `://`.
+    pub(crate) fn split(input: &'a str) -> Option<Self> {
+        let (scheme, rest) = input.split_once("://")?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let (userinfo, hosts_and_path) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (hosts, path) = hosts_and_path
+            .split_once('/')
+            .unwrap_or((hosts_and_path, ""));
+        Some(MultiHostUrl {
+            input,
+            scheme,
+            userinfo,
+            hosts,
+            path,
+            query,
+        })
+    }
+
+    /// The hosts (at least one), `default_port` where none is given;
+    /// `what` names them in errors (`sentinel`, `seed`).
+    pub(crate) fn hosts(
+        &self,
+        what: &str,
+        default_port: u16,
+    ) -> Result<Vec<ServerAddr>, ConfigError> {
+        let bad = |reason: String| ConfigError::new("url", reason);
+        let mut addrs = Vec::new();
+        for host in self.hosts.split(',') {
+            if host.is_empty() {
+                return Err(bad(format!("{:?} has an empty host", redacted(self.input))));
+            }
+            let url = url::Url::parse(&format!("redis://{host}"))
+                .map_err(|e| bad(format!("{what} {host:?} is not a host[:port]: {e}")))?;
+            let (addr, _) = parse_url(url.as_str())?;
+            let port = url.port().unwrap_or(default_port);
+            addrs.push(ServerAddr { port, ..addr });
+        }
+        Ok(addrs)
+    }
+
+    /// The query's key/value pairs, percent-decoded.
+    pub(crate) fn query_pairs(&self) -> url::form_urlencoded::Parse<'a> {
+        url::form_urlencoded::parse(self.query.unwrap_or("").as_bytes())
+    }
+
+    /// The data nodes' connection options: those [`parse_url`] gives for
+    /// `data_scheme://<userinfo>@<host>/<db>?<query>` (the user info as
+    /// given), its errors quoting this URL rather than the one rebuilt.
+    pub(crate) fn options(
+        &self,
+        data_scheme: &str,
+        host: &ServerAddr,
+        db: &str,
+        query: Vec<(String, String)>,
+    ) -> Result<ConnectOptions, ConfigError> {
+        let mut plain = format!("{data_scheme}://");
+        if let Some(userinfo) = self.userinfo {
+            plain.push_str(userinfo);
+            plain.push('@');
+        }
+        plain.push_str(&host.to_socket_string());
+        if !db.is_empty() {
+            plain.push('/');
+            plain.push_str(db);
+        }
+        if !query.is_empty() {
+            plain.push('?');
+            plain.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .finish(),
+            );
+        }
+        let (_, opts) = parse_url(&plain).map_err(|e| {
+            // Quote the URL given, not the one rebuilt from it.
+            ConfigError::new(
+                "url",
+                e.reason.replace(&redacted(&plain), &redacted(self.input)),
+            )
+        })?;
+        Ok(opts)
+    }
 }
 
 /// One sentinel asked for the master's address, request/response (for a
