@@ -48,6 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         xgroup_core::Target::Server(addr) => addr,
         // With sentinels, bob's proxy leads to the master they name now.
         xgroup_core::Target::Sentinel(s) => master_now(&s)?,
+        xgroup_core::Target::Cluster(_) => {
+            return Err("the demo runs on one server or through sentinels, not on a cluster".into())
+        }
     };
     // Over TLS through the proxy, the certificate is still the server's:
     // verify it for the server's host, not the proxy's address.

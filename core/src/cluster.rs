@@ -44,6 +44,18 @@ const CRC16_TABLE: [u16; 256] = {
     table
 };
 
+/// A hash tag whose slot is `slot`: for keys derived from one that has no
+/// hash tag and cannot be wrapped in braces whole (it holds a `}`). The
+/// first `xgroup-slot-<n>` in that slot; about 16384 checksums of a few
+/// bytes to find it.
+pub(crate) fn tag_for_slot(slot: u16) -> Vec<u8> {
+    let slot = slot % SLOT_COUNT;
+    (0u32..)
+        .map(|n| format!("xgroup-slot-{n}").into_bytes())
+        .find(|tag| key_slot(tag) == slot)
+        .unwrap_or_default()
+}
+
 /// CRC16/XMODEM of `data`, the checksum Redis Cluster hashes keys with.
 fn crc16(data: &[u8]) -> u16 {
     data.iter().fold(0, |crc, &byte| {
@@ -791,7 +803,7 @@ pub fn parse_cluster_target(input: &str) -> Result<(ClusterTarget, ConnectOption
 }
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 #[cfg(test)]
 mod tests {
@@ -1389,8 +1401,11 @@ mod tests {
             let (_, o) = parse_cluster_target(url).unwrap();
             assert_eq!(o.tls.is_some(), tls, "{url}");
         }
-        // parse_target does not take them yet.
-        assert!(crate::parse_target("redis+cluster://h").is_err());
+        // parse_target takes them too.
+        assert!(matches!(
+            crate::parse_target("redis+cluster://h"),
+            Ok((crate::Target::Cluster(_), _))
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::cluster::{key_slot, ClusterTarget};
 use crate::error::ConfigError;
 use crate::id::GroupStart;
 use crate::sentinel::SentinelTarget;
@@ -140,6 +141,7 @@ pub struct ConsumerConfig {
     pub(crate) group_stats_interval: Option<Duration>,
     pub(crate) read_ahead: Option<ReadAhead>,
     pub(crate) sentinel: Option<SentinelTarget>,
+    pub(crate) cluster: Option<ClusterTarget>,
 }
 
 /// How far ahead of the handler new entries are read (see
@@ -207,6 +209,7 @@ impl ConsumerConfig {
                 group_stats_interval: None,
                 read_ahead: Some(ReadAhead::default()),
                 sentinel: None,
+                cluster: None,
             },
         }
     }
@@ -265,6 +268,11 @@ impl ConsumerConfig {
     /// adapter's own address is the server.
     pub fn sentinel(&self) -> Option<&SentinelTarget> {
         self.sentinel.as_ref()
+    }
+    /// The cluster whose primary of the stream's slot is connected to,
+    /// `None` when the adapter's own address is the server.
+    pub fn cluster(&self) -> Option<&ClusterTarget> {
+        self.cluster.as_ref()
     }
     /// Heartbeat settings, `None` when off.
     pub fn heartbeat(&self) -> Option<Heartbeat> {
@@ -488,6 +496,16 @@ impl ConsumerConfigBuilder {
         self.cfg.sentinel = Some(target);
         self
     }
+    /// Connect to the primary that serves the stream's hash slot in this
+    /// Redis Cluster, and follow it through failovers and slot migrations
+    /// (a `redis+cluster://` URL sets this). The nodes' login and TLS are
+    /// [`connect_options`](Self::connect_options)'. Every key the consumer
+    /// writes besides the stream (heartbeats, a dead-letter stream) must
+    /// share the stream's slot: give them its hash tag.
+    pub fn cluster(mut self, target: ClusterTarget) -> Self {
+        self.cfg.cluster = Some(target);
+        self
+    }
     /// Connection set-up: credentials, database, protocol, client name,
     /// TLS. Replaces what the URL said (TLS included).
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
@@ -551,6 +569,38 @@ impl ConsumerConfigBuilder {
                     "sentinel",
                     "needs at least one sentinel and the master's name",
                 ));
+            }
+        }
+        if let Some(cluster) = &c.cluster {
+            if c.sentinel.is_some() {
+                return Err(ConfigError::new(
+                    "cluster",
+                    "a consumer follows either sentinels or a cluster, not both",
+                ));
+            }
+            if cluster.seeds.is_empty() {
+                return Err(ConfigError::new("cluster", "needs at least one seed node"));
+            }
+            if c.connect.db != 0 {
+                return Err(ConfigError::new("db", "a cluster has only database 0"));
+            }
+            if let Some(DeadLetter::Stream(key)) = &c.dead_letter {
+                if key_slot(key) != key_slot(&c.stream) {
+                    return Err(ConfigError::new(
+                        "dead_letter",
+                        format!(
+                            "in a cluster the dead-letter stream must share the stream's hash slot \
+                             ({} is in slot {}, the stream in slot {}): give it the stream's hash tag, \
+                             e.g. {{{}}}:dead",
+                            String::from_utf8_lossy(key),
+                            key_slot(key),
+                            key_slot(&c.stream),
+                            String::from_utf8_lossy(
+                                crate::cluster::hash_tag(&c.stream).unwrap_or(&c.stream)
+                            ),
+                        ),
+                    ));
+                }
             }
         }
         if c.reconnect_initial.is_zero() || c.reconnect_max < c.reconnect_initial {

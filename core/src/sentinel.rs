@@ -6,6 +6,7 @@ use std::fmt;
 
 use bytes::BytesMut;
 
+use crate::cluster::{parse_cluster_target, ClusterTarget};
 use crate::command::CommandWriter;
 use crate::config::ConnectOptions;
 use crate::error::{ConfigError, ProtocolError, ServerError};
@@ -54,6 +55,9 @@ pub enum Target {
     /// `redis+sentinel://` and `rediss+sentinel://`: the master these
     /// sentinels name, followed through failovers.
     Sentinel(SentinelTarget),
+    /// `redis+cluster://` and `rediss+cluster://`: a Redis Cluster, known
+    /// by these seed nodes; each key's slot decides the node.
+    Cluster(ClusterTarget),
 }
 
 /// Parses any URL the library takes: `redis[s]://` (see [`parse_url`]) or
@@ -61,7 +65,8 @@ pub enum Target {
 /// with optional `sentinel_username`, `sentinel_password` and `protocol`
 /// query parameters. Sentinels listen on 26379 unless a port is given.
 /// `rediss+sentinel://` speaks TLS to the sentinels and to the data nodes,
-/// with the same settings.
+/// with the same settings. `redis[s]+cluster://` URLs are
+/// [`parse_cluster_target`]'s.
 ///
 /// ```
 /// use xgroup_core::{parse_target, Target};
@@ -82,6 +87,13 @@ pub fn parse_target(input: &str) -> Result<(Target, ConnectOptions), ConfigError
         return Ok((Target::Server(addr), opts));
     };
     let scheme = parts.scheme;
+    if matches!(
+        scheme,
+        "redis+cluster" | "rediss+cluster" | "valkey+cluster" | "valkeys+cluster"
+    ) {
+        let (target, opts) = parse_cluster_target(input)?;
+        return Ok((Target::Cluster(target), opts));
+    }
     let data_scheme = match scheme {
         "redis+sentinel" | "valkey+sentinel" => "redis",
         "rediss+sentinel" | "valkeys+sentinel" => "rediss",

@@ -38,7 +38,8 @@ pub struct PreparedConsumer {
 
 impl ConsumerSetup {
     /// From a `redis[s]://[user:password@]host[:port][/db]` URL, or a
-    /// `redis[s]+sentinel://` one (see [`parse_target`]); a bad URL is
+    /// `redis[s]+sentinel://` or `redis[s]+cluster://` one (see
+    /// [`parse_target`]); a bad URL is
     /// reported by [`prepare`](Self::prepare).
     pub fn from_url(
         url: &str,
@@ -52,16 +53,19 @@ impl ConsumerSetup {
         if let Ok((target, opts)) = &parsed {
             url_tls = Some(opts.tls.is_some());
             config = config.connect_options(opts.clone());
-            if let Target::Sentinel(sentinel) = target {
-                config = config.sentinel(sentinel.clone());
+            match target {
+                Target::Sentinel(sentinel) => config = config.sentinel(sentinel.clone()),
+                Target::Cluster(cluster) => config = config.cluster(cluster.clone()),
+                Target::Server(_) => {}
             }
         }
         ConsumerSetup {
-            // With sentinels the core says where each connection goes;
-            // this is only a fallback.
+            // With sentinels or a cluster the core says where each
+            // connection goes; this is only a fallback.
             addr: parsed.map(|(target, _)| match target {
                 Target::Server(addr) => addr,
                 Target::Sentinel(s) => s.sentinels[0].clone(),
+                Target::Cluster(c) => c.seeds[0].clone(),
             }),
             url_tls,
             config,

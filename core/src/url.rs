@@ -60,7 +60,7 @@ pub fn parse_url(input: &str) -> Result<(ServerAddr, ConnectOptions), ConfigErro
         }
         other => {
             return Err(bad(format!(
-                "scheme {other:?} is not supported; use redis:// (or rediss:// for TLS)"
+                "scheme {other:?} is not supported; use redis:// (or rediss:// for TLS), redis+sentinel:// or redis+cluster://"
             )))
         }
     };

@@ -40,7 +40,7 @@ impl Script {
                     let on = if conn == Conn::Read {
                         "read"
                     } else {
-                        "sentinel"
+                        "discovery"
                     };
                     for c in commands.split_terminator(" | ") {
                         out.push_str(&format!("{on}: {c} | "));
@@ -1369,7 +1369,7 @@ fn sentinel_names_the_master_checked_with_role_and_a_switch_moves_the_connection
     let mut s = Script { c, now };
     assert_eq!(
         s.sent(),
-        "sentinel: SENTINEL GET-MASTER-ADDR-BY-NAME m | sentinel: SUBSCRIBE +switch-master | "
+        "discovery: SENTINEL GET-MASTER-ADDR-BY-NAME m | discovery: SUBSCRIBE +switch-master | "
     );
     s.c.handle_input(
         now,
@@ -1514,6 +1514,260 @@ fn sentinels_that_all_fail_are_asked_again_after_a_backoff() {
         matches!(events.last(), Some(Event::Stopped(None))),
         "{events:?}"
     );
+}
+
+fn cluster_target() -> xgroup_core::ClusterTarget {
+    let (target, _) =
+        xgroup_core::parse_target("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").unwrap();
+    match target {
+        xgroup_core::Target::Cluster(c) => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A `CLUSTER SLOTS` reply (RESP2): each range served by the primary on
+/// that port.
+fn slots_reply(ranges: &[(u16, u16, u16)]) -> String {
+    let mut out = format!("*{}\r\n", ranges.len());
+    for (i, (from, to, port)) in ranges.iter().enumerate() {
+        let id = format!("{i:040}");
+        out.push_str(&format!(
+            "*3\r\n:{from}\r\n:{to}\r\n*3\r\n$9\r\n127.0.0.1\r\n:{port}\r\n$40\r\n{id}\r\n"
+        ));
+    }
+    out
+}
+
+/// The stream's slot, served by the node on `port` (the others by 7009).
+fn stream_on(port: u16) -> String {
+    let slot = xgroup_core::key_slot(b"s");
+    let mut ranges = Vec::new();
+    if slot > 0 {
+        ranges.push((0, slot - 1, 7009));
+    }
+    ranges.push((slot, slot, port));
+    if slot < 16383 {
+        ranges.push((slot + 1, 16383, 7009));
+    }
+    slots_reply(&ranges)
+}
+
+#[test]
+fn a_cluster_names_the_primary_of_the_streams_slot_and_a_moved_reply_moves_the_connections_at_once()
+{
+    let now = Instant::now();
+    let mut c = Consumer::new(cfg().cluster(cluster_target()).build().unwrap());
+    // Only a seed node first: the data connection waits for the map.
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
+    assert_eq!(c.poll_event(), None);
+    assert_eq!(c.connect_address(Conn::Discovery).unwrap().port, 7000);
+    assert_eq!(c.connect_address(Conn::Control), None);
+    c.handle_connected(now, Conn::Discovery);
+    let mut s = Script { c, now };
+    assert_eq!(s.sent(), "discovery: CLUSTER SHARDS | ");
+    // A 6.2 node: the map comes from CLUSTER SLOTS.
+    s.c.handle_input(
+        now,
+        Conn::Discovery,
+        b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n",
+    );
+    assert_eq!(s.sent(), "discovery: CLUSTER SLOTS | ");
+    s.c.handle_input(now, Conn::Discovery, stream_on(7001).as_bytes());
+    // Answered: the link closes, the data connection goes to the slot's
+    // primary.
+    assert_eq!(
+        s.events(),
+        [
+            Event::Disconnect(Conn::Discovery),
+            Event::Connect(Conn::Control)
+        ]
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7001);
+    s.c.handle_connected(now, Conn::Control);
+    // No ROLE: a node that no longer serves the slot says MOVED.
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("+OK\r\n+OK\r\n");
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    // The slot moved (a migration): the connection goes to the new owner
+    // at once, no backoff, and the map is asked for again.
+    s.reply("-MOVED 1234 127.0.0.1:7002\r\n");
+    let events = s.events();
+    assert!(
+        matches!(&events[0], Event::Warning(Warning::MasterMoved { from, to }) if from.port == 7001 && to.port == 7002),
+        "{events:?}"
+    );
+    assert_eq!(
+        events[1..],
+        [
+            Event::Disconnect(Conn::Control),
+            Event::Connect(Conn::Control),
+            Event::Connect(Conn::Discovery)
+        ]
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7002);
+    s.c.handle_connected(now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    // The fresh map agrees: nothing moves; the next question is a
+    // periodic refresh, seconds away.
+    s.c.handle_connected(now, Conn::Discovery);
+    assert_eq!(s.sent(), "discovery: CLUSTER SHARDS | ");
+    s.c.handle_input(now, Conn::Discovery, b"-ERR unknown subcommand\r\n");
+    s.sent();
+    s.c.handle_input(now, Conn::Discovery, stream_on(7002).as_bytes());
+    assert_eq!(s.events(), [Event::Disconnect(Conn::Discovery)]);
+    // A MOVED naming the node already connected to cannot be acted on by
+    // moving: it is a lost connection, with a backoff, and a new question.
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    s.reply("-MOVED 1234 127.0.0.1:7002\r\n");
+    let events = s.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Warning(Warning::Reconnecting { .. }))),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Connect(Conn::Discovery)));
+    assert!(
+        !events.contains(&Event::Connect(Conn::Control)),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_connection_lost_in_a_cluster_asks_again_until_a_replica_is_promoted() {
+    let now = Instant::now();
+    let cfg = cfg()
+        .cluster(cluster_target())
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(10));
+    let mut c = Consumer::new(cfg.build().unwrap());
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
+    c.handle_connected(now, Conn::Discovery);
+    let mut s = Script { c, now };
+    s.sent();
+    s.c.handle_input(now, Conn::Discovery, b"-ERR unknown subcommand\r\n");
+    s.sent();
+    s.c.handle_input(now, Conn::Discovery, stream_on(7001).as_bytes());
+    s.events();
+    s.c.handle_connected(now, Conn::Control);
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s.sent();
+    // The primary dies: a backoff for the data connection, and the cluster
+    // asked at once (the seeds and the nodes of the last map, in turn).
+    s.c.handle_disconnected(now, Conn::Control, "connection reset");
+    let events = s.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Warning(Warning::Reconnecting { .. }))),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Connect(Conn::Discovery)));
+    s.c.handle_connected(now, Conn::Discovery);
+    s.sent();
+    s.c.handle_input(now, Conn::Discovery, b"-ERR unknown subcommand\r\n");
+    s.sent();
+    // Not failed over yet: the same primary. The data connection waits for
+    // its backoff; each attempt that fails asks the cluster again at once,
+    // and while the answer stays the same it is asked again within 500 ms,
+    // however long the backoff grows.
+    fn answer(s: &mut Script, at: Instant, port: u16) {
+        s.c.handle_connected(at, Conn::Discovery);
+        s.sent();
+        s.c.handle_input(at, Conn::Discovery, b"-ERR unknown subcommand\r\n");
+        s.sent();
+        s.c.handle_input(at, Conn::Discovery, stream_on(port).as_bytes());
+    }
+    s.c.handle_input(now, Conn::Discovery, stream_on(7001).as_bytes());
+    assert_eq!(s.events(), [Event::Disconnect(Conn::Discovery)]);
+    let mut answered = now;
+    let mut attempts = 0;
+    let at = loop {
+        let (at, kind) = s.c.poll_timeout().unwrap();
+        s.now = at;
+        s.c.handle_timeout(at);
+        if kind == TimerKind::Discovery {
+            assert!(
+                at - answered <= Duration::from_millis(500),
+                "{:?}",
+                at - answered
+            );
+            assert_eq!(s.events(), [Event::Connect(Conn::Discovery)]);
+            break at;
+        }
+        assert_eq!(kind, TimerKind::Reconnect);
+        assert_eq!(s.events(), [Event::Connect(Conn::Control)]);
+        assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7001);
+        s.c.handle_connect_failed(at, Conn::Control, "refused");
+        attempts += 1;
+        let events = s.events();
+        assert_eq!(events.last(), Some(&Event::Connect(Conn::Discovery)));
+        answer(&mut s, at, 7001);
+        assert_eq!(s.events(), [Event::Disconnect(Conn::Discovery)]);
+        answered = at;
+        assert!(attempts < 10, "the cluster was not asked again in time");
+    };
+    // The replica on 7003 was promoted: connected to at once.
+    answer(&mut s, at, 7003);
+    let events = s.events();
+    assert!(
+        matches!(&events[1], Event::Warning(Warning::MasterMoved { from, to }) if from.port == 7001 && to.port == 7003),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Connect(Conn::Control)));
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7003);
+}
+
+#[test]
+fn cluster_nodes_that_all_fail_are_asked_again_after_a_backoff() {
+    let now = Instant::now();
+    let cfg = cfg()
+        .cluster(cluster_target())
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(1));
+    let mut c = Consumer::new(cfg.build().unwrap());
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
+    let mut s = Script { c, now };
+    s.c.handle_connect_failed(now, Conn::Discovery, "refused");
+    let events = s.events();
+    assert!(
+        matches!(&events[0], Event::Warning(Warning::ClusterNodeFailed { node, retry_in: None, .. }) if node.port == 7000),
+        "{events:?}"
+    );
+    assert_eq!(events[1..], [Event::Connect(Conn::Discovery)]);
+    assert_eq!(s.c.connect_address(Conn::Discovery).unwrap().port, 7001);
+    s.c.handle_connected(now, Conn::Discovery);
+    s.sent();
+    // A node of a cluster that is down: the round failed, the next waits.
+    s.c.handle_input(
+        now,
+        Conn::Discovery,
+        b"-CLUSTERDOWN The cluster is down\r\n",
+    );
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect(Conn::Discovery));
+    assert!(
+        matches!(&events[1], Event::Warning(Warning::ClusterNodeFailed { reason, retry_in: Some(d), .. }) if reason.contains("CLUSTERDOWN") && *d <= Duration::from_millis(100)),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 2);
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert_eq!(kind, TimerKind::Discovery);
+    s.c.handle_timeout(at);
+    assert_eq!(s.events(), [Event::Connect(Conn::Discovery)]);
+    assert_eq!(s.c.connect_address(Conn::Discovery).unwrap().port, 7000);
+    // Garbage from a node is a failed node, not a panic.
+    s.c.handle_connected(at, Conn::Discovery);
+    s.sent();
+    s.c.handle_input(at, Conn::Discovery, b"*2\r\n$x\r\n");
+    let events = s.events();
+    assert_eq!(events[0], Event::Disconnect(Conn::Discovery));
 }
 
 /// Progress reported on a batch (a stream delivery's `in_progress`) starts

@@ -251,6 +251,22 @@ impl Calls {
         match target {
             Target::Server(addr) => Calls::new(addr, opts),
             Target::Sentinel(target) => Calls::with_sentinels(target, opts),
+            // (Refused before: see `cluster_unsupported`.)
+            Target::Cluster(target) => Calls::new(target.seeds[0].clone(), opts),
+        }
+    }
+
+    /// Why a `Connection` cannot take this target yet: routing each call
+    /// to the node of its keys' slot is still to come.
+    pub fn cluster_unsupported(target: &Target) -> Result<(), Error> {
+        match target {
+            Target::Cluster(_) => Err(ConfigError::new(
+                "url",
+                "a Connection to a Redis Cluster (redis+cluster://) is not supported yet: \
+                 connect to the primary of the key's slot (consumers take cluster URLs)",
+            )
+            .into()),
+            _ => Ok(()),
         }
     }
 

@@ -69,6 +69,7 @@ impl<R: AsyncIo> AsyncConnection<R> {
     pub async fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
         let (target, mut opts) = xgroup_core::parse_target(url)?;
+        Calls::cluster_unsupported(&target)?;
         options.apply_tls(&mut opts)?;
         let tls = TlsSetup::for_connection(&opts, target_addr(&target))?;
         let mut conn = AsyncConnection {
@@ -211,6 +212,7 @@ impl<R: BlockingIo> BlockingConnection<R> {
     pub fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
         let (target, mut opts) = xgroup_core::parse_target(url)?;
+        Calls::cluster_unsupported(&target)?;
         options.apply_tls(&mut opts)?;
         let tls = TlsSetup::for_connection(&opts, target_addr(&target))?;
         let mut conn = BlockingConnection {
@@ -335,6 +337,7 @@ fn target_addr(target: &Target) -> &ServerAddr {
     match target {
         Target::Server(addr) => addr,
         Target::Sentinel(s) => &s.sentinels[0],
+        Target::Cluster(c) => &c.seeds[0],
     }
 }
 

@@ -3,7 +3,7 @@
 
 /// `CLUSTER SHARDS`, RESP2, right after `redis-cli --cluster create`: three primaries
 /// (31001-31003), each with a replica (31004-31006) still `loading` (replication offset 0).
-pub(super) const SHARDS_RESP2: &[u8] =
+pub(crate) const SHARDS_RESP2: &[u8] =
     b"*3\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\n\
     id\r\n$40\r\n0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n$4\r\nport\r\n:31001\r\n\
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n\
@@ -29,7 +29,7 @@ pub(super) const SHARDS_RESP2: &[u8] =
     loading\r\n";
 
 /// `CLUSTER SHARDS`, RESP3 (maps), moments later: the replicas are `online`.
-pub(super) const SHARDS_RESP3: &[u8] =
+pub(crate) const SHARDS_RESP3: &[u8] =
     b"*3\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*2\r\n%7\r\n$2\r\n\
     id\r\n$40\r\n0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n$4\r\nport\r\n:31001\r\n\
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n\
@@ -55,7 +55,7 @@ pub(super) const SHARDS_RESP3: &[u8] =
 
 /// `CLUSTER SLOTS`, RESP2, between the two: only 31004 is listed as a replica (the server leaves
 /// out replicas that have not synced).
-pub(super) const SLOTS_RESP2: &[u8] =
+pub(crate) const SLOTS_RESP2: &[u8] =
     b"*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:31001\r\n$40\r\n\
     0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n\
     :31004\r\n$40\r\n12672dd83921ba9d0ba6ef9386e907abf1c48333\r\n*0\r\n*3\r\n:5461\r\n\
@@ -65,7 +65,7 @@ pub(super) const SLOTS_RESP2: &[u8] =
     *0\r\n";
 
 /// `CLUSTER SLOTS`, RESP3, all replicas synced.
-pub(super) const SLOTS_RESP3: &[u8] =
+pub(crate) const SLOTS_RESP3: &[u8] =
     b"*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:31001\r\n$40\r\n\
     0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n%0\r\n*4\r\n$9\r\n127.0.0.1\r\n\
     :31004\r\n$40\r\n12672dd83921ba9d0ba6ef9386e907abf1c48333\r\n%0\r\n*4\r\n:5461\r\n\
@@ -78,7 +78,7 @@ pub(super) const SLOTS_RESP3: &[u8] =
 
 /// `CLUSTER SHARDS`, RESP3, from a TLS cluster (`tls-cluster yes`, plain ports 31021-31023, TLS
 /// ports 31031-31033), asked over the plain port.
-pub(super) const TLS_SHARDS_RESP3: &[u8] =
+pub(crate) const TLS_SHARDS_RESP3: &[u8] =
     b"*3\r\n%2\r\n$5\r\nslots\r\n*2\r\n:5461\r\n:10922\r\n$5\r\nnodes\r\n*1\r\n%8\r\n\
     $2\r\nid\r\n$40\r\nfa94352f816041bb2205ac4a21cece3a1478978d\r\n$4\r\nport\r\n\
     :31022\r\n$8\r\ntls-port\r\n:31032\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\n\
@@ -96,7 +96,7 @@ pub(super) const TLS_SHARDS_RESP3: &[u8] =
 
 /// `CLUSTER SHARDS`, RESP3, with `cluster-preferred-endpoint-type hostname`: node 31002 announces
 /// `node2.example`, the others have no hostname (endpoint `?`).
-pub(super) const HOSTNAME_SHARDS_RESP3: &[u8] =
+pub(crate) const HOSTNAME_SHARDS_RESP3: &[u8] =
     b"*3\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*2\r\n%7\r\n$2\r\n\
     id\r\n$40\r\n0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n$4\r\nport\r\n:31001\r\n\
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\n\
@@ -121,7 +121,7 @@ pub(super) const HOSTNAME_SHARDS_RESP3: &[u8] =
     replica\r\n$18\r\nreplication-offset\r\n:70\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 
 /// The same as `CLUSTER SLOTS`, RESP2 (the ip in the metadata array).
-pub(super) const HOSTNAME_SLOTS_RESP2: &[u8] =
+pub(crate) const HOSTNAME_SLOTS_RESP2: &[u8] =
     b"*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$1\r\n?\r\n:31001\r\n$40\r\n\
     0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n\
     *4\r\n$1\r\n?\r\n:31004\r\n$40\r\n12672dd83921ba9d0ba6ef9386e907abf1c48333\r\n*2\r\n\
@@ -136,7 +136,7 @@ pub(super) const HOSTNAME_SLOTS_RESP2: &[u8] =
 
 /// `CLUSTER SHARDS`, RESP3, with `cluster-preferred-endpoint-type unknown-endpoint` (endpoint
 /// empty).
-pub(super) const UNKNOWN_SHARDS_RESP3: &[u8] =
+pub(crate) const UNKNOWN_SHARDS_RESP3: &[u8] =
     b"*3\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*2\r\n%7\r\n$2\r\n\
     id\r\n$40\r\n0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n$4\r\nport\r\n:31001\r\n\
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$6\r\n\
@@ -161,7 +161,7 @@ pub(super) const UNKNOWN_SHARDS_RESP3: &[u8] =
     $18\r\nreplication-offset\r\n:84\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 
 /// The same as `CLUSTER SLOTS`, RESP2 (endpoint `$-1`).
-pub(super) const UNKNOWN_SLOTS_RESP2: &[u8] =
+pub(crate) const UNKNOWN_SLOTS_RESP2: &[u8] =
     b"*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$-1\r\n:31001\r\n$40\r\n\
     0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n\
     *4\r\n$-1\r\n:31004\r\n$40\r\n12672dd83921ba9d0ba6ef9386e907abf1c48333\r\n*2\r\n\
@@ -175,7 +175,7 @@ pub(super) const UNKNOWN_SLOTS_RESP2: &[u8] =
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n";
 
 /// The same as `CLUSTER SLOTS`, RESP3 (endpoint `_`).
-pub(super) const UNKNOWN_SLOTS_RESP3: &[u8] =
+pub(crate) const UNKNOWN_SLOTS_RESP3: &[u8] =
     b"*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n_\r\n:31001\r\n$40\r\n\
     0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n\
     *4\r\n_\r\n:31004\r\n$40\r\n12672dd83921ba9d0ba6ef9386e907abf1c48333\r\n%1\r\n$2\r\n\
@@ -190,7 +190,7 @@ pub(super) const UNKNOWN_SLOTS_RESP3: &[u8] =
 
 /// `CLUSTER SHARDS`, RESP2, after 31003 was shut down and its replica 31006 took over: 31003 is
 /// listed as a failed master of a shard without slots.
-pub(super) const FAILOVER_SHARDS_RESP2: &[u8] =
+pub(crate) const FAILOVER_SHARDS_RESP2: &[u8] =
     b"*4\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*2\r\n*14\r\n$2\r\n\
     id\r\n$40\r\n0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n$4\r\nport\r\n:31001\r\n\
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n\
@@ -216,7 +216,7 @@ pub(super) const FAILOVER_SHARDS_RESP2: &[u8] =
     $6\r\nmaster\r\n$18\r\nreplication-offset\r\n:98\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 
 /// The same as `CLUSTER SLOTS`, RESP2.
-pub(super) const FAILOVER_SLOTS_RESP2: &[u8] =
+pub(crate) const FAILOVER_SLOTS_RESP2: &[u8] =
     b"*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:31001\r\n$40\r\n\
     0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n\
     :31004\r\n$40\r\n12672dd83921ba9d0ba6ef9386e907abf1c48333\r\n*0\r\n*4\r\n:5461\r\n\
@@ -230,7 +230,7 @@ pub(super) const FAILOVER_SLOTS_RESP2: &[u8] =
 /// `CLUSTER SHARDS`, RESP3, after 31002 was also shut down and its replica 31005 was not allowed
 /// to fail over (`cluster-replica-no-failover`): the master of 5461-10922 is `fail`, the cluster
 /// is down.
-pub(super) const DOWN_SHARDS_RESP3: &[u8] =
+pub(crate) const DOWN_SHARDS_RESP3: &[u8] =
     b"*4\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*2\r\n%7\r\n$2\r\n\
     id\r\n$40\r\n0784d568d8aefca3c1ffdc3ea156e2c5e32b8eb3\r\n$4\r\nport\r\n:31001\r\n\
     $2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n\

@@ -1,14 +1,22 @@
-//! Following a Sentinel-monitored master: the link to one sentinel at a
-//! time (asked for the master, then subscribed to `+switch-master`), the
-//! master it named, and what the consumer does when the master moves.
+//! Discovery: where the data connections go. With a `redis+sentinel://`
+//! target, the link to one sentinel at a time (asked for the master, then
+//! subscribed to `+switch-master`); with a `redis+cluster://` one, a link
+//! to one cluster node at a time, asked for the slot map whenever the
+//! primary of the stream's slot may have changed, and closed once it
+//! answered. Either way: the node last named, and what the consumer does
+//! when it moves.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::Error;
-use crate::resp::Decoder;
+use crate::cluster::{self, ClusterTarget, SlotMap};
+use crate::command::CommandWriter;
+use crate::config::ConnectOptions;
+use crate::error::{Error, ServerErrorKind};
+use crate::reply::check_error;
+use crate::resp::{Decoder, Frame};
 use crate::sentinel::{hear, write_questions, Asked, Heard, SentinelTarget};
 use crate::url::ServerAddr;
 
@@ -17,112 +25,226 @@ use super::report::{Event, Warning};
 use super::timers::Timer;
 use super::{Consumer, State};
 
-/// The link to the sentinels and what they said.
+/// How often a cluster's slot map is asked for again while the data
+/// connections are up (a `MOVED` reply or a lost connection asks at once).
+pub(super) const CLUSTER_REFRESH: Duration = Duration::from_secs(15);
+
+/// While the data connections are down, how often the cluster is asked
+/// whether another node now serves the stream's slot (a promotion).
+const CLUSTER_REASK: Duration = Duration::from_millis(500);
+
+/// The link that finds the data node, and what it found.
 #[derive(Debug)]
 pub(super) struct Discovery {
-    target: SentinelTarget,
-    /// The sentinel asked, or to ask next.
+    asks: Asks,
+    /// The node asked, or to ask next (an index into the candidates).
     index: usize,
-    /// Discovery that failed in a row since one last answered.
+    /// Nodes that failed in a row since one last answered.
     failed_in_row: usize,
-    link: SentinelLink,
+    link: DiscoveryLink,
     out: BytesMut,
-    /// The master last named.
+    /// The data node last named.
     master: Option<ServerAddr>,
-    /// Between rounds of sentinels that all failed.
+    /// Between rounds of nodes that all failed.
     backoff: Backoff,
 }
 
+/// Whom discovery asks, and what for.
 #[derive(Debug)]
-enum SentinelLink {
+enum Asks {
+    Sentinels(SentinelTarget),
+    Cluster(ClusterAsk),
+}
+
+/// Asking a cluster for the primary of one slot.
+#[derive(Debug)]
+struct ClusterAsk {
+    target: ClusterTarget,
+    /// The stream's slot.
+    slot: u16,
+    /// The data nodes' login (cluster nodes are data nodes).
+    username: Option<String>,
+    password: Option<String>,
+    /// Whether the nodes are spoken to over TLS (their TLS ports).
+    tls: bool,
+    /// The nodes of the last map, asked before the seeds.
+    known: Vec<ServerAddr>,
+}
+
+/// A question out on the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Question {
+    Sentinel(Asked),
+    /// `AUTH` on a cluster node.
+    ClusterAuth,
+    /// `CLUSTER SHARDS` (7.0+).
+    Shards,
+    /// `CLUSTER SLOTS` (where `CLUSTER SHARDS` is unknown).
+    Slots,
+}
+
+#[derive(Debug)]
+enum DiscoveryLink {
     /// None; one is asked for when [`Timer::Discovery`] passes.
     Down,
     Connecting,
-    /// Open: replies awaited for `asked`; none left means subscribed.
+    /// Open: replies awaited for `asked`; none left means subscribed (a
+    /// sentinel) or answered (a cluster node).
     Up {
         decoder: Decoder,
-        asked: VecDeque<Asked>,
+        asked: VecDeque<Question>,
     },
 }
 
-/// What a sentinel's bytes said.
+/// What the bytes on the link said.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Said {
     /// Nothing to act on.
     Nothing,
-    /// The master is there (an answer, or a failover's new master).
+    /// The data node is there (an answer, or a failover's new master).
     Master(ServerAddr),
-    /// This sentinel is of no use (an error, a bad reply, a master it does
-    /// not know): close it and try the next.
+    /// This node is of no use (an error, a bad reply, a master it does
+    /// not know, a slot it knows no primary of): close it and try the next.
     Failed(String),
 }
 
 impl Discovery {
-    pub(super) fn new(target: SentinelTarget, seed: u64) -> Self {
+    pub(super) fn sentinels(target: SentinelTarget, seed: u64) -> Self {
+        Discovery::new(Asks::Sentinels(target), seed)
+    }
+
+    /// Asks the cluster `target` for the primary of `stream`'s slot, logged
+    /// in as the data connections are.
+    pub(super) fn cluster(
+        target: ClusterTarget,
+        stream: &[u8],
+        login: &ConnectOptions,
+        seed: u64,
+    ) -> Self {
+        Discovery::new(
+            Asks::Cluster(ClusterAsk {
+                target,
+                slot: cluster::key_slot(stream),
+                username: login.username.clone(),
+                password: login.password.clone(),
+                tls: login.tls.is_some(),
+                known: Vec::new(),
+            }),
+            seed,
+        )
+    }
+
+    fn new(asks: Asks, seed: u64) -> Self {
         Discovery {
-            target,
+            asks,
             index: 0,
             failed_in_row: 0,
-            link: SentinelLink::Connecting,
+            link: DiscoveryLink::Connecting,
             out: BytesMut::new(),
             master: None,
             backoff: Backoff::new(seed),
         }
     }
 
-    /// The sentinel to connect to (or connected to).
-    pub(super) fn address(&self) -> &ServerAddr {
-        &self.target.sentinels[self.index % self.target.sentinels.len()]
+    /// Whether this asks a cluster (not sentinels).
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.asks, Asks::Cluster(_))
     }
 
-    /// The master last named, if any.
+    /// How many nodes a round asks.
+    fn candidates(&self) -> usize {
+        match &self.asks {
+            Asks::Sentinels(t) => t.sentinels.len(),
+            Asks::Cluster(c) => c.known.len() + c.target.seeds.len(),
+        }
+    }
+
+    /// The node to connect to (or connected to).
+    pub(super) fn address(&self) -> &ServerAddr {
+        let i = self.index % self.candidates().max(1);
+        match &self.asks {
+            Asks::Sentinels(t) => &t.sentinels[i],
+            Asks::Cluster(c) => c.candidate(i),
+        }
+    }
+
+    /// The data node last named, if any.
     pub(super) fn master(&self) -> Option<&ServerAddr> {
         self.master.as_ref()
     }
 
     /// Whether a connection was asked for.
     pub(super) fn is_connecting(&self) -> bool {
-        matches!(self.link, SentinelLink::Connecting)
+        matches!(self.link, DiscoveryLink::Connecting)
     }
 
     /// Whether a link is open or being opened.
     pub(super) fn is_open(&self) -> bool {
-        !matches!(self.link, SentinelLink::Down)
+        !matches!(self.link, DiscoveryLink::Down)
     }
 
-    /// Whether the master question is still unanswered.
+    /// Whether the question is still unanswered.
     pub(super) fn is_asking(&self) -> bool {
         match &self.link {
-            SentinelLink::Down => false,
-            SentinelLink::Connecting => true,
-            SentinelLink::Up { asked, .. } => asked.contains(&Asked::Master),
+            DiscoveryLink::Down => false,
+            DiscoveryLink::Connecting => true,
+            DiscoveryLink::Up { asked, .. } => asked.iter().any(|q| {
+                matches!(
+                    q,
+                    Question::Sentinel(Asked::Master) | Question::Shards | Question::Slots
+                )
+            }),
         }
     }
 
     /// A connection is asked for.
     pub(super) fn connecting(&mut self) {
-        self.link = SentinelLink::Connecting;
+        self.link = DiscoveryLink::Connecting;
     }
 
     /// The connection is open: the questions go out.
     pub(super) fn connected(&mut self) {
         self.out.clear();
-        let asked = write_questions(&mut self.out, &self.target, true).into();
-        self.link = SentinelLink::Up {
+        let asked = match &self.asks {
+            Asks::Sentinels(target) => write_questions(&mut self.out, target, true)
+                .into_iter()
+                .map(Question::Sentinel)
+                .collect(),
+            Asks::Cluster(c) => {
+                let mut asked = VecDeque::with_capacity(2);
+                if let Some(pass) = &c.password {
+                    let argc = if c.username.is_some() { 3 } else { 2 };
+                    let mut w = CommandWriter::begin(&mut self.out, argc);
+                    w.arg(b"AUTH");
+                    if let Some(user) = &c.username {
+                        w.arg(user.as_bytes());
+                    }
+                    w.arg(pass.as_bytes());
+                    asked.push_back(Question::ClusterAuth);
+                }
+                CommandWriter::begin(&mut self.out, 2)
+                    .arg(b"CLUSTER")
+                    .arg(b"SHARDS");
+                asked.push_back(Question::Shards);
+                asked
+            }
+        };
+        self.link = DiscoveryLink::Up {
             decoder: Decoder::new(),
             asked,
         };
     }
 
-    /// Bytes to write to the sentinel.
+    /// Bytes to write on the link.
     pub(super) fn take_bytes(&mut self) -> Option<Bytes> {
         (!self.out.is_empty()).then(|| self.out.split().freeze())
     }
 
-    /// Bytes from the sentinel: what they said, the first failure or the
-    /// last master named.
+    /// Bytes from the link: what they said, the first failure or the
+    /// last node named.
     pub(super) fn input(&mut self, bytes: &[u8]) -> Said {
-        let SentinelLink::Up { decoder, asked } = &mut self.link else {
+        let index = self.index;
+        let DiscoveryLink::Up { decoder, asked } = &mut self.link else {
             return Said::Nothing;
         };
         decoder.feed(bytes);
@@ -130,29 +252,44 @@ impl Discovery {
         loop {
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return said,
+                Ok(None) => break,
                 Err(e) => return Said::Failed(e.to_string()),
             };
             let question = asked.pop_front();
-            match hear(question, frame, &self.target.master_name) {
-                Ok(Heard::Master(addr)) => {
+            let heard = match (&mut self.asks, question) {
+                (Asks::Sentinels(target), q) => {
+                    let q = match q {
+                        Some(Question::Sentinel(a)) => Some(a),
+                        _ => None,
+                    };
+                    hear_sentinel(q, frame, &target.master_name)
+                }
+                (Asks::Cluster(c), Some(q)) => match c.hear(q, frame, &mut self.out, index) {
+                    Ok(Some(ClusterHeard::Again(q))) => {
+                        asked.push_back(q);
+                        Ok(None)
+                    }
+                    Ok(Some(ClusterHeard::Named(addr))) => Ok(Some(addr)),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                },
+                // Nothing asked: a cluster node says nothing unasked.
+                (Asks::Cluster(_), None) => Err("a reply to nothing asked".to_owned()),
+            };
+            match heard {
+                Ok(Some(addr)) => {
                     self.failed_in_row = 0;
                     self.backoff.reset();
                     said = Said::Master(addr);
                 }
-                Ok(Heard::UnknownMaster) => {
-                    return Said::Failed(format!(
-                        "it monitors no master named {:?}",
-                        self.target.master_name
-                    ))
-                }
-                Ok(Heard::Ok | Heard::Other) => {}
-                Err(e) => return Said::Failed(e.to_string()),
+                Ok(None) => {}
+                Err(reason) => return Said::Failed(reason),
             }
         }
+        said
     }
 
-    /// The master named now; returns the one named before if it differs.
+    /// The data node named now; returns the one named before if it differs.
     pub(super) fn named(&mut self, master: ServerAddr) -> Option<Option<ServerAddr>> {
         if self.master.as_ref() == Some(&master) {
             return None;
@@ -160,113 +297,219 @@ impl Discovery {
         Some(self.master.replace(master))
     }
 
-    /// The link is gone (or given up): the next sentinel is tried, at once
+    /// The link is gone (or given up): the next node is tried, at once
     /// or, after a whole round failed, after the returned backoff.
     pub(super) fn lost(&mut self, initial: Duration, max: Duration) -> Option<Duration> {
-        self.link = SentinelLink::Down;
+        self.link = DiscoveryLink::Down;
         self.out.clear();
-        self.index = (self.index + 1) % self.target.sentinels.len();
+        let n = self.candidates().max(1);
+        self.index = (self.index + 1) % n;
         self.failed_in_row += 1;
-        if self.failed_in_row < self.target.sentinels.len() {
+        if self.failed_in_row < n {
             return None;
         }
         self.failed_in_row = 0;
         Some(self.backoff.next(initial, max).1)
     }
 
-    /// Asks the same sentinel again (the master seems to have moved):
+    /// Asks the same node again (the data node seems to have moved):
     /// the link is dropped and opened anew.
     pub(super) fn ask_again(&mut self) {
-        self.link = SentinelLink::Connecting;
+        self.link = DiscoveryLink::Connecting;
         self.out.clear();
     }
 
-    /// Closed for good.
+    /// Closed (for good, or until the next question).
     pub(super) fn close(&mut self) {
-        self.link = SentinelLink::Down;
+        self.link = DiscoveryLink::Down;
         self.out.clear();
     }
 }
 
-impl Consumer {
-    /// Where `conn` is to be opened: the sentinel being asked, or the
-    /// master it named; `None` when the consumer follows no sentinels (the
-    /// adapter's own address).
-    pub fn connect_address(&self, conn: Conn) -> Option<&ServerAddr> {
-        let sentinels = self.discovery.as_ref()?;
-        match conn {
-            Conn::Discovery => Some(sentinels.address()),
-            Conn::Control | Conn::Read => sentinels.master(),
+/// What a cluster node's reply led to.
+enum ClusterHeard {
+    /// Another question went out (`CLUSTER SLOTS` after an unknown
+    /// `CLUSTER SHARDS`).
+    Again(Question),
+    /// The primary of the slot.
+    Named(ServerAddr),
+}
+
+impl ClusterAsk {
+    /// The node at `index` of a round: the last map's nodes, then the seeds.
+    fn candidate(&self, index: usize) -> &ServerAddr {
+        match self.known.get(index) {
+            Some(node) => node,
+            None => {
+                let seeds = &self.target.seeds;
+                &seeds[(index - self.known.len()) % seeds.len()]
+            }
         }
     }
 
-    pub(super) fn sentinel_connected(&mut self, now: Instant) {
-        let Some(s) = self.discovery.as_mut().filter(|s| s.is_connecting()) else {
+    /// The reply to `question` from the node at `index` of the round.
+    fn hear(
+        &mut self,
+        question: Question,
+        frame: Frame,
+        out: &mut BytesMut,
+        index: usize,
+    ) -> Result<Option<ClusterHeard>, String> {
+        let frame = match check_error(frame) {
+            Ok(frame) => frame,
+            Err(e) if question == Question::Shards && e.kind == ServerErrorKind::UnknownCommand => {
+                CommandWriter::begin(out, 2).arg(b"CLUSTER").arg(b"SLOTS");
+                return Ok(Some(ClusterHeard::Again(Question::Slots)));
+            }
+            Err(e) => return Err(e.message),
+        };
+        let asked_host = self.candidate(index).host.clone();
+        let map = match question {
+            Question::Shards => SlotMap::from_cluster_shards(frame, &asked_host),
+            Question::Slots => SlotMap::from_cluster_slots(frame, &asked_host),
+            // AUTH said OK.
+            _ => return Ok(None),
+        }
+        .map_err(|e| e.to_string())?;
+        // The next round asks the nodes this map knows first: the seeds
+        // may be gone by then.
+        let mut known: Vec<ServerAddr> = map
+            .primaries()
+            .chain(map.replicas(self.slot))
+            .map(|n| n.connect_addr(self.tls))
+            .collect();
+        known.dedup();
+        self.known = known;
+        match map.owner(self.slot) {
+            Some(owner) => Ok(Some(ClusterHeard::Named(owner.connect_addr(self.tls)))),
+            None => Err(format!(
+                "its slot map has no primary for slot {} (the stream's): the cluster may be \
+                 failing over",
+                self.slot
+            )),
+        }
+    }
+}
+
+/// A sentinel's reply: the master it named, nothing, or why it is of no
+/// use.
+fn hear_sentinel(
+    question: Option<Asked>,
+    frame: Frame,
+    master_name: &str,
+) -> Result<Option<ServerAddr>, String> {
+    match hear(question, frame, master_name) {
+        Ok(Heard::Master(addr)) => Ok(Some(addr)),
+        Ok(Heard::UnknownMaster) => Err(format!("it monitors no master named {master_name:?}")),
+        Ok(Heard::Ok | Heard::Other) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Consumer {
+    /// Where `conn` is to be opened: the sentinel or cluster node being
+    /// asked, or the data node it named; `None` when nothing is discovered
+    /// (the adapter's own address).
+    pub fn connect_address(&self, conn: Conn) -> Option<&ServerAddr> {
+        let discovery = self.discovery.as_ref()?;
+        match conn {
+            Conn::Discovery => Some(discovery.address()),
+            Conn::Control | Conn::Read => discovery.master(),
+        }
+    }
+
+    pub(super) fn discovery_connected(&mut self, now: Instant) {
+        let Some(d) = self.discovery.as_mut().filter(|d| d.is_connecting()) else {
             return;
         };
-        s.connected();
+        d.connected();
         self.timers
             .set(Timer::Discovery, now + self.cfg.reply_timeout);
     }
 
-    pub(super) fn sentinel_input(&mut self, now: Instant, bytes: &[u8]) {
-        let Some(s) = self.discovery.as_mut() else {
+    pub(super) fn discovery_input(&mut self, now: Instant, bytes: &[u8]) {
+        let Some(d) = self.discovery.as_mut() else {
             return;
         };
-        match s.input(bytes) {
+        match d.input(bytes) {
             Said::Nothing => {}
             Said::Master(addr) => {
-                if !self.discovery.as_ref().is_some_and(Discovery::is_asking) {
+                let cluster = d.is_cluster();
+                if cluster {
+                    // Answered: closed until the next question.
+                    d.close();
+                    self.events.push_back(Event::Disconnect(Conn::Discovery));
+                } else if !d.is_asking() {
                     self.timers.cancel(Timer::Discovery);
                 }
-                self.master_named(addr);
+                let moved = self.master_named(addr);
+                if cluster {
+                    // While the data connections are down at a node still
+                    // named, a promotion is waited for: asked again soon.
+                    let waiting = !moved && !self.links.control().is_up();
+                    let next = if waiting {
+                        CLUSTER_REASK.max(self.cfg.reconnect_initial)
+                    } else {
+                        CLUSTER_REFRESH
+                    };
+                    self.timers.set(Timer::Discovery, now + next);
+                }
             }
             Said::Failed(reason) => {
                 self.events.push_back(Event::Disconnect(Conn::Discovery));
-                self.sentinel_lost(now, reason);
+                self.discovery_lost(now, reason);
             }
         }
     }
 
-    /// Opening or reading the sentinel link failed with `error`: one
+    /// Opening or reading the discovery link failed with `error`: one
     /// retrying cannot mend (an untrusted certificate) stops the consumer,
-    /// any other passes the question to the next sentinel.
-    pub(super) fn sentinel_failed(&mut self, now: Instant, error: Error) {
+    /// any other passes the question to the next node.
+    pub(super) fn discovery_failed(&mut self, now: Instant, error: Error) {
         self.stats.errors += 1;
         if error.is_permanent_connection_failure() {
             return self.fatal(error);
         }
-        if let Some(s) = self.discovery.as_mut() {
-            s.close();
+        if let Some(d) = self.discovery.as_mut() {
+            d.close();
         }
-        self.sentinel_lost(now, error.to_string());
+        self.discovery_lost(now, error.to_string());
     }
 
-    /// The sentinel link failed (or was given up): the next sentinel is
+    /// The discovery link failed (or was given up): the next node is
     /// asked, at once or after a backoff once all have failed.
-    pub(super) fn sentinel_lost(&mut self, now: Instant, reason: String) {
+    pub(super) fn discovery_lost(&mut self, now: Instant, reason: String) {
         let (initial, max) = (self.cfg.reconnect_initial, self.cfg.reconnect_max);
-        let Some(s) = self.discovery.as_mut() else {
+        let Some(d) = self.discovery.as_mut() else {
             return;
         };
-        let sentinel = s.address().clone();
-        let retry_in = s.lost(initial, max);
-        self.warn(Warning::SentinelFailed {
-            sentinel,
-            reason,
-            retry_in,
+        let node = d.address().clone();
+        let cluster = d.is_cluster();
+        let retry_in = d.lost(initial, max);
+        self.warn(if cluster {
+            Warning::ClusterNodeFailed {
+                node,
+                reason,
+                retry_in,
+            }
+        } else {
+            Warning::SentinelFailed {
+                sentinel: node,
+                reason,
+                retry_in,
+            }
         });
         match retry_in {
-            None => self.connect_sentinel(now),
+            None => self.connect_discovery(now),
             Some(delay) => self.timers.set(Timer::Discovery, now + delay),
         }
     }
 
-    fn connect_sentinel(&mut self, now: Instant) {
-        if let Some(s) = self.discovery.as_mut() {
-            s.connecting();
+    fn connect_discovery(&mut self, now: Instant) {
+        if let Some(d) = self.discovery.as_mut() {
+            d.connecting();
             self.events.push_back(Event::Connect(Conn::Discovery));
-            // A sentinel that accepts and never answers is given up too.
+            // A node that accepts and never answers is given up too.
             self.timers.set(
                 Timer::Discovery,
                 now + self.cfg.connect_timeout + self.cfg.reply_timeout,
@@ -274,40 +517,41 @@ impl Consumer {
         }
     }
 
-    /// [`Timer::Discovery`] passed: the next sentinel is asked, or the one
-    /// being asked took too long.
-    pub(super) fn sentinel_timer(&mut self, now: Instant) {
-        let Some(s) = self.discovery.as_ref() else {
+    /// [`Timer::Discovery`] passed: the next node is asked (or the cluster
+    /// again, for a fresh map), or the one being asked took too long.
+    pub(super) fn discovery_timer(&mut self, now: Instant) {
+        let Some(d) = self.discovery.as_ref() else {
             return;
         };
-        if s.is_asking() {
+        if d.is_asking() {
             // Given up, being opened or open: the adapter closes it either
             // way, so a late `handle_connected` cannot leave it open.
             self.events.push_back(Event::Disconnect(Conn::Discovery));
-            return self.sentinel_lost(now, "no answer in time".into());
+            return self.discovery_lost(now, "no answer in time".into());
         }
-        if !s.is_open() {
-            self.connect_sentinel(now);
+        if !d.is_open() {
+            self.connect_discovery(now);
         }
     }
 
-    /// A sentinel named the master: the data connections go there (at
-    /// once when it moved, dropping the old ones).
-    fn master_named(&mut self, master: ServerAddr) {
-        let Some(s) = self.discovery.as_mut() else {
-            return;
+    /// Discovery named the data node: the data connections go there (at
+    /// once when it moved, dropping the old ones); whether it was another
+    /// node than the one named before.
+    fn master_named(&mut self, master: ServerAddr) -> bool {
+        let Some(d) = self.discovery.as_mut() else {
+            return false;
         };
-        let Some(before) = s.named(master.clone()) else {
-            return;
+        let Some(before) = d.named(master.clone()) else {
+            return false;
         };
         if let Some(from) = before {
             self.warn(Warning::MasterMoved { from, to: master });
         }
         if self.state == State::Stopped {
-            return;
+            return true;
         }
         // Whatever the data connections were doing, they start over at the
-        // new master: a read blocked on the old one is cut, not waited out.
+        // new node: a read blocked on the old one is cut, not waited out.
         let open = self
             .links
             .used()
@@ -318,29 +562,77 @@ impl Consumer {
             self.ledger.connection_lost();
             self.timers.disarm_connection();
             if self.state == State::Draining && self.ledger.is_settled() {
-                return self.finish(None);
+                self.finish(None);
+                return true;
             }
         }
         self.timers.cancel(Timer::Reconnect);
         self.backoff.reset();
         let conns = self.links.all_connecting();
         self.events.extend(conns.into_iter().map(Event::Connect));
+        true
     }
 
-    /// A data connection found the node is no longer the master
-    /// (`READONLY`, `UNBLOCKED`, `ROLE`): it is dropped as for any lost
-    /// connection, and the sentinel is asked again, so a new master is
-    /// connected to as soon as it is named.
+    /// A data connection found the node no longer serves the stream
+    /// (`READONLY`, `UNBLOCKED`, `ROLE`; in a cluster, a lost connection
+    /// too): it is dropped as for any lost connection, and discovery asks
+    /// again, so a new node is connected to as soon as it is named.
     pub(super) fn master_moved(&mut self, now: Instant, cause: Error) {
         self.connection_failed(now, cause);
-        if let Some(s) = self.discovery.as_mut() {
-            if s.is_open() {
+        self.ask_again(now);
+    }
+
+    /// Discovery asks again now (a link open to a sentinel is dropped:
+    /// its subscription may have missed the switch).
+    fn ask_again(&mut self, now: Instant) {
+        if self.state == State::Stopped {
+            return;
+        }
+        if let Some(d) = self.discovery.as_mut() {
+            if d.is_open() {
                 self.events.push_back(Event::Disconnect(Conn::Discovery));
             }
-            s.ask_again();
-            self.connect_sentinel(now);
+            d.ask_again();
+            self.connect_discovery(now);
         }
     }
+
+    /// A `MOVED` reply: in a cluster, the stream's slot is served by
+    /// `addr` now, and the data connections go there at once (the map is
+    /// asked for again too); anything else is a lost connection.
+    pub(super) fn slot_moved(&mut self, now: Instant, error: crate::error::ServerError) {
+        let to = match &error.kind {
+            ServerErrorKind::Moved { addr, .. } => {
+                parse_node(addr, self.discovery.as_ref().and_then(Discovery::master))
+            }
+            _ => None,
+        };
+        let moved = match (to, self.discovery.as_ref()) {
+            (Some(to), Some(d)) if d.is_cluster() && d.master() != Some(&to) => Some(to),
+            _ => None,
+        };
+        match moved {
+            Some(to) => {
+                self.master_named(to);
+                self.ask_again(now);
+            }
+            None => self.master_moved(now, Error::Server(error)),
+        }
+    }
+}
+
+/// `host:port` (a `MOVED`/`ASK` target; the host may be an IPv6 address
+/// in brackets, or empty when the node knows no endpoint for itself: the
+/// host of the node that answered).
+fn parse_node(addr: &str, answered: Option<&ServerAddr>) -> Option<ServerAddr> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().ok()?;
+    let host = match host {
+        "" => answered?.host.clone(),
+        host => host.to_owned(),
+    };
+    Some(ServerAddr { host, port })
 }
 
 #[cfg(test)]
@@ -363,7 +655,7 @@ mod tests {
 
     #[test]
     fn asks_subscribes_and_hears_the_master_then_its_switches() {
-        let mut s = Discovery::new(target(1), 1);
+        let mut s = Discovery::sentinels(target(1), 1);
         assert!(s.is_connecting() && s.is_asking());
         s.connected();
         let out = s.take_bytes().unwrap();
@@ -390,7 +682,7 @@ mod tests {
 
     #[test]
     fn a_sentinel_that_fails_passes_the_question_to_the_next_and_a_failed_round_backs_off() {
-        let mut s = Discovery::new(target(2), 1);
+        let mut s = Discovery::sentinels(target(2), 1);
         s.connected();
         assert!(matches!(s.input(b"*-1\r\n"), Said::Failed(r) if r.contains("no master named")));
         let (initial, max) = (Duration::from_millis(100), Duration::from_secs(1));
@@ -415,5 +707,62 @@ mod tests {
         s.connecting();
         s.connected();
         assert!(matches!(s.input(b"*2\r\n$x\r\n"), Said::Failed(_)));
+    }
+
+    #[test]
+    fn a_cluster_node_is_asked_for_the_map_and_names_the_primary_of_the_slot() {
+        let (target, _) =
+            crate::parse_cluster_target("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").unwrap();
+        let login = ConnectOptions {
+            username: Some("app".into()),
+            password: Some("pw".into()),
+            ..ConnectOptions::default()
+        };
+        // "foo" is in slot 12182, in 10923..16383 of the captured map:
+        // 31003's.
+        assert_eq!(cluster::key_slot(b"foo"), 12182);
+        let mut d = Discovery::cluster(target, b"foo", &login, 1);
+        assert!(d.is_cluster() && d.is_asking());
+        assert_eq!(d.address().port, 7000);
+        d.connected();
+        let out = d.take_bytes().unwrap();
+        assert_eq!(
+            &out[..],
+            &b"*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n*2\r\n$7\r\nCLUSTER\r\n$6\r\nSHARDS\r\n"[..]
+        );
+        assert_eq!(d.input(b"+OK\r\n"), Said::Nothing);
+        assert!(d.is_asking());
+        // The captured reply, split across reads.
+        let reply = cluster::fixtures::SHARDS_RESP2;
+        assert_eq!(d.input(&reply[..100]), Said::Nothing);
+        let Said::Master(owner) = d.input(&reply[100..]) else {
+            panic!("no primary named")
+        };
+        assert_eq!(owner.port, 31003);
+        assert!(!d.is_asking());
+        // The next round asks the map's nodes first, then the seeds.
+        d.close();
+        let (initial, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        let mut asked = vec![d.address().port];
+        while d.lost(initial, max).is_none() {
+            asked.push(d.address().port);
+        }
+        assert_eq!(asked.len(), 5, "{asked:?}");
+        assert!(asked.contains(&31001) && asked.contains(&7000) && asked.contains(&7001));
+        // An error or garbage is a failed node, not a panic.
+        d.connecting();
+        d.connected();
+        d.take_bytes();
+        d.input(b"+OK\r\n");
+        assert!(
+            matches!(d.input(b"-CLUSTERDOWN down\r\n"), Said::Failed(r) if r.contains("CLUSTERDOWN"))
+        );
+        d.connecting();
+        d.connected();
+        d.input(b"+OK\r\n");
+        assert!(matches!(
+            d.input(b"*1\r\n*3\r\n:0\r\n:5\r\n:7\r\n"),
+            Said::Failed(_)
+        ));
     }
 }

@@ -507,7 +507,17 @@ impl Consumer {
 /// The liveness key of `consumer`: it carries the stream's hash tag, so in a
 /// cluster it lives on the stream's slot (and can share a `MULTI`).
 pub fn heartbeat_key(stream: &[u8], group: &[u8], consumer: &[u8]) -> Bytes {
-    let tag = hash_tag(stream).unwrap_or(stream);
+    // The stream's slot: its hash tag, or the whole key in braces (which
+    // a `}` in it would cut short: then another tag in the same slot).
+    let whole;
+    let tag = match crate::cluster::hash_tag(stream) {
+        Some(tag) => tag,
+        None if !stream.contains(&b'}') => stream,
+        None => {
+            whole = crate::cluster::tag_for_slot(crate::cluster::key_slot(stream));
+            &whole
+        }
+    };
     let mut key = Vec::with_capacity(tag.len() + group.len() + consumer.len() + 16);
     key.push(b'{');
     key.extend_from_slice(tag);
@@ -542,14 +552,6 @@ pub(super) fn released_name(consumer: &[u8]) -> Bytes {
 
 const RELEASED_SUFFIX: &[u8] = b"~xgroup-released";
 
-/// Redis Cluster's hash tag: the part between the first `{` and the next
-/// `}`, when not empty.
-fn hash_tag(key: &[u8]) -> Option<&[u8]> {
-    let open = key.iter().position(|&b| b == b'{')?;
-    let len = key[open + 1..].iter().position(|&b| b == b'}')?;
-    (len > 0).then(|| &key[open + 1..open + 1 + len])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,8 +566,14 @@ mod tests {
             &heartbeat_key(b"{tenant1}.orders", b"g", b"c")[..],
             b"{tenant1}:xgroup:hb:g:c"
         );
-        assert_eq!(hash_tag(b"a{}b"), None);
-        assert_eq!(hash_tag(b"x{y}z{w}"), Some(&b"y"[..]));
+        for stream in [&b"orders"[..], b"{tenant1}.orders", b"a{}b", b"x{y}z{w}"] {
+            assert_eq!(
+                crate::key_slot(&heartbeat_key(stream, b"g", b"c")),
+                crate::key_slot(stream),
+                "{:?}",
+                String::from_utf8_lossy(stream)
+            );
+        }
     }
 
     fn heartbeat() -> Heartbeat {

@@ -124,11 +124,17 @@ impl Consumer {
     pub fn new(config: ConsumerConfig) -> Self {
         let mut backoff = Backoff::new(config.seed.unwrap_or_else(process_seed));
         let token = Bytes::from(format!("{:016x}", backoff.random()));
-        let discovery = config
-            .sentinel
-            .clone()
-            .map(|target| Discovery::new(target, backoff.random()));
-        // With sentinels, the data connections wait for the master's name.
+        let discovery = match (&config.sentinel, &config.cluster) {
+            (Some(target), _) => Some(Discovery::sentinels(target.clone(), backoff.random())),
+            (None, Some(target)) => Some(Discovery::cluster(
+                target.clone(),
+                &config.stream,
+                &config.connect,
+                backoff.random(),
+            )),
+            (None, None) => None,
+        };
+        // With discovery, the data connections wait for the node's name.
         let (links, events) = match discovery {
             Some(_) => (
                 Links::down(config.uses_read_connection()),
@@ -198,13 +204,14 @@ impl Consumer {
             return;
         }
         if conn == Conn::Discovery {
-            return self.sentinel_connected(now);
+            return self.discovery_connected(now);
         }
         if !matches!(self.links.get(conn), Link::Connecting) {
             return;
         }
-        // A master a sentinel named must still be one.
-        let check_role = self.discovery.is_some();
+        // A master a sentinel named must still be one (a cluster node
+        // that no longer serves the slot answers `MOVED`).
+        let check_role = self.discovery.as_ref().is_some_and(|d| !d.is_cluster());
         if conn == Conn::Read {
             let handshake = self
                 .outbox
@@ -269,7 +276,7 @@ impl Consumer {
         if conn == Conn::Discovery {
             let connecting = self.discovery.as_ref().is_some_and(|s| s.is_connecting());
             if self.state != State::Stopped && connecting {
-                self.sentinel_failed(now, error);
+                self.discovery_failed(now, error);
             }
             return;
         }
@@ -301,7 +308,7 @@ impl Consumer {
         if conn == Conn::Discovery {
             let open = self.discovery.as_ref().is_some_and(|s| s.is_open());
             if self.state != State::Stopped && open {
-                self.sentinel_failed(now, error);
+                self.discovery_failed(now, error);
             }
             return;
         }
@@ -316,7 +323,7 @@ impl Consumer {
     pub fn handle_input(&mut self, now: Instant, conn: Conn, bytes: &[u8]) {
         if conn == Conn::Discovery {
             if self.state != State::Stopped {
-                self.sentinel_input(now, bytes);
+                self.discovery_input(now, bytes);
             }
             return;
         }
@@ -424,7 +431,7 @@ impl Consumer {
         }
         self.fire_due_timers(now);
         if self.timers.expired(Timer::Discovery, now) {
-            self.sentinel_timer(now);
+            self.discovery_timer(now);
         }
         // With sentinels, only once one has named the master.
         let unnamed = self
@@ -505,6 +512,11 @@ impl Consumer {
     fn lost(&mut self, now: Instant, cause: Error) {
         if cause.is_permanent_connection_failure() {
             return self.fatal(cause);
+        }
+        // In a cluster, a node lost may be a primary failing over: the
+        // cluster is asked who serves the slot now.
+        if self.discovery.as_ref().is_some_and(Discovery::is_cluster) {
+            return self.master_moved(now, cause);
         }
         self.connection_failed(now, cause);
     }

@@ -10,6 +10,7 @@ use crate::reply::{self, GroupCreated, ReplyError, Value};
 use crate::resp::Frame;
 
 use super::acks::server_has_xackdel;
+use super::discovery::Discovery;
 use super::lifecycle::{Conn, Phase};
 use super::outbox::{Fetch, Sent};
 use super::report::Warning;
@@ -253,6 +254,19 @@ impl Consumer {
             ReplyError::Server(error) if error.kind == ServerErrorKind::NoPerm => {
                 let command = self.replying_to;
                 self.fatal(Error::NoPermission { command, error })
+            }
+            // In a cluster: the stream's slot moved (a migration, a
+            // failover), or is being migrated (`ASK`: tried again after a
+            // backoff, at the node that owns it, until the migration ends
+            // with a `MOVED`).
+            ReplyError::Server(s)
+                if self.discovery.as_ref().is_some_and(Discovery::is_cluster)
+                    && matches!(
+                        s.kind,
+                        ServerErrorKind::Moved { .. } | ServerErrorKind::Ask { .. }
+                    ) =>
+            {
+                self.slot_moved(now, s)
             }
             ReplyError::Server(s)
                 if matches!(

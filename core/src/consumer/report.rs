@@ -154,7 +154,22 @@ pub enum Warning {
         /// `None`: the next sentinel is asked at once.
         retry_in: Option<Duration>,
     },
-    /// The sentinels named a new master (a failover): the data connections
+    /// A cluster node could not say which primary serves the stream's slot
+    /// (unreachable, no answer in time, an error, a map without that slot).
+    /// The next node is asked (the nodes of the last map, then the URL's);
+    /// after all have failed in a row, the round starts over after
+    /// `retry_in`. Consuming goes on meanwhile if the primary is known.
+    ClusterNodeFailed {
+        /// The node.
+        node: ServerAddr,
+        /// What went wrong.
+        reason: String,
+        /// `None`: the next node is asked at once.
+        retry_in: Option<Duration>,
+    },
+    /// The sentinels named a new master, or in a cluster another primary
+    /// serves the stream's slot (a failover, a `MOVED` after a slot
+    /// migration): the data connections
     /// moved there, and entries this consumer held are replayed from it.
     MasterMoved {
         /// The old master.
@@ -218,6 +233,7 @@ impl Warning {
             Warning::DeadLetterFailed { .. } => "dead_letter_failed",
             Warning::SampleFailed { .. } => "sample_failed",
             Warning::SentinelFailed { .. } => "sentinel_failed",
+            Warning::ClusterNodeFailed { .. } => "cluster_node_failed",
             Warning::MasterMoved { .. } => "master_moved",
             Warning::DrainTimedOut { .. } => "drain_timed_out",
         }
