@@ -27,6 +27,7 @@
 //! failing test's output.
 
 mod cluster;
+pub mod cluster_scenarios;
 pub mod connection;
 pub mod examples;
 mod proxy;

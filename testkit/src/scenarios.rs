@@ -1540,6 +1540,9 @@ macro_rules! adapter_scenarios {
             follows_the_master_through_a_failover, keeps_consuming_with_every_sentinel_down,
             no_sentinel_at_start_is_retried_without_spinning,
             separate_sentinel_and_data_passwords, follows_a_manual_failover);
+        $crate::adapter_scenarios!(@cluster $adapter;
+            consumes_through_any_seed_node, follows_a_slot_migration,
+            follows_a_primary_killed_and_its_replica_promoted);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have
@@ -1581,6 +1584,14 @@ macro_rules! adapter_scenarios {
             #[test]
             fn $name() {
                 $crate::sentinel_scenarios::$name::<$adapter>();
+            }
+        )*
+    };
+    (@cluster $adapter:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::cluster_scenarios::$name::<$adapter>();
             }
         )*
     };

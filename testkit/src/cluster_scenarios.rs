@@ -1,0 +1,253 @@
+//! The Redis Cluster scenarios every adapter passes (run with the others by
+//! [`adapter_scenarios!`](crate::adapter_scenarios)): a consumer given a
+//! `redis+cluster://` URL consumes through any seed node, follows a live
+//! migration of its stream's slot, and follows a primary killed and its
+//! replica promoted, losing nothing.
+//!
+//! A cluster is expensive to start: the scenarios of one test binary share
+//! one ([`shared_cluster`]), one scenario at a time, each on streams of its
+//! own, and leave it as they found it (a killed node restarted, back as a
+//! replica).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::scenarios::{all_seen, fast, opts, stop_ok, Adapter, Behavior, Spec, WAIT};
+use crate::{ClusterSet, RedisServer, RespValue};
+
+/// How soon after the promotion (or the migration) consuming must go on.
+const RESUME_WITHIN: Duration = Duration::from_secs(5);
+
+/// The test binary's cluster (3 primaries with a replica each), started by
+/// the first scenario that asks, held by one scenario at a time; `None`
+/// (the reason printed) when the server binary cannot run the testkit's
+/// clusters (before Redis 7.0: no `--cluster-port`).
+pub fn shared_cluster() -> Option<MutexGuard<'static, ClusterSet>> {
+    static CLUSTER: OnceLock<Option<Mutex<ClusterSet>>> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| {
+        let version = RedisServer::start().version();
+        let major = version
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(0);
+        (major >= 7).then(|| Mutex::new(ClusterSet::start()))
+    });
+    let Some(cluster) = cluster else {
+        eprintln!("skipped: the testkit's clusters need Redis 7.0 or later (--cluster-port)");
+        return None;
+    };
+    // A scenario that failed left it as it was: still usable.
+    let guard = cluster
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    guard.wait_for_ok();
+    Some(guard)
+}
+
+/// A stream name no other scenario on the shared cluster uses (two
+/// adapters may share a test binary).
+fn unique_stream(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A spec on `stream` (group `g`), through `url`.
+fn cluster_spec(url: &str, stream: &str, behavior: Behavior) -> Spec {
+    let mut s = crate::scenarios::spec(url, "c1", behavior, opts(fast));
+    s.stream = stream.to_owned();
+    s
+}
+
+/// Adds `n` entries to `stream` on `node` (the primary of its slot).
+fn produce_on(node: &RedisServer, stream: &str, n: usize) -> Vec<String> {
+    let mut conn = node.connect().expect("connect to a cluster node");
+    (0..n)
+        .map(|i| {
+            let reply = conn
+                .cmd(&["XADD", stream, "*", "n", &i.to_string()])
+                .expect("XADD");
+            match reply.as_str() {
+                Some(id) => id.to_owned(),
+                None => panic!("XADD to {stream} on port {}: {reply:?}", node.port()),
+            }
+        })
+        .collect()
+}
+
+/// Adds `n` entries to `stream` on the primary of its slot, and waits until
+/// its replica has them (so a failover cannot lose them on the server's
+/// side).
+fn produce_replicated(cluster: &ClusterSet, stream: &str, n: usize) -> Vec<String> {
+    let node = cluster.node(cluster.primary_for_key(stream));
+    let ids = produce_on(node, stream, n);
+    let acked = node.cmd(&["WAIT", "1", "5000"]).as_int();
+    assert_eq!(acked, Some(1), "the replica did not confirm the writes");
+    ids
+}
+
+fn pending(node: &RedisServer, stream: &str) -> i64 {
+    match node.cmd(&["XPENDING", stream, "g"]) {
+        RespValue::Array(items) => items.first().and_then(RespValue::as_int).unwrap_or(-1),
+        other => panic!("XPENDING {stream} on port {}: {other:?}", node.port()),
+    }
+}
+
+/// Waits until the group of `stream` has nothing pending on the primary of
+/// its slot.
+fn wait_nothing_pending(cluster: &ClusterSet, stream: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let node = cluster.node(cluster.primary_for_key(stream));
+        let got = pending(node, stream);
+        if got == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{stream}: {got} still pending");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A URL whose only seed is a node that does not serve `stream`'s slot.
+fn url_through_another_node(cluster: &ClusterSet, stream: &str) -> String {
+    let owner = cluster.primary_for_key(stream);
+    let other = cluster
+        .primary_ports()
+        .into_iter()
+        .find(|&p| p != owner)
+        .expect("another primary");
+    format!("redis+cluster://127.0.0.1:{other}")
+}
+
+/// Seeded with a node that does not serve the stream's slot (and with a
+/// replica of the one that does), the consumer finds the slot's primary,
+/// consumes everything, and leaves nothing pending.
+pub fn consumes_through_any_seed_node<A: Adapter>() {
+    let Some(cluster) = shared_cluster() else {
+        return;
+    };
+    for (i, seed) in ["another primary", "the owner's replica"]
+        .iter()
+        .enumerate()
+    {
+        let stream = unique_stream("cl-seed");
+        let url = match i {
+            0 => url_through_another_node(&cluster, &stream),
+            _ => {
+                let replica = cluster.replica_of(cluster.primary_for_key(&stream));
+                format!("redis+cluster://127.0.0.1:{replica}")
+            }
+        };
+        let ids = produce_on(cluster.node(cluster.primary_for_key(&stream)), &stream, 50);
+        let s = cluster_spec(&url, &stream, Behavior::AckAll);
+        let seen = s.seen.clone();
+        let running = A::start(s);
+        assert!(
+            seen.wait_for(WAIT, all_seen(&ids)),
+            "seeded with {seed}: {} of {} seen: {:?}",
+            seen.ids().len(),
+            ids.len(),
+            running.info()
+        );
+        wait_nothing_pending(&cluster, &stream);
+        stop_ok(running);
+    }
+}
+
+/// The stream's slot is migrated to another primary while the consumer
+/// works through a backlog and more is produced: the consumer follows the
+/// slot (`ASK` while its keys move, `MOVED` once it is done), and every
+/// entry is seen, with nothing left pending at the new owner.
+pub fn follows_a_slot_migration<A: Adapter>() {
+    let Some(cluster) = shared_cluster() else {
+        return;
+    };
+    let stream = unique_stream("cl-migrate");
+    let slot = cluster.key_slot(&stream);
+    let from = cluster.primary_for_slot(slot);
+    let to = cluster
+        .primary_ports()
+        .into_iter()
+        .find(|&p| p != from)
+        .expect("another primary");
+    let mut ids = produce_on(cluster.node(from), &stream, 200);
+    let s = cluster_spec(&cluster.url(), &stream, Behavior::SleepMs(5));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= 20),
+        "nothing consumed through the cluster: {:?}",
+        running.info()
+    );
+    cluster.migrate_slot(slot, to);
+    let migrated = Instant::now();
+    ids.extend(produce_on(cluster.node(to), &stream, 20));
+    assert!(
+        seen.wait_for(RESUME_WITHIN + WAIT, all_seen(&ids)),
+        "lost across the migration: {} of {} seen ({:?} after it): {:?}",
+        seen.ids().len(),
+        ids.len(),
+        migrated.elapsed(),
+        running.info()
+    );
+    eprintln!(
+        "every entry seen {:?} after the migration",
+        migrated.elapsed()
+    );
+    wait_nothing_pending(&cluster, &stream);
+    let info = running.info();
+    stop_ok(running);
+    // Put the slot back for the next scenario.
+    cluster.migrate_slot(slot, from);
+    assert!(info.connected, "{info:?}");
+}
+
+/// The primary serving the stream's slot is killed (SIGKILL) while the
+/// consumer works through a backlog: its replica is promoted, the consumer
+/// moves there within seconds of the promotion, replays what it held, and
+/// consumes what is produced on the new primary. Nothing is lost.
+pub fn follows_a_primary_killed_and_its_replica_promoted<A: Adapter>() {
+    let Some(mut cluster) = shared_cluster() else {
+        return;
+    };
+    let stream = unique_stream("cl-failover");
+    let old = cluster.primary_for_key(&stream);
+    let mut ids = produce_replicated(&cluster, &stream, 60);
+    let s = cluster_spec(&cluster.url(), &stream, Behavior::SleepMs(20));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= 20),
+        "nothing consumed through the cluster: {:?}",
+        running.info()
+    );
+    cluster.kill(old);
+    let new = cluster.wait_for_promotion(old);
+    let promoted = Instant::now();
+    let after = produce_on(cluster.node(new), &stream, 20);
+    let resumed = seen.wait_for(RESUME_WITHIN, |ds| ds.iter().any(|d| after.contains(&d.id)));
+    let resumed_in = promoted.elapsed();
+    eprintln!("consuming resumed {resumed_in:?} after the promotion");
+    // Bring the old primary back (as a replica) whatever happened, so the
+    // next scenario finds the cluster whole.
+    cluster.restart(old);
+    assert!(
+        resumed,
+        "nothing consumed from the new primary within {RESUME_WITHIN:?} of its promotion \
+         ({resumed_in:?} after it): {:?}",
+        running.info()
+    );
+    ids.extend(after);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "lost across the failover: {} of {} seen",
+        seen.ids().len(),
+        ids.len()
+    );
+    wait_nothing_pending(&cluster, &stream);
+    let stats = stop_ok(running);
+    assert!(stats.connections >= 2, "{stats:?}");
+    cluster.wait_for_ok();
+}
