@@ -1640,6 +1640,110 @@ fn a_cluster_names_the_primary_of_the_streams_slot_and_a_moved_reply_moves_the_c
     );
 }
 
+/// A consumer connected to the primary of its stream's slot, running.
+fn cluster_consumer_at(port: u16) -> Script {
+    let now = Instant::now();
+    let mut c = Consumer::new(cfg().cluster(cluster_target()).build().unwrap());
+    assert_eq!(c.poll_event(), Some(Event::Connect(Conn::Discovery)));
+    c.handle_connected(now, Conn::Discovery);
+    let mut s = Script { c, now };
+    s.sent();
+    s.c.handle_input(now, Conn::Discovery, b"-ERR unknown subcommand\r\n");
+    s.sent();
+    s.c.handle_input(now, Conn::Discovery, stream_on(port).as_bytes());
+    s.events();
+    s.c.handle_connected(now, Conn::Control);
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    s
+}
+
+#[test]
+fn an_ask_during_a_migration_sends_each_command_after_asking_at_the_target_until_moved() {
+    let mut s = cluster_consumer_at(7001);
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    // The stream's key moved to 7002; the slot is still 7001's.
+    s.reply("-ASK 1234 127.0.0.1:7002\r\n");
+    assert_eq!(
+        s.events(),
+        [
+            Event::Disconnect(Conn::Control),
+            Event::Connect(Conn::Control)
+        ]
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7002);
+    s.c.handle_connected(s.now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | ASKING | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("+OK\r\n+OK\r\n-BUSYGROUP Consumer Group name already exists\r\n");
+    assert_eq!(
+        s.sent(),
+        "ASKING | XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | "
+    );
+    s.reply("+OK\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    assert_eq!(s.sent(), "ASKING | XAUTOCLAIM s g c 60000 0-0 COUNT 10 | ");
+    // The map still says 7001: nothing moves.
+    s.reply("+OK\r\n*3\r\n$3\r\n0-0\r\n*0\r\n*0\r\n");
+    s.sent();
+    assert!(s.events().is_empty());
+    // The migration ended: 7002 owns the slot; plain commands from now on.
+    s.reply("-MOVED 1234 127.0.0.1:7002\r\n");
+    let events = s.events();
+    assert!(
+        matches!(&events[0], Event::Warning(Warning::MasterMoved { from, to }) if from.port == 7001 && to.port == 7002),
+        "{events:?}"
+    );
+    assert_eq!(events[events.len() - 2], Event::Connect(Conn::Control));
+    s.c.handle_connected(s.now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+}
+
+#[test]
+fn a_migration_that_goes_back_returns_the_connections_to_the_owner() {
+    let mut s = cluster_consumer_at(7001);
+    s.sent();
+    s.reply("-ASK 1234 127.0.0.1:7002\r\n");
+    s.events();
+    s.c.handle_connected(s.now, Conn::Control);
+    s.sent();
+    // The target never took the slot: it sends us back.
+    s.reply("+OK\r\n+OK\r\n-MOVED 1234 127.0.0.1:7001\r\n");
+    let events = s.events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Warning(_))),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&Event::Connect(Conn::Control)),
+        "{events:?}"
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7001);
+    s.c.handle_connected(s.now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    // An ASK to where the connections already are cannot be followed:
+    // a lost connection, with a backoff.
+    s.reply("+OK\r\n-ASK 1234 127.0.0.1:7002\r\n");
+    s.events();
+    s.c.handle_connected(s.now, Conn::Control);
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n-ASK 1234 127.0.0.1:7002\r\n");
+    let events = s.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Warning(Warning::Reconnecting { .. }))),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn a_connection_lost_in_a_cluster_asks_again_until_a_replica_is_promoted() {
     let now = Instant::now();

@@ -157,9 +157,11 @@ pub fn consumes_through_any_seed_node<A: Adapter>() {
 }
 
 /// The stream's slot is migrated to another primary while the consumer
-/// works through a backlog and more is produced: the consumer follows the
-/// slot (`ASK` while its keys move, `MOVED` once it is done), and every
-/// entry is seen, with nothing left pending at the new owner.
+/// works through a backlog. Half-way (the stream's key moved, the slot
+/// still the source's), the consumer follows the `ASK` and consumes at the
+/// target what is produced there meanwhile; once the migration ends it
+/// follows the `MOVED`. Every entry is seen, with nothing left pending at
+/// the new owner.
 pub fn follows_a_slot_migration<A: Adapter>() {
     let Some(cluster) = shared_cluster() else {
         return;
@@ -181,27 +183,57 @@ pub fn follows_a_slot_migration<A: Adapter>() {
         "nothing consumed through the cluster: {:?}",
         running.info()
     );
-    cluster.migrate_slot(slot, to);
-    let migrated = Instant::now();
-    ids.extend(produce_on(cluster.node(to), &stream, 20));
+    let migration = cluster.begin_migration(slot, to);
+    while migration.move_keys(100) > 0 {}
+    let moved = Instant::now();
+    // Mid-migration: only a client that says ASKING may use the key.
+    let during = produce_asking(cluster.node(to), &stream, 20);
+    let consumed_mid_way = seen.wait_for(RESUME_WITHIN, all_seen(&during));
+    eprintln!(
+        "mid-migration entries consumed: {consumed_mid_way} ({:?} after the key moved)",
+        moved.elapsed()
+    );
+    migration.finish();
     assert!(
-        seen.wait_for(RESUME_WITHIN + WAIT, all_seen(&ids)),
-        "lost across the migration: {} of {} seen ({:?} after it): {:?}",
-        seen.ids().len(),
-        ids.len(),
-        migrated.elapsed(),
+        consumed_mid_way,
+        "nothing produced at the target consumed while the slot was migrating: {:?}",
         running.info()
     );
-    eprintln!(
-        "every entry seen {:?} after the migration",
-        migrated.elapsed()
+    ids.extend(during);
+    ids.extend(produce_on(cluster.node(to), &stream, 20));
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "lost across the migration: {} of {} seen: {:?}",
+        seen.ids().len(),
+        ids.len(),
+        running.info()
     );
+    eprintln!("every entry seen {:?} after the key moved", moved.elapsed());
     wait_nothing_pending(&cluster, &stream);
     let info = running.info();
     stop_ok(running);
     // Put the slot back for the next scenario.
     cluster.migrate_slot(slot, from);
     assert!(info.connected, "{info:?}");
+}
+
+/// Adds `n` entries to `stream` at the target of its slot's migration,
+/// each `XADD` after an `ASKING`.
+fn produce_asking(node: &RedisServer, stream: &str, n: usize) -> Vec<String> {
+    let mut conn = node.connect().expect("connect to a cluster node");
+    (0..n)
+        .map(|i| {
+            let ok = conn.cmd(&["ASKING"]).expect("ASKING");
+            assert_eq!(ok.as_str(), Some("OK"), "ASKING: {ok:?}");
+            let reply = conn
+                .cmd(&["XADD", stream, "*", "n", &i.to_string()])
+                .expect("XADD");
+            match reply.as_str() {
+                Some(id) => id.to_owned(),
+                None => panic!("XADD to {stream} on port {}: {reply:?}", node.port()),
+            }
+        })
+        .collect()
 }
 
 /// The primary serving the stream's slot is killed (SIGKILL) while the

@@ -45,6 +45,10 @@ pub(super) struct Discovery {
     out: BytesMut,
     /// The data node last named.
     master: Option<ServerAddr>,
+    /// In a cluster, while the stream's slot is being migrated and its key
+    /// already moved (an `ASK`): the node it is moving to, where the data
+    /// connections go, each command after an `ASKING`.
+    asking: Option<ServerAddr>,
     /// Between rounds of nodes that all failed.
     backoff: Backoff,
 }
@@ -142,6 +146,7 @@ impl Discovery {
             link: DiscoveryLink::Connecting,
             out: BytesMut::new(),
             master: None,
+            asking: None,
             backoff: Backoff::new(seed),
         }
     }
@@ -171,6 +176,34 @@ impl Discovery {
     /// The data node last named, if any.
     pub(super) fn master(&self) -> Option<&ServerAddr> {
         self.master.as_ref()
+    }
+
+    /// Where the data connections go: the node a migrating slot's key
+    /// moved to (see [`ask_at`](Self::ask_at)), else the one last named.
+    pub(super) fn data_node(&self) -> Option<&ServerAddr> {
+        self.asking.as_ref().or(self.master.as_ref())
+    }
+
+    /// Whether the data connections are at a migration's target, each
+    /// command after an `ASKING`.
+    pub(super) fn is_asking_target(&self) -> bool {
+        self.asking.is_some()
+    }
+
+    /// An `ASK`: the data connections go to `node` (each command after an
+    /// `ASKING`) until the migration ends; the map stays as it was. Returns
+    /// `false` when they are there already.
+    pub(super) fn ask_at(&mut self, node: ServerAddr) -> bool {
+        if self.asking.as_ref() == Some(&node) {
+            return false;
+        }
+        self.asking = Some(node);
+        true
+    }
+
+    /// The migration ended (a `MOVED`, or a map naming another node).
+    pub(super) fn stop_asking(&mut self) -> bool {
+        self.asking.take().is_some()
     }
 
     /// Whether a connection was asked for.
@@ -294,6 +327,7 @@ impl Discovery {
         if self.master.as_ref() == Some(&master) {
             return None;
         }
+        self.asking = None;
         Some(self.master.replace(master))
     }
 
@@ -414,7 +448,7 @@ impl Consumer {
         let discovery = self.discovery.as_ref()?;
         match conn {
             Conn::Discovery => Some(discovery.address()),
-            Conn::Control | Conn::Read => discovery.master(),
+            Conn::Control | Conn::Read => discovery.data_node(),
         }
     }
 
@@ -547,11 +581,18 @@ impl Consumer {
         if let Some(from) = before {
             self.warn(Warning::MasterMoved { from, to: master });
         }
-        if self.state == State::Stopped {
-            return true;
+        if self.state != State::Stopped {
+            self.move_data_connections();
         }
-        // Whatever the data connections were doing, they start over at the
-        // new node: a read blocked on the old one is cut, not waited out.
+        true
+    }
+
+    /// The data connections start over (at a new node), whatever they
+    /// were doing: a read blocked on the old one is cut, not waited out.
+    fn move_data_connections(&mut self) {
+        if self.state == State::Stopped {
+            return;
+        }
         let open = self
             .links
             .used()
@@ -562,15 +603,13 @@ impl Consumer {
             self.ledger.connection_lost();
             self.timers.disarm_connection();
             if self.state == State::Draining && self.ledger.is_settled() {
-                self.finish(None);
-                return true;
+                return self.finish(None);
             }
         }
         self.timers.cancel(Timer::Reconnect);
         self.backoff.reset();
         let conns = self.links.all_connecting();
         self.events.extend(conns.into_iter().map(Event::Connect));
-        true
     }
 
     /// A data connection found the node no longer serves the stream
@@ -597,27 +636,38 @@ impl Consumer {
         }
     }
 
-    /// A `MOVED` reply: in a cluster, the stream's slot is served by
-    /// `addr` now, and the data connections go there at once (the map is
-    /// asked for again too); anything else is a lost connection.
+    /// A `MOVED` or `ASK` reply in a cluster. `MOVED`: the stream's slot
+    /// is served by another node now; the data connections go there at
+    /// once, and the map is asked for again. `ASK`: the slot is being
+    /// migrated and the stream's key has moved; the data connections go to
+    /// the target, each command after an `ASKING`, until a `MOVED` or a map
+    /// says the migration ended. Anything that cannot be acted on by moving
+    /// (a redirect to where the connections are) is a lost connection.
     pub(super) fn slot_moved(&mut self, now: Instant, error: crate::error::ServerError) {
-        let to = match &error.kind {
-            ServerErrorKind::Moved { addr, .. } => {
-                parse_node(addr, self.discovery.as_ref().and_then(Discovery::master))
-            }
-            _ => None,
+        let answered = self.connect_address(Conn::Control).cloned();
+        let (to, ask) = match &error.kind {
+            ServerErrorKind::Moved { addr, .. } => (parse_node(addr, answered.as_ref()), false),
+            ServerErrorKind::Ask { addr, .. } => (parse_node(addr, answered.as_ref()), true),
+            _ => (None, false),
         };
-        let moved = match (to, self.discovery.as_ref()) {
-            (Some(to), Some(d)) if d.is_cluster() && d.master() != Some(&to) => Some(to),
-            _ => None,
+        let (Some(to), Some(d)) = (to, self.discovery.as_mut().filter(|d| d.is_cluster())) else {
+            return self.master_moved(now, Error::Server(error));
         };
-        match moved {
-            Some(to) => {
-                self.master_named(to);
-                self.ask_again(now);
+        if ask {
+            if !d.ask_at(to) {
+                return self.master_moved(now, Error::Server(error));
             }
-            None => self.master_moved(now, Error::Server(error)),
+            return self.move_data_connections();
         }
+        if d.master() != Some(&to) {
+            self.master_named(to);
+        } else if d.stop_asking() {
+            // The migration went back where it came from.
+            self.move_data_connections();
+        } else {
+            return self.master_moved(now, Error::Server(error));
+        }
+        self.ask_again(now);
     }
 }
 

@@ -212,6 +212,12 @@ impl Consumer {
         // A master a sentinel named must still be one (a cluster node
         // that no longer serves the slot answers `MOVED`).
         let check_role = self.discovery.as_ref().is_some_and(|d| !d.is_cluster());
+        // At a migrating slot's target, every command after an `ASKING`.
+        let asking = self
+            .discovery
+            .as_ref()
+            .is_some_and(Discovery::is_asking_target);
+        self.outbox.set_asking(asking);
         if conn == Conn::Read {
             let handshake = self
                 .outbox

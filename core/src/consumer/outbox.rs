@@ -88,6 +88,8 @@ pub(super) enum Sent {
     /// The heartbeat key deleted while it holds our token, on a graceful
     /// stop (`EVAL`).
     NameRelease,
+    /// `ASKING` before a command, at the node a slot is being migrated to.
+    Asking,
 }
 
 /// Which read or claim a fetch is.
@@ -137,6 +139,13 @@ struct Lane {
 struct Wire {
     out: BytesMut,
     written: usize,
+    /// Each command goes after an `ASKING` (the stream's slot is being
+    /// migrated to the node this connection is open to).
+    asking: bool,
+    /// Inside a transaction: `ASKING` before `MULTI` holds for all of it.
+    in_tx: bool,
+    /// `ASKING`s written whose replies are not yet awaited.
+    askings: usize,
 }
 
 impl std::fmt::Debug for Wire {
@@ -150,8 +159,18 @@ impl std::fmt::Debug for Wire {
 
 impl Wire {
     fn begin(&mut self, argc: usize) -> CommandWriter<'_> {
+        if self.asking && !self.in_tx {
+            CommandWriter::begin(&mut self.out, 1).arg(b"ASKING");
+            self.askings += 1;
+        }
         self.written += 1;
         CommandWriter::begin(&mut self.out, argc)
+    }
+
+    fn clear(&mut self) {
+        self.out.clear();
+        self.in_tx = false;
+        self.askings = 0;
     }
 }
 
@@ -185,10 +204,18 @@ impl Outbox {
     /// Forgets everything unwritten and unanswered (the connections are
     /// gone).
     pub(super) fn clear(&mut self) {
-        self.wire.out.clear();
+        self.wire.clear();
         self.sent.clear();
-        self.read.wire.out.clear();
+        self.read.wire.clear();
         self.read.sent.clear();
+    }
+
+    /// Whether every command from now on goes after an `ASKING` (the
+    /// connections are open to the node the stream's slot is being
+    /// migrated to).
+    pub(super) fn set_asking(&mut self, on: bool) {
+        self.wire.asking = on;
+        self.read.wire.asking = on;
     }
 
     /// The command the next reply on `conn` answers.
@@ -671,6 +698,20 @@ impl Outbox {
 
     fn push_on(&mut self, conn: Conn, now: Instant, what: Sent, extra: Duration) {
         let deadline = now + self.reply_timeout + extra;
+        let wire = match conn {
+            Conn::Control | Conn::Discovery => &mut self.wire,
+            Conn::Read => &mut self.read.wire,
+        };
+        let askings = std::mem::take(&mut wire.askings);
+        let asking_deadline = now + self.reply_timeout;
+        let sent = self.sent_on(conn);
+        for _ in 0..askings {
+            let deadline = asking_deadline;
+            sent.push_back(SentCmd {
+                what: Sent::Asking,
+                deadline,
+            });
+        }
         self.sent_on(conn).push_back(SentCmd { what, deadline });
     }
 
@@ -678,8 +719,10 @@ impl Outbox {
     fn transaction(&mut self, now: Instant, write: impl FnOnce(&mut Self)) {
         let before = self.wire.written;
         self.wire.begin(1).arg(b"MULTI");
+        self.wire.in_tx = true;
         write(self);
         self.wire.begin(1).arg(b"EXEC");
+        self.wire.in_tx = false;
         let left = self.wire.written - before;
         self.push(now, Sent::Tx { left, failed: None }, Duration::ZERO);
     }
@@ -733,6 +776,7 @@ impl Sent {
             Sent::SweepPage => "XPENDING",
             Sent::SweepLiveness(_) => "GET",
             Sent::GroupStats => "XINFO GROUPS",
+            Sent::Asking => "ASKING",
         }
     }
 }

@@ -102,6 +102,12 @@ impl Consumer {
                 self.handshake_step(conn);
             }
             Sent::GroupCreate => self.on_group_created(now, frame),
+            // `+OK`; an error fails the connection like any other.
+            Sent::Asking => {
+                if let Err(e) = reply::check_error(frame) {
+                    self.command_failed(now, ReplyError::Server(e));
+                }
+            }
             Sent::Fetch(kind) => self.on_fetch_reply(now, kind, frame),
             Sent::Counts => match reply::xpending_extended(frame) {
                 Ok(rows) => self.on_counts(now, rows),
