@@ -199,8 +199,10 @@ pub struct ConfigChoice {
     auto_create: bool,
     /// Reads of new entries on a connection of their own.
     read_connection: bool,
-    /// The master is asked of two sentinels and followed.
-    sentinel: bool,
+    /// Where the data connections go: the server given (0), the master
+    /// two sentinels name (1), the primary of the stream's slot in a
+    /// cluster of two seeds (2).
+    discovery: u8,
 }
 
 impl ConfigChoice {
@@ -219,13 +221,16 @@ impl ConfigChoice {
         if !self.claim {
             b = b.no_claiming();
         }
-        if self.sentinel {
-            let target =
-                match xgroup_core::parse_target("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m") {
-                    Ok((xgroup_core::Target::Sentinel(target), _)) => target,
-                    other => panic!("a sentinel URL: {other:?}"),
-                };
-            b = b.sentinel(target);
+        match self.discovery % 3 {
+            1 => match xgroup_core::parse_target("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m") {
+                Ok((xgroup_core::Target::Sentinel(target), _)) => b = b.sentinel(target),
+                other => panic!("a sentinel URL: {other:?}"),
+            },
+            2 => match xgroup_core::parse_target("redis+cluster://127.0.0.1:1,127.0.0.1:2") {
+                Ok((xgroup_core::Target::Cluster(target), _)) => b = b.cluster(target),
+                other => panic!("a cluster URL: {other:?}"),
+            },
+            _ => {}
         }
         match b.build() {
             Ok(cfg) => cfg,
@@ -375,6 +380,12 @@ pub const CANNED: &[&[u8]] = &[
     b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n",
     b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n",
     b"*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$31\r\nm 127.0.0.1 6380 127.0.0.1 6381\r\n",
+    // A cluster's map (CLUSTER SLOTS: all slots on one node), an unknown
+    // CLUSTER SHARDS (6.2), and its redirects.
+    b"*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:6381\r\n$2\r\nid\r\n",
+    b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n",
+    b"-MOVED 8455 127.0.0.1:6382\r\n",
+    b"-ASK 8455 127.0.0.1:6383\r\n",
     b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n",
     b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6380\r\n$9\r\nconnected\r\n:0\r\n",
     b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n",
