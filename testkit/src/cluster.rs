@@ -30,6 +30,7 @@ const MIGRATE_TIMEOUT_MS: &str = "5000";
 pub struct ClusterSetBuilder {
     primaries: usize,
     replicas_per_primary: usize,
+    persistent: bool,
 }
 
 impl Default for ClusterSetBuilder {
@@ -37,6 +38,7 @@ impl Default for ClusterSetBuilder {
         ClusterSetBuilder {
             primaries: 3,
             replicas_per_primary: 1,
+            persistent: false,
         }
     }
 }
@@ -64,6 +66,14 @@ impl ClusterSetBuilder {
         self
     }
 
+    /// Whether each node keeps its data across a restart (an append-only
+    /// file, fsynced on every write); off by default (a restarted node
+    /// comes back empty).
+    pub fn persistent(mut self, on: bool) -> Self {
+        self.persistent = on;
+        self
+    }
+
     /// Starts every node, makes them one cluster and waits until it is
     /// settled (see [`ClusterSet::wait_for_ok`]).
     ///
@@ -72,7 +82,9 @@ impl ClusterSetBuilder {
     /// If a node does not come up, or the cluster does not settle within
     /// 20 s (the message names the node and what it says).
     pub fn start(self) -> ClusterSet {
-        let node_options = ClusterSet::node_builder();
+        let node_options = ClusterSet::node_builder()
+            .aof(self.persistent)
+            .appendfsync_always(self.persistent);
         let count = self.primaries * (1 + self.replicas_per_primary);
         let nodes: Vec<RedisServer> = (0..count).map(|_| node_options.clone().start()).collect();
         let ids = nodes

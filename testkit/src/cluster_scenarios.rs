@@ -283,3 +283,53 @@ pub fn follows_a_primary_killed_and_its_replica_promoted<A: Adapter>() {
     assert!(stats.connections >= 2, "{stats:?}");
     cluster.wait_for_ok();
 }
+
+/// The whole cluster (every primary and replica) is stopped and started
+/// again while the consumer runs: it keeps asking (with a backoff, never
+/// spinning), finds the slot's primary again once the cluster is back, and
+/// consumes what was produced before and after, replaying what it held.
+/// The nodes keep their data (an append-only file), as a restarted
+/// production cluster does.
+pub fn resumes_after_the_whole_cluster_restarts<A: Adapter>() {
+    if shared_cluster().is_none() {
+        return;
+    }
+    let mut cluster = ClusterSet::builder()
+        .primaries(2)
+        .replicas_per_primary(0)
+        .persistent(true)
+        .start();
+    let stream = unique_stream("cl-restart");
+    let node = |c: &ClusterSet| c.primary_for_key(&stream);
+    let mut ids = produce_on(cluster.node(node(&cluster)), &stream, 50);
+    let s = cluster_spec(&cluster.url(), &stream, Behavior::SleepMs(10));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= 10),
+        "nothing consumed through the cluster: {:?}",
+        running.info()
+    );
+    cluster.restart_all();
+    let restarted = Instant::now();
+    let after = produce_on(cluster.node(node(&cluster)), &stream, 20);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.iter().any(|d| after.contains(&d.id))),
+        "nothing consumed after the restart: {:?}",
+        running.info()
+    );
+    eprintln!(
+        "consuming resumed {:?} after the cluster was back",
+        restarted.elapsed()
+    );
+    ids.extend(after);
+    assert!(
+        seen.wait_for(WAIT, all_seen(&ids)),
+        "lost across the restart: {} of {} seen",
+        seen.ids().len(),
+        ids.len()
+    );
+    wait_nothing_pending(&cluster, &stream);
+    let stats = stop_ok(running);
+    assert!(stats.connections >= 2, "{stats:?}");
+}

@@ -1542,7 +1542,8 @@ macro_rules! adapter_scenarios {
             separate_sentinel_and_data_passwords, follows_a_manual_failover);
         $crate::adapter_scenarios!(@cluster $adapter;
             consumes_through_any_seed_node, follows_a_slot_migration,
-            follows_a_primary_killed_and_its_replica_promoted);
+            follows_a_primary_killed_and_its_replica_promoted,
+            resumes_after_the_whole_cluster_restarts);
     };
     // Against the model served over TCP: every scenario but those that
     // need a server process (restart) or what the model does not have
