@@ -31,8 +31,17 @@
 //! replica and in sync). The producer follows the master through the
 //! sentinels and counts an entry as produced once the replica confirmed
 //! it (`WAIT 1`): a failover may lose what the master had not passed on,
-//! and that is the server's loss, not the consumers'. The tests take
-//! turns, never run at once.
+//! and that is the server's loss, not the consumers'.
+//!
+//! And on a Redis Cluster ([`chaos_on_a_cluster`]): 3 primaries with a
+//! replica each; the workers connect with `redis+cluster://` (no proxy),
+//! and the faults are a worker kill, a stall, the primary of the stream's
+//! slot killed (its replica promoted, the old primary back as a replica)
+//! and the stream's slot migrated live to another primary. The producer
+//! writes to the slot's primary (asked of the cluster again after every
+//! refusal: `MOVED`, `ASK`, `CLUSTERDOWN`) and counts an entry once its
+//! replica confirmed it (`WAIT 1`). The tests take turns, never run at
+//! once.
 //!
 //! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule;
 //! `XGROUP_CHAOS_KEEP=1` keeps the temporary directory with the workers'
@@ -55,7 +64,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use xgroup_testkit::tls::TlsServer;
 use xgroup_testkit::{
-    encode_command, FaultProxy, RedisServer, RespConnection, RespValue, SentinelSet,
+    encode_command, ClusterSet, FaultProxy, RedisServer, RespConnection, RespValue, SentinelSet,
 };
 
 const STREAM: &str = "chaos";
@@ -109,8 +118,12 @@ enum Fault {
     ProxyCut,
     Stall,
     /// The master killed; the sentinels promote the replica; the old master
-    /// comes back as a replica and syncs (Sentinel runs only).
+    /// comes back as a replica and syncs (Sentinel runs). In a cluster: the
+    /// primary of the stream's slot killed, its replica promoted, the old
+    /// primary back as a replica.
     Failover,
+    /// The stream's slot migrated live to another primary (cluster runs).
+    SlotMigration,
 }
 
 /// One chaos run: how much is produced, over how long, and which faults.
@@ -129,6 +142,9 @@ struct Run {
     tls: bool,
     /// Whether the server is a Sentinel-monitored master and replica.
     sentinel: bool,
+    /// Whether the servers are a Redis Cluster (3 primaries, a replica
+    /// each).
+    cluster: bool,
 }
 
 /// The main run, in plaintext.
@@ -144,6 +160,7 @@ static PLAINTEXT: Run = Run {
     ],
     tls: false,
     sentinel: false,
+    cluster: false,
 };
 
 /// The same over TLS, shorter (CI's time is short): every kind of fault
@@ -160,6 +177,7 @@ static OVER_TLS: Run = Run {
     ],
     tls: true,
     sentinel: false,
+    cluster: false,
 };
 
 /// Through Sentinel: two failovers, a worker kill and a stall.
@@ -175,6 +193,25 @@ static THROUGH_SENTINEL: Run = Run {
     ],
     tls: false,
     sentinel: true,
+    cluster: false,
+};
+
+/// On a Redis Cluster: the primary of the stream's slot killed and its
+/// replica promoted, the slot migrated live to another primary, a worker
+/// kill and a stall.
+static ON_A_CLUSTER: Run = Run {
+    messages: 20_000,
+    produce_time: Duration::from_secs(20),
+    faults_until: Duration::from_secs(17),
+    faults: [
+        (Fault::WorkerKill, 1),
+        (Fault::Failover, 1),
+        (Fault::SlotMigration, 1),
+        (Fault::Stall, 1),
+    ],
+    tls: false,
+    sentinel: false,
+    cluster: true,
 };
 
 impl Fault {
@@ -185,6 +222,7 @@ impl Fault {
             Fault::ProxyCut => "proxy_cut",
             Fault::Stall => "stall",
             Fault::Failover => "failover",
+            Fault::SlotMigration => "slot_migration",
         }
     }
 }
@@ -514,6 +552,8 @@ fn unix_millis() -> u64 {
 enum Upstream {
     Server(SocketAddr),
     Sentinels(Vec<SocketAddr>),
+    /// The cluster's nodes: the primary of the stream's slot is asked for.
+    Cluster(Vec<SocketAddr>),
 }
 
 impl Upstream {
@@ -521,6 +561,7 @@ impl Upstream {
         let sentinels = match self {
             Upstream::Server(addr) => return Ok(*addr),
             Upstream::Sentinels(sentinels) => sentinels,
+            Upstream::Cluster(nodes) => return slot_owner(nodes),
         };
         for sentinel in sentinels {
             let Ok(mut c) = RespConnection::connect(*sentinel) else {
@@ -540,6 +581,44 @@ impl Upstream {
         }
         Err("no sentinel named the master".into())
     }
+}
+
+/// The primary serving the stream's slot, as the first node that answers
+/// `CLUSTER SLOTS` says.
+fn slot_owner(nodes: &[SocketAddr]) -> Result<SocketAddr, String> {
+    for node in nodes {
+        let Ok(mut c) = RespConnection::connect(*node) else {
+            continue;
+        };
+        let slot = c
+            .cmd(&["CLUSTER", "KEYSLOT", STREAM])
+            .ok()
+            .and_then(|r| r.as_int());
+        let Some(slot) = slot else {
+            continue;
+        };
+        let Ok(RespValue::Array(ranges)) = c.cmd(&["CLUSTER", "SLOTS"]) else {
+            continue;
+        };
+        for range in &ranges {
+            let Some([start, end, primary, ..]) = range.as_array() else {
+                continue;
+            };
+            let (Some(start), Some(end)) = (start.as_int(), end.as_int()) else {
+                continue;
+            };
+            let port = primary
+                .as_array()
+                .and_then(|p| p.get(1)?.as_int())
+                .and_then(|p| u16::try_from(p).ok());
+            if (start..=end).contains(&slot) {
+                if let Some(port) = port {
+                    return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+                }
+            }
+        }
+    }
+    Err("no cluster node named the stream's primary".into())
 }
 
 fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
@@ -634,7 +713,7 @@ fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
         }
         // Through Sentinel an entry counts once the replica has it: what
         // a killed master had not passed on is lost by the server.
-        if run.sentinel && !landed.is_empty() {
+        if (run.sentinel || run.cluster) && !landed.is_empty() {
             let confirmed =
                 !broken && matches!(c.cmd(&["WAIT", "1", "1000"]), Ok(RespValue::Int(n)) if n >= 1);
             if !confirmed {
@@ -650,7 +729,7 @@ fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
         }
         // Through Sentinel a refusal (READONLY: the node was demoted) or an
         // unconfirmed write sends the producer to ask for the master again.
-        if run.sentinel && refused {
+        if (run.sentinel || run.cluster) && refused {
             broken = true;
         }
         if broken {
@@ -736,6 +815,14 @@ fn chaos_through_sentinel() {
     run_chaos(&THROUGH_SENTINEL);
 }
 
+/// The same workers on a Redis Cluster, under a failover and a live slot
+/// migration.
+#[test]
+fn chaos_on_a_cluster() {
+    let _turn = lock(&ONE_AT_A_TIME);
+    run_chaos(&ON_A_CLUSTER);
+}
+
 /// The servers of a run: one behind the fault proxy, or a Sentinel set.
 enum Servers {
     Single {
@@ -743,14 +830,17 @@ enum Servers {
         proxy: FaultProxy,
     },
     Sentinel(SentinelSet),
+    Cluster(ClusterSet),
 }
 
 impl Servers {
-    /// The server the producer and the checks talk to: the master now.
+    /// The server the producer and the checks talk to: the master now (in
+    /// a cluster, the primary of the stream's slot).
     fn master(&self) -> &RedisServer {
         match self {
             Servers::Single { server, .. } => server,
             Servers::Sentinel(set) => set.master(),
+            Servers::Cluster(set) => set.node(set.primary_for_key(STREAM)),
         }
     }
 }
@@ -772,7 +862,9 @@ fn run_chaos(run: &'static Run) {
     let _cleanup = RemoveDir(tmp.clone());
     let bins = build_workers(&tmp);
 
-    let mut servers = if run.sentinel {
+    let mut servers = if run.cluster {
+        Servers::Cluster(ClusterSet::start())
+    } else if run.sentinel {
         Servers::Sentinel(SentinelSet::start())
     } else {
         let mut builder = RedisServer::builder().aof(true).appendfsync_always(true);
@@ -795,6 +887,14 @@ fn run_chaos(run: &'static Run) {
         Servers::Sentinel(set) => {
             let sentinels = set.sentinel_addrs();
             (set.url(), Vec::new(), Upstream::Sentinels(sentinels))
+        }
+        Servers::Cluster(set) => {
+            let nodes = set
+                .ports()
+                .into_iter()
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+                .collect();
+            (set.url(), Vec::new(), Upstream::Cluster(nodes))
         }
         Servers::Single { server, proxy } if run.tls => {
             let ca = server.certs().ca_cert().display().to_string();
@@ -903,6 +1003,38 @@ fn run_chaos(run: &'static Run) {
                     unreachable!("no proxy in Sentinel runs")
                 };
                 format!("{} connections cut", proxy.cut_all())
+            }
+            Fault::Failover if run.cluster => {
+                let Servers::Cluster(set) = &mut servers else {
+                    unreachable!("a cluster run has a cluster")
+                };
+                let old = set.primary_for_key(STREAM);
+                set.kill(old);
+                let new = set.wait_for_promotion(old);
+                let promoted = t0.elapsed();
+                set.restart(old);
+                format!(
+                    "primary {old} killed, {new} promoted after {}, {old} back as a replica after {}",
+                    secs(promoted),
+                    secs(t0.elapsed())
+                )
+            }
+            Fault::SlotMigration => {
+                let Servers::Cluster(set) = &mut servers else {
+                    unreachable!("slot migrations only in cluster runs")
+                };
+                let slot = set.key_slot(STREAM);
+                let from = set.primary_for_slot(slot);
+                let to = set
+                    .primary_ports()
+                    .into_iter()
+                    .find(|&p| p != from)
+                    .expect("another primary");
+                set.migrate_slot(slot, to);
+                format!(
+                    "slot {slot} moved from {from} to {to} in {}",
+                    secs(t0.elapsed())
+                )
             }
             Fault::Failover => {
                 let Servers::Sentinel(set) = &mut servers else {
@@ -1113,10 +1245,11 @@ fn run_chaos(run: &'static Run) {
         })
         .collect();
     println!(
-        "chaos: tls={} sentinel={} messages={} faults={} lost={} duplicates={duplicates} \
-         worst_resume={} seed={seed} elapsed={}",
+        "chaos: tls={} sentinel={} cluster={} messages={} faults={} lost={} \
+         duplicates={duplicates} worst_resume={} seed={seed} elapsed={}",
         run.tls,
         run.sentinel,
+        run.cluster,
         produced.ids.len(),
         summary_faults.join(","),
         lost.len(),
