@@ -1704,26 +1704,42 @@ fn an_ask_during_a_migration_sends_each_command_after_asking_at_the_target_until
 }
 
 #[test]
-fn a_migration_that_goes_back_returns_the_connections_to_the_owner() {
+fn a_migration_that_goes_back_returns_the_connections_to_the_owner_after_a_backoff() {
     let mut s = cluster_consumer_at(7001);
     s.sent();
     s.reply("-ASK 1234 127.0.0.1:7002\r\n");
     s.events();
     s.c.handle_connected(s.now, Conn::Control);
     s.sent();
-    // The target never took the slot: it sends us back.
+    // The target never took the slot: it sends us back. Back to the owner,
+    // after a backoff: a source and a target that disagree must not send
+    // the connections to and fro in a loop.
     s.reply("+OK\r\n+OK\r\n-MOVED 1234 127.0.0.1:7001\r\n");
     let events = s.events();
     assert!(
-        !events.iter().any(|e| matches!(e, Event::Warning(_))),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Warning(Warning::Reconnecting { .. }))),
         "{events:?}"
     );
+    assert!(
+        !events.contains(&Event::Connect(Conn::Control)),
+        "{events:?}"
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7001);
+    let at = loop {
+        let (at, kind) = s.c.poll_timeout().unwrap();
+        s.c.handle_timeout(at);
+        if kind == TimerKind::Reconnect {
+            break at;
+        }
+    };
+    let events = s.events();
     assert!(
         events.contains(&Event::Connect(Conn::Control)),
         "{events:?}"
     );
-    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7001);
-    s.c.handle_connected(s.now, Conn::Control);
+    s.c.handle_connected(at, Conn::Control);
     assert_eq!(
         s.sent(),
         "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
@@ -1732,7 +1748,7 @@ fn a_migration_that_goes_back_returns_the_connections_to_the_owner() {
     // a lost connection, with a backoff.
     s.reply("+OK\r\n-ASK 1234 127.0.0.1:7002\r\n");
     s.events();
-    s.c.handle_connected(s.now, Conn::Control);
+    s.c.handle_connected(at, Conn::Control);
     s.sent();
     s.reply("+OK\r\n+OK\r\n-ASK 1234 127.0.0.1:7002\r\n");
     let events = s.events();

@@ -202,8 +202,8 @@ impl Discovery {
     }
 
     /// The migration ended (a `MOVED`, or a map naming another node).
-    pub(super) fn stop_asking(&mut self) -> bool {
-        self.asking.take().is_some()
+    pub(super) fn stop_asking(&mut self) {
+        self.asking = None;
     }
 
     /// Whether a connection was asked for.
@@ -659,14 +659,15 @@ impl Consumer {
             }
             return self.move_data_connections();
         }
-        if d.master() != Some(&to) {
-            self.master_named(to);
-        } else if d.stop_asking() {
-            // The migration went back where it came from.
-            self.move_data_connections();
-        } else {
+        if d.master() == Some(&to) {
+            // Back where the connections were, or sent back by a target
+            // that did not take the migration (aborted, or never set up:
+            // an `ASK` and a `MOVED` could then send them to and fro):
+            // a lost connection, with a backoff.
+            d.stop_asking();
             return self.master_moved(now, Error::Server(error));
         }
+        self.master_named(to);
         self.ask_again(now);
     }
 }

@@ -9,16 +9,21 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+
 use xgroup_core::sim::{ConnId, SimOptions, SimServer};
 use xgroup_core::{
-    Batch, Conn, Consumer, ConsumerConfig, DeadLetter, Disposition, Error, Event, Outcome, StreamId,
+    Batch, Conn, Consumer, ConsumerConfig, DeadLetter, Decoder, Disposition, Error, Event, Outcome,
+    StreamId, Value,
 };
 
 pub(crate) const STREAM: &[u8] = b"orders";
 pub(crate) const GROUP: &[u8] = b"workers";
 pub(crate) const MIN_IDLE: Duration = Duration::from_millis(1000);
 pub(crate) const CLAIM_EVERY: Duration = Duration::from_millis(700);
-pub(crate) const DLQ: &[u8] = b"orders-dlq";
+/// In the stream's hash slot (its hash tag is the stream's key), as a
+/// cluster needs.
+pub(crate) const DLQ: &[u8] = b"{orders}:dlq";
 pub(crate) const MAX_DELIVERIES: u64 = 4;
 pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(2500);
 
@@ -34,6 +39,8 @@ pub(crate) struct Features {
     /// No read-ahead (with it: a small budget, three batches or 40 bytes,
     /// so its limits are met often).
     pub(crate) no_read_ahead: bool,
+    /// The consumers follow a cluster ([`ClusterModel`]).
+    pub(crate) cluster: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +58,13 @@ pub(crate) enum Op {
     /// A second process starts under worker `i`'s name (with heartbeats):
     /// one of them must stop with `DuplicateConsumer`, the other go on.
     Duplicate(usize),
+    /// In a cluster: the slot's owner dies and another node takes over.
+    Failover(usize),
+    /// In a cluster: a migration of the slot starts, or the one under way
+    /// ends.
+    Migrate(usize),
+    /// In a cluster: the dead nodes are back.
+    Recover,
 }
 
 pub(crate) struct Worker {
@@ -58,6 +72,8 @@ pub(crate) struct Worker {
     pub(crate) consumer: Consumer,
     /// The model's connection for each of the consumer's (control, read).
     pub(crate) conns: [Option<ConnId>; 2],
+    /// In a cluster: the replies waiting on its discovery link, when open.
+    pub(crate) discovery: Option<Vec<u8>>,
     pub(crate) batches: Vec<Batch>,
     pub(crate) max_in_flight: usize,
     /// Bumped on every crash or disconnect: "alive since".
@@ -94,6 +110,89 @@ pub(crate) struct World {
     pub(crate) check_held: bool,
     /// Entries with a handler: id -> (worker, its epoch at delivery).
     pub(crate) held: BTreeMap<StreamId, (usize, u64)>,
+    /// The consumers follow a cluster (see [`ClusterModel`]); `None`: one
+    /// server.
+    pub(crate) cluster: Option<ClusterModel>,
+}
+
+/// Cluster nodes' ports in the model: node `n` listens on `NODE_PORT + n`.
+pub(crate) const NODE_PORT: u16 = 7000;
+pub(crate) const NODES: usize = 3;
+
+/// A 3-node Redis Cluster in front of the model: one keyspace (the model
+/// server, as if every write reached the replicas), served by the node
+/// that owns the stream's slot. A node that does not answers `MOVED`;
+/// while the slot is migrating (its keys already at the target) the owner
+/// answers `ASK` and the target serves commands sent after `ASKING`. A
+/// failover kills the owner (its connections cut, connects refused until
+/// it is back) and makes another node the owner.
+pub(crate) struct ClusterModel {
+    pub(crate) owner: usize,
+    pub(crate) migrating_to: Option<usize>,
+    pub(crate) down: [bool; NODES],
+    /// Each data connection's node and what its replies wait on.
+    pub(crate) routes: HashMap<(usize, usize), Route>,
+    /// Redirects answered, for the run's summary.
+    pub(crate) redirects: u64,
+}
+
+/// One data connection of a consumer to a cluster node.
+pub(crate) struct Route {
+    pub(crate) node: usize,
+    /// Commands from the consumer, cut into frames.
+    pub(crate) commands: Decoder,
+    /// Replies from the model, cut into frames.
+    pub(crate) replies: Decoder,
+    /// In order: a reply from the model, or one the node made up.
+    pub(crate) order: VecDeque<Option<Bytes>>,
+    /// `ASKING` came: the next command (all of a `MULTI`) may use the
+    /// migrating slot.
+    pub(crate) asking: bool,
+    pub(crate) in_multi: bool,
+}
+
+impl ClusterModel {
+    pub(crate) fn new() -> Self {
+        ClusterModel {
+            owner: 0,
+            migrating_to: None,
+            down: [false; NODES],
+            routes: HashMap::new(),
+            redirects: 0,
+        }
+    }
+
+    /// `CLUSTER SLOTS`: every slot the owner's (the map does not change
+    /// while a slot migrates).
+    fn slots_reply(&self) -> Vec<u8> {
+        let port = NODE_PORT + self.owner as u16;
+        format!("*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:{port}\r\n$2\r\nid\r\n")
+            .into_bytes()
+    }
+}
+
+/// A command's name (upper case) and whether it names a key (every key
+/// the consumer uses is in the stream's slot).
+fn command_info(frame: &[u8]) -> (String, bool) {
+    let mut d = Decoder::new();
+    d.feed(frame);
+    let args = match d.next_frame() {
+        Ok(Some(f)) => match Value::from_frame(f) {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let word = |i: usize| match args.get(i) {
+        Some(Value::Bulk(b)) => String::from_utf8_lossy(b).to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let name = word(0);
+    let keyed = !matches!(
+        name.as_str(),
+        "AUTH" | "HELLO" | "CLIENT" | "SELECT" | "INFO" | "PING" | "ROLE" | "CLUSTER" | "ASKING"
+    );
+    (name, keyed)
 }
 
 pub(crate) fn config(
@@ -147,6 +246,16 @@ pub(crate) fn config_with_claims(
     if f.polling {
         b = b.receive_interval(Duration::from_millis(150));
     }
+    if f.cluster {
+        let seeds = (0..NODES)
+            .map(|n| format!("127.0.0.1:{}", NODE_PORT + n as u16))
+            .collect::<Vec<_>>()
+            .join(",");
+        match xgroup_core::parse_target(&format!("redis+cluster://{seeds}")) {
+            Ok((xgroup_core::Target::Cluster(target), _)) => b = b.cluster(target),
+            other => panic!("a cluster URL: {other:?}"),
+        }
+    }
     b.build().unwrap()
 }
 
@@ -178,6 +287,7 @@ impl World {
                     consumer: Consumer::new(config(&name, count, in_flight, i as u64, features)),
                     name,
                     conns: [None; 2],
+                    discovery: None,
                     batches: Vec::new(),
                     max_in_flight: in_flight,
                     epoch: 0,
@@ -205,6 +315,7 @@ impl World {
             tx_log: Vec::new(),
             check_held: false,
             held: BTreeMap::new(),
+            cluster: features.cluster.then(ClusterModel::new),
         }
     }
 
@@ -242,6 +353,10 @@ impl World {
             }
             while let Some((to, bytes)) = self.workers[i].consumer.poll_transmit() {
                 progressed = true;
+                if self.cluster.is_some() {
+                    self.cluster_transmit(i, to, &bytes);
+                    continue;
+                }
                 let conn =
                     self.workers[i].conns[to.index()].expect("bytes to send without a connection");
                 if self.trace {
@@ -274,12 +389,17 @@ impl World {
         self.log
             .push(format!("{:?} {i}: {event:?}", self.now - self.sim_start));
         match event {
+            Event::Connect(to) if self.cluster.is_some() => self.cluster_connect(i, to),
             Event::Connect(to) => {
                 let conn = self.sim.connect(self.now);
                 self.workers[i].conns[to.index()] = Some(conn);
                 self.workers[i].consumer.handle_connected(self.now, to);
             }
+            Event::Disconnect(Conn::Discovery) => self.workers[i].discovery = None,
             Event::Disconnect(to) => {
+                if let Some(c) = self.cluster.as_mut() {
+                    c.routes.remove(&(i, to.index()));
+                }
                 self.workers[i].epoch += 1;
                 if let Some(conn) = self.workers[i].conns[to.index()].take() {
                     self.sim.disconnect(conn);
@@ -371,11 +491,22 @@ impl World {
     /// Server output to a worker, in chunks, the control connection's
     /// first.
     pub(crate) fn deliver_output(&mut self, i: usize) {
+        if let Some(out) = self.workers[i].discovery.as_mut().map(std::mem::take) {
+            if !out.is_empty() {
+                self.workers[i]
+                    .consumer
+                    .handle_input(self.now, Conn::Discovery, &out);
+                self.drain(i);
+            }
+        }
         for to in Conn::ALL {
             let Some(conn) = self.workers[i].conns[to.index()] else {
                 continue;
             };
-            let out = self.sim.take_output(conn);
+            let out = match self.cluster.is_some() {
+                true => self.cluster_output(i, to, conn),
+                false => self.sim.take_output(conn),
+            };
             let mut rest: &[u8] = &out;
             while !rest.is_empty() {
                 let n = self.next_chunk().min(rest.len());
@@ -402,7 +533,11 @@ impl World {
         for _ in 0..50 {
             self.step(i);
             let conns = self.workers[i].conns;
-            if !conns.into_iter().flatten().any(|c| self.sim.has_output(c)) {
+            let discovery = self.workers[i]
+                .discovery
+                .as_ref()
+                .is_some_and(|d| !d.is_empty());
+            if !discovery && !conns.into_iter().flatten().any(|c| self.sim.has_output(c)) {
                 return;
             }
         }
@@ -470,7 +605,15 @@ impl World {
                             self.may_ack.insert(*id);
                         }
                         Disposition::RetryAt(at) => {
-                            let epoch = self.workers[i].epoch;
+                            // A promise made while cut off from the
+                            // cluster cannot be kept at the server (no
+                            // refresh reaches it): it binds nobody.
+                            let cut_off = self.cluster.is_some()
+                                && self.workers[i].conns.iter().all(Option::is_none);
+                            let epoch = match cut_off {
+                                true => u64::MAX,
+                                false => self.workers[i].epoch,
+                            };
                             self.retry_after.insert(*id, (i, epoch, *at));
                         }
                         _ => {}
@@ -532,6 +675,9 @@ impl World {
         if let Some(conn) = self.workers[i].conns[k].take() {
             self.workers[i].epoch += 1;
             self.sim.disconnect(conn);
+            if let Some(c) = self.cluster.as_mut() {
+                c.routes.remove(&(i, k));
+            }
             let to = Conn::ALL[k];
             self.workers[i]
                 .consumer
@@ -545,6 +691,10 @@ impl World {
     pub(crate) fn drop_connections(&mut self, i: usize) {
         for conn in self.workers[i].conns.iter_mut().filter_map(Option::take) {
             self.sim.disconnect(conn);
+        }
+        self.workers[i].discovery = None;
+        if let Some(c) = self.cluster.as_mut() {
+            c.routes.retain(|(w, _), _| *w != i);
         }
     }
 
@@ -585,6 +735,7 @@ impl World {
             )),
             name,
             conns: [None; 2],
+            discovery: None,
             batches: Vec::new(),
             max_in_flight: in_flight,
             epoch: 0,
@@ -622,6 +773,238 @@ impl World {
         }
     }
 
+    // ----- the cluster in front of the model -----
+
+    /// The node `conn` of worker `i` is to be opened to, by its port.
+    fn node_of(&self, i: usize, conn: Conn) -> usize {
+        let port = self.workers[i]
+            .consumer
+            .connect_address(conn)
+            .unwrap_or_else(|| panic!("c{i}: a cluster connection without an address"))
+            .port;
+        let node = usize::from(port - NODE_PORT);
+        assert!(
+            node < NODES,
+            "c{i}: a node that is not in the cluster: {port}"
+        );
+        node
+    }
+
+    fn cluster_connect(&mut self, i: usize, to: Conn) {
+        let node = self.node_of(i, to);
+        let c = self.cluster.as_mut().expect("a cluster");
+        if c.down[node] {
+            // Cut off from the server, as after a disconnect: its promises
+            // (retry-after, a live handler's entries) lapse.
+            if to != Conn::Discovery {
+                self.workers[i].epoch += 1;
+            }
+            self.workers[i]
+                .consumer
+                .handle_connect_failed(self.now, to, "connection refused");
+            return;
+        }
+        if to == Conn::Discovery {
+            self.workers[i].discovery = Some(Vec::new());
+        } else {
+            let conn = self.sim.connect(self.now);
+            self.workers[i].conns[to.index()] = Some(conn);
+            c.routes.insert(
+                (i, to.index()),
+                Route {
+                    node,
+                    commands: Decoder::new(),
+                    replies: Decoder::new(),
+                    order: VecDeque::new(),
+                    asking: false,
+                    in_multi: false,
+                },
+            );
+        }
+        self.workers[i].consumer.handle_connected(self.now, to);
+    }
+
+    /// Commands from worker `i` on `to`: the discovery link's answered at
+    /// once, a data connection's served by the model or redirected.
+    fn cluster_transmit(&mut self, i: usize, to: Conn, bytes: &[u8]) {
+        let c = self.cluster.as_mut().expect("a cluster");
+        if to == Conn::Discovery {
+            let mut d = Decoder::new();
+            d.feed(bytes);
+            while let Ok(Some(raw)) = d.next_raw() {
+                let (name, _) = command_info(raw.bytes());
+                let reply: Vec<u8> = match name.as_str() {
+                    "CLUSTER" if raw.bytes().windows(6).any(|w| w == b"SHARDS") => {
+                        b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n".to_vec()
+                    }
+                    "CLUSTER" => c.slots_reply(),
+                    _ => b"+OK\r\n".to_vec(),
+                };
+                let out = self.workers[i]
+                    .discovery
+                    .as_mut()
+                    .expect("bytes on a discovery link that is not open");
+                out.extend_from_slice(&reply);
+            }
+            return;
+        }
+        let conn = self.workers[i].conns[to.index()].expect("bytes without a connection");
+        let route = c
+            .routes
+            .get_mut(&(i, to.index()))
+            .expect("a data connection without a route");
+        route.commands.feed(bytes);
+        let mut forward = Vec::new();
+        while let Ok(Some(raw)) = route.commands.next_raw() {
+            let (name, keyed) = command_info(raw.bytes());
+            if name == "ASKING" {
+                route.asking = true;
+                route.order.push_back(Some(Bytes::from_static(b"+OK\r\n")));
+                continue;
+            }
+            let asking = route.asking;
+            match name.as_str() {
+                "MULTI" => route.in_multi = true,
+                "EXEC" | "DISCARD" => route.in_multi = false,
+                _ => {}
+            }
+            if !route.in_multi {
+                route.asking = false;
+            }
+            let (node, owner) = (route.node, c.owner);
+            let served = !keyed
+                || match c.migrating_to {
+                    Some(target) => node == target && asking,
+                    None => node == owner,
+                };
+            if served {
+                route.order.push_back(None);
+                forward.extend_from_slice(raw.bytes());
+                continue;
+            }
+            let redirect = match c.migrating_to {
+                Some(target) if node == owner => {
+                    format!("-ASK 1 127.0.0.1:{}\r\n", NODE_PORT + target as u16)
+                }
+                _ => format!("-MOVED 1 127.0.0.1:{}\r\n", NODE_PORT + owner as u16),
+            };
+            c.redirects += 1;
+            route.order.push_back(Some(Bytes::from(redirect)));
+        }
+        if !forward.is_empty() {
+            self.sim.receive(conn, self.now, &forward);
+        }
+    }
+
+    /// Replies on worker `i`'s data connection `to`, in command order: the
+    /// model's and the node's own redirects.
+    fn cluster_output(&mut self, i: usize, to: Conn, conn: ConnId) -> Bytes {
+        let from_model = self.sim.take_output(conn);
+        let c = self.cluster.as_mut().expect("a cluster");
+        let Some(route) = c.routes.get_mut(&(i, to.index())) else {
+            return from_model;
+        };
+        route.replies.feed(&from_model);
+        let mut out = Vec::new();
+        while let Some(next) = route.order.front() {
+            match next {
+                Some(made_up) => out.extend_from_slice(made_up),
+                None => match route.replies.next_raw() {
+                    Ok(Some(raw)) => out.extend_from_slice(raw.bytes()),
+                    _ => break,
+                },
+            }
+            route.order.pop_front();
+        }
+        Bytes::from(out)
+    }
+
+    /// The owner of the stream's slot dies: its connections are cut (each
+    /// consumer sees them fail), it refuses new ones until [`recover`], and
+    /// another node (its replica, with every write) takes the slot.
+    pub(crate) fn cluster_failover(&mut self, pick: usize) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let old = c.owner;
+        c.down[old] = true;
+        c.migrating_to = None;
+        let alive: Vec<usize> = (0..NODES).filter(|&n| !c.down[n]).collect();
+        if let Some(&new) = alive.get(pick % alive.len().max(1)) {
+            c.owner = new;
+        }
+        self.cut_node(old);
+    }
+
+    /// Every node is up again (the old owners as replicas).
+    pub(crate) fn cluster_recover(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.down = [false; NODES];
+        }
+    }
+
+    /// The stream's slot starts migrating to another live node (its key
+    /// moved already), or the migration under way ends (the target owns
+    /// the slot).
+    pub(crate) fn cluster_migrate(&mut self, pick: usize) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        match c.migrating_to.take() {
+            Some(target) => c.owner = target,
+            None => {
+                let others: Vec<usize> =
+                    (0..NODES).filter(|&n| n != c.owner && !c.down[n]).collect();
+                c.migrating_to = others.get(pick % others.len().max(1)).copied();
+            }
+        }
+    }
+
+    /// Every connection to `node` (data and discovery) fails.
+    fn cut_node(&mut self, node: usize) {
+        for i in 0..self.workers.len() {
+            let open: Vec<usize> = self
+                .cluster
+                .as_ref()
+                .map(|c| {
+                    c.routes
+                        .iter()
+                        .filter(|((w, _), r)| *w == i && r.node == node)
+                        .map(|((_, k), _)| *k)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for k in open {
+                if let Some(conn) = self.workers[i].conns[k].take() {
+                    self.sim.disconnect(conn);
+                }
+                if let Some(c) = self.cluster.as_mut() {
+                    c.routes.remove(&(i, k));
+                }
+                self.workers[i].epoch += 1;
+                self.workers[i]
+                    .consumer
+                    .handle_disconnected(self.now, Conn::ALL[k], "node killed");
+                self.drain(i);
+            }
+            if self.workers[i].discovery.is_some()
+                && self.workers[i]
+                    .consumer
+                    .connect_address(Conn::Discovery)
+                    .map(|a| a.port)
+                    == Some(NODE_PORT + node as u16)
+            {
+                self.workers[i].discovery = None;
+                self.workers[i].consumer.handle_disconnected(
+                    self.now,
+                    Conn::Discovery,
+                    "node killed",
+                );
+                self.drain(i);
+            }
+        }
+    }
+
     pub(crate) fn run(&mut self, ops: &[Op]) {
         for i in 0..self.workers.len() {
             self.drain(i);
@@ -637,6 +1020,9 @@ impl World {
                 Op::Advance(ms) => self.advance(u64::from(ms)),
                 Op::Delete(pick) => self.delete(pick),
                 Op::Duplicate(i) => self.duplicate(i % n),
+                Op::Failover(pick) => self.cluster_failover(pick),
+                Op::Migrate(pick) => self.cluster_migrate(pick),
+                Op::Recover => self.cluster_recover(),
             }
             self.check_acks();
         }
@@ -702,6 +1088,15 @@ impl World {
 
     /// Healthy handlers, time passing: everything must end acknowledged.
     pub(crate) fn quiesce(&mut self) {
+        // A cluster settles: its nodes back, no migration half-way.
+        self.cluster_recover();
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.migrating_to.is_some())
+        {
+            self.cluster_migrate(0);
+        }
         for _ in 0..400 {
             for i in 0..self.workers.len() {
                 self.step(i);
