@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::scenarios::{all_seen, fast, opts, stop_ok, Adapter, Behavior, Spec, WAIT};
+use crate::scenarios::{
+    all_seen, fast, opts, stop_ok, Adapter, Behavior, Running, Seen, Spec, WAIT,
+};
 use crate::{ClusterSet, RedisServer, RespValue};
 
 /// How soon after the promotion (or the migration) consuming must go on.
@@ -272,15 +274,7 @@ pub fn follows_a_primary_killed_and_its_replica_promoted<A: Adapter>() {
         running.info()
     );
     ids.extend(after);
-    assert!(
-        seen.wait_for(WAIT, all_seen(&ids)),
-        "lost across the failover: {} of {} seen",
-        seen.ids().len(),
-        ids.len()
-    );
-    wait_nothing_pending(&cluster, &stream);
-    let stats = stop_ok(running);
-    assert!(stats.connections >= 2, "{stats:?}");
+    all_seen_then_stop(&cluster, &stream, &seen, &ids, running, "the failover");
     cluster.wait_for_ok();
 }
 
@@ -323,13 +317,26 @@ pub fn resumes_after_the_whole_cluster_restarts<A: Adapter>() {
         restarted.elapsed()
     );
     ids.extend(after);
+    all_seen_then_stop(&cluster, &stream, &seen, &ids, running, "the restart");
+}
+
+/// After `what` (which made the consumer connect again): every one of `ids`
+/// seen, nothing pending, and a clean stop.
+fn all_seen_then_stop(
+    cluster: &ClusterSet,
+    stream: &str,
+    seen: &Seen,
+    ids: &[String],
+    running: Box<dyn Running>,
+    what: &str,
+) {
     assert!(
-        seen.wait_for(WAIT, all_seen(&ids)),
-        "lost across the restart: {} of {} seen",
+        seen.wait_for(WAIT, all_seen(ids)),
+        "lost across {what}: {} of {} seen",
         seen.ids().len(),
         ids.len()
     );
-    wait_nothing_pending(&cluster, &stream);
+    wait_nothing_pending(cluster, stream);
     let stats = stop_ok(running);
     assert!(stats.connections >= 2, "{stats:?}");
 }

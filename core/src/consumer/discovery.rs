@@ -597,14 +597,8 @@ impl Consumer {
             .links
             .used()
             .any(|c| !matches!(self.links.get(c), Link::Down));
-        if open {
-            self.close_all();
-            self.outbox.clear();
-            self.ledger.connection_lost();
-            self.timers.disarm_connection();
-            if self.state == State::Draining && self.ledger.is_settled() {
-                return self.finish(None);
-            }
+        if open && self.drop_data_connections() {
+            return;
         }
         self.timers.cancel(Timer::Reconnect);
         self.backoff.reset();

@@ -530,14 +530,25 @@ impl Consumer {
     /// A connection failed: all are closed (those still open with
     /// [`Event::Disconnect`]) and opened again after a backoff.
     fn connection_failed(&mut self, now: Instant, cause: Error) {
+        if self.drop_data_connections() {
+            return;
+        }
+        self.schedule_reconnect(now, cause);
+    }
+
+    /// The data connections closed, and what was out on them forgotten (the
+    /// ledger takes back what it had sent); returns whether that ended a
+    /// drain (nothing left to wait for).
+    fn drop_data_connections(&mut self) -> bool {
         self.close_all();
         self.outbox.clear();
         self.ledger.connection_lost();
         self.timers.disarm_connection();
         if self.state == State::Draining && self.ledger.is_settled() {
-            return self.finish(None);
+            self.finish(None);
+            return true;
         }
-        self.schedule_reconnect(now, cause);
+        false
     }
 
     /// Every connection down: those open or being opened are closed, and
