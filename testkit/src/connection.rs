@@ -457,9 +457,7 @@ fn until_ok<T: fmt::Debug>(bound: Duration, mut call: impl FnMut() -> Result<T, 
 /// call to call (the same `CLIENT LIST` id on every node after 5 rounds);
 /// keys in two slots are refused before anything is sent; with no seed
 /// reachable, connecting fails naming each.
-pub fn a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_per_node<
-    C: Conn,
->() {
+pub fn a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_per_node<C: Conn>() {
     let cluster = shared_cluster();
     let name = unique("xgroup-cluster-conn");
     let url = format!("{}?client_name={name}", cluster.url());
@@ -501,7 +499,11 @@ pub fn a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_pe
         }
     }
     for ((stream, port), ids) in streams.iter().zip(&added) {
-        assert_eq!(&entry_ids(&cluster, *port, stream), ids, "{stream} on {port}");
+        assert_eq!(
+            &entry_ids(&cluster, *port, stream),
+            ids,
+            "{stream} on {port}"
+        );
     }
     // Two slots in one call: refused, nothing sent, the connections kept.
     let (a, b) = (&streams[0].0, &streams[1].0);
@@ -514,7 +516,10 @@ pub fn a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_pe
         }
         other => panic!("DEL of keys in two slots: {other:?}"),
     }
-    assert_eq!(cluster.node(streams[0].1).cmd(&["EXISTS", a]), RespValue::Int(1));
+    assert_eq!(
+        cluster.node(streams[0].1).cmd(&["EXISTS", a]),
+        RespValue::Int(1)
+    );
     for ((_, port), ids) in streams.iter().zip(&first_connections) {
         assert_eq!(&client_ids(&cluster, *port, &name), ids);
     }
@@ -536,12 +541,13 @@ pub fn a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_pe
 /// is finished, the next is (`MOVED`) too.
 pub fn a_cluster_connection_follows_a_slot_migrated_mid_way<C: Conn>() {
     let cluster = shared_cluster();
-    let mut conn =
-        C::connect_with(&cluster.url(), quick(Duration::from_secs(2))).expect("connect");
+    let mut conn = C::connect_with(&cluster.url(), quick(Duration::from_secs(2))).expect("connect");
     let stream = unique("migrating");
     let slot = key_slot(stream.as_bytes());
     let fields = [("k", "v")];
-    let first = conn.xadd(&stream, &fields, &XAddOptions::default()).expect("XADD");
+    let first = conn
+        .xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD");
     let from = cluster.primary_for_slot(slot);
     let to = cluster
         .primary_ports()
@@ -550,15 +556,26 @@ pub fn a_cluster_connection_follows_a_slot_migrated_mid_way<C: Conn>() {
         .expect("another primary");
     let migration = cluster.begin_migration(slot, to);
     while migration.move_keys(100) > 0 {}
-    let asked = conn.xadd(&stream, &fields, &XAddOptions::default()).expect("XADD (ASK)");
+    let asked = conn
+        .xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD (ASK)");
     migration.finish();
-    let moved = conn.xadd(&stream, &fields, &XAddOptions::default()).expect("XADD (MOVED)");
-    let expected: Vec<String> = [first, asked, moved].iter().map(|id| id.to_string()).collect();
+    let moved = conn
+        .xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD (MOVED)");
+    let expected: Vec<String> = [first, asked, moved]
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
     assert_eq!(entry_ids(&cluster, to, &stream), expected);
     let left = cluster
         .node(from)
         .cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
-    assert_eq!(left, RespValue::Int(0), "keys of slot {slot} left on {from}");
+    assert_eq!(
+        left,
+        RespValue::Int(0),
+        "keys of slot {slot} left on {from}"
+    );
 }
 
 /// Through `redis+cluster://`, the primary of a stream's slot killed: calls
@@ -573,7 +590,8 @@ pub fn a_cluster_connection_follows_a_failover<C: Conn>() {
     let mut conn = C::connect_with(&cluster.url(), options).expect("connect");
     let stream = unique("failover");
     let fields = [("k", "v")];
-    conn.xadd(&stream, &fields, &XAddOptions::default()).expect("XADD");
+    conn.xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD");
     let old = cluster.primary_for_key(&stream);
     cluster.kill(old);
     let bound = connect + io + Duration::from_secs(1);
@@ -582,7 +600,9 @@ pub fn a_cluster_connection_follows_a_failover<C: Conn>() {
     assert!(matches!(down, Err(Error::Connection(_))), "{down:?}");
     assert!(started.elapsed() < bound, "{:?}", started.elapsed());
     let new = cluster.wait_for_promotion(old);
-    let id = until_ok(bound, || conn.xadd(&stream, &fields, &XAddOptions::default()));
+    let id = until_ok(bound, || {
+        conn.xadd(&stream, &fields, &XAddOptions::default())
+    });
     assert!(
         entry_ids(&cluster, new, &stream).contains(&id.to_string()),
         "{id} is not on the promoted node {new}"

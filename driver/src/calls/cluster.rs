@@ -918,4 +918,26 @@ mod tests {
         connect(&mut calls, 1, 7003);
         write(&mut calls, 1);
     }
+
+    #[test]
+    fn over_tls_each_node_is_connected_to_on_its_tls_port_under_its_own_name() {
+        let opts = ConnectOptions {
+            tls: Some(xgroup_core::TlsOptions::new()),
+            ..ConnectOptions::default()
+        };
+        let mut calls = cluster_with(opts);
+        calls.start(&[get("b")]);
+        connect(&mut calls, 0, 7000);
+        write(&mut calls, 0);
+        let shards = b"*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n\
+            *1\r\n*10\r\n$8\r\nendpoint\r\n$14\r\nnode-a.example\r\n$4\r\nport\r\n:7000\r\n\
+            $8\r\ntls-port\r\n:7100\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$6\r\nhealth\r\n\
+            $6\r\nonline\r\n";
+        feed(&mut calls, 0, shards);
+        // The adapter verifies the certificate for the address it is given.
+        match calls.step() {
+            Step::Connect(1, to) => assert_eq!(to.to_socket_string(), "node-a.example:7100"),
+            other => panic!("expected a connect, got {other:?}"),
+        }
+    }
 }
