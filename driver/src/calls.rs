@@ -8,6 +8,10 @@
 //! handshake. A call abandoned while waiting for its replies leaves the
 //! connection as it is: its late replies are told apart by their request ids
 //! and skipped, so no call ever gets another call's reply.
+//!
+//! To a Redis Cluster there is a connection per node (and one to ask a
+//! node for the slot map): each [`Step`] names its connection, and the
+//! adapter keeps a socket per number (see the `cluster` module).
 
 use std::fmt;
 use std::io;
