@@ -5,8 +5,9 @@
 
 use std::ops::RangeInclusive;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use crate::command::CommandWriter;
 use crate::config::ConnectOptions;
 use crate::error::ConfigError;
 use crate::reply::{array, bad, check_error, describe, int, pairs, text, ReplyError};
@@ -802,6 +803,128 @@ pub fn parse_cluster_target(input: &str) -> Result<(ClusterTarget, ConnectOption
     Ok((ClusterTarget { seeds }, opts))
 }
 
+// ---- asking a node for the map ---------------------------------------------
+
+/// One cluster node asked for the slot map, request/response (for a client
+/// that opens a connection per question, like `Connection`): write what
+/// [`take_bytes`](Self::take_bytes) gives, feed what comes back to
+/// [`input`](Self::input), and again, until it gives the map.
+///
+/// It logs in as the data connections do (`AUTH`, when the URL has a
+/// password) and asks `CLUSTER SHARDS`; a node that does not know it
+/// (`ERR unknown subcommand`: Redis 6.2) is asked `CLUSTER SLOTS` next.
+///
+/// ```
+/// use xgroup_core::{ConnectOptions, ServerAddr, SlotMapQuestion};
+///
+/// let node = ServerAddr { host: "10.0.0.1".into(), port: 6379 };
+/// let mut question = SlotMapQuestion::new(&ConnectOptions::default(), &node);
+/// assert!(question.take_bytes().unwrap().ends_with(b"CLUSTER\r\n$6\r\nSHARDS\r\n"));
+/// // Redis 6.2: CLUSTER SLOTS then.
+/// assert_eq!(question.input(b"-ERR unknown subcommand 'SHARDS'.\r\n"), Ok(None));
+/// assert!(question.take_bytes().unwrap().ends_with(b"SLOTS\r\n"));
+/// let map = question
+///     .input(b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$0\r\n\r\n:6379\r\n")
+///     .unwrap()
+///     .unwrap();
+/// assert_eq!(map.owner(0).unwrap().addr, node); // (an empty host: the one asked)
+/// assert!(question.take_bytes().is_none());
+/// ```
+pub struct SlotMapQuestion {
+    decoder: crate::resp::Decoder,
+    /// Bytes not yet taken (may hold the `AUTH`).
+    out: BytesMut,
+    asked: std::collections::VecDeque<MapAsked>,
+    asked_host: String,
+}
+
+/// One command sent to the node asked whose reply is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MapAsked {
+    Auth,
+    Shards,
+    Slots,
+}
+
+impl SlotMapQuestion {
+    /// The question for the node at `asked`, logged in with `opts`'s
+    /// user and password.
+    pub fn new(opts: &ConnectOptions, asked: &ServerAddr) -> Self {
+        let mut out = BytesMut::new();
+        let mut asked_now = std::collections::VecDeque::with_capacity(2);
+        if let Some(pass) = &opts.password {
+            let argc = if opts.username.is_some() { 3 } else { 2 };
+            let mut w = CommandWriter::begin(&mut out, argc);
+            w.arg(b"AUTH");
+            if let Some(user) = &opts.username {
+                w.arg(user.as_bytes());
+            }
+            w.arg(pass.as_bytes());
+            asked_now.push_back(MapAsked::Auth);
+        }
+        CommandWriter::begin(&mut out, 2)
+            .arg(b"CLUSTER")
+            .arg(b"SHARDS");
+        asked_now.push_back(MapAsked::Shards);
+        SlotMapQuestion {
+            decoder: crate::resp::Decoder::new(),
+            out,
+            asked: asked_now,
+            asked_host: asked.host.clone(),
+        }
+    }
+
+    /// Bytes to write to the node, if any.
+    pub fn take_bytes(&mut self) -> Option<Bytes> {
+        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// Bytes from the node: `Ok(None)` until the answer is whole (check
+    /// [`take_bytes`](Self::take_bytes) then: a question may follow), then
+    /// the map; `Err` says why this node is of no use (a refused login,
+    /// an error reply, bytes that are not RESP or not a map).
+    pub fn input(&mut self, bytes: &[u8]) -> Result<Option<SlotMap>, String> {
+        self.decoder.feed(bytes);
+        while let Some(frame) = self.decoder.next_frame().map_err(|e| e.to_string())? {
+            let Some(asked) = self.asked.pop_front() else {
+                return Err("a reply to nothing asked".into());
+            };
+            let frame = match check_error(frame) {
+                Ok(frame) => frame,
+                Err(e)
+                    if asked == MapAsked::Shards
+                        && e.kind == crate::error::ServerErrorKind::UnknownCommand =>
+                {
+                    CommandWriter::begin(&mut self.out, 2)
+                        .arg(b"CLUSTER")
+                        .arg(b"SLOTS");
+                    self.asked.push_back(MapAsked::Slots);
+                    continue;
+                }
+                Err(e) => return Err(e.message),
+            };
+            let map = match asked {
+                MapAsked::Auth => continue,
+                MapAsked::Shards => SlotMap::from_cluster_shards(frame, &self.asked_host),
+                MapAsked::Slots => SlotMap::from_cluster_slots(frame, &self.asked_host),
+            };
+            return map.map(Some).map_err(|e| e.to_string());
+        }
+        Ok(None)
+    }
+}
+
+// By hand: the bytes not yet taken may hold the `AUTH`.
+impl std::fmt::Debug for SlotMapQuestion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotMapQuestion")
+            .field("unwritten_bytes", &self.out.len())
+            .field("asked", &self.asked)
+            .field("asked_host", &self.asked_host)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures;
 
@@ -1437,5 +1560,69 @@ mod tests {
         assert!(!e.to_string().contains("pw-7f3a9c"));
         let e = parse_cluster_target("redis://h").unwrap_err();
         assert!(e.reason.contains("redis+cluster://"), "{e}");
+    }
+
+    #[test]
+    fn a_slot_map_question_logs_in_asks_shards_and_takes_the_answer_in_any_cut() {
+        let opts = ConnectOptions {
+            username: Some("app".into()),
+            password: Some("pw-5be1".into()),
+            ..ConnectOptions::default()
+        };
+        let mut q = SlotMapQuestion::new(&opts, &node("127.0.0.1", 31001));
+        assert!(!format!("{q:?}").contains("pw-5be1"));
+        let bytes = q.take_bytes().unwrap();
+        assert!(bytes.starts_with(b"*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$7\r\npw-5be1\r\n"));
+        assert!(bytes.ends_with(b"*2\r\n$7\r\nCLUSTER\r\n$6\r\nSHARDS\r\n"));
+        assert_eq!(q.take_bytes(), None);
+        assert_eq!(q.input(b"+OK\r\n"), Ok(None));
+        let (head, tail) = SHARDS_RESP3.split_at(100);
+        assert_eq!(q.input(head), Ok(None));
+        let map = q.input(tail).unwrap().unwrap();
+        assert_eq!(
+            map,
+            SlotMap::from_cluster_shards(frame(SHARDS_RESP3), "x").unwrap()
+        );
+        assert_eq!(q.take_bytes(), None);
+    }
+
+    #[test]
+    fn a_slot_map_question_falls_back_to_cluster_slots_on_redis_6_2() {
+        let mut q = SlotMapQuestion::new(&ConnectOptions::default(), &node("127.0.0.1", 31001));
+        assert!(q.take_bytes().unwrap().starts_with(b"*2\r\n$7\r\nCLUSTER"));
+        let unknown = b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n";
+        assert_eq!(q.input(unknown), Ok(None));
+        let again = q.take_bytes().unwrap();
+        assert_eq!(&again[..], b"*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n");
+        let map = q.input(SLOTS_RESP2).unwrap().unwrap();
+        assert!(map.is_complete());
+    }
+
+    #[test]
+    fn a_slot_map_question_says_why_a_node_is_of_no_use_and_never_panics() {
+        let asked = node("127.0.0.1", 7000);
+        let opts = ConnectOptions {
+            password: Some("pw".into()),
+            ..ConnectOptions::default()
+        };
+        let mut q = SlotMapQuestion::new(&opts, &asked);
+        let e = q
+            .input(b"-WRONGPASS invalid username-password pair\r\n")
+            .unwrap_err();
+        assert!(e.starts_with("WRONGPASS"), "{e}");
+        let mut q = SlotMapQuestion::new(&ConnectOptions::default(), &asked);
+        let e = q
+            .input(b"-ERR This instance has cluster support disabled\r\n")
+            .unwrap_err();
+        assert!(e.contains("cluster support disabled"), "{e}");
+        for garbage in [
+            &b"?what\r\n"[..],
+            b":12\r\n",
+            b"*1\r\n$3\r\nabc\r\n",
+            b"+OK\r\n+OK\r\n",
+        ] {
+            let mut q = SlotMapQuestion::new(&ConnectOptions::default(), &asked);
+            assert!(q.input(garbage).is_err(), "{garbage:?}");
+        }
     }
 }

@@ -8,6 +8,10 @@
 //! handshake. A call abandoned while waiting for its replies leaves the
 //! connection as it is: its late replies are told apart by their request ids
 //! and skipped, so no call ever gets another call's reply.
+//!
+//! To a Redis Cluster there is a connection per node (and one to ask a
+//! node for the slot map): each [`Step`] names its connection, and the
+//! adapter keeps a socket per number (see the `cluster` module).
 
 use std::fmt;
 use std::io;
@@ -19,7 +23,12 @@ use xgroup_core::{
     ServerAddr, ServerErrorKind, Target, TlsOptions, Value,
 };
 
+use crate::route;
 use crate::tls;
+
+mod cluster;
+
+use cluster::{Cluster, MAX_REDIRECTS};
 
 /// How long opening a `Connection` may take, unless
 /// [`ConnectionOptions::connect_timeout`] says otherwise.
@@ -62,8 +71,8 @@ pub struct ConnectionOptions {
     pub tls: Option<TlsOptions>,
 }
 
-/// Calls over one connection, reopened when needed: commands out, replies
-/// in, in order.
+/// Calls over one connection (or, to a Redis Cluster, one per node),
+/// reopened when needed: commands out, replies in, in order.
 ///
 /// ```
 /// use xgroup_driver::{Calls, Step};
@@ -72,28 +81,44 @@ pub struct ConnectionOptions {
 /// let (addr, opts) = xgroup_core::parse_url("redis://127.0.0.1:6380").unwrap();
 /// let mut calls = Calls::new(addr, opts);
 /// calls.start(&[Command::new("PING")]);
-/// let Step::Connect(addr) = calls.step() else { panic!() };
-/// assert_eq!(addr.port, 6380); // open a connection to it
+/// let Step::Connect(0, addr) = calls.step() else { panic!() };
+/// assert_eq!(addr.port, 6380); // open connection 0 to it
 /// calls.opened(Ok(()));
-/// let Step::Write(bytes) = calls.step() else { panic!() };
-/// assert!(bytes.ends_with(b"PING\r\n")); // write these
+/// let Step::Write(0, bytes) = calls.step() else { panic!() };
+/// assert!(bytes.ends_with(b"PING\r\n")); // write these on connection 0
 /// calls.wrote(Ok(()));
-/// let Step::Read(buf) = calls.step() else { panic!() };
-/// buf[..7].copy_from_slice(b"+PONG\r\n"); // read into this
+/// let Step::Read(0, buf) = calls.step() else { panic!() };
+/// buf[..7].copy_from_slice(b"+PONG\r\n"); // read into this from connection 0
 /// calls.read(Ok(7));
 /// let Step::Done(replies) = calls.step() else { panic!() };
 /// assert_eq!(replies.unwrap(), [Value::Simple("PONG".into())]);
+/// assert!(!calls.is_down(0)); // keep the socket for the next call
 /// ```
 pub struct Calls {
-    addr: ServerAddr,
-    client: Client,
+    /// The connections, by the number [`Step`] gives them: one (0) to a
+    /// server or to the master a sentinel named (0 also asks the
+    /// sentinels); with a cluster, 0 asks a node for the slot map and each
+    /// node the calls go to has its own, from 1 on.
+    links: Vec<Link>,
+    /// The connection the last step was about: the one `opened`, `wrote`
+    /// and `read` report on.
+    at: usize,
     buf: Vec<u8>,
     call: Option<Call>,
-    /// Why there is no usable connection, while there is none: the next
-    /// call opens one first.
-    down: Option<String>,
     /// With sentinels: who to ask for the master, and the asking under way.
     sentinels: Option<Sentinels>,
+    /// With a cluster: the slot map, and the asking for it under way.
+    cluster: Option<Box<Cluster>>,
+}
+
+/// One connection's requests and replies.
+#[derive(Debug)]
+struct Link {
+    addr: ServerAddr,
+    client: Client,
+    /// Why there is no usable connection, while there is none: a call
+    /// over it opens one first.
+    down: Option<String>,
 }
 
 /// A `Connection` that follows a Sentinel-monitored master: every new
@@ -103,7 +128,8 @@ struct Sentinels {
     target: SentinelTarget,
     /// The sentinel to ask next.
     next: usize,
-    /// `addr` is what a sentinel named since the last connection failed.
+    /// The link's address is what a sentinel named since the last
+    /// connection failed.
     named: bool,
     asking: Option<Asking>,
 }
@@ -117,40 +143,67 @@ struct Asking {
     reasons: Vec<String>,
 }
 
-#[derive(Debug)]
 enum Stage {
     Connect,
     Write(MasterQuestion, Bytes),
     Read(MasterQuestion),
 }
 
-/// What the current call needs next.
+/// What the current call needs next. The `usize` is the connection: 0 for
+/// a server or a sentinel-followed master; with a cluster, one per node
+/// (and 0 to ask a node for the slot map). Keep a socket per number.
 #[derive(Debug)]
 pub enum Step<'a> {
-    /// Drop the current socket, if any, and open a new one to this address
-    /// (within the connect timeout); then report with [`Calls::opened`].
-    Connect(&'a ServerAddr),
-    /// Write all of these bytes (within the I/O timeout), then report with
-    /// [`Calls::wrote`].
-    Write(Bytes),
-    /// Read into this buffer (within the I/O timeout), then report with
-    /// [`Calls::read`].
-    Read(&'a mut [u8]),
+    /// Drop this connection's socket, if any, and open a new one to this
+    /// address (within the connect timeout; with TLS, verifying that
+    /// address's host); then report with [`Calls::opened`].
+    Connect(usize, &'a ServerAddr),
+    /// Write all of these bytes on this connection (within the I/O
+    /// timeout), then report with [`Calls::wrote`].
+    Write(usize, Bytes),
+    /// Read from this connection into this buffer (within the I/O
+    /// timeout), then report with [`Calls::read`].
+    Read(usize, &'a mut [u8]),
     /// The call is over: its replies in order (error replies as
-    /// [`Value::Error`]), or why there are none. If [`Calls::is_down`] now
-    /// says so, drop the socket: the next call opens a new one.
+    /// [`Value::Error`]), or why there are none. Drop the socket of each
+    /// connection [`Calls::is_down`] now says is down: a call over it opens
+    /// a new one.
     Done(Result<Vec<Value>, Error>),
 }
 
-#[derive(Debug)]
 struct Call {
-    /// Replies to requests before this one belong to an abandoned call.
-    first: RequestId,
-    expected: usize,
-    replies: Vec<Result<Value, Error>>,
+    /// With a cluster: the commands, sent in rounds (to their slot's
+    /// node, then again where a redirect says); empty otherwise (all were
+    /// sent at the start).
+    commands: Vec<Command>,
+    /// With a cluster: the hash slot of the commands' keys (`None`: they
+    /// have none, any node runs them).
+    slot: Option<u16>,
+    /// Each command's reply, once in.
+    results: Vec<Option<Result<Value, Error>>>,
+    /// Commands to send in a next round, each with the node a redirect
+    /// named and whether to send `ASKING` first (`None`: to the primary
+    /// of the call's slot).
+    pending: Vec<(usize, Option<(ServerAddr, bool)>)>,
+    /// The commands out on one connection, their replies awaited.
+    round: Option<Round>,
+    /// Rounds sent again after `MOVED` or `ASK`.
+    redirects: usize,
     /// Some of its bytes may be written but not all.
     writing: bool,
     failed: Option<Error>,
+}
+
+/// Requests sent together on one connection.
+#[derive(Debug)]
+struct Round {
+    link: usize,
+    /// Replies to requests before this one belong to an abandoned call.
+    first: RequestId,
+    /// Each request: a command of the call (its index), or the `ASKING`
+    /// before one (`None`).
+    of: Vec<Option<usize>>,
+    replies: Vec<Result<Value, Error>>,
 }
 
 impl ConnectionOptions {
@@ -218,12 +271,12 @@ impl Calls {
     /// ...). Nothing is open yet: the first call opens a connection.
     pub fn new(addr: ServerAddr, opts: ConnectOptions) -> Self {
         Calls {
-            addr,
-            client: Client::new(opts),
+            links: vec![Link::new(addr, Client::new(opts))],
+            at: 0,
             buf: vec![0; 64 * 1024],
             call: None,
-            down: Some("not connected yet".into()),
             sentinels: None,
+            cluster: None,
         }
     }
 
@@ -233,9 +286,8 @@ impl Calls {
     /// moved) makes the next call ask again.
     pub fn with_sentinels(target: SentinelTarget, opts: ConnectOptions) -> Self {
         let first = target.sentinels[0].clone();
-        let mut calls = Calls::new(first, opts);
-        calls.client =
-            std::mem::replace(&mut calls.client, Client::new(Default::default())).check_role(true);
+        let mut calls = Calls::new(first, ConnectOptions::default());
+        calls.links[0].client = Client::new(opts).check_role(true);
         calls.sentinels = Some(Sentinels {
             target,
             next: 0,
@@ -245,63 +297,47 @@ impl Calls {
         calls
     }
 
-    /// Calls to where `url` says: a server, or the master its sentinels
-    /// name.
+    /// Calls to where `url` says: a server, the master its sentinels
+    /// name, or the nodes of a cluster (see [`with_cluster`](Self::with_cluster)).
     pub fn for_target(target: Target, opts: ConnectOptions) -> Self {
         match target {
             Target::Server(addr) => Calls::new(addr, opts),
             Target::Sentinel(target) => Calls::with_sentinels(target, opts),
-            // (Refused before: see `cluster_unsupported`.)
-            Target::Cluster(target) => Calls::new(target.seeds[0].clone(), opts),
-        }
-    }
-
-    /// Why a `Connection` cannot take this target yet: routing each call
-    /// to the node of its keys' slot is still to come.
-    pub fn cluster_unsupported(target: &Target) -> Result<(), Error> {
-        match target {
-            Target::Cluster(_) => Err(ConfigError::new(
-                "url",
-                "a Connection to a Redis Cluster (redis+cluster://) is not supported yet: \
-                 connect to the primary of the key's slot (consumers take cluster URLs)",
-            )
-            .into()),
-            _ => Ok(()),
+            Target::Cluster(target) => Calls::with_cluster(target, opts),
         }
     }
 
     /// Starts a call with these commands (none is fine: no IO, no replies).
-    /// A command without a name fails the call before anything is sent.
+    /// A command without a name, or (to a cluster) keys in two hash
+    /// slots, fail the call before anything is sent.
     pub fn start(&mut self, commands: &[Command]) {
-        if let Some(abandoned) = self.call.take() {
-            // Its future was dropped. Half-written, it left garbage for the
-            // server to read: reconnect. Before its connection opened, its
-            // commands were never sent: forget them. While reading, the
-            // connection is fine: its late replies are skipped by id.
-            if abandoned.writing && self.down.is_none() {
-                self.fail("an earlier call was abandoned while writing".into());
-            } else if self.down.is_some() {
-                self.client
-                    .handle_disconnected("an earlier call was abandoned");
-            }
-        }
+        self.abandon();
         let mut call = Call {
-            first: RequestId(u64::MAX),
-            expected: commands.len(),
-            replies: Vec::with_capacity(commands.len()),
+            commands: Vec::new(),
+            slot: None,
+            results: commands.iter().map(|_| None).collect(),
+            pending: Vec::new(),
+            round: None,
+            redirects: 0,
             writing: false,
             failed: None,
         };
         if commands.iter().any(|c| c.args().is_empty()) {
             let e = ConfigError::new("command", "a command needs at least its name");
             call.failed = Some(e.into());
-        } else {
-            for (i, command) in commands.iter().enumerate() {
-                let id = self.client.send(command);
-                if i == 0 {
-                    call.first = id;
+        } else if self.cluster.is_some() {
+            // Sent once the slot's node is known.
+            match route::call_slot(commands) {
+                Ok(slot) => {
+                    call.slot = slot;
+                    call.commands = commands.to_vec();
+                    call.pending = (0..commands.len()).map(|n| (n, None)).collect();
                 }
+                Err(e) => call.failed = Some(e),
             }
+        } else if !commands.is_empty() {
+            let client = &mut self.links[0].client;
+            call.round = Some(send_round(0, client, commands.iter().enumerate(), false));
         }
         self.call = Some(call);
     }
@@ -309,65 +345,67 @@ impl Calls {
     /// What the current call needs next (`Done` once, then a new call must
     /// be started).
     pub fn step(&mut self) -> Step<'_> {
-        let Some(call) = self.call.as_mut() else {
-            return Step::Done(Err(Error::Connection("no call started".into())));
-        };
-        if let Some(e) = call.failed.take() {
-            self.call = None;
-            return Step::Done(Err(e));
-        }
-        if call.expected == 0 {
-            self.call = None;
-            return Step::Done(Ok(Vec::new()));
-        }
-        if self.down.is_some() {
-            if let Some(s) = self.sentinels.as_mut().filter(|s| !s.named) {
-                let asking = s.asking.get_or_insert_with(|| Asking {
-                    tried: 0,
-                    stage: Stage::Connect,
-                    reasons: Vec::new(),
-                });
-                return match &asking.stage {
-                    Stage::Connect => {
-                        let n = s.target.sentinels.len();
-                        Step::Connect(&s.target.sentinels[s.next % n])
-                    }
-                    Stage::Write(_, bytes) => Step::Write(bytes.clone()),
-                    Stage::Read(_) => Step::Read(&mut self.buf),
-                };
+        loop {
+            let Some(call) = self.call.as_mut() else {
+                return Step::Done(Err(Error::Connection("no call started".into())));
+            };
+            if let Some(e) = call.failed.take() {
+                self.call = None;
+                return Step::Done(Err(e));
             }
-            return Step::Connect(&self.addr);
-        }
-        if let Some(bytes) = self.client.poll_transmit() {
-            call.writing = true;
-            return Step::Write(bytes);
-        }
-        while let Some((id, reply)) = self.client.poll_reply() {
-            if id >= call.first {
-                call.replies.push(reply);
+            let Some(round) = call.round.as_mut() else {
+                if call.pending.is_empty() {
+                    return self.finish();
+                }
+                // A cluster call, between rounds: where to send them?
+                if self.map_needed() {
+                    return self.map_step();
+                }
+                self.route();
+                continue;
+            };
+            let i = round.link;
+            self.at = i;
+            let link = &mut self.links[i];
+            if link.down.is_some() {
+                if let Some(s) = self.sentinels.as_mut().filter(|s| !s.named) {
+                    let asking = s.asking.get_or_insert_with(|| Asking {
+                        tried: 0,
+                        stage: Stage::Connect,
+                        reasons: Vec::new(),
+                    });
+                    return match &asking.stage {
+                        Stage::Connect => {
+                            let n = s.target.sentinels.len();
+                            Step::Connect(i, &s.target.sentinels[s.next % n])
+                        }
+                        Stage::Write(_, bytes) => Step::Write(i, bytes.clone()),
+                        Stage::Read(_) => Step::Read(i, &mut self.buf),
+                    };
+                }
+                return Step::Connect(i, &self.links[i].addr);
             }
+            if let Some(bytes) = link.client.poll_transmit() {
+                call.writing = true;
+                return Step::Write(i, bytes);
+            }
+            while let Some((id, reply)) = link.client.poll_reply() {
+                if id >= round.first {
+                    round.replies.push(reply);
+                }
+            }
+            if round.replies.len() < round.of.len() {
+                return Step::Read(i, &mut self.buf);
+            }
+            self.end_round();
         }
-        if call.replies.len() < call.expected {
-            return Step::Read(&mut self.buf);
-        }
-        let replies = std::mem::take(&mut call.replies);
-        self.call = None;
-        let replies: Result<Vec<Value>, Error> = replies.into_iter().collect();
-        if let Err(e) = &replies {
-            // No reply: the login failed (or the connection was lost). Try
-            // a fresh connection next time rather than fail forever.
-            self.fail(e.to_string());
-        }
-        // The master moved: the next call asks the sentinels again.
-        let moved = |v: &Value| matches!(v, Value::Error(e) if e.kind == ServerErrorKind::ReadOnly);
-        if self.sentinels.is_some() && replies.as_ref().is_ok_and(|r| r.iter().any(moved)) {
-            self.fail("the node is no longer the master (READONLY)".into());
-        }
-        Step::Done(replies)
     }
 
     /// How opening the connection asked for by [`Step::Connect`] went.
     pub fn opened(&mut self, result: io::Result<()>) {
+        if self.map_asking() {
+            return self.map_opened(result);
+        }
         if let Some(s) = self.sentinels.as_mut().filter(|s| s.asking.is_some()) {
             return match result {
                 Ok(()) => {
@@ -379,17 +417,19 @@ impl Calls {
                 Err(e) => self.sentinel_failed(e.to_string()),
             };
         }
+        let i = self.at;
+        let Some(link) = self.links.get_mut(i) else {
+            return;
+        };
+        link.down = None;
         match result {
-            Ok(()) => {
-                self.down = None;
-                // The handshake goes out first, then the call's commands.
-                self.client.handle_connected();
-            }
+            // The handshake goes out first, then the call's commands.
+            Ok(()) => link.client.handle_connected(),
             Err(e) => {
-                self.down = None;
-                self.fail(format!("{}: {e}", self.addr.to_socket_string()));
+                let addr = link.addr.clone();
+                self.link_failed(i, format!("{}: {e}", addr.to_socket_string()));
                 // A failed TLS handshake says why, typed.
-                if let e @ Error::Tls { .. } = tls::connect_error(&self.addr, &e) {
+                if let e @ Error::Tls { .. } = tls::connect_error(&addr, &e) {
                     self.set_failed(e);
                 }
             }
@@ -398,6 +438,9 @@ impl Calls {
 
     /// How the write asked for by [`Step::Write`] went.
     pub fn wrote(&mut self, result: io::Result<()>) {
+        if self.map_asking() {
+            return self.map_wrote(result);
+        }
         if let Some(asking) = self.asking() {
             return match result {
                 Ok(()) => {
@@ -423,17 +466,25 @@ impl Calls {
     /// How the read asked for by [`Step::Read`] went: how many bytes it put
     /// in the buffer. A timed-out read may report `TimedOut` or `WouldBlock`.
     pub fn read(&mut self, result: io::Result<usize>) {
+        if self.map_asking() {
+            return self.map_read(result);
+        }
         if self.asking().is_some() {
             return self.sentinel_read(result);
         }
+        let i = self.at;
         match result {
-            Ok(0) => self.fail("connection closed by the server".into()),
+            Ok(0) => self.link_failed(i, "connection closed by the server".into()),
             Ok(n) => {
                 let Some(bytes) = self.buf.get(..n) else {
-                    return self.fail(format!("read reported {n} bytes, more than asked"));
+                    return self
+                        .link_failed(i, format!("read reported {n} bytes, more than asked"));
                 };
-                if let Err(e) = self.client.handle_input(bytes) {
-                    self.fail(e.to_string());
+                let Some(link) = self.links.get_mut(i) else {
+                    return;
+                };
+                if let Err(e) = link.client.handle_input(bytes) {
+                    self.link_failed(i, e.to_string());
                     self.set_failed(Error::Protocol(e));
                 }
             }
@@ -442,10 +493,13 @@ impl Calls {
         }
     }
 
-    /// Whether there is no usable connection: drop the socket, the next call
-    /// opens a new one.
-    pub fn is_down(&self) -> bool {
-        self.down.is_some()
+    /// Whether connection `conn` (as [`Step`] numbers them) is unusable:
+    /// drop its socket, a call over it opens a new one. A number never
+    /// given is down.
+    pub fn is_down(&self, conn: usize) -> bool {
+        self.links
+            .get(conn)
+            .map_or(true, |link| link.down.is_some())
     }
 
     /// The only reply of a one-command call: an error reply as `Err`.
@@ -456,24 +510,160 @@ impl Calls {
         }
     }
 
+    /// The call before this one is still under way: its future was dropped.
+    fn abandon(&mut self) {
+        let Some(abandoned) = self.call.take() else {
+            return;
+        };
+        if let Some(round) = abandoned.round {
+            let i = round.link;
+            // Half-written, it left garbage for the server to read:
+            // reconnect. Before its connection opened, its commands were
+            // never sent: forget them. While reading, the connection is
+            // fine: its late replies are skipped by id.
+            if abandoned.writing && self.links[i].down.is_none() {
+                self.drop_link(i, "an earlier call was abandoned while writing".into());
+            } else if self.links[i].down.is_some() {
+                self.links[i]
+                    .client
+                    .handle_disconnected("an earlier call was abandoned");
+            }
+        }
+        self.abandon_map_question();
+    }
+
+    /// Every reply of the round is in: each command's reply is kept, or
+    /// (redirected by a cluster) the command goes again in a next round.
+    fn end_round(&mut self) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let Some(round) = call.round.take() else {
+            return;
+        };
+        let i = round.link;
+        let asked_host = &self.links[i].addr.host;
+        let (mut lost, mut readonly) = (None, false);
+        let mut again = Vec::new();
+        for (of, reply) in round.of.iter().zip(round.replies) {
+            // (The `ASKING`'s own reply: the command's says how it went.)
+            let Some(n) = *of else {
+                continue;
+            };
+            let reply = match reply {
+                Err(e) => {
+                    lost.get_or_insert_with(|| e.to_string());
+                    Err(e)
+                }
+                Ok(Value::Error(e)) => {
+                    readonly |= e.kind == ServerErrorKind::ReadOnly;
+                    let to = self
+                        .cluster
+                        .as_deref_mut()
+                        .and_then(|c| c.redirect(&e, asked_host, call.redirects < MAX_REDIRECTS));
+                    if let Some(to) = to {
+                        again.push((n, Some(to)));
+                        continue;
+                    }
+                    Ok(Value::Error(e))
+                }
+                Ok(v) => Ok(v),
+            };
+            call.results[n] = Some(reply);
+        }
+        if let Some((_, to)) = again.first() {
+            call.redirects += 1;
+            // A transaction with a redirected command was discarded
+            // (`EXECABORT`): all of it goes again.
+            let sent: Vec<&Command> = round
+                .of
+                .iter()
+                .flatten()
+                .map(|&n| &call.commands[n])
+                .collect();
+            if route::has_multi(&sent) {
+                let to = to.clone();
+                again = round
+                    .of
+                    .iter()
+                    .flatten()
+                    .map(|&n| (n, to.clone()))
+                    .collect();
+            }
+            for (n, _) in &again {
+                call.results[*n] = None;
+            }
+            call.pending.extend(again);
+        }
+        if let Some(why) = lost {
+            // No reply: the login failed (or the connection was lost). Try
+            // a fresh connection next time rather than fail forever.
+            self.drop_link(i, why);
+        } else if readonly && self.sentinels.is_some() {
+            // The master moved: the next call asks the sentinels again.
+            self.drop_link(i, "the node is no longer the master (READONLY)".into());
+        }
+    }
+
+    /// The call is over: its replies, or the first reason one is missing.
+    fn finish(&mut self) -> Step<'_> {
+        let Some(call) = self.call.take() else {
+            return Step::Done(Err(Error::Connection("no call started".into())));
+        };
+        let no_reply = || Err(Error::Connection("no reply".into()));
+        let replies = call.results.into_iter().map(|r| r.unwrap_or_else(no_reply));
+        Step::Done(replies.collect())
+    }
+
     fn io_failed(&mut self, e: io::Error) {
+        let i = self.at;
         let timed_out = matches!(
             e.kind(),
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
         );
-        self.fail(e.to_string());
+        self.link_failed(i, e.to_string());
         if timed_out {
             self.set_failed(Error::ReplyTimeout { command: CALL });
-        } else if let e @ Error::Tls { .. } = tls::session_error(&self.addr, &e) {
+        } else if let Some(link) = self.links.get(i) {
             // A TLS 1.3 server rejects a client certificate with an alert
             // the first read meets.
-            self.set_failed(e);
+            if let e @ Error::Tls { .. } = tls::session_error(&link.addr, &e) {
+                self.set_failed(e);
+            }
         }
     }
 
-    /// The connection is done for: this call fails with `why` (unless it
-    /// has a more precise error), and the next one opens a new connection.
-    /// The round of questions under way, if any.
+    /// Connection `i` is done for: the call over it fails with `why`
+    /// (unless it has a more precise error), and the next call over it
+    /// opens a new connection.
+    fn link_failed(&mut self, i: usize, why: String) {
+        if let Some(call) = self.call.as_mut() {
+            if call.round.as_ref().is_some_and(|r| r.link == i) {
+                call.failed.get_or_insert(Error::Connection(why.clone()));
+            }
+        }
+        self.drop_link(i, why);
+    }
+
+    /// Connection `i` is not to be used again: the next call over it opens
+    /// a new one (a sentinel-followed master: asking the sentinels first;
+    /// a cluster node: asking for the slot map first, a failover may have
+    /// happened).
+    fn drop_link(&mut self, i: usize, why: String) {
+        if let Some(s) = self.sentinels.as_mut() {
+            s.named = false;
+            s.asking = None;
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.stale = true;
+        }
+        if let Some(link) = self.links.get_mut(i) {
+            link.client.handle_disconnected(&why);
+            link.down.get_or_insert(why);
+        }
+    }
+
+    /// The round of questions to the sentinels under way, if any.
     fn asking(&mut self) -> Option<&mut Asking> {
         self.sentinels.as_mut()?.asking.as_mut()
     }
@@ -500,7 +690,7 @@ impl Calls {
             Ok(Some(master)) => {
                 s.asking = None;
                 s.named = true;
-                self.addr = master;
+                self.links[0].addr = master;
             }
             Err(reason) => self.sentinel_failed(reason),
         }
@@ -534,20 +724,7 @@ impl Calls {
             asking.reasons.join("; ")
         );
         s.asking = None;
-        self.fail(why);
-    }
-
-    fn fail(&mut self, why: String) {
-        if let Some(s) = self.sentinels.as_mut() {
-            // The next connection asks the sentinels again.
-            s.named = false;
-            s.asking = None;
-        }
-        self.client.handle_disconnected(&why);
-        if let Some(call) = self.call.as_mut() {
-            call.failed.get_or_insert(Error::Connection(why.clone()));
-        }
-        self.down.get_or_insert(why);
+        self.link_failed(0, why);
     }
 
     fn set_failed(&mut self, e: Error) {
@@ -557,13 +734,82 @@ impl Calls {
     }
 }
 
+impl Link {
+    fn new(addr: ServerAddr, client: Client) -> Self {
+        Link {
+            addr,
+            client,
+            down: Some("not connected yet".into()),
+        }
+    }
+}
+
+/// Sends `commands` (each with its index in the call) on `client`, each
+/// after an `ASKING` with `asking`: a round over connection `link`.
+fn send_round<'c>(
+    link: usize,
+    client: &mut Client,
+    commands: impl IntoIterator<Item = (usize, &'c Command)>,
+    asking: bool,
+) -> Round {
+    let mut round = Round {
+        link,
+        first: RequestId(u64::MAX),
+        of: Vec::new(),
+        replies: Vec::new(),
+    };
+    for (n, command) in commands {
+        if asking {
+            let id = client.send(&Command::new("ASKING"));
+            round.first = round.first.min(id);
+            round.of.push(None);
+        }
+        let id = client.send(command);
+        round.first = round.first.min(id);
+        round.of.push(Some(n));
+    }
+    round
+}
+
+// By hand: the bytes of a question not yet written may hold the `AUTH`.
+impl fmt::Debug for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stage::Connect => f.write_str("Connect"),
+            Stage::Write(question, bytes) => f
+                .debug_struct("Write")
+                .field("question", question)
+                .field("bytes", &bytes.len())
+                .finish(),
+            Stage::Read(question) => f.debug_tuple("Read").field(question).finish(),
+        }
+    }
+}
+
+// By hand: only the commands' names (an argument may be a secret).
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.commands.iter().map(Command::name).collect();
+        f.debug_struct("Call")
+            .field("commands", &names)
+            .field("slot", &self.slot)
+            .field("results", &self.results)
+            .field("pending", &self.pending)
+            .field("round", &self.round)
+            .field("redirects", &self.redirects)
+            .field("writing", &self.writing)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
 impl fmt::Debug for Calls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Calls")
-            .field("addr", &self.addr)
-            .field("client", &self.client)
+            .field("links", &self.links)
             .field("call", &self.call)
-            .field("down", &self.down)
+            .field("sentinels", &self.sentinels)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -587,7 +833,7 @@ mod tests {
     /// Expects a `Connect` step (and reports the connection opened).
     fn connect(calls: &mut Calls) {
         match calls.step() {
-            Step::Connect(to) => assert_eq!(*to, addr()),
+            Step::Connect(0, to) => assert_eq!(*to, addr()),
             other => panic!("expected a connect, got {other:?}"),
         }
         calls.opened(Ok(()));
@@ -595,7 +841,7 @@ mod tests {
 
     fn write(calls: &mut Calls) -> Bytes {
         match calls.step() {
-            Step::Write(bytes) => {
+            Step::Write(0, bytes) => {
                 calls.wrote(Ok(()));
                 bytes
             }
@@ -605,7 +851,7 @@ mod tests {
 
     fn feed(calls: &mut Calls, reply: &[u8]) {
         match calls.step() {
-            Step::Read(buf) => buf[..reply.len()].copy_from_slice(reply),
+            Step::Read(0, buf) => buf[..reply.len()].copy_from_slice(reply),
             other => panic!("expected a read, got {other:?}"),
         }
         calls.read(Ok(reply.len()));
@@ -648,7 +894,7 @@ mod tests {
         assert!(matches!(&replies[1], Value::Error(e) if e.message == "ERR nope"));
         // The next call goes on over the same connection.
         ping_pong(&mut calls);
-        assert!(!calls.is_down());
+        assert!(!calls.is_down(0));
     }
 
     #[test]
@@ -675,10 +921,10 @@ mod tests {
             calls.start(&[Command::from_args(["GET", "a"])]);
             connect(&mut calls);
             write(&mut calls);
-            assert!(matches!(calls.step(), Step::Read(_)));
+            assert!(matches!(calls.step(), Step::Read(..)));
             calls.read(Err(kind.into()));
             assert_eq!(done(&mut calls), Err(Error::ReplyTimeout { command: CALL }));
-            assert!(calls.is_down());
+            assert!(calls.is_down(0));
             // The late reply is on the old socket, never read: the next call
             // gets its own over a new connection.
             calls.start(&[Command::from_args(["GET", "b"])]);
@@ -694,7 +940,7 @@ mod tests {
         let mut calls = open();
         calls.start(&[ping()]);
         connect(&mut calls);
-        assert!(matches!(calls.step(), Step::Write(_)));
+        assert!(matches!(calls.step(), Step::Write(..)));
         calls.wrote(Err(io::ErrorKind::TimedOut.into()));
         assert_eq!(done(&mut calls), Err(Error::ReplyTimeout { command: CALL }));
         calls.start(&[ping()]);
@@ -707,7 +953,7 @@ mod tests {
         calls.start(&[ping()]);
         connect(&mut calls);
         write(&mut calls);
-        assert!(matches!(calls.step(), Step::Read(_)));
+        assert!(matches!(calls.step(), Step::Read(..)));
         calls.read(Ok(0));
         assert_eq!(
             done(&mut calls),
@@ -724,7 +970,7 @@ mod tests {
     fn a_failed_connect_fails_the_call_and_the_next_one_tries_again() {
         let mut calls = Calls::new(addr(), ConnectOptions::default());
         calls.start(&[ping()]);
-        assert!(matches!(calls.step(), Step::Connect(_)));
+        assert!(matches!(calls.step(), Step::Connect(..)));
         calls.opened(Err(io::ErrorKind::ConnectionRefused.into()));
         assert!(
             matches!(done(&mut calls), Err(Error::Connection(m)) if m.starts_with("127.0.0.1:7: "))
@@ -743,7 +989,7 @@ mod tests {
         let rustls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
         let mut calls = open();
         calls.start(&[ping()]);
-        assert!(matches!(calls.step(), Step::Connect(_)));
+        assert!(matches!(calls.step(), Step::Connect(..)));
         let unknown = rustls::CertificateError::UnknownIssuer;
         calls.opened(Err(rustls(rustls::Error::InvalidCertificate(unknown))));
         let e = done(&mut calls).unwrap_err();
@@ -756,7 +1002,7 @@ mod tests {
         calls.start(&[ping()]);
         connect(&mut calls);
         write(&mut calls);
-        assert!(matches!(calls.step(), Step::Read(_)));
+        assert!(matches!(calls.step(), Step::Read(..)));
         let alert = rustls::AlertDescription::CertificateRequired;
         calls.read(Err(rustls(rustls::Error::AlertReceived(alert))));
         let e = done(&mut calls).unwrap_err();
@@ -770,7 +1016,7 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert!(calls.is_down());
+        assert!(calls.is_down(0));
     }
 
     #[test]
@@ -791,7 +1037,7 @@ mod tests {
         calls.start(&[ping()]);
         connect(&mut calls);
         write(&mut calls);
-        assert!(matches!(calls.step(), Step::Read(_)));
+        assert!(matches!(calls.step(), Step::Read(..)));
         calls.read(Err(io::ErrorKind::Interrupted.into()));
         feed(&mut calls, b"+PONG\r\n");
         assert!(done(&mut calls).is_ok());
@@ -803,7 +1049,7 @@ mod tests {
         calls.start(&[Command::from_args(["GET", "a"])]);
         connect(&mut calls);
         write(&mut calls);
-        assert!(matches!(calls.step(), Step::Read(_)));
+        assert!(matches!(calls.step(), Step::Read(..)));
         // The caller gave up (its future was dropped) and calls again, over
         // the same connection.
         calls.start(&[Command::from_args(["GET", "b"])]);
@@ -817,7 +1063,7 @@ mod tests {
         let mut calls = open();
         calls.start(&[ping()]);
         connect(&mut calls);
-        assert!(matches!(calls.step(), Step::Write(_)));
+        assert!(matches!(calls.step(), Step::Write(..)));
         calls.start(&[Command::from_args(["GET", "b"])]);
         connect(&mut calls);
         let written = write(&mut calls);
@@ -830,7 +1076,7 @@ mod tests {
     fn a_call_abandoned_while_connecting_is_never_sent() {
         let mut calls = Calls::new(addr(), ConnectOptions::default());
         calls.start(&[Command::from_args(["INCR", "n"])]);
-        assert!(matches!(calls.step(), Step::Connect(_)));
+        assert!(matches!(calls.step(), Step::Connect(..)));
         calls.start(&[Command::from_args(["GET", "k"])]);
         connect(&mut calls);
         let written = write(&mut calls);
@@ -852,7 +1098,7 @@ mod tests {
         assert!(written.starts_with(b"*2\r\n$4\r\nAUTH\r\n"));
         feed(&mut calls, b"-WRONGPASS invalid\r\n+PONG\r\n");
         assert!(matches!(done(&mut calls), Err(Error::Server(_))));
-        assert!(calls.is_down());
+        assert!(calls.is_down(0));
         calls.start(&[ping()]);
         connect(&mut calls);
         let written = write(&mut calls);

@@ -25,9 +25,16 @@ use crate::tls::TlsSetup;
 /// future is dropped (a timeout around it, a `select!`) never makes a later
 /// call get its reply: if it was waiting for replies they are read and
 /// skipped; if it was part-way through writing, the next call reconnects.
+///
+/// To a Redis Cluster (`redis+cluster://`), a call's commands must have
+/// their keys in one hash slot (else the call fails with
+/// [`Error::Config`] before anything is sent); `MOVED` and `ASK` are
+/// followed, and after a failed call to a node the slot map is asked for
+/// again.
 pub struct AsyncConnection<R: AsyncIo> {
-    /// `None` while [`Calls`] has no usable connection.
-    socket: Option<R::Socket>,
+    /// By the number [`Calls`] gives each connection (one per cluster
+    /// node); `None` while it has no usable one.
+    sockets: Vec<Option<R::Socket>>,
     calls: Calls,
     options: ConnectionOptions,
     /// Built once, for every connection this one opens.
@@ -44,9 +51,16 @@ pub struct AsyncConnection<R: AsyncIo> {
 /// server went away, a timeout, bad bytes) fails with that error; the next
 /// call opens a new connection, with the same login and database, and goes
 /// on (a late reply to the failed call is never taken for another's).
+///
+/// To a Redis Cluster (`redis+cluster://`), a call's commands must have
+/// their keys in one hash slot (else the call fails with
+/// [`Error::Config`] before anything is sent); `MOVED` and `ASK` are
+/// followed, and after a failed call to a node the slot map is asked for
+/// again.
 pub struct BlockingConnection<R: BlockingIo> {
-    /// `None` while [`Calls`] has no usable connection.
-    socket: Option<R::Socket>,
+    /// By the number [`Calls`] gives each connection (one per cluster
+    /// node); `None` while it has no usable one.
+    sockets: Vec<Option<R::Socket>>,
     calls: Calls,
     options: ConnectionOptions,
     /// Built once, for every connection this one opens.
@@ -55,9 +69,11 @@ pub struct BlockingConnection<R: BlockingIo> {
 
 impl<R: AsyncIo> AsyncConnection<R> {
     /// Connects to `redis://[user:password@]host[:port][/db]` (or
-    /// `rediss://` for TLS, or `redis[s]+sentinel://` for the master a
-    /// Sentinel set names, followed through failovers), logs in and checks
-    /// the login with a `PING`, so bad credentials and failed TLS
+    /// `rediss://` for TLS, `redis[s]+sentinel://` for the master a
+    /// Sentinel set names, followed through failovers, or
+    /// `redis[s]+cluster://` for a Redis Cluster: each call goes to the
+    /// primary of its keys' slot, one connection per node), logs in and
+    /// checks the login with a `PING`, so bad credentials and failed TLS
     /// handshakes fail here.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, ConnectionOptions::default()).await
@@ -69,11 +85,10 @@ impl<R: AsyncIo> AsyncConnection<R> {
     pub async fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
         let (target, mut opts) = xgroup_core::parse_target(url)?;
-        Calls::cluster_unsupported(&target)?;
         options.apply_tls(&mut opts)?;
         let tls = TlsSetup::for_connection(&opts, target_addr(&target))?;
         let mut conn = AsyncConnection {
-            socket: None,
+            sockets: Vec::new(),
             calls: Calls::for_target(target, opts),
             options,
             tls,
@@ -103,8 +118,9 @@ impl<R: AsyncIo> AsyncConnection<R> {
         self.calls.start(commands);
         loop {
             match self.calls.step() {
-                Step::Connect(addr) => {
-                    self.socket = None;
+                Step::Connect(conn, addr) => {
+                    let socket = slot(&mut self.sockets, conn);
+                    *socket = None;
                     // The TCP connect and the TLS handshake share the timeout.
                     let opened = open::<R>(
                         addr,
@@ -112,11 +128,11 @@ impl<R: AsyncIo> AsyncConnection<R> {
                         connect_timeout,
                     )
                     .await;
-                    let opened = opened.map(|socket| self.socket = Some(socket));
+                    let opened = opened.map(|opened| *socket = Some(opened));
                     self.calls.opened(opened);
                 }
-                Step::Write(bytes) => {
-                    let wrote = match self.socket.as_mut() {
+                Step::Write(conn, bytes) => {
+                    let wrote = match slot(&mut self.sockets, conn) {
                         Some(socket) => {
                             let write = R::write_all(socket, &bytes);
                             within::<R, _>("write", io_timeout, write).await
@@ -125,8 +141,8 @@ impl<R: AsyncIo> AsyncConnection<R> {
                     };
                     self.calls.wrote(wrote);
                 }
-                Step::Read(buf) => {
-                    let read = match self.socket.as_mut() {
+                Step::Read(conn, buf) => {
+                    let read = match slot(&mut self.sockets, conn) {
                         Some(socket) => {
                             let read = R::read(socket, buf);
                             within::<R, _>("read", io_timeout, read).await
@@ -136,9 +152,7 @@ impl<R: AsyncIo> AsyncConnection<R> {
                     self.calls.read(read);
                 }
                 Step::Done(replies) => {
-                    if self.calls.is_down() {
-                        self.socket = None;
-                    }
+                    close_down(&mut self.sockets, &self.calls);
                     return replies;
                 }
             }
@@ -198,9 +212,11 @@ impl<R: AsyncIo> AsyncConnection<R> {
 
 impl<R: BlockingIo> BlockingConnection<R> {
     /// Connects to `redis://[user:password@]host[:port][/db]` (or
-    /// `rediss://` for TLS, or `redis[s]+sentinel://` for the master a
-    /// Sentinel set names, followed through failovers), logs in and checks
-    /// the login with a `PING`, so bad credentials and failed TLS
+    /// `rediss://` for TLS, `redis[s]+sentinel://` for the master a
+    /// Sentinel set names, followed through failovers, or
+    /// `redis[s]+cluster://` for a Redis Cluster: each call goes to the
+    /// primary of its keys' slot, one connection per node), logs in and
+    /// checks the login with a `PING`, so bad credentials and failed TLS
     /// handshakes fail here.
     pub fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, ConnectionOptions::default())
@@ -212,11 +228,10 @@ impl<R: BlockingIo> BlockingConnection<R> {
     pub fn connect_with(url: &str, options: ConnectionOptions) -> Result<Self, Error> {
         options.validate()?;
         let (target, mut opts) = xgroup_core::parse_target(url)?;
-        Calls::cluster_unsupported(&target)?;
         options.apply_tls(&mut opts)?;
         let tls = TlsSetup::for_connection(&opts, target_addr(&target))?;
         let mut conn = BlockingConnection {
-            socket: None,
+            sockets: Vec::new(),
             calls: Calls::for_target(target, opts),
             options,
             tls,
@@ -246,32 +261,31 @@ impl<R: BlockingIo> BlockingConnection<R> {
         self.calls.start(commands);
         loop {
             match self.calls.step() {
-                Step::Connect(addr) => {
-                    self.socket = None;
+                Step::Connect(conn, addr) => {
+                    let socket = slot(&mut self.sockets, conn);
+                    *socket = None;
                     let tls = self.tls.as_ref().map(|t| t.for_address(addr));
                     let opened = R::connect(addr, tls.as_ref(), connect_timeout, io_timeout);
-                    let opened = opened.map(|socket| self.socket = Some(socket));
+                    let opened = opened.map(|opened| *socket = Some(opened));
                     self.calls.opened(opened);
                 }
-                Step::Write(bytes) => {
-                    let wrote = match self.socket.as_mut() {
+                Step::Write(conn, bytes) => {
+                    let wrote = match slot(&mut self.sockets, conn) {
                         // Through TLS, only a flush sends it all.
                         Some(socket) => socket.write_all(&bytes).and_then(|()| socket.flush()),
                         None => Err(not_open()),
                     };
                     self.calls.wrote(wrote);
                 }
-                Step::Read(buf) => {
-                    let read = match self.socket.as_mut() {
+                Step::Read(conn, buf) => {
+                    let read = match slot(&mut self.sockets, conn) {
                         Some(socket) => socket.read(buf),
                         None => Err(not_open()),
                     };
                     self.calls.read(read);
                 }
                 Step::Done(replies) => {
-                    if self.calls.is_down() {
-                        self.socket = None;
-                    }
+                    close_down(&mut self.sockets, &self.calls);
                     return replies;
                 }
             }
@@ -329,10 +343,26 @@ impl<R: BlockingIo> BlockingConnection<R> {
     }
 }
 
-/// [`Calls`] asked for IO without a socket: cannot happen, as it asks to
-/// connect first, but must not panic.
-/// The address TLS settings are first built for: the server, or the first
-/// sentinel (each connection then verifies its own host).
+/// The socket of connection `conn`, made room for.
+fn slot<S>(sockets: &mut Vec<Option<S>>, conn: usize) -> &mut Option<S> {
+    if sockets.len() <= conn {
+        sockets.resize_with(conn + 1, || None);
+    }
+    &mut sockets[conn]
+}
+
+/// Drops the sockets of the connections [`Calls`] says are down.
+fn close_down<S>(sockets: &mut [Option<S>], calls: &Calls) {
+    for (conn, socket) in sockets.iter_mut().enumerate() {
+        if socket.is_some() && calls.is_down(conn) {
+            *socket = None;
+        }
+    }
+}
+
+/// The address TLS settings are first built for: the server, the first
+/// sentinel or the first seed (each connection then verifies its own
+/// host).
 fn target_addr(target: &Target) -> &ServerAddr {
     match target {
         Target::Server(addr) => addr,
@@ -341,6 +371,8 @@ fn target_addr(target: &Target) -> &ServerAddr {
     }
 }
 
+/// [`Calls`] asked for IO without a socket: cannot happen, as it asks to
+/// connect first, but must not panic.
 fn not_open() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "no connection open")
 }
@@ -348,7 +380,7 @@ fn not_open() -> io::Error {
 impl<R: AsyncIo> fmt::Debug for AsyncConnection<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("socket", &self.socket)
+            .field("sockets", &self.sockets)
             .field("calls", &self.calls)
             .field("options", &self.options)
             .field("tls", &self.tls)
@@ -359,7 +391,7 @@ impl<R: AsyncIo> fmt::Debug for AsyncConnection<R> {
 impl<R: BlockingIo> fmt::Debug for BlockingConnection<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("socket", &self.socket)
+            .field("sockets", &self.sockets)
             .field("calls", &self.calls)
             .field("options", &self.options)
             .field("tls", &self.tls)

@@ -71,6 +71,7 @@ mod each;
 pub mod exports;
 mod io;
 pub mod metrics;
+mod route;
 mod schedule;
 mod stream;
 mod threads;

@@ -8,13 +8,15 @@
 //! spawns its own server and takes a few seconds at most: timeouts are short.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use xgroup_core::{Command, Error, StreamId, TlsOptions, Value, XAddOptions};
+use xgroup_core::{key_slot, Command, Error, StreamId, TlsOptions, Value, XAddOptions};
 use xgroup_driver::ConnectionOptions;
 
-use crate::{RedisServer, RespValue};
+use crate::{ClusterSet, RedisServer, RespValue};
 
 /// An adapter's `Connection`, made blocking.
 pub trait Conn: Sized + fmt::Debug {
@@ -377,6 +379,237 @@ pub fn a_connection_through_sentinels_follows_the_master<C: Conn>() {
     }
 }
 
+/// The Redis Cluster (3 primaries, 1 replica each) every cluster test of
+/// this test binary shares: started by the first (about 2 s), locked for
+/// each test's duration. A node a failed test left down is started again
+/// first, so each test finds the cluster whole.
+fn shared_cluster() -> MutexGuard<'static, ClusterSet> {
+    static CLUSTER: OnceLock<Mutex<ClusterSet>> = OnceLock::new();
+    let mut cluster = CLUSTER
+        .get_or_init(|| Mutex::new(ClusterSet::start()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    for port in cluster.ports() {
+        if !cluster.node(port).is_running() {
+            cluster.restart(port);
+        }
+    }
+    cluster
+}
+
+/// A name no other test (of this binary, or of another run on the shared
+/// cluster) uses: `prefix` and a unique suffix.
+fn unique(prefix: &str) -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{nanos}-{n}", std::process::id())
+}
+
+/// The ids of the entries of `stream` on the node on `port`.
+fn entry_ids(cluster: &ClusterSet, port: u16, stream: &str) -> Vec<String> {
+    let reply = cluster.node(port).cmd(&["XRANGE", stream, "-", "+"]);
+    reply
+        .as_array()
+        .unwrap_or_else(|| panic!("XRANGE {stream} on {port}: {reply:?}"))
+        .iter()
+        .filter_map(|e| Some(e.as_array()?.first()?.as_str()?.to_owned()))
+        .collect()
+}
+
+/// The ids of the connections named `name` on the node on `port`
+/// (`CLIENT LIST`).
+fn client_ids(cluster: &ClusterSet, port: u16, name: &str) -> Vec<String> {
+    let reply = cluster.node(port).cmd(&["CLIENT", "LIST"]);
+    let list = reply
+        .as_str()
+        .unwrap_or_else(|| panic!("CLIENT LIST on {port}: {reply:?}"));
+    let named = format!(" name={name} ");
+    list.lines()
+        .filter(|line| line.contains(&named))
+        .filter_map(|line| Some(line.split(' ').next()?.to_owned()))
+        .collect()
+}
+
+/// Calls until one succeeds (each failure within `bound`, never a hang),
+/// for at most 15 s.
+fn until_ok<T: fmt::Debug>(bound: Duration, mut call: impl FnMut() -> Result<T, Error>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let started = Instant::now();
+        let result = call();
+        let took = started.elapsed();
+        assert!(took < bound, "a call took {took:?}: {result:?}");
+        match result {
+            Ok(value) => return value,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "still failing after 15 s: {e}");
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Through `redis+cluster://`: an `XADD` to a stream in each primary's
+/// slots lands on that primary, each node over one connection kept from
+/// call to call (the same `CLIENT LIST` id on every node after 5 rounds);
+/// keys in two slots are refused before anything is sent; with no seed
+/// reachable, connecting fails naming each.
+pub fn a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_per_node<C: Conn>() {
+    let cluster = shared_cluster();
+    let name = unique("xgroup-cluster-conn");
+    let url = format!("{}?client_name={name}", cluster.url());
+    let mut conn = C::connect_with(&url, quick(Duration::from_secs(2))).expect("connect");
+    let prefix = unique("s");
+    let streams: Vec<(String, u16)> = cluster
+        .primary_ports()
+        .into_iter()
+        .map(|port| {
+            let stream = (0..)
+                .map(|i| format!("{prefix}:{i}"))
+                .find(|s| cluster.primary_for_slot(key_slot(s.as_bytes())) == port)
+                .expect("a key in every primary's slots");
+            (stream, port)
+        })
+        .collect();
+    assert_eq!(streams.len(), 3, "{streams:?}");
+    let mut added: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
+    let mut first_connections = Vec::new();
+    for round in 0..5 {
+        for (i, (stream, _)) in streams.iter().enumerate() {
+            let round = round.to_string();
+            let id = conn
+                .xadd(stream, &[("round", &round)], &XAddOptions::default())
+                .unwrap_or_else(|e| panic!("XADD {stream}: {e}"));
+            added[i].push(id.to_string());
+        }
+        let connections: Vec<Vec<String>> = streams
+            .iter()
+            .map(|(_, port)| client_ids(&cluster, *port, &name))
+            .collect();
+        if round == 0 {
+            for (ids, (_, port)) in connections.iter().zip(&streams) {
+                assert_eq!(ids.len(), 1, "connections to {port}: {ids:?}");
+            }
+            first_connections = connections;
+        } else {
+            assert_eq!(connections, first_connections, "after round {round}");
+        }
+    }
+    for ((stream, port), ids) in streams.iter().zip(&added) {
+        assert_eq!(
+            &entry_ids(&cluster, *port, stream),
+            ids,
+            "{stream} on {port}"
+        );
+    }
+    // Two slots in one call: refused, nothing sent, the connections kept.
+    let (a, b) = (&streams[0].0, &streams[1].0);
+    match conn.send(&cmd(&["DEL", a, b])) {
+        Err(Error::Config(e)) => {
+            for key in [a, b] {
+                let slot = key_slot(key.as_bytes());
+                assert!(e.reason.contains(&format!("slot {slot}")), "{e}");
+            }
+        }
+        other => panic!("DEL of keys in two slots: {other:?}"),
+    }
+    assert_eq!(
+        cluster.node(streams[0].1).cmd(&["EXISTS", a]),
+        RespValue::Int(1)
+    );
+    for ((_, port), ids) in streams.iter().zip(&first_connections) {
+        assert_eq!(&client_ids(&cluster, *port, &name), ids);
+    }
+    match C::connect_with(
+        "redis+cluster://127.0.0.1:1,127.0.0.1:2",
+        quick(Duration::from_secs(2)),
+    ) {
+        Err(Error::Connection(why)) => {
+            assert!(why.contains("no cluster node gave the slot map"), "{why}");
+            assert_eq!(why.matches("127.0.0.1:").count(), 2, "{why}");
+        }
+        other => panic!("expected a connection error naming the seeds, got {other:?}"),
+    }
+}
+
+/// Through `redis+cluster://`, a stream's slot moved to another primary
+/// while in use: with its keys moved and the move not finished, the next
+/// `XADD` is redirected (`ASK`) and lands on the new owner; once the move
+/// is finished, the next is (`MOVED`) too.
+pub fn a_cluster_connection_follows_a_slot_migrated_mid_way<C: Conn>() {
+    let cluster = shared_cluster();
+    let mut conn = C::connect_with(&cluster.url(), quick(Duration::from_secs(2))).expect("connect");
+    let stream = unique("migrating");
+    let slot = key_slot(stream.as_bytes());
+    let fields = [("k", "v")];
+    let first = conn
+        .xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD");
+    let from = cluster.primary_for_slot(slot);
+    let to = cluster
+        .primary_ports()
+        .into_iter()
+        .find(|&port| port != from)
+        .expect("another primary");
+    let migration = cluster.begin_migration(slot, to);
+    while migration.move_keys(100) > 0 {}
+    let asked = conn
+        .xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD (ASK)");
+    migration.finish();
+    let moved = conn
+        .xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD (MOVED)");
+    let expected: Vec<String> = [first, asked, moved]
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(entry_ids(&cluster, to, &stream), expected);
+    let left = cluster
+        .node(from)
+        .cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
+    assert_eq!(
+        left,
+        RespValue::Int(0),
+        "keys of slot {slot} left on {from}"
+    );
+}
+
+/// Through `redis+cluster://`, the primary of a stream's slot killed: calls
+/// fail (each within the timeouts, never hanging) until its replica is
+/// promoted, then an `XADD` lands on it. The node is started again after.
+pub fn a_cluster_connection_follows_a_failover<C: Conn>() {
+    let mut cluster = shared_cluster();
+    let (connect, io) = (Duration::from_secs(2), Duration::from_secs(2));
+    let options = ConnectionOptions::default()
+        .connect_timeout(connect)
+        .io_timeout(io);
+    let mut conn = C::connect_with(&cluster.url(), options).expect("connect");
+    let stream = unique("failover");
+    let fields = [("k", "v")];
+    conn.xadd(&stream, &fields, &XAddOptions::default())
+        .expect("XADD");
+    let old = cluster.primary_for_key(&stream);
+    cluster.kill(old);
+    let bound = connect + io + Duration::from_secs(1);
+    let started = Instant::now();
+    let down = conn.xadd(&stream, &fields, &XAddOptions::default());
+    assert!(matches!(down, Err(Error::Connection(_))), "{down:?}");
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+    let new = cluster.wait_for_promotion(old);
+    let id = until_ok(bound, || {
+        conn.xadd(&stream, &fields, &XAddOptions::default())
+    });
+    assert!(
+        entry_ids(&cluster, new, &stream).contains(&id.to_string()),
+        "{id} is not on the promoted node {new}"
+    );
+    cluster.restart(old);
+}
+
 /// Instantiates every `Connection` test for an adapter's [`Conn`] type;
 /// with `, cancel` also those that drop a call's future (its type then
 /// implements [`Cancel`]).
@@ -391,7 +624,10 @@ macro_rules! adapter_connection_tests {
             zero_timeouts_are_a_config_error,
             passwords_never_show_in_errors_or_debug_output,
             xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream,
-            a_connection_through_sentinels_follows_the_master);
+            a_connection_through_sentinels_follows_the_master,
+            a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_per_node,
+            a_cluster_connection_follows_a_slot_migrated_mid_way,
+            a_cluster_connection_follows_a_failover);
         $crate::adapter_connection_tests!(@tls $conn;
             a_connection_over_tls_works_and_reconnects_after_a_restart,
             a_connection_over_mutual_tls_as_an_acl_user_over_resp3,
