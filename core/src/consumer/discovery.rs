@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cluster::{self, ClusterTarget, SlotMap};
-use crate::command::CommandWriter;
+use crate::cluster::{self, ClusterTarget, SlotMap, SlotMapQuestion};
 use crate::config::ConnectOptions;
 use crate::error::{Error, ServerErrorKind};
-use crate::reply::check_error;
-use crate::resp::{Decoder, Frame};
+use crate::resp::Decoder;
 use crate::sentinel::{hear, write_questions, Asked, Heard, SentinelTarget};
 use crate::url::ServerAddr;
 
@@ -67,24 +65,11 @@ struct ClusterAsk {
     /// The stream's slot.
     slot: u16,
     /// The data nodes' login (cluster nodes are data nodes).
-    username: Option<String>,
-    password: Option<String>,
+    login: ConnectOptions,
     /// Whether the nodes are spoken to over TLS (their TLS ports).
     tls: bool,
     /// The nodes of the last map, asked before the seeds.
     known: Vec<ServerAddr>,
-}
-
-/// A question out on the link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Question {
-    Sentinel(Asked),
-    /// `AUTH` on a cluster node.
-    ClusterAuth,
-    /// `CLUSTER SHARDS` (7.0+).
-    Shards,
-    /// `CLUSTER SLOTS` (where `CLUSTER SHARDS` is unknown).
-    Slots,
 }
 
 #[derive(Debug)]
@@ -92,12 +77,15 @@ enum DiscoveryLink {
     /// None; one is asked for when [`Timer::Discovery`] passes.
     Down,
     Connecting,
-    /// Open: replies awaited for `asked`; none left means subscribed (a
-    /// sentinel) or answered (a cluster node).
-    Up {
+    /// Open to a sentinel: replies awaited for `asked`; none left means
+    /// subscribed.
+    Sentinel {
         decoder: Decoder,
-        asked: VecDeque<Question>,
+        asked: VecDeque<Asked>,
     },
+    /// Open to a cluster node, asked for the slot map (closed once it
+    /// answered).
+    Cluster(SlotMapQuestion),
 }
 
 /// What the bytes on the link said.
@@ -129,8 +117,11 @@ impl Discovery {
             Asks::Cluster(ClusterAsk {
                 target,
                 slot: cluster::key_slot(stream),
-                username: login.username.clone(),
-                password: login.password.clone(),
+                login: ConnectOptions {
+                    username: login.username.clone(),
+                    password: login.password.clone(),
+                    ..ConnectOptions::default()
+                },
                 tls: login.tls.is_some(),
                 known: Vec::new(),
             }),
@@ -160,7 +151,7 @@ impl Discovery {
     fn candidates(&self) -> usize {
         match &self.asks {
             Asks::Sentinels(t) => t.sentinels.len(),
-            Asks::Cluster(c) => c.known.len() + c.target.seeds.len(),
+            Asks::Cluster(c) => c.round().count(),
         }
     }
 
@@ -221,12 +212,8 @@ impl Discovery {
         match &self.link {
             DiscoveryLink::Down => false,
             DiscoveryLink::Connecting => true,
-            DiscoveryLink::Up { asked, .. } => asked.iter().any(|q| {
-                matches!(
-                    q,
-                    Question::Sentinel(Asked::Master) | Question::Shards | Question::Slots
-                )
-            }),
+            DiscoveryLink::Sentinel { asked, .. } => asked.contains(&Asked::Master),
+            DiscoveryLink::Cluster(_) => true,
         }
     }
 
@@ -238,33 +225,18 @@ impl Discovery {
     /// The connection is open: the questions go out.
     pub(super) fn connected(&mut self) {
         self.out.clear();
-        let asked = match &self.asks {
-            Asks::Sentinels(target) => write_questions(&mut self.out, target, true)
-                .into_iter()
-                .map(Question::Sentinel)
-                .collect(),
+        self.link = match &self.asks {
+            Asks::Sentinels(target) => DiscoveryLink::Sentinel {
+                asked: write_questions(&mut self.out, target, true).into(),
+                decoder: Decoder::new(),
+            },
             Asks::Cluster(c) => {
-                let mut asked = VecDeque::with_capacity(2);
-                if let Some(pass) = &c.password {
-                    let argc = if c.username.is_some() { 3 } else { 2 };
-                    let mut w = CommandWriter::begin(&mut self.out, argc);
-                    w.arg(b"AUTH");
-                    if let Some(user) = &c.username {
-                        w.arg(user.as_bytes());
-                    }
-                    w.arg(pass.as_bytes());
-                    asked.push_back(Question::ClusterAuth);
+                let mut question = SlotMapQuestion::new(&c.login, self.address());
+                if let Some(bytes) = question.take_bytes() {
+                    self.out.extend_from_slice(&bytes);
                 }
-                CommandWriter::begin(&mut self.out, 2)
-                    .arg(b"CLUSTER")
-                    .arg(b"SHARDS");
-                asked.push_back(Question::Shards);
-                asked
+                DiscoveryLink::Cluster(question)
             }
-        };
-        self.link = DiscoveryLink::Up {
-            decoder: Decoder::new(),
-            asked,
         };
     }
 
@@ -276,50 +248,36 @@ impl Discovery {
     /// Bytes from the link: what they said, the first failure or the
     /// last node named.
     pub(super) fn input(&mut self, bytes: &[u8]) -> Said {
-        let index = self.index;
-        let DiscoveryLink::Up { decoder, asked } = &mut self.link else {
-            return Said::Nothing;
-        };
-        decoder.feed(bytes);
-        let mut said = Said::Nothing;
-        loop {
-            let frame = match decoder.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => return Said::Failed(e.to_string()),
-            };
-            let question = asked.pop_front();
-            let heard = match (&mut self.asks, question) {
-                (Asks::Sentinels(target), q) => {
-                    let q = match q {
-                        Some(Question::Sentinel(a)) => Some(a),
-                        _ => None,
-                    };
-                    hear_sentinel(q, frame, &target.master_name)
-                }
-                (Asks::Cluster(c), Some(q)) => match c.hear(q, frame, &mut self.out, index) {
-                    Ok(Some(ClusterHeard::Again(q))) => {
-                        asked.push_back(q);
-                        Ok(None)
-                    }
-                    Ok(Some(ClusterHeard::Named(addr))) => Ok(Some(addr)),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(e),
-                },
-                // Nothing asked: a cluster node says nothing unasked.
-                (Asks::Cluster(_), None) => Err("a reply to nothing asked".to_owned()),
-            };
-            match heard {
-                Ok(Some(addr)) => {
-                    self.failed_in_row = 0;
-                    self.backoff.reset();
-                    said = Said::Master(addr);
-                }
-                Ok(None) => {}
-                Err(reason) => return Said::Failed(reason),
+        let heard = match (&mut self.link, &mut self.asks) {
+            (DiscoveryLink::Sentinel { decoder, asked }, Asks::Sentinels(target)) => {
+                hear_sentinel(decoder, asked, bytes, &target.master_name)
             }
+            (DiscoveryLink::Cluster(question), Asks::Cluster(c)) => match question.input(bytes) {
+                Ok(None) => {
+                    // (`CLUSTER SLOTS`, where `CLUSTER SHARDS` is unknown.)
+                    if let Some(more) = question.take_bytes() {
+                        self.out.extend_from_slice(&more);
+                    }
+                    Ok(None)
+                }
+                Ok(Some(map)) => {
+                    // Answered: nothing more is asked on this link.
+                    self.link = DiscoveryLink::Down;
+                    c.primary_in(&map).map(Some)
+                }
+                Err(reason) => Err(reason),
+            },
+            _ => Ok(None),
+        };
+        match heard {
+            Ok(Some(addr)) => {
+                self.failed_in_row = 0;
+                self.backoff.reset();
+                Said::Master(addr)
+            }
+            Ok(None) => Said::Nothing,
+            Err(reason) => Said::Failed(reason),
         }
-        said
     }
 
     /// The data node named now; returns the one named before if it differs.
@@ -360,62 +318,34 @@ impl Discovery {
     }
 }
 
-/// What a cluster node's reply led to.
-enum ClusterHeard {
-    /// Another question went out (`CLUSTER SLOTS` after an unknown
-    /// `CLUSTER SHARDS`).
-    Again(Question),
-    /// The primary of the slot.
-    Named(ServerAddr),
-}
-
 impl ClusterAsk {
-    /// The node at `index` of a round: the last map's nodes, then the seeds.
-    fn candidate(&self, index: usize) -> &ServerAddr {
-        match self.known.get(index) {
-            Some(node) => node,
-            None => {
-                let seeds = &self.target.seeds;
-                &seeds[(index - self.known.len()) % seeds.len()]
-            }
-        }
+    /// A round's nodes: the last map's, then the seeds it did not name.
+    fn round(&self) -> impl Iterator<Item = &ServerAddr> + '_ {
+        let seeds = self.target.seeds.iter();
+        self.known
+            .iter()
+            .chain(seeds.filter(|seed| !self.known.contains(seed)))
     }
 
-    /// The reply to `question` from the node at `index` of the round.
-    fn hear(
-        &mut self,
-        question: Question,
-        frame: Frame,
-        out: &mut BytesMut,
-        index: usize,
-    ) -> Result<Option<ClusterHeard>, String> {
-        let frame = match check_error(frame) {
-            Ok(frame) => frame,
-            Err(e) if question == Question::Shards && e.kind == ServerErrorKind::UnknownCommand => {
-                CommandWriter::begin(out, 2).arg(b"CLUSTER").arg(b"SLOTS");
-                return Ok(Some(ClusterHeard::Again(Question::Slots)));
+    /// The node at `index` of a round.
+    fn candidate(&self, index: usize) -> &ServerAddr {
+        let n = self.round().count().max(1);
+        self.round().nth(index % n).unwrap_or(&self.target.seeds[0])
+    }
+
+    /// The primary of the stream's slot in `map`; the map's nodes are asked
+    /// first next time (the seeds may be gone by then).
+    fn primary_in(&mut self, map: &SlotMap) -> Result<ServerAddr, String> {
+        let mut known: Vec<ServerAddr> = Vec::new();
+        for node in map.primaries().chain(map.replicas(self.slot)) {
+            let addr = node.connect_addr(self.tls);
+            if !known.contains(&addr) {
+                known.push(addr);
             }
-            Err(e) => return Err(e.message),
-        };
-        let asked_host = self.candidate(index).host.clone();
-        let map = match question {
-            Question::Shards => SlotMap::from_cluster_shards(frame, &asked_host),
-            Question::Slots => SlotMap::from_cluster_slots(frame, &asked_host),
-            // AUTH said OK.
-            _ => return Ok(None),
         }
-        .map_err(|e| e.to_string())?;
-        // The next round asks the nodes this map knows first: the seeds
-        // may be gone by then.
-        let mut known: Vec<ServerAddr> = map
-            .primaries()
-            .chain(map.replicas(self.slot))
-            .map(|n| n.connect_addr(self.tls))
-            .collect();
-        known.dedup();
         self.known = known;
         match map.owner(self.slot) {
-            Some(owner) => Ok(Some(ClusterHeard::Named(owner.connect_addr(self.tls)))),
+            Some(owner) => Ok(owner.connect_addr(self.tls)),
             None => Err(format!(
                 "its slot map has no primary for slot {} (the stream's): the cluster may be \
                  failing over",
@@ -425,18 +355,30 @@ impl ClusterAsk {
     }
 }
 
-/// A sentinel's reply: the master it named, nothing, or why it is of no
-/// use.
+/// A sentinel's replies in `bytes`: the last master named, nothing, or why
+/// it is of no use.
 fn hear_sentinel(
-    question: Option<Asked>,
-    frame: Frame,
+    decoder: &mut Decoder,
+    asked: &mut VecDeque<Asked>,
+    bytes: &[u8],
     master_name: &str,
 ) -> Result<Option<ServerAddr>, String> {
-    match hear(question, frame, master_name) {
-        Ok(Heard::Master(addr)) => Ok(Some(addr)),
-        Ok(Heard::UnknownMaster) => Err(format!("it monitors no master named {master_name:?}")),
-        Ok(Heard::Ok | Heard::Other) => Ok(None),
-        Err(e) => Err(e.to_string()),
+    decoder.feed(bytes);
+    let mut named = None;
+    loop {
+        let frame = match decoder.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(named),
+            Err(e) => return Err(e.to_string()),
+        };
+        match hear(asked.pop_front(), frame, master_name) {
+            Ok(Heard::Master(addr)) => named = Some(addr),
+            Ok(Heard::UnknownMaster) => {
+                return Err(format!("it monitors no master named {master_name:?}"))
+            }
+            Ok(Heard::Ok | Heard::Other) => {}
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
