@@ -60,3 +60,12 @@ fn blocking_worker_settles_every_payment_and_stops_gracefully_on_sigterm() {
     assert_eq!(count(&stdout, "rate-limited, retry in 200ms"), 3);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn throughput_fills_and_drains_a_stream_on_a_cluster() {
+    xgroup_testkit::examples::on_a_cluster::throughput_fills_and_drains(build(
+        "xgroup-blocking",
+        "throughput",
+        &[],
+    ));
+}

@@ -144,3 +144,12 @@ fn web_service_stops_gracefully_on_sigterm() {
         "{stdout}"
     );
 }
+
+#[test]
+fn throughput_fills_and_drains_a_stream_on_a_cluster() {
+    xgroup_testkit::examples::on_a_cluster::throughput_fills_and_drains(build(
+        "xgroup-tokio",
+        "throughput",
+        &[],
+    ));
+}

@@ -1259,6 +1259,67 @@ pub mod throughput {
 
 /// For the tests that run an example as a user would: build it, run it with
 /// a time limit, read its output as it comes, signal it.
+/// The examples on a Redis Cluster: `throughput --fill` through a
+/// `redis+cluster://` URL whose only seed does not serve the stream.
+pub mod on_a_cluster {
+    use std::process::Command;
+    use std::time::Duration;
+
+    use super::harness::Running;
+    use crate::ClusterSet;
+
+    /// Entries filled and drained.
+    const MESSAGES: usize = 5000;
+
+    /// Runs `throughput` (built at `binary`) with `--fill` against a fresh
+    /// 3-primary cluster, seeded with a node that does not serve the
+    /// stream's slot; checks the run drained every entry and that they are
+    /// on the slot's primary, acknowledged.
+    ///
+    /// # Panics
+    ///
+    /// If the run fails, times out, or leaves entries unconsumed.
+    pub fn throughput_fills_and_drains(binary: std::path::PathBuf) {
+        let cluster = ClusterSet::builder().replicas_per_primary(0).start();
+        let stream = "tp-cluster";
+        let owner = cluster.primary_for_key(stream);
+        let seed = cluster
+            .primary_ports()
+            .into_iter()
+            .find(|&p| p != owner)
+            .expect("another primary");
+        let mut command = Command::new(binary);
+        command.env_remove("REDIS_URL").args([
+            "--url",
+            &format!("redis+cluster://127.0.0.1:{seed}"),
+            "--stream",
+            stream,
+            "--group",
+            "g",
+            "--consumer",
+            "c",
+            "--messages",
+            &MESSAGES.to_string(),
+            "--fill",
+        ]);
+        let (status, stdout, stderr) = Running::start(command).wait(Duration::from_secs(60));
+        assert!(status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("consumed={MESSAGES} ")),
+            "{stdout}\n{stderr}"
+        );
+        let node = cluster.node(owner);
+        assert_eq!(
+            node.cmd(&["XLEN", stream]).as_int(),
+            Some(MESSAGES as i64),
+            "the stream is not on its slot's primary"
+        );
+        let pending = node.cmd(&["XPENDING", stream, "g"]);
+        let pending = pending.as_array().and_then(|p| p.first()?.as_int());
+        assert_eq!(pending, Some(0));
+    }
+}
+
 pub mod harness {
     use std::io::{BufRead, BufReader, Read};
     use std::path::PathBuf;
