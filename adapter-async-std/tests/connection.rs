@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_lite::FutureExt;
 use xgroup_async_std::{
-    Command, Connection, ConnectionOptions, Consumer, ConsumerHandle, Error, Outcome, StreamId,
-    TlsOptions, Value, XAddOptions,
+    Command, Connection, ConnectionOptions, Consumer, ConsumerHandle, Error, Outcome,
+    ShardedStream, StreamId, TlsOptions, Value, XAddOptions,
 };
 use xgroup_testkit::connection::{Cancel, Conn};
 use xgroup_testkit::RedisServer;
@@ -73,6 +73,17 @@ impl<B: BlockOn> Conn for On<B> {
         options: &XAddOptions,
     ) -> Result<StreamId, Error> {
         B::block_on(self.conn.xadd(stream, fields.iter().copied(), options))
+    }
+
+    fn xadd_sharded(
+        &mut self,
+        stream: &ShardedStream,
+        key: Option<&str>,
+        fields: &[(&str, &str)],
+        options: &XAddOptions,
+    ) -> Result<(usize, StreamId), Error> {
+        let (key, fields) = (key.map(str::as_bytes), fields.iter().copied());
+        B::block_on(self.conn.xadd_sharded(stream, key, fields, options))
     }
 
     fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String {

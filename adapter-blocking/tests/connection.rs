@@ -2,8 +2,8 @@
 //! that drop a call's future have no blocking counterpart).
 
 use xgroup_blocking::{
-    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, StreamId, TlsOptions, Value,
-    XAddOptions,
+    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, ShardedStream, StreamId,
+    TlsOptions, Value, XAddOptions,
 };
 use xgroup_testkit::connection::Conn;
 
@@ -30,6 +30,17 @@ impl Conn for Blocking {
         options: &XAddOptions,
     ) -> Result<StreamId, Error> {
         self.0.xadd(stream, fields.iter().copied(), options)
+    }
+
+    fn xadd_sharded(
+        &mut self,
+        stream: &ShardedStream,
+        key: Option<&str>,
+        fields: &[(&str, &str)],
+        options: &XAddOptions,
+    ) -> Result<(usize, StreamId), Error> {
+        let (key, fields) = (key.map(str::as_bytes), fields.iter().copied());
+        self.0.xadd_sharded(stream, key, fields, options)
     }
 
     fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String {

@@ -7,8 +7,8 @@ use tokio::runtime::Runtime;
 use xgroup_testkit::connection::{Cancel, Conn};
 use xgroup_testkit::RedisServer;
 use xgroup_tokio::{
-    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, StreamId, TlsOptions, Value,
-    XAddOptions,
+    Command, Connection, ConnectionOptions, Consumer, Error, Outcome, ShardedStream, StreamId,
+    TlsOptions, Value, XAddOptions,
 };
 
 /// A `Connection` on a runtime of its own.
@@ -50,6 +50,18 @@ impl Conn for Tokio {
     ) -> Result<StreamId, Error> {
         let fields = fields.iter().copied();
         self.rt.block_on(self.conn.xadd(stream, fields, options))
+    }
+
+    fn xadd_sharded(
+        &mut self,
+        stream: &ShardedStream,
+        key: Option<&str>,
+        fields: &[(&str, &str)],
+        options: &XAddOptions,
+    ) -> Result<(usize, StreamId), Error> {
+        let (key, fields) = (key.map(str::as_bytes), fields.iter().copied());
+        self.rt
+            .block_on(self.conn.xadd_sharded(stream, key, fields, options))
     }
 
     fn consumer_debug(url: &str, tls: Option<TlsOptions>) -> String {

@@ -169,6 +169,79 @@ pub fn shard_for(partition_key: &[u8], shards: usize) -> usize {
     usize::from(crc16(partition_key)) % shards.max(1)
 }
 
+/// A logical stream stored as `shards` stream keys ([`shard_key`]), for a
+/// producer: which shard an entry goes to. With a partition key, always
+/// the same shard for the same key ([`shard_for`]: per-key order holds
+/// within the shard); without one, the shards in turn.
+///
+/// ```
+/// use xgroup_core::ShardedStream;
+///
+/// let orders = ShardedStream::new("orders", 4).unwrap();
+/// let shard = orders.pick(Some(b"customer-42"));
+/// assert_eq!(shard, orders.pick(Some(b"customer-42")));
+/// assert_eq!(&orders.key(2)[..], b"{orders:2}");
+/// let turns: Vec<usize> = (0..4).map(|_| orders.pick(None)).collect();
+/// assert_eq!(turns, [0, 1, 2, 3]);
+/// ```
+#[derive(Debug)]
+pub struct ShardedStream {
+    name: Bytes,
+    keys: Vec<Bytes>,
+    /// The next shard of the round-robin.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl ShardedStream {
+    /// The logical stream `name` in `shards` shards (1 to 1024); an empty
+    /// name or a shard count out of range is an [`ConfigError`].
+    pub fn new(name: impl AsRef<[u8]>, shards: usize) -> Result<Self, ConfigError> {
+        let name = name.as_ref();
+        if name.is_empty() {
+            return Err(ConfigError::new("stream", "must not be empty"));
+        }
+        if !(1..=1024).contains(&shards) {
+            return Err(ConfigError::new("shards", "must be 1 to 1024"));
+        }
+        Ok(ShardedStream {
+            name: Bytes::copy_from_slice(name),
+            keys: (0..shards).map(|i| shard_key(name, i)).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The logical stream's name.
+    pub fn name(&self) -> &Bytes {
+        &self.name
+    }
+
+    /// How many shards.
+    pub fn shards(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Shard `shard`'s stream key (modulo the shard count).
+    pub fn key(&self, shard: usize) -> &Bytes {
+        &self.keys[shard % self.keys.len()]
+    }
+
+    /// Every shard's stream key, shard 0 first.
+    pub fn keys(&self) -> &[Bytes] {
+        &self.keys
+    }
+
+    /// The shard an entry goes to: `partition_key`'s, or the next in turn.
+    pub fn pick(&self, partition_key: Option<&[u8]>) -> usize {
+        match partition_key {
+            Some(key) => shard_for(key, self.keys.len()),
+            None => {
+                let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                n % self.keys.len()
+            }
+        }
+    }
+}
+
 // ---- topology ---------------------------------------------------------------
 
 /// A cluster node, as `CLUSTER SHARDS` or `CLUSTER SLOTS` describe it.

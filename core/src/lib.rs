@@ -37,7 +37,7 @@ mod url;
 pub use client::{into_result, xadd_reply, Client, RequestId};
 pub use cluster::{
     hash_tag, key_slot, parse_cluster_target, shard_for, shard_key, ClusterNode, ClusterTarget,
-    SlotMap, SlotMapQuestion, CLUSTER_PORT, SLOT_COUNT,
+    ShardedStream, SlotMap, SlotMapQuestion, CLUSTER_PORT, SLOT_COUNT,
 };
 pub use command::{xadd, Command, CommandWriter, Trim, XAddOptions};
 pub use config::{

@@ -5,7 +5,9 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::slice;
 
-use xgroup_core::{Command, Error, ServerAddr, StreamId, Target, Value, XAddOptions};
+use xgroup_core::{
+    Command, Error, ServerAddr, ShardedStream, StreamId, Target, Value, XAddOptions,
+};
 
 use crate::calls::{Calls, ConnectionOptions, Step};
 use crate::io::{open, within, AsyncIo, BlockingIo};
@@ -175,6 +177,26 @@ impl<R: AsyncIo> AsyncConnection<R> {
         xgroup_core::xadd_reply(reply, stream.as_ref())
     }
 
+    /// `XADD` to one shard of `stream`: `partition_key`'s (the same key,
+    /// the same shard, so per-key order holds), or the next in turn without
+    /// one. Returns the shard and the id. On a cluster the shards spread
+    /// over the nodes, each `XADD` sent to its shard's primary.
+    pub async fn xadd_sharded<F, V>(
+        &mut self,
+        stream: &ShardedStream,
+        partition_key: Option<&[u8]>,
+        fields: impl IntoIterator<Item = (F, V)>,
+        options: &XAddOptions,
+    ) -> Result<(usize, StreamId), Error>
+    where
+        F: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let shard = stream.pick(partition_key);
+        let id = self.xadd(stream.key(shard), fields, options).await?;
+        Ok((shard, id))
+    }
+
     /// `XADD` of a struct (or map), its fields as the entry's fields (see
     /// [`to_fields`](xgroup_core::to_fields)): numbers and bools as text,
     /// strings, bytes; a `None` is left out. A nested structure is an
@@ -306,6 +328,26 @@ impl<R: BlockingIo> BlockingConnection<R> {
         let command = xgroup_core::xadd(stream.as_ref(), fields, options)?;
         let reply = self.send(&command)?;
         xgroup_core::xadd_reply(reply, stream.as_ref())
+    }
+
+    /// `XADD` to one shard of `stream`: `partition_key`'s (the same key,
+    /// the same shard, so per-key order holds), or the next in turn without
+    /// one. Returns the shard and the id. On a cluster the shards spread
+    /// over the nodes, each `XADD` sent to its shard's primary.
+    pub fn xadd_sharded<F, V>(
+        &mut self,
+        stream: &ShardedStream,
+        partition_key: Option<&[u8]>,
+        fields: impl IntoIterator<Item = (F, V)>,
+        options: &XAddOptions,
+    ) -> Result<(usize, StreamId), Error>
+    where
+        F: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let shard = stream.pick(partition_key);
+        let id = self.xadd(stream.key(shard), fields, options)?;
+        Ok((shard, id))
     }
 
     /// `XADD` of a struct (or map), its fields as the entry's fields (see

@@ -13,7 +13,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use xgroup_core::{key_slot, Command, Error, StreamId, TlsOptions, Value, XAddOptions};
+use xgroup_core::{
+    key_slot, Command, Error, ShardedStream, StreamId, TlsOptions, Value, XAddOptions,
+};
 use xgroup_driver::ConnectionOptions;
 
 use crate::{ClusterSet, RedisServer, RespValue};
@@ -36,6 +38,15 @@ pub trait Conn: Sized + fmt::Debug {
         fields: &[(&str, &str)],
         options: &XAddOptions,
     ) -> Result<StreamId, Error>;
+
+    /// `Connection::xadd_sharded(stream, partition_key, fields, options)`.
+    fn xadd_sharded(
+        &mut self,
+        stream: &ShardedStream,
+        partition_key: Option<&str>,
+        fields: &[(&str, &str)],
+        options: &XAddOptions,
+    ) -> Result<(usize, StreamId), Error>;
 
     /// `Debug` of this adapter's consumer builder for `url` (stream `s`,
     /// group `g`, consumer `c`, any handler, these TLS settings), then of
@@ -452,6 +463,68 @@ fn until_ok<T: fmt::Debug>(bound: Duration, mut call: impl FnMut() -> Result<T, 
     }
 }
 
+/// A sharded stream produced through a cluster URL: each partition key's
+/// entries all land in one shard (in order), entries without a key go to
+/// the shards in turn, and the shards spread over more than one primary,
+/// each entry on its shard's primary.
+pub fn a_sharded_stream_spreads_over_the_cluster_and_keeps_each_key_on_its_shard<C: Conn>() {
+    let cluster = shared_cluster();
+    let mut conn = C::connect_with(&cluster.url(), quick(Duration::from_secs(2))).expect("connect");
+    let stream = ShardedStream::new(unique("sharded"), 8).expect("a sharded stream");
+    let options = XAddOptions::default();
+    let mut by_key: std::collections::BTreeMap<String, (usize, Vec<String>)> = Default::default();
+    for round in 0..3 {
+        for customer in 0..10 {
+            let key = format!("customer-{customer}");
+            let (shard, id) = conn
+                .xadd_sharded(
+                    &stream,
+                    Some(&key),
+                    &[("round", &round.to_string())],
+                    &options,
+                )
+                .expect("XADD to a shard");
+            let entry = by_key.entry(key).or_insert((shard, Vec::new()));
+            assert_eq!(entry.0, shard, "a key changed shards");
+            entry.1.push(id.to_string());
+        }
+    }
+    let turns: Vec<usize> = (0..16)
+        .map(|_| {
+            conn.xadd_sharded(&stream, None, &[("k", "v")], &options)
+                .expect("XADD in turn")
+                .0
+        })
+        .collect();
+    assert_eq!(turns, (0..16).map(|i| i % 8).collect::<Vec<_>>());
+    let mut owners = std::collections::BTreeSet::new();
+    for shard in 0..stream.shards() {
+        let key = String::from_utf8_lossy(stream.key(shard)).into_owned();
+        let owner = cluster.primary_for_key(&key);
+        owners.insert(owner);
+        let ids = entry_ids(&cluster, owner, &key);
+        assert_eq!(
+            ids.len(),
+            2 + by_key.values().filter(|(s, _)| *s == shard).count() * 3,
+            "shard {shard} ({key}) on {owner}"
+        );
+        for (s, key_ids) in by_key.values() {
+            if *s == shard {
+                let positions: Vec<usize> = key_ids
+                    .iter()
+                    .map(|id| {
+                        ids.iter()
+                            .position(|x| x == id)
+                            .expect("the entry is there")
+                    })
+                    .collect();
+                assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order");
+            }
+        }
+    }
+    assert!(owners.len() >= 2, "8 shards on one primary: {owners:?}");
+}
+
 /// Through `redis+cluster://`: an `XADD` to a stream in each primary's
 /// slots lands on that primary, each node over one connection kept from
 /// call to call (the same `CLIENT LIST` id on every node after 5 rounds);
@@ -626,6 +699,7 @@ macro_rules! adapter_connection_tests {
             xadd_without_mkstream_on_a_missing_stream_speaks_of_nomkstream,
             a_connection_through_sentinels_follows_the_master,
             a_cluster_connection_sends_each_key_to_its_primary_over_one_connection_per_node,
+            a_sharded_stream_spreads_over_the_cluster_and_keeps_each_key_on_its_shard,
             a_cluster_connection_follows_a_slot_migrated_mid_way,
             a_cluster_connection_follows_a_failover);
         $crate::adapter_connection_tests!(@tls $conn;
