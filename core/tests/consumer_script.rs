@@ -1760,6 +1760,37 @@ fn a_migration_that_goes_back_returns_the_connections_to_the_owner_after_a_backo
     );
 }
 
+/// A plain URL that points at a cluster node that does not serve the
+/// stream: its `MOVED` turns cluster discovery on, seeded with the node
+/// it names; the connections go there at once and its map is asked for.
+#[test]
+fn a_plain_url_at_a_cluster_node_follows_its_redirect_and_asks_for_the_map() {
+    let mut s = Script::new(cfg().build().unwrap());
+    assert_eq!(s.c.connect_address(Conn::Control), None);
+    s.sent();
+    s.reply("+OK\r\n-MOVED 1234 127.0.0.1:7002\r\n");
+    let events = s.events();
+    assert_eq!(
+        events,
+        [
+            Event::Disconnect(Conn::Control),
+            Event::Connect(Conn::Control),
+            Event::Connect(Conn::Discovery)
+        ],
+        "{events:?}"
+    );
+    assert_eq!(s.c.connect_address(Conn::Control).unwrap().port, 7002);
+    assert_eq!(s.c.connect_address(Conn::Discovery).unwrap().port, 7002);
+    s.c.handle_connected(s.now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.c.handle_connected(s.now, Conn::Discovery);
+    assert_eq!(s.sent(), "discovery: CLUSTER SHARDS | ");
+    assert!(!s.c.is_stopped());
+}
+
 #[test]
 fn a_connection_lost_in_a_cluster_asks_again_until_a_replica_is_promoted() {
     let now = Instant::now();

@@ -124,23 +124,28 @@ fn url_through_another_node(cluster: &ClusterSet, stream: &str) -> String {
 }
 
 /// Seeded with a node that does not serve the stream's slot (and with a
-/// replica of the one that does), the consumer finds the slot's primary,
-/// consumes everything, and leaves nothing pending.
+/// replica of the one that does, and given a plain `redis://` URL of a
+/// node that does not: its `MOVED` turns cluster discovery on), the
+/// consumer finds the slot's primary, consumes everything, and leaves
+/// nothing pending.
 pub fn consumes_through_any_seed_node<A: Adapter>() {
     let Some(cluster) = shared_cluster() else {
         return;
     };
-    for (i, seed) in ["another primary", "the owner's replica"]
-        .iter()
-        .enumerate()
-    {
+    let seeds = [
+        "another primary",
+        "the owner's replica",
+        "a plain redis:// URL of another primary",
+    ];
+    for (i, seed) in seeds.iter().enumerate() {
         let stream = unique_stream("cl-seed");
         let url = match i {
             0 => url_through_another_node(&cluster, &stream),
-            _ => {
+            1 => {
                 let replica = cluster.replica_of(cluster.primary_for_key(&stream));
                 format!("redis+cluster://127.0.0.1:{replica}")
             }
+            _ => url_through_another_node(&cluster, &stream).replace("redis+cluster", "redis"),
         };
         let ids = produce_on(cluster.node(cluster.primary_for_key(&stream)), &stream, 50);
         let s = cluster_spec(&url, &stream, Behavior::AckAll);

@@ -608,6 +608,40 @@ impl Consumer {
     }
 }
 
+impl Consumer {
+    /// A redirect from the node a plain URL names: it is a cluster node.
+    /// The consumer follows the cluster from now on, as if given a
+    /// `redis+cluster://` URL seeded with the node the redirect names
+    /// (whose map is asked for next), and follows the redirect.
+    pub(super) fn discover_cluster_from(&mut self, now: Instant, error: crate::error::ServerError) {
+        let seed = match &error.kind {
+            ServerErrorKind::Moved { addr, .. } | ServerErrorKind::Ask { addr, .. } => {
+                parse_node(addr, None)
+            }
+            _ => None,
+        };
+        let Some(seed) = seed else {
+            return self.fatal(Error::Redirected(error));
+        };
+        let target = ClusterTarget { seeds: vec![seed] };
+        let mut discovery = Discovery::cluster(
+            target,
+            &self.cfg.stream,
+            &self.cfg.connect,
+            self.backoff.random(),
+        );
+        // Not asking yet: the redirect names where to go, and a question
+        // follows it.
+        discovery.close();
+        self.discovery = Some(discovery);
+        self.slot_moved(now, error);
+        // The map is asked for (an `ASK` alone does not ask).
+        if !self.discovery.as_ref().is_some_and(Discovery::is_open) {
+            self.ask_again(now);
+        }
+    }
+}
+
 /// `host:port` (a `MOVED`/`ASK` target; the host may be an IPv6 address
 /// in brackets, or empty when the node knows no endpoint for itself: the
 /// host of the node that answered).

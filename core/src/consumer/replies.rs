@@ -274,6 +274,17 @@ impl Consumer {
             {
                 self.slot_moved(now, s)
             }
+            // A plain URL that points at a cluster node: the node that
+            // answered is a cluster's, and the one it names a seed.
+            ReplyError::Server(s)
+                if self.discovery.is_none()
+                    && matches!(
+                        s.kind,
+                        ServerErrorKind::Moved { .. } | ServerErrorKind::Ask { .. }
+                    ) =>
+            {
+                self.discover_cluster_from(now, s)
+            }
             ReplyError::Server(s)
                 if matches!(
                     s.kind,
