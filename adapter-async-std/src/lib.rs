@@ -69,7 +69,7 @@
 //! ```
 
 use std::fmt;
-use std::future::{pending, Future};
+use std::future::pending;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -81,11 +81,12 @@ use futures_lite::{future::block_on, AsyncReadExt, AsyncWriteExt, FutureExt};
 use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;
 use xgroup_driver::{
-    sleep_until, Action, AsyncIo, Deliveries, Done, HandlerThreads, Instrument, Links, MessageJob,
-    Parts, Run, Runtime, Spawn, Ticket, TlsSetup, Worker,
+    sleep_until, Action, AsyncIo, Deliveries, Done, HandlerThreads, Instrument, Links, Parts, Run,
+    Runtime, Spawn, Ticket, TlsSetup, Worker,
 };
 
 pub use xgroup_driver::exports::*;
+pub use xgroup_driver::{Handler, Shape};
 
 /// A consumer-group consumer on async-io (async-std, smol, ...);
 /// [`run`](xgroup_driver::Consumer::run) returns a future to await or spawn.
@@ -103,17 +104,6 @@ pub type Connection = xgroup_driver::AsyncConnection<AsyncStd>;
 /// The messages of a consumer, from `consumer.messages()`: a
 /// `futures::Stream` of `Result<Delivery, Error>`.
 pub type Messages = xgroup_driver::Messages<AsyncStd>;
-
-/// Handles batches of stream entries.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an xgroup-async-std handler",
-    note = "implement `xgroup_async_std::Handler` for it, or give `handler_fn` a closure returning a `Send` future of `Outcome`"
-)]
-pub trait Handler: Send + Sync + 'static {
-    /// Handles one batch and says what to acknowledge. A panic is caught:
-    /// the batch stays pending (redelivered) and the panic is reported.
-    fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
-}
 
 /// The async-io runtime of async-std and smol (the marker the driver's
 /// types are generic over).
@@ -133,16 +123,6 @@ pub enum Socket {
 #[derive(Debug)]
 pub struct StopSignal(async_channel::Sender<()>, async_channel::Receiver<()>);
 
-impl<F, Fut> Handler for FnHandler<F>
-where
-    F: Fn(Batch) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Outcome> + Send,
-{
-    fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
-        (self.0)(batch)
-    }
-}
-
 impl Default for StopSignal {
     fn default() -> Self {
         let (tx, rx) = async_channel::bounded(1);
@@ -155,52 +135,6 @@ impl Runtime for AsyncStd {
 
     fn stop(signal: &StopSignal) {
         let _ = signal.0.try_send(());
-    }
-}
-
-/// How this adapter runs each shape of handler: a [`Handler`] (batches), a
-/// per-message closure (`handler_each`), the message stream
-/// (`messages()`). Implemented for those; not meant to be implemented
-/// elsewhere.
-pub trait Shape: Send + Sync + 'static {
-    /// Handles a batch (batch handlers only; the driver hands others
-    /// messages).
-    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
-    /// Handles one message (per-message handlers only).
-    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send;
-}
-
-impl<H: Handler> Shape for H {
-    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
-        self.handle(batch)
-    }
-    async fn message(&self, _: MessageJob) -> Result<(), Failure> {
-        // Never asked: a batch handler gets batches.
-        Err(Failure::keep())
-    }
-}
-
-impl<F, Fut> Shape for EachFn<F>
-where
-    F: Fn(Message) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Failure>> + Send,
-{
-    async fn batch(&self, _: Batch) -> Outcome {
-        // Never asked: a per-message handler gets messages.
-        Outcome::AckNone
-    }
-    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
-        (self.0)(job.message)
-    }
-}
-
-impl Shape for Deliveries {
-    async fn batch(&self, _: Batch) -> Outcome {
-        // Never asked: the stream gets messages.
-        Outcome::AckNone
-    }
-    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
-        self.deliver(job)
     }
 }
 

@@ -75,7 +75,6 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::panic::resume_unwind;
 use std::sync::Arc;
@@ -93,6 +92,7 @@ use xgroup_driver::{
 };
 
 pub use xgroup_driver::exports::*;
+pub use xgroup_driver::{Handler, Shape};
 
 /// A consumer-group consumer on tokio; [`run`](xgroup_driver::Consumer::run)
 /// returns a future to await or spawn.
@@ -111,17 +111,6 @@ pub type Connection = xgroup_driver::AsyncConnection<Tokio>;
 /// `futures::Stream` of `Result<Delivery, Error>`.
 pub type Messages = xgroup_driver::Messages<Tokio>;
 
-/// Handles batches of stream entries.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an xgroup-tokio handler",
-    note = "implement `xgroup_tokio::Handler` for it, or give `handler_fn` a closure returning a `Send` future of `Outcome`"
-)]
-pub trait Handler: Send + Sync + 'static {
-    /// Handles one batch and says what to acknowledge. A panic is caught:
-    /// the batch stays pending (redelivered) and the panic is reported.
-    fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
-}
-
 /// The tokio runtime (the marker the driver's types are generic over).
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;
@@ -135,68 +124,12 @@ pub enum Socket {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl<F, Fut> Handler for FnHandler<F>
-where
-    F: Fn(Batch) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Outcome> + Send,
-{
-    fn handle(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
-        (self.0)(batch)
-    }
-}
-
 impl Runtime for Tokio {
     /// A stored permit: a stop before `run` waits is kept.
     type Stop = Notify;
 
     fn stop(signal: &Notify) {
         signal.notify_one();
-    }
-}
-
-/// How this adapter runs each shape of handler: a [`Handler`] (batches), a
-/// per-message closure (`handler_each`), the message stream
-/// (`messages()`). Implemented for those; not meant to be implemented
-/// elsewhere.
-pub trait Shape: Send + Sync + 'static {
-    /// Handles a batch (batch handlers only; the driver hands others
-    /// messages).
-    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send;
-    /// Handles one message (per-message handlers only).
-    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send;
-}
-
-impl<H: Handler> Shape for H {
-    fn batch(&self, batch: Batch) -> impl Future<Output = Outcome> + Send {
-        self.handle(batch)
-    }
-    async fn message(&self, _: MessageJob) -> Result<(), Failure> {
-        // Never asked: a batch handler gets batches.
-        Err(Failure::keep())
-    }
-}
-
-impl<F, Fut> Shape for EachFn<F>
-where
-    F: Fn(Message) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Failure>> + Send,
-{
-    async fn batch(&self, _: Batch) -> Outcome {
-        // Never asked: a per-message handler gets messages.
-        Outcome::AckNone
-    }
-    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
-        (self.0)(job.message)
-    }
-}
-
-impl Shape for Deliveries {
-    async fn batch(&self, _: Batch) -> Outcome {
-        // Never asked: the stream gets messages.
-        Outcome::AckNone
-    }
-    fn message(&self, job: MessageJob) -> impl Future<Output = Result<(), Failure>> + Send {
-        self.deliver(job)
     }
 }
 
