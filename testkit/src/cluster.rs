@@ -1,7 +1,8 @@
 //! A Redis Cluster for tests: primaries and their replicas, each a real
 //! `redis-server --cluster-enabled yes` process on a free port in its own
-//! temporary directory, joined by hand (`CLUSTER ADDSLOTSRANGE`, `MEET`,
-//! `REPLICATE`) so that any size works, one primary included.
+//! temporary directory, joined by hand (`CLUSTER ADDSLOTS`, `MEET`,
+//! `REPLICATE`) so that any size works, one primary included, on Redis 6.2
+//! too.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -188,15 +189,12 @@ impl ClusterSet {
             if i < primaries {
                 let first = i * total / primaries;
                 let last = (i + 1) * total / primaries - 1;
-                expect_ok(
-                    node,
-                    &[
-                        "CLUSTER",
-                        "ADDSLOTSRANGE",
-                        &first.to_string(),
-                        &last.to_string(),
-                    ],
-                );
+                // `ADDSLOTS` with every slot: Redis 6.2 has no
+                // `ADDSLOTSRANGE`.
+                let slots: Vec<String> = (first..=last).map(|s| s.to_string()).collect();
+                let mut args = vec!["CLUSTER", "ADDSLOTS"];
+                args.extend(slots.iter().map(String::as_str));
+                expect_ok(node, &args);
             }
         }
         let seed = &self.nodes[0];

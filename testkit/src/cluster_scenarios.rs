@@ -7,7 +7,7 @@
 //! A cluster is expensive to start: the scenarios of one test binary share
 //! one ([`shared_cluster`]), one scenario at a time, each on streams of its
 //! own, and leave it as they found it (a killed node restarted, back as a
-//! replica).
+//! replica). They run on Redis 6.2 (its `CLUSTER SLOTS`), 7 and Valkey.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -22,31 +22,16 @@ use crate::{ClusterSet, RedisServer, RespValue};
 const RESUME_WITHIN: Duration = Duration::from_secs(5);
 
 /// The test binary's cluster (3 primaries with a replica each), started by
-/// the first scenario that asks, held by one scenario at a time; `None`
-/// (the reason printed) when the server binary cannot run the testkit's
-/// clusters (before Redis 7.0: no `--cluster-port`).
-pub fn shared_cluster() -> Option<MutexGuard<'static, ClusterSet>> {
-    static CLUSTER: OnceLock<Option<Mutex<ClusterSet>>> = OnceLock::new();
-    let cluster = CLUSTER.get_or_init(|| {
-        let version = RedisServer::start().version();
-        let major = version
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.split('.').next())
-            .and_then(|m| m.parse::<u32>().ok())
-            .unwrap_or(0);
-        (major >= 7).then(|| Mutex::new(ClusterSet::start()))
-    });
-    let Some(cluster) = cluster else {
-        eprintln!("skipped: the testkit's clusters need Redis 7.0 or later (--cluster-port)");
-        return None;
-    };
+/// the first scenario that asks, held by one scenario at a time.
+pub fn shared_cluster() -> MutexGuard<'static, ClusterSet> {
+    static CLUSTER: OnceLock<Mutex<ClusterSet>> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| Mutex::new(ClusterSet::start()));
     // A scenario that failed left it as it was: still usable.
     let guard = cluster
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     guard.wait_for_ok();
-    Some(guard)
+    guard
 }
 
 /// A stream name no other scenario on the shared cluster uses (two
@@ -129,9 +114,7 @@ fn url_through_another_node(cluster: &ClusterSet, stream: &str) -> String {
 /// consumer finds the slot's primary, consumes everything, and leaves
 /// nothing pending.
 pub fn consumes_through_any_seed_node<A: Adapter>() {
-    let Some(cluster) = shared_cluster() else {
-        return;
-    };
+    let cluster = shared_cluster();
     let seeds = [
         "another primary",
         "the owner's replica",
@@ -170,9 +153,7 @@ pub fn consumes_through_any_seed_node<A: Adapter>() {
 /// follows the `MOVED`. Every entry is seen, with nothing left pending at
 /// the new owner.
 pub fn follows_a_slot_migration<A: Adapter>() {
-    let Some(cluster) = shared_cluster() else {
-        return;
-    };
+    let cluster = shared_cluster();
     let stream = unique_stream("cl-migrate");
     let slot = cluster.key_slot(&stream);
     let from = cluster.primary_for_slot(slot);
@@ -248,9 +229,7 @@ fn produce_asking(node: &RedisServer, stream: &str, n: usize) -> Vec<String> {
 /// moves there within seconds of the promotion, replays what it held, and
 /// consumes what is produced on the new primary. Nothing is lost.
 pub fn follows_a_primary_killed_and_its_replica_promoted<A: Adapter>() {
-    let Some(mut cluster) = shared_cluster() else {
-        return;
-    };
+    let mut cluster = shared_cluster();
     let stream = unique_stream("cl-failover");
     let old = cluster.primary_for_key(&stream);
     let mut ids = produce_replicated(&cluster, &stream, 60);
@@ -290,9 +269,6 @@ pub fn follows_a_primary_killed_and_its_replica_promoted<A: Adapter>() {
 /// The nodes keep their data (an append-only file), as a restarted
 /// production cluster does.
 pub fn resumes_after_the_whole_cluster_restarts<A: Adapter>() {
-    if shared_cluster().is_none() {
-        return;
-    }
     let mut cluster = ClusterSet::builder()
         .primaries(2)
         .replicas_per_primary(0)

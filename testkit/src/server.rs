@@ -111,6 +111,39 @@ fn is_executable(path: &Path) -> bool {
     path.is_file()
 }
 
+/// Where a cluster node's bus is before Redis 7.0 (no `--cluster-port`):
+/// its port + 10000.
+const LEGACY_BUS_OFFSET: u16 = 10000;
+
+/// Whether `binary` takes `--cluster-port` (Redis 7.0 and later, Valkey):
+/// its `--version` says `v=<major>.`.
+fn has_cluster_port_option(binary: &Path) -> bool {
+    let Ok(out) = Command::new(binary).arg("--version").output() else {
+        return true;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let major = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    major.map_or(true, |m| m >= 7)
+}
+
+/// A free loopback port whose port + 10000 is free too (a pre-7.0
+/// cluster node's bus).
+fn free_port_with_bus() -> u16 {
+    loop {
+        let port = free_port();
+        let Some(bus) = port.checked_add(LEGACY_BUS_OFFSET) else {
+            continue;
+        };
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, bus)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A free loopback port (bind port 0, read it, drop the listener). Never 6379.
 fn free_port() -> u16 {
     loop {
@@ -326,13 +359,17 @@ impl RedisServerBuilder {
                     }
                 };
             }
-            if server.options.cluster {
+            if server.options.cluster && has_cluster_port_option(&server.binary) {
                 server.cluster_port = loop {
                     let port = free_port();
                     if port != server.port && port != server.tls_port {
                         break port;
                     }
                 };
+            } else if server.options.cluster {
+                // Before 7.0 the bus is always on the port + 10000.
+                server.port = free_port_with_bus();
+                server.cluster_port = server.port + LEGACY_BUS_OFFSET;
             }
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(server),
@@ -799,9 +836,13 @@ rm -rf "$2""#;
                 "yes".into(),
                 "--cluster-config-file".into(),
                 dir.join(CLUSTER_CONFIG_FILE).into(),
-                "--cluster-port".into(),
-                self.cluster_port.to_string().into(),
             ]);
+            if self.cluster_port != self.port + LEGACY_BUS_OFFSET {
+                args.extend([
+                    "--cluster-port".into(),
+                    self.cluster_port.to_string().into(),
+                ]);
+            }
         }
         args.extend(self.options.extra_args.iter().cloned());
         args
