@@ -548,8 +548,15 @@ impl World {
             return;
         }
         let batch = self.workers[i].batches.remove(0);
+        // The entries this worker held without a break since their
+        // delivery (no disconnect or crash since): only those are still
+        // its own to make promises about.
+        let mut held_since_delivery = HashSet::new();
         for m in &batch.messages {
-            if self.held.get(&m.id).is_some_and(|&(w, _)| w == i) {
+            if let Some(&(w, epoch)) = self.held.get(&m.id).filter(|&&(w, _)| w == i) {
+                if epoch == self.workers[w].epoch {
+                    held_since_delivery.insert(m.id);
+                }
                 self.held.remove(&m.id);
             }
         }
@@ -605,11 +612,16 @@ impl World {
                             self.may_ack.insert(*id);
                         }
                         Disposition::RetryAt(at) => {
-                            // A promise made while cut off from the
-                            // cluster cannot be kept at the server (no
-                            // refresh reaches it): it binds nobody.
+                            // In a cluster, a promise about an entry another
+                            // consumer may have taken meanwhile (this one
+                            // was cut off since the delivery, for as long
+                            // as a node was down), or made while cut off
+                            // (no refresh reaches the server), binds
+                            // nobody. (On one server a cut connection
+                            // comes back at once: no time passes.)
                             let cut_off = self.cluster.is_some()
-                                && self.workers[i].conns.iter().all(Option::is_none);
+                                && (self.workers[i].conns.iter().all(Option::is_none)
+                                    || !held_since_delivery.contains(id));
                             let epoch = match cut_off {
                                 true => u64::MAX,
                                 false => self.workers[i].epoch,
