@@ -242,6 +242,20 @@ impl ShardedStream {
     }
 }
 
+/// The host and port of a `MOVED`/`ASK` target, `host:port`: the host
+/// without an IPv6 address's brackets, possibly empty (the node knows no
+/// endpoint for itself: the host asked) or `?`; `None` for a missing or
+/// zero port.
+pub(crate) fn split_redirect_addr(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host, port))
+}
+
 // ---- topology ---------------------------------------------------------------
 
 /// A cluster node, as `CLUSTER SHARDS` or `CLUSTER SLOTS` describe it.
@@ -491,19 +505,9 @@ impl SlotMap {
         if slot >= SLOT_COUNT {
             return false;
         }
-        let Some((host, port)) = addr.rsplit_once(':') else {
+        let Some((host, port)) = split_redirect_addr(addr) else {
             return false;
         };
-        let Ok(port) = port.parse::<u16>() else {
-            return false;
-        };
-        if port == 0 {
-            return false;
-        }
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
         let node = match host {
             "?" => {
                 let mut known = self

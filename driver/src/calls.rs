@@ -138,9 +138,31 @@ struct Sentinels {
 /// the others asked failed.
 #[derive(Debug)]
 struct Asking {
-    tried: usize,
+    tried: Tried,
     stage: Stage,
+}
+
+/// The nodes a round of questions (sentinels for the master, cluster nodes
+/// for the slot map) has tried, and why each was of no use.
+#[derive(Debug, Default)]
+struct Tried {
+    count: usize,
     reasons: Vec<String>,
+}
+
+impl Tried {
+    /// The node at `asked` was of no use for `reason`; once all `of` have
+    /// been, every reason, for the call's error.
+    fn failed(&mut self, asked: &ServerAddr, reason: String, of: usize) -> Option<String> {
+        let asked = asked.to_socket_string();
+        // Some sockets' errors already name the address.
+        match reason.starts_with(&asked) {
+            true => self.reasons.push(reason),
+            false => self.reasons.push(format!("{asked}: {reason}")),
+        }
+        self.count += 1;
+        (self.count >= of).then(|| self.reasons.join("; "))
+    }
 }
 
 enum Stage {
@@ -370,9 +392,8 @@ impl Calls {
             if link.down.is_some() {
                 if let Some(s) = self.sentinels.as_mut().filter(|s| !s.named) {
                     let asking = s.asking.get_or_insert_with(|| Asking {
-                        tried: 0,
+                        tried: Tried::default(),
                         stage: Stage::Connect,
-                        reasons: Vec::new(),
                     });
                     return match &asking.stage {
                         Stage::Connect => {
@@ -703,25 +724,18 @@ impl Calls {
             return;
         };
         let n = s.target.sentinels.len();
-        let asked = s.target.sentinels[s.next % n].to_socket_string();
+        let asked = s.target.sentinels[s.next % n].clone();
         s.next = (s.next + 1) % n;
         let Some(asking) = s.asking.as_mut() else {
             return;
         };
-        // Some sockets' errors already name the address.
-        match reason.starts_with(&asked) {
-            true => asking.reasons.push(reason),
-            false => asking.reasons.push(format!("{asked}: {reason}")),
-        }
-        asking.tried += 1;
         asking.stage = Stage::Connect;
-        if asking.tried < n {
+        let Some(reasons) = asking.tried.failed(&asked, reason, n) else {
             return;
-        }
+        };
         let why = format!(
-            "no sentinel named the master {:?} ({})",
-            s.target.master_name,
-            asking.reasons.join("; ")
+            "no sentinel named the master {:?} ({reasons})",
+            s.target.master_name
         );
         s.asking = None;
         self.link_failed(0, why);

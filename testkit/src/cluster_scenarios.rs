@@ -50,9 +50,23 @@ fn cluster_spec(url: &str, stream: &str, behavior: Behavior) -> Spec {
 
 /// Adds `n` entries to `stream` on `node` (the primary of its slot).
 fn produce_on(node: &RedisServer, stream: &str, n: usize) -> Vec<String> {
+    produce(node, stream, n, false)
+}
+
+/// Adds `n` entries to `stream` at the target of its slot's migration,
+/// each `XADD` after an `ASKING`.
+fn produce_asking(node: &RedisServer, stream: &str, n: usize) -> Vec<String> {
+    produce(node, stream, n, true)
+}
+
+fn produce(node: &RedisServer, stream: &str, n: usize, asking: bool) -> Vec<String> {
     let mut conn = node.connect().expect("connect to a cluster node");
     (0..n)
         .map(|i| {
+            if asking {
+                let ok = conn.cmd(&["ASKING"]).expect("ASKING");
+                assert_eq!(ok.as_str(), Some("OK"), "ASKING: {ok:?}");
+            }
             let reply = conn
                 .cmd(&["XADD", stream, "*", "n", &i.to_string()])
                 .expect("XADD");
@@ -203,25 +217,6 @@ pub fn follows_a_slot_migration<A: Adapter>() {
     // Put the slot back for the next scenario.
     cluster.migrate_slot(slot, from);
     assert!(info.connected, "{info:?}");
-}
-
-/// Adds `n` entries to `stream` at the target of its slot's migration,
-/// each `XADD` after an `ASKING`.
-fn produce_asking(node: &RedisServer, stream: &str, n: usize) -> Vec<String> {
-    let mut conn = node.connect().expect("connect to a cluster node");
-    (0..n)
-        .map(|i| {
-            let ok = conn.cmd(&["ASKING"]).expect("ASKING");
-            assert_eq!(ok.as_str(), Some("OK"), "ASKING: {ok:?}");
-            let reply = conn
-                .cmd(&["XADD", stream, "*", "n", &i.to_string()])
-                .expect("XADD");
-            match reply.as_str() {
-                Some(id) => id.to_owned(),
-                None => panic!("XADD to {stream} on port {}: {reply:?}", node.port()),
-            }
-        })
-        .collect()
 }
 
 /// The primary serving the stream's slot is killed (SIGKILL) while the

@@ -646,9 +646,7 @@ impl Consumer {
 /// in brackets, or empty when the node knows no endpoint for itself: the
 /// host of the node that answered).
 fn parse_node(addr: &str, answered: Option<&ServerAddr>) -> Option<ServerAddr> {
-    let (host, port) = addr.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = port.parse().ok()?;
+    let (host, port) = cluster::split_redirect_addr(addr)?;
     let host = match host {
         "" => answered?.host.clone(),
         host => host.to_owned(),

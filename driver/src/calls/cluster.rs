@@ -22,7 +22,7 @@ use xgroup_core::{
     SlotMap, SlotMapQuestion,
 };
 
-use super::{send_round, Calls, Link, Step};
+use super::{send_round, Calls, Link, Step, Tried};
 use crate::tls;
 
 /// How many times one call's commands are sent again after `MOVED` or
@@ -53,9 +53,8 @@ pub(super) struct Cluster {
 /// One round of asking for the map: the node asked, where it stands, and
 /// why the others asked were of no use.
 struct MapAsking {
-    tried: usize,
+    tried: Tried,
     stage: MapStage,
-    reasons: Vec<String>,
 }
 
 enum MapStage {
@@ -108,9 +107,8 @@ impl Calls {
         };
         let node = c.candidate(c.next).clone();
         let asking = c.asking.get_or_insert_with(|| MapAsking {
-            tried: 0,
+            tried: Tried::default(),
             stage: MapStage::Connect,
-            reasons: Vec::new(),
         });
         match &asking.stage {
             MapStage::Connect => {
@@ -198,7 +196,7 @@ impl Calls {
         let Some(c) = self.cluster.as_deref_mut() else {
             return;
         };
-        let asked = c.candidate(c.next).to_socket_string();
+        let asked = c.candidate(c.next).clone();
         let candidates = c.candidates();
         c.next = (c.next + 1) % candidates;
         self.links[0].client.handle_disconnected(&reason);
@@ -206,20 +204,11 @@ impl Calls {
         let Some(asking) = c.asking.as_mut() else {
             return;
         };
-        // Some sockets' errors already name the address.
-        match reason.starts_with(&asked) {
-            true => asking.reasons.push(reason),
-            false => asking.reasons.push(format!("{asked}: {reason}")),
-        }
-        asking.tried += 1;
         asking.stage = MapStage::Connect;
-        if asking.tried < candidates {
+        let Some(reasons) = asking.tried.failed(&asked, reason, candidates) else {
             return;
-        }
-        let why = format!(
-            "no cluster node gave the slot map ({})",
-            asking.reasons.join("; ")
-        );
+        };
+        let why = format!("no cluster node gave the slot map ({reasons})");
         c.asking = None;
         self.set_failed(Error::Connection(why));
     }
@@ -432,7 +421,7 @@ impl fmt::Debug for Cluster {
                 MapStage::Write(..) => "write",
                 MapStage::Read(_) => "read",
             };
-            (a.tried, stage, &a.reasons)
+            (&a.tried, stage)
         });
         f.debug_struct("Cluster")
             .field("target", &self.target)
