@@ -200,7 +200,7 @@ impl AsyncIo for AsyncStd {
 enum Input {
     Stop,
     Done(Finished),
-    Read((Conn, io::Result<usize>)),
+    Read((StreamConn, io::Result<usize>)),
     Timeout,
 }
 

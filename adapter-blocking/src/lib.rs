@@ -234,7 +234,7 @@ impl BlockingIo for Blocking {
 #[derive(Debug)]
 enum Input {
     /// What the reader thread of this connection read (no bytes: the end).
-    Read(Conn, u64, io::Result<Vec<u8>>),
+    Read(StreamConn, u64, io::Result<Vec<u8>>),
     Done(BatchId, thread::Result<Outcome>, Worker),
     Handled(Ticket, thread::Result<Result<(), Failure>>, Worker),
     Stop,
@@ -245,15 +245,15 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
     // `stop` holds a sender, so the channel never closes.
     let inbox = stop.rx.lock().unwrap_or_else(PoisonError::into_inner);
     let mut handlers = HandlerThreads::default();
-    // The current connections (control, read, discovery), each with its
-    // generation.
-    let mut sockets: [Option<(u64, Link)>; Conn::COUNT] = Default::default();
+    // The current connections (each stream's control, read and discovery
+    // ones, at `StreamConn::index`), each with its generation.
+    let mut sockets: Sockets = Sockets::default();
     let mut generation = 0;
     loop {
         while let Some(action) = driver.next_action() {
             match action {
                 Action::Connect(conn, addr) => {
-                    let socket = &mut sockets[conn.index()];
+                    let socket = sockets.get(conn);
                     close(socket);
                     generation += 1;
                     match open(&addr, &driver, (conn, generation), &stop.tx) {
@@ -265,14 +265,14 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                     }
                 }
                 Action::Write(conn, bytes) => {
-                    let socket = &mut sockets[conn.index()];
+                    let socket = sockets.get(conn);
                     let written = socket.as_mut().map(|(_, s)| s.write_all(&bytes));
                     if let Some(Err(e)) = written {
                         close(socket);
                         driver.disconnected(conn, &e);
                     }
                 }
-                Action::Disconnect(conn) => close(&mut sockets[conn.index()]),
+                Action::Disconnect(conn) => close(sockets.get(conn)),
                 Action::Deliver(batch) => {
                     let (handler, tx, id) = (handler.clone(), stop.tx.clone(), batch.id);
                     let span = driver.batch_span(&batch);
@@ -299,7 +299,7 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                     }
                 }
                 Action::Stopped(result) => {
-                    sockets.iter_mut().for_each(close);
+                    sockets.0.iter_mut().for_each(close);
                     return result;
                 }
             }
@@ -322,14 +322,30 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
                 driver.handled(ticket, result);
             }
             Some(Input::Read(conn, g, read))
-                if sockets[conn.index()].as_ref().map(|(g, _)| *g) == Some(g) =>
+                if sockets.get(conn).as_ref().map(|(g, _)| *g) == Some(g) =>
             {
                 if !driver.received(conn, read.as_deref()) {
-                    close(&mut sockets[conn.index()]);
+                    close(sockets.get(conn));
                 }
             }
             Some(Input::Read(..)) => {}
         }
+    }
+}
+
+/// The consumer's sockets, each with its generation, at
+/// [`StreamConn::index`].
+#[derive(Default)]
+struct Sockets(Vec<Option<(u64, Link)>>);
+
+impl Sockets {
+    /// `conn`'s place (none yet: `None`).
+    fn get(&mut self, conn: StreamConn) -> &mut Option<(u64, Link)> {
+        let i = conn.index();
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        &mut self.0[i]
     }
 }
 
@@ -338,7 +354,7 @@ fn drive<H: Shape>(parts: Parts<Blocking, H>) -> Result<(), Error> {
 fn open(
     addr: &ServerAddr,
     driver: &Driver,
-    (conn, generation): (Conn, u64),
+    (conn, generation): (StreamConn, u64),
     tx: &Sender<Input>,
 ) -> io::Result<Link> {
     let started = Instant::now();

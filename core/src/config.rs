@@ -112,6 +112,9 @@ impl Default for Heartbeat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub(crate) stream: Bytes,
+    /// Every stream read, `stream` first (see
+    /// [`ConsumerConfigBuilder::streams`]).
+    pub(crate) streams: Vec<Bytes>,
     pub(crate) group: Bytes,
     pub(crate) consumer: Bytes,
     pub(crate) count: u64,
@@ -180,6 +183,7 @@ impl ConsumerConfig {
         ConsumerConfigBuilder {
             cfg: ConsumerConfig {
                 stream: Bytes::copy_from_slice(stream.as_ref()),
+                streams: vec![Bytes::copy_from_slice(stream.as_ref())],
                 group: Bytes::copy_from_slice(group.as_ref()),
                 consumer: Bytes::copy_from_slice(consumer.as_ref()),
                 count: 100,
@@ -214,9 +218,28 @@ impl ConsumerConfig {
         }
     }
 
-    /// Stream key.
+    /// Stream key (the first, with several streams).
     pub fn stream(&self) -> &Bytes {
         &self.stream
+    }
+
+    /// Every stream key read, in the order given (one, unless
+    /// [`ConsumerConfigBuilder::streams`] named several).
+    pub fn streams(&self) -> &[Bytes] {
+        &self.streams
+    }
+
+    /// The options for reading the `i`th stream alone: a
+    /// [`MultiConsumer`](crate::MultiConsumer) runs one part per stream.
+    /// Each part's random seed differs, so their heartbeat tokens do.
+    pub(crate) fn for_stream(&self, i: usize) -> ConsumerConfig {
+        let stream = self.streams[i].clone();
+        ConsumerConfig {
+            stream: stream.clone(),
+            streams: vec![stream],
+            seed: self.seed.map(|s| s.wrapping_add(i as u64)),
+            ..self.clone()
+        }
     }
     /// Consumer group name.
     pub fn group(&self) -> &Bytes {
@@ -341,6 +364,32 @@ impl ConsumerConfigBuilder {
         self.cfg.group_start = start;
         self
     }
+    /// Reads these streams instead of the builder's one: one consumer (one
+    /// name in one group on each stream, one handler, one in-flight limit)
+    /// over all of them. Each stream has its own replay of pending entries,
+    /// claim sweep, heartbeat and connections; batches say which stream
+    /// they came from ([`Batch::stream`](crate::Batch::stream)). The
+    /// handler slots are shared fairly: a slot freed on one stream goes to
+    /// the next stream with entries waiting, in turn.
+    ///
+    /// On a cluster each stream's connections go to the primary of its
+    /// slot, so the streams of a [`ShardedStream`](crate::ShardedStream)
+    /// are read from every primary that holds one.
+    pub fn streams<I, S>(mut self, streams: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        self.cfg.streams = streams
+            .into_iter()
+            .map(|s| Bytes::copy_from_slice(s.as_ref()))
+            .collect();
+        if let Some(first) = self.cfg.streams.first() {
+            self.cfg.stream = first.clone();
+        }
+        self
+    }
+
     /// Create the stream with the group (`MKSTREAM`), default on.
     pub fn make_stream(mut self, on: bool) -> Self {
         self.cfg.make_stream = on;
@@ -534,6 +583,23 @@ impl ConsumerConfigBuilder {
                 return Err(ConfigError::new(option, "must not be empty"));
             }
         }
+        if c.streams.is_empty() {
+            return Err(ConfigError::new("streams", "must name at least one stream"));
+        }
+        for (i, stream) in c.streams.iter().enumerate() {
+            if stream.is_empty() {
+                return Err(ConfigError::new(
+                    "streams",
+                    "a stream key must not be empty",
+                ));
+            }
+            if c.streams[..i].contains(stream) {
+                return Err(ConfigError::new(
+                    "streams",
+                    format!("{} is named twice", String::from_utf8_lossy(stream)),
+                ));
+            }
+        }
         if c.count == 0 {
             return Err(ConfigError::new("count", "must be at least 1"));
         }
@@ -585,18 +651,19 @@ impl ConsumerConfigBuilder {
                 return Err(ConfigError::new("db", "a cluster has only database 0"));
             }
             if let Some(DeadLetter::Stream(key)) = &c.dead_letter {
-                if key_slot(key) != key_slot(&c.stream) {
+                if let Some(stream) = c.streams.iter().find(|s| key_slot(key) != key_slot(s)) {
                     return Err(ConfigError::new(
                         "dead_letter",
                         format!(
                             "in a cluster the dead-letter stream must share the stream's hash slot \
-                             ({} is in slot {}, the stream in slot {}): give it the stream's hash tag, \
+                             ({} is in slot {}, the stream {} in slot {}): give it the stream's hash tag, \
                              e.g. {{{}}}:dead",
                             String::from_utf8_lossy(key),
                             key_slot(key),
-                            key_slot(&c.stream),
+                            String::from_utf8_lossy(stream),
+                            key_slot(stream),
                             String::from_utf8_lossy(
-                                crate::cluster::hash_tag(&c.stream).unwrap_or(&c.stream)
+                                crate::cluster::hash_tag(stream).unwrap_or(stream)
                             ),
                         ),
                     ));
@@ -633,7 +700,7 @@ impl ConsumerConfigBuilder {
                     "the stream key must not be empty",
                 ));
             }
-            if key == &c.stream {
+            if c.streams.contains(key) {
                 return Err(ConfigError::new(
                     "dead_letter",
                     "the dead-letter stream must differ from the consumed stream",

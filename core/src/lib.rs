@@ -45,7 +45,8 @@ pub use config::{
 };
 pub use consumer::{
     heartbeat_key, panic_message, Batch, BatchId, Conn, Consumer, ConsumerInfo, DeadLetterAction,
-    DeadLettered, Disposition, Event, Message, Outcome, Source, Stats, TimerKind, Warning,
+    DeadLettered, Disposition, Event, Message, MultiConsumer, Outcome, Source, Stats, StreamConn,
+    TimerKind, Warning,
 };
 #[doc(hidden)] // for the model-vs-server tests
 pub use consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};

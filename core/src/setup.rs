@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::{ConsumerConfig, ConsumerConfigBuilder};
-use crate::consumer::{Consumer, ConsumerInfo, DeadLettered};
+use crate::consumer::{ConsumerInfo, DeadLettered, MultiConsumer};
 use crate::error::{ConfigError, Error};
 use crate::sentinel::{parse_target, Target};
 use crate::url::ServerAddr;
@@ -167,7 +167,7 @@ impl std::fmt::Debug for PreparedConsumer {
 
 impl ConsumerInfo {
     /// Copies the consumer's counters, gauges and connection state.
-    pub fn update(&mut self, consumer: &Consumer) {
+    pub fn update(&mut self, consumer: &MultiConsumer) {
         self.stats = consumer.stats();
         self.connected = consumer.is_connected();
         self.in_flight_batches = consumer.in_flight();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use xgroup_core::{
-    Batch, BatchId, Conn, ConsumerInfo, DeadLetterHook, DeadLettered, Disposition, Error, Event,
-    Outcome, PreparedConsumer, ServerAddr, Warning,
+    Batch, BatchId, ConsumerInfo, DeadLetterHook, DeadLettered, Disposition, Error, Event,
+    MultiConsumer, Outcome, PreparedConsumer, ServerAddr, StreamConn, Warning,
 };
 
 use crate::consumer::Work;
@@ -28,13 +28,13 @@ pub enum Action {
     /// with TLS if [`Driver::tls`] says so, within
     /// [`Driver::connect_timeout`], then call [`Driver::connected`] or
     /// [`Driver::connect_failed`] for it.
-    Connect(Conn, ServerAddr),
+    Connect(StreamConn, ServerAddr),
     /// Write these bytes on this connection, in order, within
     /// [`Driver::write_timeout`]; on failure close it and call
     /// [`Driver::disconnected`]. Without that connection, drop them.
-    Write(Conn, Bytes),
+    Write(StreamConn, Bytes),
     /// Close this connection (the core knows: call nothing).
-    Disconnect(Conn),
+    Disconnect(StreamConn),
     /// Run the (batch) handler on this batch and report with
     /// [`Driver::completed`] (or [`Driver::handler_failed`] if it could not
     /// be started).
@@ -67,7 +67,7 @@ impl fmt::Debug for Action {
 /// failure callback, handler failures, `info()` publishing. Every input
 /// method reads the clock itself.
 pub struct Driver {
-    core: xgroup_core::Consumer,
+    core: MultiConsumer,
     addr: ServerAddr,
     tls: Option<TlsSetup>,
     on_dead_letter: Option<DeadLetterHook>,
@@ -105,7 +105,7 @@ impl Driver {
         Driver {
             work: Scheduler::new(concurrency, work.per_message, work.order_by),
             progress: ProgressSet::default(),
-            core: xgroup_core::Consumer::new(config),
+            core: MultiConsumer::new(config),
             addr,
             tls,
             on_dead_letter,
@@ -121,13 +121,16 @@ impl Driver {
     /// all is done for the last input (and `info()` is then up to date):
     /// wait for the next one.
     pub fn next_action(&mut self) -> Option<Action> {
-        while let Some(event) = self.core.poll_event() {
+        while let Some((stream, event)) = self.core.poll_event() {
             match event {
                 Event::Connect(conn) => {
+                    let conn = StreamConn { stream, conn };
                     let addr = self.core.connect_address(conn).unwrap_or(&self.addr);
                     return Some(Action::Connect(conn, addr.clone()));
                 }
-                Event::Disconnect(conn) => return Some(Action::Disconnect(conn)),
+                Event::Disconnect(conn) => {
+                    return Some(Action::Disconnect(StreamConn { stream, conn }));
+                }
                 Event::Deliver(batch) => {
                     self.metrics.delivered(&batch);
                     let span = match self.work.per_message() {
@@ -138,7 +141,7 @@ impl Driver {
                         self.finished(id, outcome);
                     }
                 }
-                Event::Warning(warning) => self.warn(&warning),
+                Event::Warning(warning) => self.warn(stream, &warning),
                 Event::DeadLettered(dead) => self.dead_lettered(&dead),
                 Event::Stopped(cause) => {
                     if let Some(e) = &cause {
@@ -218,20 +221,20 @@ impl Driver {
     }
 
     /// The connection asked for by [`Action::Connect`] is open.
-    pub fn connected(&mut self, conn: Conn) {
+    pub fn connected(&mut self, conn: StreamConn) {
         self.core.handle_connected(Instant::now(), conn);
     }
 
     /// Opening the connection failed: a TLS handshake that failed for
     /// good (an untrusted certificate, a plaintext server) stops the
     /// consumer with [`Error::Tls`]; anything else is retried.
-    pub fn connect_failed(&mut self, conn: Conn, error: io::Error) {
+    pub fn connect_failed(&mut self, conn: StreamConn, error: io::Error) {
         let error = tls::connect_error(&self.addr, &error);
         self.core.handle_connect_error(Instant::now(), conn, error);
     }
 
     /// The connection failed; the adapter has dropped it.
-    pub fn disconnected(&mut self, conn: Conn, error: &io::Error) {
+    pub fn disconnected(&mut self, conn: StreamConn, error: &io::Error) {
         let error = tls::session_error(&self.addr, error);
         self.core
             .handle_connection_error(Instant::now(), conn, error);
@@ -240,7 +243,11 @@ impl Driver {
     /// What a read from the connection gave: bytes, the end (no bytes) or
     /// an error. Returns whether the connection is still up: after the end
     /// or an error, drop it.
-    pub fn received<E: Borrow<io::Error>>(&mut self, conn: Conn, read: Result<&[u8], E>) -> bool {
+    pub fn received<E: Borrow<io::Error>>(
+        &mut self,
+        conn: StreamConn,
+        read: Result<&[u8], E>,
+    ) -> bool {
         let now = Instant::now();
         match read {
             Ok([]) => {
@@ -341,12 +348,20 @@ impl Driver {
         }
     }
 
-    fn warn(&mut self, warning: &Warning) {
+    /// A warning about stream `i`.
+    fn warn(&mut self, i: usize, warning: &Warning) {
         self.metrics.warned(warning);
         if let Some(error) = warning.error() {
             self.last_error = Some(error);
         }
-        let [stream, group, consumer] = &self.names;
+        let [_, group, consumer] = &self.names;
+        let stream = self
+            .core
+            .config()
+            .streams()
+            .get(i)
+            .map(|s| String::from_utf8_lossy(s));
+        let stream = stream.unwrap_or_default();
         tracing::warn!(%stream, %group, %consumer, ?warning, "xgroup consumer warning");
     }
 

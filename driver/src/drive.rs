@@ -10,24 +10,33 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futures_util::future::{join, ready, select, CatchUnwind, Either, FutureExt, Join, Ready};
+use futures_util::future::{
+    join, ready, select, select_all, CatchUnwind, Either, FutureExt, Join, Ready,
+};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use xgroup_core::{BatchId, Conn, ServerAddr};
+use xgroup_core::{BatchId, Conn, ServerAddr, StreamConn};
 
 use crate::dispatch::Driver;
 use crate::io::{open, within, AsyncIo};
 
-/// The consumer's connections on an async runtime (the control one and
-/// the read one), each at most one socket with the buffer it is read into.
-/// Each method carries out one [`Action`](crate::Action) and tells the
-/// [`Driver`] how it went.
+/// The consumer's connections on an async runtime (for each stream the
+/// control one, the read one and the discovery one), each at most one
+/// socket with the buffer it is read into. Each method carries out one
+/// [`Action`](crate::Action) and tells the [`Driver`] how it went.
 pub struct Links<R: AsyncIo> {
+    /// Each stream's connections, in the order of the streams.
+    streams: Vec<StreamLinks<R>>,
+}
+
+/// One stream's connections.
+struct StreamLinks<R: AsyncIo> {
     control: Link<R>,
     read: Link<R>,
     discovery: Link<R>,
 }
 
-/// One connection: at most one socket, and the buffer it is read into.
+/// One connection: at most one socket, and the buffer it is read into
+/// (allocated when it first opens).
 struct Link<R: AsyncIo> {
     socket: Option<R::Socket>,
     buf: Vec<u8>,
@@ -43,9 +52,12 @@ pub struct Handlers<K, F: Future> {
 impl<R: AsyncIo> Links<R> {
     /// [`Action::Connect`](crate::Action::Connect): opens a connection
     /// within the driver's connect timeout.
-    pub async fn connect(&mut self, driver: &mut Driver, conn: Conn, addr: &ServerAddr) {
+    pub async fn connect(&mut self, driver: &mut Driver, conn: StreamConn, addr: &ServerAddr) {
         let link = self.get(conn);
         link.socket = None;
+        if link.buf.is_empty() {
+            link.buf = vec![0; 64 * 1024];
+        }
         // The TCP connect and the TLS handshake share the connect timeout.
         let tls = driver.tls_for(addr);
         match open::<R>(addr, tls.as_ref(), driver.connect_timeout()).await {
@@ -59,7 +71,7 @@ impl<R: AsyncIo> Links<R> {
 
     /// [`Action::Write`](crate::Action::Write), within the driver's write
     /// timeout.
-    pub async fn write(&mut self, driver: &mut Driver, conn: Conn, bytes: &[u8]) {
+    pub async fn write(&mut self, driver: &mut Driver, conn: StreamConn, bytes: &[u8]) {
         let link = self.get(conn);
         let Some(socket) = link.socket.as_mut() else {
             return;
@@ -72,14 +84,54 @@ impl<R: AsyncIo> Links<R> {
     }
 
     /// [`Action::Disconnect`](crate::Action::Disconnect).
-    pub fn close(&mut self, conn: Conn) {
+    pub fn close(&mut self, conn: StreamConn) {
         self.get(conn).socket = None;
     }
 
-    /// Reads from whichever connection has bytes first (the control one
-    /// when several do); never completes without one. Hand the result to
-    /// [`received`](Self::received).
-    pub async fn read(&mut self) -> (Conn, io::Result<usize>) {
+    /// Reads from whichever connection has bytes first (with one stream,
+    /// the control one when several do); never completes without one.
+    /// Hand the result to [`received`](Self::received).
+    pub async fn read(&mut self) -> (StreamConn, io::Result<usize>) {
+        let (stream, (conn, read)) = match &mut self.streams[..] {
+            [] => pending().await,
+            [only] => (0, only.read().await),
+            several => {
+                let reads = several.iter_mut().map(|s| Box::pin(s.read()));
+                let (done, stream, _) = select_all(reads).await;
+                (stream, done)
+            }
+        };
+        (StreamConn { stream, conn }, read)
+    }
+
+    /// Gives the driver what [`read`](Self::read) returned.
+    pub fn received(&mut self, driver: &mut Driver, (conn, read): (StreamConn, io::Result<usize>)) {
+        let link = self.get(conn);
+        // A count past the buffer (a broken reader) must not panic.
+        let bytes = read.map(|n| &link.buf[..n.min(link.buf.len())]);
+        if !driver.received(conn, bytes) {
+            link.socket = None;
+        }
+    }
+
+    fn get(&mut self, conn: StreamConn) -> &mut Link<R> {
+        if self.streams.len() <= conn.stream {
+            self.streams
+                .resize_with(conn.stream + 1, StreamLinks::default);
+        }
+        let links = &mut self.streams[conn.stream];
+        match conn.conn {
+            Conn::Control => &mut links.control,
+            Conn::Read => &mut links.read,
+            Conn::Discovery => &mut links.discovery,
+        }
+    }
+}
+
+impl<R: AsyncIo> StreamLinks<R> {
+    /// Reads from whichever of this stream's connections has bytes first
+    /// (the control one when several do).
+    async fn read(&mut self) -> (Conn, io::Result<usize>) {
         let control = pin!(self.control.read());
         let read = pin!(self.read.read());
         let discovery = pin!(self.discovery.read());
@@ -92,24 +144,6 @@ impl<R: AsyncIo> Links<R> {
         match select(data, discovery).await {
             Either::Left((done, _)) => done,
             Either::Right((done, _)) => (Conn::Discovery, done),
-        }
-    }
-
-    /// Gives the driver what [`read`](Self::read) returned.
-    pub fn received(&mut self, driver: &mut Driver, (conn, read): (Conn, io::Result<usize>)) {
-        let link = self.get(conn);
-        // A count past the buffer (a broken reader) must not panic.
-        let bytes = read.map(|n| &link.buf[..n.min(link.buf.len())]);
-        if !driver.received(conn, bytes) {
-            link.socket = None;
-        }
-    }
-
-    fn get(&mut self, conn: Conn) -> &mut Link<R> {
-        match conn {
-            Conn::Control => &mut self.control,
-            Conn::Read => &mut self.read,
-            Conn::Discovery => &mut self.discovery,
         }
     }
 }
@@ -200,11 +234,19 @@ impl<K, F: Future> Handlers<K, F> {
 
 impl<R: AsyncIo> Default for Links<R> {
     fn default() -> Self {
+        Links {
+            streams: vec![StreamLinks::default()],
+        }
+    }
+}
+
+impl<R: AsyncIo> Default for StreamLinks<R> {
+    fn default() -> Self {
         let link = || Link {
             socket: None,
-            buf: vec![0; 64 * 1024],
+            buf: Vec::new(),
         };
-        Links {
+        StreamLinks {
             control: link(),
             read: link(),
             discovery: link(),
@@ -222,7 +264,13 @@ impl<K, F: Future> Default for Handlers<K, F> {
 
 impl<R: AsyncIo> fmt::Debug for Links<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Links")
+        f.debug_list().entries(&self.streams).finish()
+    }
+}
+
+impl<R: AsyncIo> fmt::Debug for StreamLinks<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamLinks")
             .field("control", &self.control.socket)
             .field("read", &self.read.socket)
             .field("discovery", &self.discovery.socket)

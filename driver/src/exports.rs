@@ -8,8 +8,8 @@ pub use xgroup_core::{
     ConsumerConfigBuilder, ConsumerInfo, DeadLetter, DeadLetterAction, DeadLettered, Disposition,
     Error, Event, Fields, FieldsError, FieldsErrorKind, FieldsIter, GroupStart, Heartbeat,
     InvalidStreamId, Message, Outcome, Pem, ProtocolError, ServerAddr, ServerError,
-    ServerErrorKind, ShardedStream, Source, Stats, StreamId, TlsFailure, TlsOptions, TlsRoots,
-    Trim, Value, Warning, XAddOptions,
+    ServerErrorKind, ShardedStream, Source, Stats, StreamConn, StreamId, TlsFailure, TlsOptions,
+    TlsRoots, Trim, Value, Warning, XAddOptions,
 };
 
 #[cfg(feature = "json")]

@@ -35,7 +35,7 @@ mod enabled {
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
     use metrics::{counter, gauge, histogram, Label};
-    use xgroup_core::{Batch, BatchId, Consumer, Stats, Warning};
+    use xgroup_core::{Batch, BatchId, MultiConsumer, Stats, Warning};
 
     /// The consumer's metric labels, and what was last reported.
     #[derive(Debug)]
@@ -92,7 +92,7 @@ mod enabled {
         }
 
         /// Counters by what changed since the last report, and the gauges.
-        pub(crate) fn publish(&mut self, core: &Consumer) {
+        pub(crate) fn publish(&mut self, core: &MultiConsumer) {
             let (now, was) = (core.stats(), self.reported);
             let labels = &self.labels;
             let add = |name: &'static str, now: u64, was: u64| {
@@ -143,7 +143,7 @@ mod enabled {
 
 #[cfg(not(feature = "metrics"))]
 mod disabled {
-    use xgroup_core::{Batch, BatchId, Consumer, Warning};
+    use xgroup_core::{Batch, BatchId, MultiConsumer, Warning};
 
     /// Nothing is reported without the `metrics` feature.
     #[derive(Debug)]
@@ -160,6 +160,6 @@ mod disabled {
 
         pub(crate) fn warned(&self, _warning: &Warning) {}
 
-        pub(crate) fn publish(&mut self, _core: &Consumer) {}
+        pub(crate) fn publish(&mut self, _core: &MultiConsumer) {}
     }
 }

@@ -92,7 +92,8 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
                 driver.shutdown();
                 continue;
             }
-            let ready = Conn::ALL.into_iter().find_map(|to| {
+            let ready = Conn::ALL.into_iter().find_map(|conn| {
+                let to = StreamConn { stream: 0, conn };
                 Some((to, self.conns[to.index()]?)).filter(|&(_, c)| self.server.has_output(c))
             });
             match ready {

@@ -86,6 +86,8 @@ fn each(batch: &Batch, disposition: Disposition) -> Outcome {
 /// One message as a handler saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// The stream it came from (the batch's).
+    pub stream: String,
     /// Entry id as text.
     pub id: String,
     /// Delivery count.
@@ -110,6 +112,9 @@ pub struct Seen {
 #[derive(Debug, Default)]
 struct SeenState {
     started: usize,
+    /// Handlers started and not yet recorded, and the most at once.
+    running: usize,
+    most_running: usize,
     deliveries: Vec<Delivery>,
 }
 
@@ -125,12 +130,24 @@ impl Seen {
 
     /// A handler started on a batch (call before its work).
     pub fn started(&self) {
-        self.update(|s| s.started += 1);
+        self.update(|s| {
+            s.started += 1;
+            s.running += 1;
+            s.most_running = s.most_running.max(s.running);
+        });
+    }
+
+    /// The most handlers that ran at once (from [`started`](Self::started)
+    /// to [`record`](Self::record)).
+    pub fn most_running(&self) -> usize {
+        self.lock().most_running
     }
 
     /// A handler handled `batch` (call after its work, before returning).
     pub fn record(&self, batch: &Batch) {
+        let stream = String::from_utf8_lossy(&batch.stream).into_owned();
         let deliveries = batch.messages.iter().map(|m| Delivery {
+            stream: stream.clone(),
             id: m.id.to_string(),
             attempt: m.attempt,
             source: batch.source,
@@ -147,7 +164,10 @@ impl Seen {
             decoded: self.decode.map(|decode| decode(&m.fields)),
         });
         let deliveries: Vec<Delivery> = deliveries.collect();
-        self.update(|s| s.deliveries.extend(deliveries));
+        self.update(|s| {
+            s.running = s.running.saturating_sub(1);
+            s.deliveries.extend(deliveries);
+        });
     }
 
     /// Everything recorded so far.
@@ -318,11 +338,15 @@ pub(crate) fn opts(
 }
 
 pub(crate) fn produce(server: &RedisServer, n: usize) -> Vec<String> {
+    produce_to(server, "s", n)
+}
+
+pub(crate) fn produce_to(server: &RedisServer, stream: &str, n: usize) -> Vec<String> {
     let mut conn = server.connect().expect("connect to the test server");
     (0..n)
         .map(|i| {
             let reply = conn
-                .cmd(&["XADD", "s", "*", "n", &i.to_string(), "tag", "t"])
+                .cmd(&["XADD", stream, "*", "n", &i.to_string(), "tag", "t"])
                 .expect("XADD");
             reply.as_str().expect("XADD returns an id").to_owned()
         })
@@ -330,7 +354,11 @@ pub(crate) fn produce(server: &RedisServer, n: usize) -> Vec<String> {
 }
 
 fn pending(server: &RedisServer) -> i64 {
-    match server.cmd(&["XPENDING", "s", "g"]) {
+    pending_on(server, "s")
+}
+
+fn pending_on(server: &RedisServer, stream: &str) -> i64 {
+    match server.cmd(&["XPENDING", stream, "g"]) {
         RespValue::Array(items) => items.first().and_then(RespValue::as_int).unwrap_or(-1),
         _ => -1,
     }
@@ -414,6 +442,87 @@ fn consume_and_ack_with<A: Adapter>(url_options: &str) {
     );
     assert_eq!(stats.delivered, 25);
     assert_eq!(stats.acked, 25);
+}
+
+/// One consumer reads three streams: every entry of each is delivered
+/// once, from its own stream, and acked there; the one in-flight limit
+/// holds over all of them and is shared in turn (no stream is drained
+/// before another starts).
+pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
+    let server = RedisServer::start();
+    let streams = ["s", "t", "u"];
+    // Some entries are there before the start, the rest come while it
+    // reads (interleaved, so each stream has entries waiting at once).
+    let mut produced: BTreeSet<(String, String)> = streams
+        .iter()
+        .flat_map(|&key| {
+            produce_to(&server, key, 5)
+                .into_iter()
+                .map(|id| (key.to_owned(), id))
+        })
+        .collect();
+    let configure = opts(move |c| fast(c).streams(streams).max_in_flight_batches(2));
+    let s = spec(&server.url(), "c1", Behavior::SleepMs(40), configure);
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= 15),
+        "the first entries"
+    );
+    let mut conn = server.connect().expect("connect to the test server");
+    for i in 0..20 {
+        for key in streams {
+            let reply = conn
+                .cmd(&["XADD", key, "*", "n", &i.to_string()])
+                .expect("XADD");
+            let id = reply.as_str().expect("XADD returns an id").to_owned();
+            produced.insert((key.to_owned(), id));
+        }
+    }
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= produced.len()),
+        "not all delivered: {} of {}",
+        seen.deliveries().len(),
+        produced.len()
+    );
+    for key in streams {
+        let deadline = Instant::now() + WAIT;
+        while pending_on(&server, key) != 0 {
+            assert!(Instant::now() < deadline, "{key}: entries left pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let info = running.info();
+    let stats = stop_ok(running);
+    let ds = seen.deliveries();
+    let got: BTreeSet<(String, String)> = ds
+        .iter()
+        .map(|d| (d.stream.clone(), d.id.clone()))
+        .collect();
+    assert_eq!(got, produced, "each entry from its own stream");
+    assert_eq!(ds.len(), produced.len(), "each delivered once");
+    assert!(ds.iter().all(|d| d.attempt == 1 && d.source == Source::New));
+    assert_eq!((stats.delivered, stats.acked), (75, 75));
+    assert_eq!(info.stream, "s,t,u");
+    let most = seen.most_running();
+    assert!(most <= 2, "{most} handlers ran at once, the limit is 2");
+    // Among the entries produced while it read.
+    let ds = &ds[15..];
+    let first = |key: &str| {
+        ds.iter()
+            .position(|d| d.stream == key)
+            .unwrap_or(usize::MAX)
+    };
+    let last = |key: &str| ds.iter().rposition(|d| d.stream == key).unwrap_or(0);
+    for a in streams {
+        for b in streams {
+            assert!(
+                first(a) < last(b),
+                "{b} was drained before {a} started: {:?}",
+                ds.iter().map(|d| d.stream.as_str()).collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 /// `AckOnly` acknowledges exactly those ids.
@@ -1503,7 +1612,7 @@ pub fn polling_mode_consumes<A: Adapter>() {
 macro_rules! adapter_scenarios {
     ($adapter:ty) => {
         $crate::adapter_scenarios!(@each $adapter;
-            consume_and_ack, consume_and_ack_over_resp3, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            consume_and_ack, consume_and_ack_over_resp3, consumes_several_streams_under_one_in_flight_limit, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
             missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
             dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
             server_restart_loses_nothing, proxy_cut_loses_nothing, deleted_group_is_recreated,
@@ -1550,7 +1659,7 @@ macro_rules! adapter_scenarios {
     // (ACL users, `maxmemory`).
     (on_the_model $adapter:ty) => {
         $crate::adapter_scenarios!(@model $adapter;
-            consume_and_ack, consume_and_ack_over_resp3, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            consume_and_ack, consume_and_ack_over_resp3, consumes_several_streams_under_one_in_flight_limit, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
             missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
             dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
             proxy_cut_loses_nothing, deleted_group_is_recreated,

@@ -82,7 +82,7 @@ pub(super) struct Heartbeat {
     key: Bytes,
     /// Written into the key: a different one there means another process
     /// uses this consumer's name.
-    token: Bytes,
+    pub(super) token: Bytes,
     /// Heartbeats written by this instance (any connection): the counter
     /// after the token, which tells a watcher that the holder is alive.
     beats: u64,

@@ -37,6 +37,7 @@ mod reads;
 mod replies;
 mod report;
 mod schedule;
+mod several;
 mod timers;
 
 pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
@@ -45,6 +46,7 @@ pub use lifecycle::Conn;
 pub use report::{
     panic_message, ConsumerInfo, DeadLetterAction, DeadLettered, Event, Stats, Warning,
 };
+pub use several::{MultiConsumer, StreamConn};
 pub use timers::TimerKind;
 
 pub use outbox::DEAD_LETTER_SCRIPT;
@@ -116,12 +118,21 @@ pub struct Consumer {
     group_counts: Option<crate::reply::GroupCounts>,
     /// The command whose reply is being handled, for errors that name it.
     replying_to: &'static str,
+    /// Handler slots the other streams of a [`MultiConsumer`] take (see
+    /// [`slots_taken`](Self::slots_taken)): the in-flight limit is shared.
+    others_in_flight: usize,
 }
 
 impl Consumer {
     /// A consumer that will ask for its connections first
     /// ([`Event::Connect`]).
     pub fn new(config: ConsumerConfig) -> Self {
+        Consumer::part(config, 0, 1)
+    }
+
+    /// Part `index` of `parts` of a [`MultiConsumer`]: its batch ids are
+    /// `index, index + parts, ...`.
+    fn part(config: ConsumerConfig, index: usize, parts: usize) -> Self {
         let mut backoff = Backoff::new(config.seed.unwrap_or_else(process_seed));
         let token = Bytes::from(format!("{:016x}", backoff.random()));
         let discovery = match (&config.sentinel, &config.cluster) {
@@ -156,12 +167,13 @@ impl Consumer {
             timers: Timers::default(),
             ledger: Ledger::default(),
             backoff,
-            reads: Reads::default(),
+            reads: Reads::numbered(index as u64, parts as u64),
             claims: Claims::default(),
             discovery,
             stats: Stats::default(),
             group_counts: None,
             replying_to: "",
+            others_in_flight: 0,
         }
     }
 
@@ -184,6 +196,25 @@ impl Consumer {
     /// being acknowledged or dead-lettered.
     pub fn held_entries(&self) -> usize {
         self.ledger.held()
+    }
+
+    /// Handler slots in use: this stream's batches and those the other
+    /// streams of a [`MultiConsumer`] take.
+    fn slots_in_use(&self) -> usize {
+        self.ledger.batches() + self.others_in_flight
+    }
+
+    /// Handler slots this consumer takes or may fill without asking again:
+    /// its batches, a slot kept for a control fetch out (a replay, retry
+    /// or claim, whose entries skip the read-ahead) and, without
+    /// read-ahead, each read of new entries out.
+    fn slots_taken(&self) -> usize {
+        let fetching = if self.cfg.read_ahead.is_some() {
+            usize::from(!self.outbox.only_new_reads_out())
+        } else {
+            self.outbox.fetches_out()
+        };
+        self.ledger.batches() + fetching + usize::from(self.ledger.awaiting_counts())
     }
 
     /// Whether the control connection is up (set up or being set up).

@@ -30,6 +30,10 @@ pub(super) struct Reads {
     /// prefetching read behind the next one.
     last_read_full: bool,
     next_batch: u64,
+    /// How far apart this part's batch ids are: a consumer of several
+    /// streams numbers each part's batches `part, part + parts, ...`, so
+    /// an id names its part.
+    batch_stride: u64,
     /// Group re-creations since the last successful fetch.
     group_recreates: u32,
     /// The `COUNT` of each new-entries read out, oldest first.
@@ -37,6 +41,15 @@ pub(super) struct Reads {
 }
 
 impl Reads {
+    /// Batch ids `first, first + stride, ...`.
+    pub(super) fn numbered(first: u64, stride: u64) -> Self {
+        Reads {
+            next_batch: first,
+            batch_stride: stride.max(1),
+            ..Reads::default()
+        }
+    }
+
     /// A new connection: the replay starts over.
     pub(super) fn connected(&mut self, cfg: &ConsumerConfig) {
         self.replay_from = cfg.replay_pending.then_some(StreamId::ZERO);
@@ -67,9 +80,9 @@ impl Reads {
         self.last_read_full
     }
 
-    fn next_batch(&mut self) -> BatchId {
+    pub(super) fn next_batch(&mut self) -> BatchId {
         let id = BatchId(self.next_batch);
-        self.next_batch += 1;
+        self.next_batch += self.batch_stride.max(1);
         id
     }
 
@@ -309,7 +322,7 @@ impl Consumer {
         let reserved =
             usize::from(!self.outbox.only_new_reads_out() || self.ledger.awaiting_counts());
         while self.state == State::Running
-            && self.ledger.batches() + reserved < self.cfg.max_in_flight_batches
+            && self.slots_in_use() + reserved < self.cfg.max_in_flight_batches
             && self.ledger.read_ahead_len().0 > 0
         {
             let id = self.reads.next_batch();

@@ -274,10 +274,44 @@ pub struct Stats {
     pub lost_to_others: u64,
 }
 
+impl Stats {
+    /// Adds `other`'s counters to these (a consumer of several streams
+    /// reports the sum of its streams').
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            delivered,
+            acked,
+            redelivered,
+            claimed,
+            deleted_acked,
+            errors,
+            connections,
+            handler_failures,
+            retried,
+            dead_lettered,
+            dead_consumers,
+            lost_to_others,
+        } = *other;
+        self.delivered += delivered;
+        self.acked += acked;
+        self.redelivered += redelivered;
+        self.claimed += claimed;
+        self.deleted_acked += deleted_acked;
+        self.errors += errors;
+        self.connections += connections;
+        self.handler_failures += handler_failures;
+        self.retried += retried;
+        self.dead_lettered += dead_lettered;
+        self.dead_consumers += dead_consumers;
+        self.lost_to_others += lost_to_others;
+    }
+}
+
 /// What a consumer is and has done, as adapters report it from `info()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerInfo {
-    /// Stream key (lossy UTF-8).
+    /// Stream key (lossy UTF-8); with several streams, their keys joined
+    /// with commas.
     pub stream: String,
     /// Group name (lossy UTF-8).
     pub group: String,
@@ -307,7 +341,12 @@ impl ConsumerInfo {
     /// Info for a consumer with `config` and a handler of type name `handler`.
     pub fn new(config: &ConsumerConfig, handler: &'static str) -> Self {
         ConsumerInfo {
-            stream: String::from_utf8_lossy(config.stream()).into_owned(),
+            stream: config
+                .streams()
+                .iter()
+                .map(|s| String::from_utf8_lossy(s))
+                .collect::<Vec<_>>()
+                .join(","),
             group: String::from_utf8_lossy(config.group()).into_owned(),
             consumer: String::from_utf8_lossy(config.consumer()).into_owned(),
             handler,

@@ -64,7 +64,7 @@ impl Consumer {
         if out > 0 {
             return self.prefetch(now, out);
         }
-        if self.ledger.batches() < self.cfg.max_in_flight_batches {
+        if self.slots_in_use() < self.cfg.max_in_flight_batches {
             if let Some(after) = self.reads.replay_from() {
                 let from = ReadFrom::PendingAfter(after);
                 let replay = (Conn::Control, Fetch::Replay);
@@ -142,7 +142,7 @@ impl Consumer {
     fn fetch_side_by_side(&mut self, now: Instant) {
         let control_free = self.outbox.fetches_out_on(Conn::Control) == 0
             && !self.ledger.awaiting_counts()
-            && self.ledger.batches() < self.cfg.max_in_flight_batches;
+            && self.slots_in_use() < self.cfg.max_in_flight_batches;
         if control_free {
             if let Some(after) = self.reads.replay_from() {
                 let from = ReadFrom::PendingAfter(after);
@@ -221,7 +221,7 @@ impl Consumer {
         {
             let room = match self.cfg.read_ahead {
                 Some(_) => self.new_entries_room(),
-                None => (self.ledger.batches() + out < self.cfg.max_in_flight_batches)
+                None => (self.slots_in_use() + out < self.cfg.max_in_flight_batches)
                     .then_some(self.cfg.count),
             };
             let Some(count) = room else {

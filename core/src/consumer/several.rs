@@ -1,0 +1,449 @@
+//! One consumer of several streams: a part (a [`Consumer`]) per stream,
+//! each with its own connections, replay, claims and heartbeat, sharing
+//! one in-flight limit.
+//!
+//! The handler slots are shared through each part's `others_in_flight`:
+//! after every input the slots each part takes are summed again and each
+//! part told how many the others take. A slot freed by a completion goes
+//! to the next stream in turn (the completing one last), so one busy
+//! stream cannot starve the others.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::ConsumerConfig;
+use crate::error::Error;
+use crate::id::StreamId;
+use crate::reply::GroupCounts;
+use crate::url::ServerAddr;
+
+use super::{BatchId, Conn, Consumer, Event, Outcome, Stats, TimerKind};
+
+/// One connection of one stream of a [`MultiConsumer`]: `stream` is the
+/// stream's place in [`ConsumerConfig::streams`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamConn {
+    /// Which stream (its index in [`ConsumerConfig::streams`]).
+    pub stream: usize,
+    /// Which of that stream's connections.
+    pub conn: Conn,
+}
+
+impl StreamConn {
+    /// Where an adapter keeps this connection's socket in a flat list:
+    /// `stream * Conn::COUNT + conn.index()`.
+    pub const fn index(self) -> usize {
+        self.stream * Conn::COUNT + self.conn.index()
+    }
+}
+
+/// A consumer of every stream in [`ConsumerConfig::streams`] as a sans-IO
+/// state machine, driven like [`Consumer`]: events and connections name
+/// the stream they are about. With one stream it is that stream's
+/// [`Consumer`], byte for byte.
+#[derive(Debug)]
+pub struct MultiConsumer {
+    cfg: ConsumerConfig,
+    parts: Vec<Consumer>,
+    /// The first error a part stopped with: the consumer's.
+    error: Option<Error>,
+    /// [`Event::Stopped`] has been handed out.
+    stop_reported: bool,
+}
+
+impl MultiConsumer {
+    /// A consumer of each stream of `config`, asking for the connections
+    /// of every one first.
+    pub fn new(config: ConsumerConfig) -> Self {
+        let n = config.streams().len().max(1);
+        let parts = (0..n)
+            .map(|i| Consumer::part(config.for_stream(i), i, n))
+            .collect();
+        MultiConsumer {
+            cfg: config,
+            parts,
+            error: None,
+            stop_reported: false,
+        }
+    }
+
+    /// The configuration (every stream).
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.cfg
+    }
+
+    /// How many streams are read.
+    pub fn streams(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The part reading stream `i` (`None` past the last).
+    pub fn part(&self, i: usize) -> Option<&Consumer> {
+        self.parts.get(i)
+    }
+
+    /// Which stream a batch came from.
+    pub fn stream_of(&self, batch: BatchId) -> usize {
+        (batch.0 % self.parts.len() as u64) as usize
+    }
+
+    /// Counters so far, summed over the streams.
+    pub fn stats(&self) -> Stats {
+        self.parts.iter().fold(Stats::default(), |mut sum, p| {
+            sum.add(&p.stats());
+            sum
+        })
+    }
+
+    /// Batches handed out and not yet completed, over all streams.
+    pub fn in_flight(&self) -> usize {
+        self.parts.iter().map(Consumer::in_flight).sum()
+    }
+
+    /// Entries held, over all streams.
+    pub fn held_entries(&self) -> usize {
+        self.parts.iter().map(Consumer::held_entries).sum()
+    }
+
+    /// Whether every stream's control connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.parts.iter().all(Consumer::is_connected)
+    }
+
+    /// Whether the consumer has stopped for good (every stream).
+    pub fn is_stopped(&self) -> bool {
+        self.parts.iter().all(Consumer::is_stopped)
+    }
+
+    /// The group's counts summed over the streams, once each has a sample
+    /// (the lag is unknown if any stream's is).
+    pub fn group_counts(&self) -> Option<GroupCounts> {
+        self.parts.iter().try_fold(
+            GroupCounts {
+                pending: 0,
+                lag: Some(0),
+            },
+            |sum, p| {
+                let counts = p.group_counts()?;
+                Some(GroupCounts {
+                    pending: sum.pending + counts.pending,
+                    lag: sum.lag.zip(counts.lag).map(|(a, b)| a + b),
+                })
+            },
+        )
+    }
+
+    /// Where to open `conn` (see [`Consumer::connect_address`]).
+    pub fn connect_address(&self, conn: StreamConn) -> Option<&ServerAddr> {
+        self.parts.get(conn.stream)?.connect_address(conn.conn)
+    }
+
+    // ----- inputs -----
+
+    /// See [`Consumer::handle_connected`].
+    pub fn handle_connected(&mut self, now: Instant, conn: StreamConn) {
+        self.on(now, conn.stream, |p| p.handle_connected(now, conn.conn));
+    }
+
+    /// See [`Consumer::handle_connect_failed`].
+    pub fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        conn: StreamConn,
+        reason: impl std::fmt::Display,
+    ) {
+        let error = Error::Connection(reason.to_string());
+        self.handle_connect_error(now, conn, error);
+    }
+
+    /// See [`Consumer::handle_connect_error`].
+    pub fn handle_connect_error(&mut self, now: Instant, conn: StreamConn, error: Error) {
+        self.on(now, conn.stream, |p| {
+            p.handle_connect_error(now, conn.conn, error);
+        });
+    }
+
+    /// See [`Consumer::handle_disconnected`].
+    pub fn handle_disconnected(
+        &mut self,
+        now: Instant,
+        conn: StreamConn,
+        reason: impl std::fmt::Display,
+    ) {
+        let error = Error::Connection(reason.to_string());
+        self.handle_connection_error(now, conn, error);
+    }
+
+    /// See [`Consumer::handle_connection_error`].
+    pub fn handle_connection_error(&mut self, now: Instant, conn: StreamConn, error: Error) {
+        self.on(now, conn.stream, |p| {
+            p.handle_connection_error(now, conn.conn, error);
+        });
+    }
+
+    /// See [`Consumer::handle_input`].
+    pub fn handle_input(&mut self, now: Instant, conn: StreamConn, bytes: &[u8]) {
+        self.on(now, conn.stream, |p| p.handle_input(now, conn.conn, bytes));
+    }
+
+    /// See [`Consumer::handle_completion`]. The slot it frees goes to the
+    /// next stream in turn with entries waiting, this one's last.
+    pub fn handle_completion(&mut self, now: Instant, batch: BatchId, outcome: Outcome) {
+        let i = self.stream_of(batch);
+        self.completed(now, i, |p| p.handle_completion(now, batch, outcome));
+    }
+
+    /// See [`Consumer::handle_handler_failed`].
+    pub fn handle_handler_failed(
+        &mut self,
+        now: Instant,
+        batch: BatchId,
+        reason: impl Into<String>,
+    ) {
+        let i = self.stream_of(batch);
+        let reason = reason.into();
+        self.completed(now, i, |p| p.handle_handler_failed(now, batch, reason));
+    }
+
+    /// See [`Consumer::handle_message_failed`].
+    pub fn handle_message_failed(
+        &mut self,
+        batch: BatchId,
+        id: StreamId,
+        reason: impl std::fmt::Display,
+    ) {
+        let i = self.stream_of(batch);
+        if let Some(p) = self.parts.get_mut(i) {
+            p.handle_message_failed(batch, id, reason);
+        }
+    }
+
+    /// See [`Consumer::handle_progress`].
+    pub fn handle_progress(&mut self, now: Instant, batch: BatchId) {
+        let i = self.stream_of(batch);
+        if let Some(p) = self.parts.get_mut(i) {
+            p.handle_progress(now, batch);
+        }
+    }
+
+    /// See [`Consumer::handle_timeout`]: the streams whose deadline passed
+    /// handle it.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.parts.len() {
+            let due = self.parts[i]
+                .poll_timeout()
+                .is_some_and(|(at, _)| at <= now);
+            if due || self.parts.len() == 1 {
+                self.on(now, i, |p| p.handle_timeout(now));
+            }
+        }
+    }
+
+    /// See [`Consumer::handle_shutdown`]: every stream drains.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        for p in &mut self.parts {
+            p.handle_shutdown(now);
+        }
+    }
+
+    // ----- outputs -----
+
+    /// Bytes to write, and the connection to write them on.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(StreamConn, Bytes)> {
+        self.parts.iter_mut().enumerate().find_map(|(stream, p)| {
+            p.poll_transmit()
+                .map(|(conn, bytes)| (StreamConn { stream, conn }, bytes))
+        })
+    }
+
+    /// The next event and the stream it is about. The streams' own
+    /// [`Event::Stopped`] are kept back: one comes once every stream has
+    /// stopped, with the first error one stopped with.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<(usize, Event)> {
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            while let Some(event) = p.poll_event() {
+                match event {
+                    Event::Stopped(error) => {
+                        if self.error.is_none() {
+                            self.error = error;
+                        }
+                    }
+                    event => return Some((i, event)),
+                }
+            }
+        }
+        if !self.stop_reported && self.is_stopped() {
+            self.stop_reported = true;
+            return Some((0, Event::Stopped(self.error.take())));
+        }
+        None
+    }
+
+    /// The next deadline over all streams.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<(Instant, TimerKind)> {
+        self.parts
+            .iter()
+            .filter_map(Consumer::poll_timeout)
+            .min_by_key(|&(at, _)| at)
+    }
+
+    // ----- sharing -----
+
+    /// Runs one input on stream `i`, then shares the slots again: slots it
+    /// freed go to the others in turn, and a stream that stopped on an
+    /// error stops the others (they drain).
+    fn on(&mut self, now: Instant, i: usize, input: impl FnOnce(&mut Consumer)) {
+        if self.parts.len() == 1 {
+            return input(&mut self.parts[0]);
+        }
+        if i >= self.parts.len() {
+            return;
+        }
+        let before = self.taken();
+        input(&mut self.parts[i]);
+        self.after(now, i, before);
+    }
+
+    /// Runs a completion on stream `i`: it acks without taking the freed
+    /// slot, then every stream in turn from the next one may take it.
+    fn completed(&mut self, now: Instant, i: usize, input: impl FnOnce(&mut Consumer)) {
+        if self.parts.len() == 1 {
+            return input(&mut self.parts[0]);
+        }
+        let Some(part) = self.parts.get_mut(i) else {
+            return;
+        };
+        part.others_in_flight = self.cfg.max_in_flight_batches;
+        input(part);
+        self.after(now, i, usize::MAX);
+    }
+
+    fn after(&mut self, now: Instant, i: usize, before: usize) {
+        if self.parts[i].is_stopped() {
+            self.handle_shutdown(now);
+        }
+        let taken = self.share();
+        if taken >= before {
+            return;
+        }
+        let n = self.parts.len();
+        for j in (1..=n).map(|k| (i + k) % n) {
+            let part = &mut self.parts[j];
+            if !part.is_stopped() {
+                part.pump(now);
+                part.try_finish(now);
+            }
+            self.share();
+        }
+    }
+
+    /// The slots every stream takes, summed.
+    fn taken(&self) -> usize {
+        self.parts.iter().map(Consumer::slots_taken).sum()
+    }
+
+    /// Tells each stream the slots the others take; returns the total.
+    fn share(&mut self) -> usize {
+        let total = self.taken();
+        for p in &mut self.parts {
+            p.others_in_flight = total - p.slots_taken();
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DeadLetter;
+
+    fn two() -> MultiConsumer {
+        let config = ConsumerConfig::builder("a", "g", "c")
+            .streams(["a", "{b}"])
+            .seed(7)
+            .build()
+            .unwrap();
+        MultiConsumer::new(config)
+    }
+
+    #[test]
+    fn each_stream_asks_for_its_own_connections() {
+        let mut m = two();
+        let mut asked = Vec::new();
+        while let Some((stream, event)) = m.poll_event() {
+            if let Event::Connect(conn) = event {
+                asked.push(StreamConn { stream, conn });
+            }
+        }
+        let want = [0, 1]
+            .into_iter()
+            .flat_map(|stream| [Conn::Control, Conn::Read].map(|conn| StreamConn { stream, conn }));
+        assert_eq!(asked, want.collect::<Vec<_>>());
+        assert_eq!(m.part(1).unwrap().config().stream().as_ref(), b"{b}");
+        assert_eq!(m.config().streams().len(), 2);
+    }
+
+    #[test]
+    fn batch_ids_name_their_stream() {
+        let mut m = two();
+        let ids: Vec<_> = m.parts.iter_mut().map(|p| p.reads.next_batch()).collect();
+        assert_eq!(ids, [BatchId(0), BatchId(1)]);
+        let again = m.parts[1].reads.next_batch();
+        assert_eq!(again, BatchId(3));
+        assert_eq!(m.stream_of(again), 1);
+        assert_eq!(m.stream_of(BatchId(2)), 0);
+    }
+
+    #[test]
+    fn the_parts_heartbeat_tokens_differ() {
+        let m = two();
+        assert_ne!(m.parts[0].heartbeat.token, m.parts[1].heartbeat.token);
+    }
+
+    #[test]
+    fn several_streams_are_checked() {
+        let twice = ConsumerConfig::builder("a", "g", "c").streams(["a", "b", "a"]);
+        assert_eq!(twice.build().unwrap_err().option, "streams");
+        let none = ConsumerConfig::builder("a", "g", "c").streams(Vec::<&str>::new());
+        assert_eq!(none.build().unwrap_err().option, "streams");
+        let dead = ConsumerConfig::builder("a", "g", "c")
+            .streams(["a", "b"])
+            .dead_letter(DeadLetter::Stream("b".into()));
+        assert_eq!(dead.build().unwrap_err().option, "dead_letter");
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test's instant
+    fn a_stream_stopped_on_an_error_drains_the_others_and_one_stop_is_reported() {
+        let mut m = two();
+        let now = Instant::now();
+        while m.poll_event().is_some() {}
+        let conn = |stream| StreamConn {
+            stream,
+            conn: Conn::Control,
+        };
+        m.handle_connected(now, conn(0));
+        m.handle_connected(now, conn(1));
+        while m.poll_transmit().is_some() {}
+        // A wrong password on stream 0's connection stops it for good.
+        m.handle_input(
+            now,
+            conn(0),
+            b"-WRONGPASS invalid username-password pair\r\n",
+        );
+        let mut stopped = Vec::new();
+        while let Some((_, event)) = m.poll_event() {
+            if let Event::Stopped(e) = event {
+                stopped.push(e);
+            }
+        }
+        assert!(m.parts[0].is_stopped());
+        assert!(m.is_stopped(), "the other stream had nothing in flight");
+        assert_eq!(stopped.len(), 1);
+        assert!(matches!(&stopped[0], Some(Error::Server(_))), "{stopped:?}");
+    }
+}
