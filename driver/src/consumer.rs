@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use xgroup_core::{
     Batch, ConfigError, ConsumerConfigBuilder, ConsumerInfo, ConsumerSetup, DeadLettered, Error,
-    Message, PreparedConsumer, TlsOptions,
+    Message, PreparedConsumer, ShardedStream, TlsOptions,
 };
 
 use crate::dispatch::Driver;
@@ -124,6 +124,23 @@ impl<R: Runtime> Consumer<R, NoHandler> {
         consumer: impl AsRef<[u8]>,
     ) -> ConsumerBuilder<R, NoHandler> {
         ConsumerBuilder::new(ConsumerSetup::from_url(url, stream, group, consumer))
+    }
+
+    /// A builder for consumer `consumer` of `group` reading every shard of
+    /// `sharded` (each shard key, in the same group: every process that
+    /// reads the sharded stream shares every shard, so scaling out is
+    /// adding processes). On a `redis+cluster://` URL each shard is read
+    /// from the primary that holds it. See
+    /// [`ConsumerConfigBuilder::streams`](xgroup_core::ConsumerConfigBuilder::streams).
+    pub fn builder_sharded(
+        url: &str,
+        sharded: &ShardedStream,
+        group: impl AsRef<[u8]>,
+        consumer: impl AsRef<[u8]>,
+    ) -> ConsumerBuilder<R, NoHandler> {
+        let keys = sharded.keys().to_vec();
+        let setup = ConsumerSetup::from_url(url, sharded.key(0), group, consumer);
+        ConsumerBuilder::new(setup.configure(|c| c.streams(keys)))
     }
 
     /// A builder from host and port (no credentials; set them with
