@@ -36,8 +36,9 @@ type Consumer<H = NoHandler> = xgroup_driver::Consumer<Sim, H>;
 struct Harness<F> {
     parts: Parts<Sim, FnHandler<F>>,
     server: SimServer,
-    /// The server's connection for the consumer's control and read ones.
-    conns: [Option<ConnId>; 2],
+    /// The server's connection for each of the consumer's (at
+    /// `StreamConn::index`).
+    conns: Vec<Option<ConnId>>,
     /// Fail this many connection attempts before connecting.
     refuse: usize,
 }
@@ -47,7 +48,7 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
         Harness {
             parts: consumer.run(),
             server,
-            conns: [None; 2],
+            conns: Vec::new(),
             refuse: 0,
         }
     }
@@ -65,16 +66,19 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
                         driver.connect_failed(to, refused);
                     }
                     Action::Connect(to, _) => {
+                        if self.conns.len() <= to.index() {
+                            self.conns.resize(to.index() + 1, None);
+                        }
                         self.conns[to.index()] = Some(self.server.connect(Instant::now()));
                         driver.connected(to);
                     }
                     Action::Write(to, bytes) => {
-                        if let Some(conn) = self.conns[to.index()] {
+                        if let Some(&Some(conn)) = self.conns.get(to.index()) {
                             self.server.receive(conn, Instant::now(), &bytes);
                         }
                     }
                     Action::Disconnect(to) => {
-                        if let Some(conn) = self.conns[to.index()].take() {
+                        if let Some(conn) = self.conns.get_mut(to.index()).and_then(Option::take) {
                             self.server.disconnect(conn);
                         }
                     }
@@ -92,9 +96,12 @@ impl<F: Fn(Batch) -> Outcome + Send + Sync + 'static> Harness<F> {
                 driver.shutdown();
                 continue;
             }
-            let ready = Conn::ALL.into_iter().find_map(|conn| {
-                let to = StreamConn { stream: 0, conn };
-                Some((to, self.conns[to.index()]?)).filter(|&(_, c)| self.server.has_output(c))
+            let ready = self.conns.iter().enumerate().find_map(|(i, conn)| {
+                let to = StreamConn {
+                    stream: i / Conn::COUNT,
+                    conn: [Conn::Control, Conn::Read, Conn::Discovery][i % Conn::COUNT],
+                };
+                Some((to, (*conn)?)).filter(|&(_, c)| self.server.has_output(c))
             });
             match ready {
                 Some((to, conn)) => {
@@ -188,6 +195,48 @@ fn delivers_acks_publishes_info_and_a_stop_returns_ok() {
         stopped = h.wait_deadline();
     }
     assert_eq!(stopped, Some(Ok(())));
+}
+
+/// `builder_sharded` reads every shard key in the group: each shard's
+/// entries are delivered from its own key and acked there.
+#[test]
+fn a_sharded_stream_is_read_from_every_shard() {
+    let sharded = ShardedStream::new("orders", 3).unwrap();
+    let mut server = SimServer::new(SimOptions::default(), Instant::now());
+    for (i, key) in sharded.keys().iter().enumerate() {
+        for n in 0..=i {
+            server.xadd(Instant::now(), key, &[(b"n", n.to_string().as_bytes())]);
+        }
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let consumer = Consumer::builder_sharded("redis://127.0.0.1:1", &sharded, "g", "c")
+        .configure(quick)
+        .handler_fn(move |batch| {
+            let mut seen = record.lock().unwrap();
+            seen.extend(batch.messages.iter().map(|_| batch.stream.clone()));
+            Outcome::AckAll
+        })
+        .build()
+        .unwrap();
+    let handle = consumer.handle();
+    assert_eq!(handle.info().stream, "{orders:0},{orders:1},{orders:2}");
+    let mut h = Harness::new(consumer, server);
+    assert!(h.settle().is_none());
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    let want: Vec<Bytes> = sharded
+        .keys()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, key)| std::iter::repeat(key.clone()).take(i + 1))
+        .collect();
+    assert_eq!(got, want);
+    for key in sharded.keys() {
+        assert_eq!(h.server.pending(key, b"g"), []);
+    }
+    let info = handle.info();
+    assert_eq!((info.stats.delivered, info.stats.acked), (6, 6));
 }
 
 #[test]
@@ -308,7 +357,7 @@ fn a_failed_connection_is_a_warning_and_is_retried() {
     let refused = handle.info().last_error.expect("the warning's cause");
     assert!(refused.contains("refused"), "{refused}");
     assert!(!handle.info().connected);
-    while h.refuse > 0 || h.conns[0].is_none() {
+    while h.refuse > 0 || h.conns.first().copied().flatten().is_none() {
         assert!(h.wait_deadline().is_none());
     }
     let info = handle.info();
@@ -354,7 +403,7 @@ fn info_shows_the_gauges_and_the_last_error() {
     let mut h = Harness::new(consumer, server_with(2));
     h.refuse = 1;
     assert!(h.settle().is_none());
-    while h.conns[0].is_none() {
+    while h.conns.first().copied().flatten().is_none() {
         assert!(h.wait_deadline().is_none());
     }
     let info = handle.info();

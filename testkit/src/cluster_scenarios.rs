@@ -9,6 +9,7 @@
 //! own, and leave it as they found it (a killed node restarted, back as a
 //! replica). They run on Redis 6.2 (its `CLUSTER SLOTS`), 7 and Valkey.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use crate::scenarios::{
     all_seen, fast, opts, stop_ok, Adapter, Behavior, Running, Seen, Spec, WAIT,
 };
 use crate::{ClusterSet, RedisServer, RespValue};
+use xgroup_core::ShardedStream;
 
 /// How soon after the promotion (or the migration) consuming must go on.
 const RESUME_WITHIN: Duration = Duration::from_secs(5);
@@ -120,6 +122,56 @@ fn url_through_another_node(cluster: &ClusterSet, stream: &str) -> String {
         .find(|&p| p != owner)
         .expect("another primary");
     format!("redis+cluster://127.0.0.1:{other}")
+}
+
+/// One consumer reads every shard of a sharded stream whose shards are
+/// spread over the cluster's primaries: each shard's entries are delivered
+/// once, from its own key, and acked on the primary that holds it.
+pub fn consumes_every_shard_of_a_sharded_stream<A: Adapter>() {
+    let cluster = shared_cluster();
+    let sharded = ShardedStream::new(unique_stream("cl-sharded"), 6).expect("a sharded stream");
+    let keys: Vec<String> = sharded
+        .keys()
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    let owners: BTreeSet<u16> = keys.iter().map(|k| cluster.primary_for_key(k)).collect();
+    assert!(
+        owners.len() > 1,
+        "the shards are all on one primary: {keys:?}"
+    );
+    let mut produced = BTreeSet::new();
+    for key in &keys {
+        let node = cluster.node(cluster.primary_for_key(key));
+        produced.extend(
+            produce_on(node, key, 20)
+                .into_iter()
+                .map(|id| (key.clone(), id)),
+        );
+    }
+    let mut s = cluster_spec(&cluster.url(), &keys[0], Behavior::AckAll);
+    let streams = keys.clone();
+    s.configure = opts(move |c| fast(c).streams(&streams));
+    let seen = s.seen.clone();
+    let running = A::start(s);
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= produced.len()),
+        "{} of {} delivered",
+        seen.deliveries().len(),
+        produced.len()
+    );
+    for key in &keys {
+        wait_nothing_pending(&cluster, key);
+    }
+    let stats = stop_ok(running);
+    let ds = seen.deliveries();
+    let got: BTreeSet<(String, String)> = ds
+        .iter()
+        .map(|d| (d.stream.clone(), d.id.clone()))
+        .collect();
+    assert_eq!(got, produced, "each entry from its own shard");
+    assert_eq!(ds.len(), produced.len(), "each delivered once");
+    assert_eq!(stats.acked, produced.len() as u64);
 }
 
 /// Seeded with a node that does not serve the stream's slot (and with a

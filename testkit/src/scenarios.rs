@@ -1650,7 +1650,8 @@ macro_rules! adapter_scenarios {
             no_sentinel_at_start_is_retried_without_spinning,
             separate_sentinel_and_data_passwords, follows_a_manual_failover);
         $crate::adapter_scenarios!(@cluster $adapter;
-            consumes_through_any_seed_node, follows_a_slot_migration,
+            consumes_through_any_seed_node, consumes_every_shard_of_a_sharded_stream,
+            follows_a_slot_migration,
             follows_a_primary_killed_and_its_replica_promoted,
             resumes_after_the_whole_cluster_restarts);
     };
