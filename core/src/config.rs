@@ -145,6 +145,7 @@ pub struct ConsumerConfig {
     pub(crate) read_ahead: Option<ReadAhead>,
     pub(crate) sentinel: Option<SentinelTarget>,
     pub(crate) cluster: Option<ClusterTarget>,
+    pub(crate) ordered: bool,
 }
 
 /// How far ahead of the handler new entries are read (see
@@ -214,6 +215,7 @@ impl ConsumerConfig {
                 read_ahead: Some(ReadAhead::default()),
                 sentinel: None,
                 cluster: None,
+                ordered: false,
             },
         }
     }
@@ -221,6 +223,11 @@ impl ConsumerConfig {
     /// Stream key (the first, with several streams).
     pub fn stream(&self) -> &Bytes {
         &self.stream
+    }
+
+    /// Whether the ordered mode is on ([`ConsumerConfigBuilder::ordered`]).
+    pub fn ordered(&self) -> bool {
+        self.ordered
     }
 
     /// Every stream key read, in the order given (one, unless
@@ -387,6 +394,27 @@ impl ConsumerConfigBuilder {
         if let Some(first) = self.cfg.streams.first() {
             self.cfg.stream = first.clone();
         }
+        self
+    }
+
+    /// The ordered mode, default off: each stream is read by at most one
+    /// live consumer of the group at a time, one batch at a time, so its
+    /// entries are handled in order across processes (per key, with a
+    /// [`ShardedStream`](crate::ShardedStream), whose keys each go to one
+    /// shard). The streams are shared out among the consumers reading them
+    /// in this mode, and shared out again when one joins, stops or dies
+    /// (after its heartbeat timeout). Each batch carries the fencing token
+    /// of its stream's lease ([`Batch::lease`](crate::Batch::lease)),
+    /// which grows with every change of holder: writes elsewhere that
+    /// carry it can refuse an older holder's. A retry holds back the
+    /// entries after it; an entry that always fails needs
+    /// [`max_deliveries`](Self::max_deliveries) to let the others pass.
+    ///
+    /// It needs heartbeats (the lease is renewed with them). Without it
+    /// every consumer reads every stream, and entries of one stream may be
+    /// handled at once by several consumers.
+    pub fn ordered(mut self, on: bool) -> Self {
+        self.cfg.ordered = on;
         self
     }
 
@@ -720,6 +748,12 @@ impl ConsumerConfigBuilder {
                     "allowed misses must be at least 1",
                 ));
             }
+        }
+        if c.ordered && c.heartbeat.is_none() {
+            return Err(ConfigError::new(
+                "ordered",
+                "the ordered mode needs heartbeats (its stream leases are renewed with them)",
+            ));
         }
         if c.handler_timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::new("handler_timeout", "must be positive"));

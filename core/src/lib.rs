@@ -49,7 +49,10 @@ pub use consumer::{
     TimerKind, Warning,
 };
 #[doc(hidden)] // for the model-vs-server tests
-pub use consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
+pub use consumer::{
+    DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT, LEASE_RELEASE_SCRIPT,
+    LEASE_SCRIPT,
+};
 pub use error::{
     ConfigError, Error, FieldsError, FieldsErrorKind, ProtocolError, ServerError, ServerErrorKind,
 };

@@ -221,6 +221,7 @@ mod tests {
                     attempt: 1,
                 })
                 .collect(),
+            lease: None,
         }
     }
 

@@ -1682,6 +1682,7 @@ mod tests {
                     attempt: 1,
                 })
                 .collect(),
+            lease: None,
         };
         let mut slept = 0;
         assert_eq!(

@@ -99,6 +99,10 @@ pub struct Delivery {
     /// What the handler read from the fields with [`Seen::decoding`]'s
     /// function, if any.
     pub decoded: Option<String>,
+    /// The batch's lease fencing token (ordered mode).
+    pub lease: Option<u64>,
+    /// When the handler finished with it.
+    pub at: Instant,
 }
 
 /// What the handlers of one consumer saw, shared with the test.
@@ -146,7 +150,10 @@ impl Seen {
     /// A handler handled `batch` (call after its work, before returning).
     pub fn record(&self, batch: &Batch) {
         let stream = String::from_utf8_lossy(&batch.stream).into_owned();
+        let at = Instant::now();
         let deliveries = batch.messages.iter().map(|m| Delivery {
+            lease: batch.lease,
+            at,
             stream: stream.clone(),
             id: m.id.to_string(),
             attempt: m.attempt,
@@ -506,22 +513,119 @@ pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
     assert_eq!(info.stream, "s,t,u");
     let most = seen.most_running();
     assert!(most <= 2, "{most} handlers ran at once, the limit is 2");
-    // Among the entries produced while it read.
-    let ds = &ds[15..];
-    let first = |key: &str| {
-        ds.iter()
-            .position(|d| d.stream == key)
-            .unwrap_or(usize::MAX)
-    };
-    let last = |key: &str| ds.iter().rposition(|d| d.stream == key).unwrap_or(0);
-    for a in streams {
-        for b in streams {
-            assert!(
-                first(a) < last(b),
-                "{b} was drained before {a} started: {:?}",
-                ds.iter().map(|d| d.stream.as_str()).collect::<Vec<_>>()
-            );
+    // Among the entries produced while it read (interleaved), in the
+    // order the handlers finished them: every stream is served within the
+    // first half; one served only after another drained would start in
+    // the last third.
+    let mut ds = ds[15..].to_vec();
+    ds.sort_by_key(|d| d.at);
+    for key in streams {
+        let first = ds.iter().position(|d| d.stream == key);
+        assert!(
+            first.is_some_and(|i| i < ds.len() / 2),
+            "{key} waited while the others were served: {:?}",
+            ds.iter().map(|d| d.stream.as_str()).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// The ordered mode: two consumers read a sharded stream of 4 shards.
+/// The first takes every shard; once the second joins they share them;
+/// once the first stops the second takes them all. Each shard's entries
+/// are handled in id order across both processes (never two of its
+/// batches at once), each once, with a fencing token that grows with each
+/// change of holder, and nothing is left pending.
+pub fn ordered_mode_hands_each_stream_to_one_consumer_at_a_time<A: Adapter>() {
+    let server = RedisServer::start();
+    let sharded = xgroup_core::ShardedStream::new("o", 4).expect("a sharded stream");
+    let keys: Vec<String> = sharded
+        .keys()
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    let mut produced = BTreeSet::new();
+    let produce_all = |produced: &mut BTreeSet<(String, String)>, n: usize| {
+        for key in &keys {
+            let ids = produce_to(&server, key, n);
+            produced.extend(ids.into_iter().map(|id| (key.clone(), id)));
         }
+    };
+    produce_all(&mut produced, 20);
+    let streams = keys.clone();
+    let configure = opts(move |c| {
+        fast(c)
+            .streams(&streams)
+            .ordered(true)
+            .count(5)
+            .heartbeat(Duration::from_millis(100), 3)
+            .max_in_flight_batches(4)
+    });
+    let a = spec(&server.url(), "a", Behavior::SleepMs(10), configure.clone());
+    let (seen_a, running_a) = (a.seen.clone(), A::start(a));
+    assert!(seen_a.wait_for(WAIT, |ds| ds.len() >= 40), "a consumes");
+    let b = spec(&server.url(), "b", Behavior::SleepMs(10), configure);
+    let (seen_b, running_b) = (b.seen.clone(), A::start(b));
+    // Once b holds shards it handles some of what is added.
+    let deadline = Instant::now() + WAIT;
+    while seen_b.deliveries().is_empty() {
+        assert!(Instant::now() < deadline, "b got no shard");
+        produce_all(&mut produced, 2);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Then both hold shards: each handles entries added while both run.
+    let both_from = seen_a.deliveries().len();
+    produce_all(&mut produced, 20);
+    let total = produced.len();
+    let all = |seen: &[&Seen]| seen.iter().map(|s| s.deliveries().len()).sum::<usize>();
+    let deadline = Instant::now() + WAIT;
+    while all(&[&seen_a, &seen_b]) < total {
+        assert!(Instant::now() < deadline, "not all handled while both run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        seen_a.deliveries().len() > both_from,
+        "a kept some shards once b joined"
+    );
+    stop_ok(running_a);
+    produce_all(&mut produced, 10);
+    let total = produced.len();
+    let deadline = Instant::now() + WAIT;
+    while all(&[&seen_a, &seen_b]) < total {
+        assert!(Instant::now() < deadline, "b did not take a's shards over");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for key in &keys {
+        let deadline = Instant::now() + WAIT;
+        while pending_on(&server, key) != 0 {
+            assert!(Instant::now() < deadline, "{key}: entries left pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stop_ok(running_b);
+    let mut ds: Vec<Delivery> = seen_a.deliveries();
+    ds.extend(seen_b.deliveries());
+    let got: BTreeSet<(String, String)> = ds
+        .iter()
+        .map(|d| (d.stream.clone(), d.id.clone()))
+        .collect();
+    assert_eq!(got, produced, "every entry handled");
+    assert_eq!(ds.len(), produced.len(), "each handled once");
+    ds.sort_by_key(|d| d.at);
+    for key in &keys {
+        let shard: Vec<&Delivery> = ds.iter().filter(|d| &d.stream == key).collect();
+        let ids: Vec<StreamId> = shard.iter().map(|d| d.id.parse().expect("an id")).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{key}: handled out of order: {ids:?}"
+        );
+        let fences: Vec<u64> = shard
+            .iter()
+            .map(|d| d.lease.expect("a fencing token"))
+            .collect();
+        assert!(
+            fences.windows(2).all(|w| w[0] <= w[1]),
+            "{key}: the fencing token went back: {fences:?}"
+        );
     }
 }
 
@@ -1612,7 +1716,8 @@ pub fn polling_mode_consumes<A: Adapter>() {
 macro_rules! adapter_scenarios {
     ($adapter:ty) => {
         $crate::adapter_scenarios!(@each $adapter;
-            consume_and_ack, consume_and_ack_over_resp3, consumes_several_streams_under_one_in_flight_limit, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            consume_and_ack, consume_and_ack_over_resp3, consumes_several_streams_under_one_in_flight_limit,
+            ordered_mode_hands_each_stream_to_one_consumer_at_a_time, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
             missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
             dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
             server_restart_loses_nothing, proxy_cut_loses_nothing, deleted_group_is_recreated,

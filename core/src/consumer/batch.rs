@@ -54,6 +54,12 @@ pub struct Batch {
     pub source: Source,
     /// The entries, in id order.
     pub messages: Vec<Message>,
+    /// In the ordered mode: the fencing token of the stream's lease this
+    /// batch was handed out under ([`ConsumerConfigBuilder::ordered`](crate::ConsumerConfigBuilder::ordered)).
+    /// It grows with every change of holder: a write elsewhere that
+    /// carries it can be refused when a newer holder's has been seen.
+    /// `None` outside the ordered mode.
+    pub lease: Option<u64>,
 }
 
 /// What the handler decided for a batch.

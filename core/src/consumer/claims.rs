@@ -45,6 +45,9 @@ pub(super) struct Claims {
     active: bool,
     /// The page of a liveness-aware sweep whose owners are being checked.
     page: Option<Page>,
+    /// The page is the sweep's last (the ordered mode catches up when
+    /// its claim is answered).
+    last_page: bool,
 }
 
 /// One page of a liveness-aware sweep: idle entries by owner, while the
@@ -63,12 +66,14 @@ impl Claims {
     pub(super) fn connected(&mut self) {
         self.active = false;
         self.page = None;
+        self.last_page = false;
     }
 
     /// No more sweeps (draining).
     pub(super) fn stop(&mut self) {
         self.active = false;
         self.page = None;
+        self.last_page = false;
     }
 
     pub(super) fn is_active(&self) -> bool {
@@ -76,6 +81,25 @@ impl Claims {
     }
 
     pub(super) fn start(&mut self) {
+        self.active = true;
+    }
+
+    /// The page being claimed is the sweep's last.
+    pub(super) fn last_page(&mut self) {
+        self.last_page = true;
+    }
+
+    /// Whether the page just claimed was the sweep's last (once).
+    pub(super) fn take_last_page(&mut self) -> bool {
+        std::mem::take(&mut self.last_page)
+    }
+
+    /// A sweep from the start of the pending list, due now (an ordered
+    /// mode's lease taken: what the previous holders left).
+    pub(super) fn restart(&mut self) {
+        self.cursor = StreamId::ZERO;
+        self.page = None;
+        self.last_page = false;
         self.active = true;
     }
 
@@ -154,6 +178,23 @@ impl Claims {
 }
 
 impl Consumer {
+    /// The min-idle of sweeps: none in ordered mode (the lease holder
+    /// takes what the previous holders left, whatever its idle time).
+    fn sweep_min_idle(&self) -> Duration {
+        match self.lease {
+            Some(_) => Duration::ZERO,
+            None => self.cfg.claim_min_idle,
+        }
+    }
+
+    /// In ordered mode: the sweep after the lease was taken is over, so
+    /// new entries may follow.
+    pub(super) fn sweep_caught_up(&mut self) {
+        if let Some(lease) = self.lease.as_mut() {
+            lease.caught_up();
+        }
+    }
+
     /// The next `XAUTOCLAIM` of the sweep, when one is due or under way.
     /// Returns whether one was sent.
     pub(super) fn sweep(&mut self, now: Instant) -> bool {
@@ -164,7 +205,7 @@ impl Consumer {
             return false;
         }
         let cursor = self.claims.cursor();
-        let min_idle = self.cfg.claim_min_idle;
+        let min_idle = self.sweep_min_idle();
         if self.cfg.heartbeat.is_some() {
             self.outbox
                 .sweep_page(now, min_idle, cursor, self.cfg.count);
@@ -192,6 +233,18 @@ impl Consumer {
             let next_sweep = self.cfg.claim_interval.map(|i| now + i);
             self.timers.set_opt(Timer::ClaimSweep, next_sweep);
         }
+        // In ordered mode the lease holder takes whatever the others hold:
+        // they no longer hold the lease. Caught up once the last page's
+        // claim is answered.
+        if self.lease.is_some() {
+            for owner in owners {
+                self.claims.owner_checked(&owner, false);
+            }
+            if done {
+                self.claims.last_page();
+            }
+            return self.claim_swept(now);
+        }
         for owner in owners {
             let key = self.liveness_key(&owner);
             self.outbox.sweep_liveness(now, owner, &key);
@@ -212,8 +265,10 @@ impl Consumer {
             return;
         };
         if !ids.is_empty() && self.state == State::Running {
-            self.outbox
-                .claim(now, Fetch::Sweep, &ids, self.cfg.claim_min_idle);
+            let min_idle = self.sweep_min_idle();
+            self.outbox.claim(now, Fetch::Sweep, &ids, min_idle);
+        } else if self.claims.take_last_page() {
+            self.sweep_caught_up();
         }
     }
 

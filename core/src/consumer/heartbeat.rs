@@ -314,15 +314,17 @@ impl Consumer {
                 let value = self.heartbeat.next_value();
                 self.outbox
                     .heartbeat(now, &key, (&token, &value), ttl, None);
-                if self.state == State::Running {
+                if self.state == State::Running && self.lease.is_none() {
                     self.outbox.pending_summary(now);
                 }
+                self.lease_beat(now, ttl);
             }
             Name::Claiming => {
                 let value = self.heartbeat.next_value();
                 self.heartbeat.answer_due = true;
                 self.outbox
                     .heartbeat(now, &key, (&token, &value), ttl, None);
+                self.lease_beat(now, ttl);
             }
             Name::TakingOver { .. } => {}
             // The timers fire a millisecond early (see `Timers::fire`).
@@ -507,8 +509,13 @@ impl Consumer {
 /// The liveness key of `consumer`: it carries the stream's hash tag, so in a
 /// cluster it lives on the stream's slot (and can share a `MULTI`).
 pub fn heartbeat_key(stream: &[u8], group: &[u8], consumer: &[u8]) -> Bytes {
-    // The stream's slot: its hash tag, or the whole key in braces (which
-    // a `}` in it would cut short: then another tag in the same slot).
+    slot_key(stream, &[b"hb:", group, b":", consumer])
+}
+
+/// `{<tag>}:xgroup:<parts...>`, a key in `stream`'s hash slot: its hash
+/// tag, or the whole key in braces (which a `}` in it would cut short:
+/// then another tag in the same slot).
+pub(super) fn slot_key(stream: &[u8], parts: &[&[u8]]) -> Bytes {
     let whole;
     let tag = match crate::cluster::hash_tag(stream) {
         Some(tag) => tag,
@@ -518,13 +525,14 @@ pub fn heartbeat_key(stream: &[u8], group: &[u8], consumer: &[u8]) -> Bytes {
             &whole
         }
     };
-    let mut key = Vec::with_capacity(tag.len() + group.len() + consumer.len() + 16);
+    let len = parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut key = Vec::with_capacity(tag.len() + len + 10);
     key.push(b'{');
     key.extend_from_slice(tag);
-    key.extend_from_slice(b"}:xgroup:hb:");
-    key.extend_from_slice(group);
-    key.push(b':');
-    key.extend_from_slice(consumer);
+    key.extend_from_slice(b"}:xgroup:");
+    for part in parts {
+        key.extend_from_slice(part);
+    }
     Bytes::from(key)
 }
 

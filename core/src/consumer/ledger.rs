@@ -455,6 +455,11 @@ impl Ledger {
         !self.redeliver.is_empty()
     }
 
+    /// Whether any entry waits for a retry (due or not).
+    pub(super) fn holds_retries(&self) -> bool {
+        !self.retrying.is_empty() || !self.redeliver.is_empty()
+    }
+
     /// Up to `count` due retries to claim back, sorted, with the latest time
     /// any of them was seen ours.
     pub(super) fn take_redeliveries(&mut self, count: usize) -> Option<(Vec<StreamId>, Instant)> {

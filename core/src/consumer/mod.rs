@@ -30,6 +30,7 @@ mod claims;
 mod discovery;
 mod group_stats;
 mod heartbeat;
+mod lease;
 mod ledger;
 mod lifecycle;
 mod outbox;
@@ -49,11 +50,13 @@ pub use report::{
 pub use several::{MultiConsumer, StreamConn};
 pub use timers::TimerKind;
 
+pub use lease::{LEASE_RELEASE_SCRIPT, LEASE_SCRIPT};
 pub use outbox::DEAD_LETTER_SCRIPT;
 
 use claims::Claims;
 use discovery::Discovery;
 use heartbeat::Heartbeat;
+use lease::Lease;
 use ledger::{Completed, Ledger};
 use lifecycle::{Backoff, Link, Links, Session, State};
 use outbox::Outbox;
@@ -121,6 +124,8 @@ pub struct Consumer {
     /// Handler slots the other streams of a [`MultiConsumer`] take (see
     /// [`slots_taken`](Self::slots_taken)): the in-flight limit is shared.
     others_in_flight: usize,
+    /// In ordered mode: the stream's lease.
+    lease: Option<Lease>,
 }
 
 impl Consumer {
@@ -158,6 +163,7 @@ impl Consumer {
             }
         };
         Consumer {
+            lease: config.ordered.then(|| Lease::new(&config, index)),
             heartbeat: Heartbeat::new(&config, token),
             outbox: Outbox::new(&config),
             cfg: config,
@@ -201,6 +207,11 @@ impl Consumer {
     /// Handler slots in use: this stream's batches and those the other
     /// streams of a [`MultiConsumer`] take.
     fn slots_in_use(&self) -> usize {
+        // In ordered mode a stream's batch takes every slot it may use:
+        // one batch at a time.
+        if self.lease.is_some() && self.ledger.batches() > 0 {
+            return self.cfg.max_in_flight_batches;
+        }
         self.ledger.batches() + self.others_in_flight
     }
 
@@ -215,6 +226,12 @@ impl Consumer {
             self.outbox.fetches_out()
         };
         self.ledger.batches() + fetching + usize::from(self.ledger.awaiting_counts())
+    }
+
+    /// In the ordered mode: the fencing token of the stream's lease while
+    /// this consumer holds it (`None` otherwise, and outside that mode).
+    pub fn lease(&self) -> Option<u64> {
+        self.lease.as_ref().and_then(Lease::fence)
     }
 
     /// Whether the control connection is up (set up or being set up).
@@ -265,6 +282,9 @@ impl Consumer {
         self.reads.connected(&self.cfg);
         self.claims.connected();
         self.heartbeat.connected();
+        if let Some(lease) = self.lease.as_mut() {
+            lease.connected();
+        }
         self.timers.set_due(
             Timer::ClaimSweep,
             self.cfg.claim_interval.is_some() && !self.cfg.replay_pending,
@@ -637,6 +657,9 @@ impl Consumer {
             && self.outbox.only_new_reads_out()
             && !self.ledger.awaiting_counts()
             && !self.heartbeat.releasing()
+            && !self.lease.as_ref().is_some_and(Lease::releasing)
+            && !self.lease_waits_for_reads()
+            && !self.release_lease(now)
             && !self.release_name(now)
         {
             self.finish(None);

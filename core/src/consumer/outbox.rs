@@ -14,6 +14,7 @@ use crate::id::{IdBuf, ReadFrom, StreamId};
 use crate::reply::ReplyError;
 
 use super::heartbeat::{HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
+use super::lease::{LEASE_RELEASE_SCRIPT, LEASE_SCRIPT};
 use super::ledger::DeadItem;
 use super::lifecycle::Conn;
 
@@ -90,6 +91,10 @@ pub(super) enum Sent {
     NameRelease,
     /// `ASKING` before a command, at the node a slot is being migrated to.
     Asking,
+    /// The ordered mode's lease beat ([`LEASE_SCRIPT`]).
+    LeaseBeat,
+    /// The ordered mode's lease released ([`LEASE_RELEASE_SCRIPT`]).
+    LeaseRelease,
 }
 
 /// Which read or claim a fetch is.
@@ -618,6 +623,54 @@ impl Outbox {
         self.push(now, Sent::Heartbeat, Duration::ZERO);
     }
 
+    /// The lease beat ([`LEASE_SCRIPT`]) of the stream at `index`:
+    /// membership renewed, lease renewed or taken (`take`: even with
+    /// another its rightful holder).
+    pub(super) fn lease_beat(
+        &mut self,
+        now: Instant,
+        keys: &[Bytes; 3],
+        token: &[u8],
+        (ttl_ms, index, take): (u64, usize, bool),
+    ) {
+        let mut w = self.wire.begin(11);
+        w.arg(b"EVAL")
+            .arg(LEASE_SCRIPT.as_bytes())
+            .arg(b"3")
+            .arg(&keys[0])
+            .arg(&keys[1])
+            .arg(&keys[2])
+            .arg(&self.consumer)
+            .arg(token)
+            .arg_u64(ttl_ms)
+            .arg_u64(index as u64)
+            .arg(if take { b"1" } else { b"0" });
+        drop(w);
+        self.push(now, Sent::LeaseBeat, Duration::ZERO);
+    }
+
+    /// The lease released ([`LEASE_RELEASE_SCRIPT`]) if it holds `token`;
+    /// `leaving`: the membership too.
+    pub(super) fn lease_release(
+        &mut self,
+        now: Instant,
+        keys: &[Bytes; 3],
+        token: &[u8],
+        leaving: bool,
+    ) {
+        self.wire
+            .begin(8)
+            .arg(b"EVAL")
+            .arg(LEASE_RELEASE_SCRIPT.as_bytes())
+            .arg(b"2")
+            .arg(&keys[0])
+            .arg(&keys[1])
+            .arg(&self.consumer)
+            .arg(token)
+            .arg(if leaving { b"1" } else { b"0" });
+        self.push(now, Sent::LeaseRelease, Duration::ZERO);
+    }
+
     /// `GET key`: has the holder of this consumer's name beaten since?
     pub(super) fn name_watch(&mut self, now: Instant, key: &[u8]) {
         self.wire.begin(2).arg(b"GET").arg(key);
@@ -768,6 +821,7 @@ impl Sent {
             Sent::DeadLetters => "EVAL",
             Sent::Info => "INFO",
             Sent::Heartbeat | Sent::NameRelease => "EVAL",
+            Sent::LeaseBeat | Sent::LeaseRelease => "EVAL",
             Sent::NameWatch => "GET",
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
             Sent::Liveness(_) => "GET",

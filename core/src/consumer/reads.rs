@@ -67,6 +67,14 @@ impl Reads {
         self.requested.iter().sum()
     }
 
+    /// The replay of our own pending entries starts over (an ordered
+    /// mode's lease taken), if replays are on.
+    pub(super) fn replay_from_start(&mut self, cfg: &ConsumerConfig) {
+        if cfg.replay_pending {
+            self.replay_from = Some(StreamId::ZERO);
+        }
+    }
+
     pub(super) fn stop_replay(&mut self) {
         self.replay_from = None;
     }
@@ -130,6 +138,7 @@ impl Consumer {
         self.backoff.reset();
         self.reads.group_recreates = 0;
         let claimed = !matches!(kind, Fetch::Replay | Fetch::Read);
+        let swept = kind == Fetch::Sweep;
         let (source, entries) = match kind {
             Fetch::Replay => {
                 self.replayed(entries.last().map(|e| e.id));
@@ -175,6 +184,14 @@ impl Consumer {
             self.replay_after_nils(claim);
         }
         self.take_entries(now, source, entries);
+        if swept && self.claims.take_last_page() {
+            self.sweep_caught_up();
+        }
+        // In ordered mode without the lease, entries a read brought stay
+        // pending under this name for the holder to claim.
+        if self.lease.as_ref().is_some_and(|l| !l.may_fetch()) {
+            self.ledger.drop_read_ahead();
+        }
     }
 
     /// A replay page ended at `last` (or was empty: the replay is done, and
@@ -324,6 +341,7 @@ impl Consumer {
         while self.state == State::Running
             && self.slots_in_use() + reserved < self.cfg.max_in_flight_batches
             && self.ledger.read_ahead_len().0 > 0
+            && self.lease_allows_hand_out()
         {
             let id = self.reads.next_batch();
             let count = usize::try_from(self.cfg.count).unwrap_or(usize::MAX);
@@ -336,6 +354,7 @@ impl Consumer {
                 stream: self.cfg.stream.clone(),
                 source: Source::New,
                 messages,
+                lease: self.lease.as_ref().and_then(super::lease::Lease::fence),
             }));
         }
     }
@@ -371,6 +390,7 @@ impl Consumer {
             stream: self.cfg.stream.clone(),
             source,
             messages,
+            lease: self.lease.as_ref().and_then(super::lease::Lease::fence),
         }));
     }
 }

@@ -118,6 +118,8 @@ impl Consumer {
             Sent::Tx { left, failed } => self.on_tx_frame(now, (left, failed), frame),
             Sent::DeadLetters => self.on_dead_letters(now, frame),
             Sent::Heartbeat => self.on_heartbeat(now, frame),
+            Sent::LeaseBeat => self.on_lease(now, frame),
+            Sent::LeaseRelease => self.on_lease_released(now, frame),
             Sent::NameWatch => self.on_name_watch(now, frame),
             Sent::NameRelease => self.on_name_released(now, frame),
             Sent::PendingSummary => self.on_pending_summary(now, frame),

@@ -95,6 +95,16 @@ pub enum Warning {
     /// This consumer's heartbeat key had expired: it was stalled longer than
     /// the heartbeat timeout, and others may have claimed its entries.
     HeartbeatLapsed,
+    /// In the ordered mode: the lease of this stream was found gone (this
+    /// consumer stalled past the heartbeat timeout, and another may hold
+    /// it now). Nothing more is read from the stream until a beat takes
+    /// the lease again; a batch in flight may overlap the new holder's
+    /// (its fencing token, [`Batch::lease`](crate::Batch::lease), is the
+    /// older).
+    LeaseLost {
+        /// The stream.
+        stream: Bytes,
+    },
     /// A consumer whose heartbeat stopped was taken for dead; its pending
     /// entries are being claimed.
     ConsumerDead {
@@ -225,6 +235,7 @@ impl Warning {
             Warning::UnknownBatch(_) => "unknown_batch",
             Warning::AckIdsNotInBatch { .. } => "ack_ids_not_in_batch",
             Warning::HeartbeatLapsed => "heartbeat_lapsed",
+            Warning::LeaseLost { .. } => "lease_lost",
             Warning::ConsumerDead { .. } => "consumer_dead",
             Warning::ConsumerRemoved { .. } => "consumer_removed",
             Warning::HandlerHung { .. } => "handler_hung",

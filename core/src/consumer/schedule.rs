@@ -33,6 +33,7 @@ impl Consumer {
         self.write_heartbeat(now);
         self.sample_group_stats(now);
         self.refresh(now);
+        self.hand_over(now);
         // A slot kept for a control fetch may be free again.
         self.hand_out_read_ahead(now);
         // With heartbeats, nothing is read, replayed or claimed before this
@@ -40,6 +41,7 @@ impl Consumer {
         if self.state == State::Running
             && !self.ledger.awaiting_counts()
             && self.heartbeat.holds_name()
+            && self.lease_allows_fetch()
         {
             self.fetch(now);
         }
@@ -183,6 +185,15 @@ impl Consumer {
     /// batch frees would send a read per batch); the handler still has the
     /// other half meanwhile.
     fn new_entries_room(&self) -> Option<u64> {
+        // In ordered mode new entries come after what the previous holders
+        // left pending, and after any retry.
+        if self
+            .lease
+            .as_ref()
+            .is_some_and(|l| !l.may_hand_out() || self.ledger.holds_retries())
+        {
+            return None;
+        }
         let Some(budget) = self.cfg.read_ahead else {
             return Some(self.cfg.count);
         };

@@ -330,14 +330,30 @@ impl MultiConsumer {
         if taken >= before {
             return;
         }
+        // Free slots go round: each stream in turn, from the next one,
+        // may take one per round, until a round takes none.
         let n = self.parts.len();
-        for j in (1..=n).map(|k| (i + k) % n) {
-            let part = &mut self.parts[j];
-            if !part.is_stopped() {
+        let max = self.cfg.max_in_flight_batches;
+        loop {
+            let round_start = self.taken();
+            for j in (1..=n).map(|k| (i + k) % n) {
+                let total = self.taken();
+                if total >= max {
+                    return;
+                }
+                let part = &mut self.parts[j];
+                if part.is_stopped() {
+                    continue;
+                }
+                // One free slot for this stream.
+                part.others_in_flight = max - 1 - part.slots_taken().min(max - 1);
                 part.pump(now);
                 part.try_finish(now);
+                self.share();
             }
-            self.share();
+            if self.taken() <= round_start {
+                return;
+            }
         }
     }
 
