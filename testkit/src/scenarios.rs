@@ -629,6 +629,109 @@ pub fn ordered_mode_hands_each_stream_to_one_consumer_at_a_time<A: Adapter>() {
     }
 }
 
+/// The ordered mode after a crash: a consumer holding every stream of a
+/// sharded stream hangs in its handler, then its network is cut and it is
+/// killed. The other, waiting meanwhile (the hung one never finishes its
+/// batch, so it cannot hand a stream over), takes every stream once the
+/// dead one's lease lapses: the entries the dead one held first (claimed,
+/// second attempt), then the rest, each stream in id order, under a newer
+/// fencing token.
+pub fn ordered_mode_takes_over_a_dead_consumers_streams<A: Adapter>() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let sharded = xgroup_core::ShardedStream::new("d", 2).expect("a sharded stream");
+    let keys: Vec<String> = sharded
+        .keys()
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    let mut produced = BTreeSet::new();
+    for key in &keys {
+        produced.extend(
+            produce_to(&server, key, 3)
+                .into_iter()
+                .map(|id| (key.clone(), id)),
+        );
+    }
+    let streams = keys.clone();
+    let configure = opts(move |c| {
+        fast(c)
+            .streams(&streams)
+            .ordered(true)
+            .heartbeat(Duration::from_millis(100), 3)
+            .max_in_flight_batches(2)
+    });
+    let dead = spec(
+        &proxy.url(),
+        "dead",
+        Behavior::SleepMs(60_000),
+        configure.clone(),
+    );
+    let dead_seen = dead.seen.clone();
+    let dead = A::start(dead);
+    assert!(
+        dead_seen.wait_started(2, WAIT),
+        "the first takes both streams"
+    );
+    let alive = spec(&server.url(), "alive", Behavior::AckAll, configure);
+    let seen = alive.seen.clone();
+    let alive = A::start(alive);
+    for key in &keys {
+        produced.extend(
+            produce_to(&server, key, 5)
+                .into_iter()
+                .map(|id| (key.clone(), id)),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        seen.deliveries().is_empty(),
+        "nothing while the other holds the leases"
+    );
+    proxy.set_refusing(true);
+    proxy.cut_all();
+    dead.kill();
+    let killed = Instant::now();
+    assert!(
+        seen.wait_for(WAIT, |ds| ds.len() >= produced.len()),
+        "{:?}",
+        seen.deliveries()
+    );
+    let took = killed.elapsed();
+    // The lease lapses 300 ms after the last beat; a beat or two more.
+    assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    for key in &keys {
+        let deadline = Instant::now() + WAIT;
+        while pending_on(&server, key) != 0 {
+            assert!(Instant::now() < deadline, "{key}: entries left pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stop_ok(alive);
+    let ds = seen.deliveries();
+    let got: BTreeSet<(String, String)> = ds
+        .iter()
+        .map(|d| (d.stream.clone(), d.id.clone()))
+        .collect();
+    assert_eq!(got, produced);
+    assert_eq!(ds.len(), produced.len(), "each handled once");
+    for key in &keys {
+        let shard: Vec<&Delivery> = ds.iter().filter(|d| &d.stream == key).collect();
+        let ids: Vec<StreamId> = shard.iter().map(|d| d.id.parse().expect("an id")).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{key}: handled out of order: {ids:?}"
+        );
+        // The dead one's batch first, on its second attempt.
+        assert_eq!((shard[0].source, shard[0].attempt), (Source::Claimed, 2));
+        assert!(
+            shard.iter().all(|d| d.lease.is_some_and(|f| f >= 2)),
+            "{key}: not under a newer fencing token: {:?}",
+            shard.iter().map(|d| d.lease).collect::<Vec<_>>()
+        );
+    }
+}
+
 /// `AckOnly` acknowledges exactly those ids.
 pub fn ack_only_some<A: Adapter>() {
     let server = RedisServer::start();
@@ -1717,7 +1820,8 @@ macro_rules! adapter_scenarios {
     ($adapter:ty) => {
         $crate::adapter_scenarios!(@each $adapter;
             consume_and_ack, consume_and_ack_over_resp3, consumes_several_streams_under_one_in_flight_limit,
-            ordered_mode_hands_each_stream_to_one_consumer_at_a_time, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
+            ordered_mode_hands_each_stream_to_one_consumer_at_a_time,
+            ordered_mode_takes_over_a_dead_consumers_streams, ack_only_some, ack_none_is_redelivered, creates_group_and_stream,
             missing_group_without_auto_create_is_an_error, restart_replays_own_pending_first,
             dead_consumers_entries_are_claimed, graceful_stop_waits_for_the_handler,
             server_restart_loses_nothing, proxy_cut_loses_nothing, deleted_group_is_recreated,
