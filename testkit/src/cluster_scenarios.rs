@@ -174,6 +174,27 @@ pub fn consumes_every_shard_of_a_sharded_stream<A: Adapter>() {
     assert_eq!(stats.acked, produced.len() as u64);
 }
 
+/// The ordered mode on a cluster: two consumers share the shards of a
+/// sharded stream spread over the primaries (each shard's lease beside it,
+/// on its primary), hand them over when one stops, and each shard's
+/// entries are handled in order, each once (see
+/// [`ordered_mode_hands_each_stream_to_one_consumer_at_a_time`](crate::scenarios::ordered_mode_hands_each_stream_to_one_consumer_at_a_time)).
+pub fn ordered_mode_on_a_cluster<A: Adapter>() {
+    let cluster = shared_cluster();
+    let keys = crate::scenarios::shard_keys(&unique_stream("cl-ordered"), 4);
+    let owners: BTreeSet<u16> = keys.iter().map(|k| cluster.primary_for_key(k)).collect();
+    assert!(
+        owners.len() > 1,
+        "the shards are all on one primary: {keys:?}"
+    );
+    crate::scenarios::ordered_hand_over::<A>(
+        &cluster.url(),
+        &keys,
+        |key, n| produce_on(cluster.node(cluster.primary_for_key(key)), key, n),
+        |key| pending(cluster.node(cluster.primary_for_key(key)), key),
+    );
+}
+
 /// Seeded with a node that does not serve the stream's slot (and with a
 /// replica of the one that does, and given a plain `redis://` URL of a
 /// node that does not: its `MOVED` turns cluster discovery on), the

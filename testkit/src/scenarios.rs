@@ -537,21 +537,43 @@ pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
 /// change of holder, and nothing is left pending.
 pub fn ordered_mode_hands_each_stream_to_one_consumer_at_a_time<A: Adapter>() {
     let server = RedisServer::start();
-    let sharded = xgroup_core::ShardedStream::new("o", 4).expect("a sharded stream");
-    let keys: Vec<String> = sharded
+    let keys = shard_keys("o", 4);
+    ordered_hand_over::<A>(
+        &server.url(),
+        &keys,
+        |key, n| produce_to(&server, key, n),
+        |key| pending_on(&server, key),
+    );
+}
+
+/// The keys of the sharded stream `name` with `shards` shards.
+pub(crate) fn shard_keys(name: &str, shards: usize) -> Vec<String> {
+    let sharded = xgroup_core::ShardedStream::new(name, shards).expect("a sharded stream");
+    sharded
         .keys()
         .iter()
         .map(|k| String::from_utf8_lossy(k).into_owned())
-        .collect();
+        .collect()
+}
+
+/// The body of [`ordered_mode_hands_each_stream_to_one_consumer_at_a_time`]
+/// at `url` (a server or a cluster) with the streams `keys`; `produce`
+/// adds entries to a key, `pending` counts its group's pending entries.
+pub(crate) fn ordered_hand_over<A: Adapter>(
+    url: &str,
+    keys: &[String],
+    produce: impl Fn(&str, usize) -> Vec<String>,
+    pending: impl Fn(&str) -> i64,
+) {
     let mut produced = BTreeSet::new();
     let produce_all = |produced: &mut BTreeSet<(String, String)>, n: usize| {
-        for key in &keys {
-            let ids = produce_to(&server, key, n);
+        for key in keys {
+            let ids = produce(key, n);
             produced.extend(ids.into_iter().map(|id| (key.clone(), id)));
         }
     };
     produce_all(&mut produced, 20);
-    let streams = keys.clone();
+    let streams = keys.to_vec();
     let configure = opts(move |c| {
         fast(c)
             .streams(&streams)
@@ -560,10 +582,10 @@ pub fn ordered_mode_hands_each_stream_to_one_consumer_at_a_time<A: Adapter>() {
             .heartbeat(Duration::from_millis(100), 3)
             .max_in_flight_batches(4)
     });
-    let a = spec(&server.url(), "a", Behavior::SleepMs(10), configure.clone());
+    let a = spec(url, "a", Behavior::SleepMs(10), configure.clone());
     let (seen_a, running_a) = (a.seen.clone(), A::start(a));
     assert!(seen_a.wait_for(WAIT, |ds| ds.len() >= 40), "a consumes");
-    let b = spec(&server.url(), "b", Behavior::SleepMs(10), configure);
+    let b = spec(url, "b", Behavior::SleepMs(10), configure);
     let (seen_b, running_b) = (b.seen.clone(), A::start(b));
     // Once b holds shards it handles some of what is added.
     let deadline = Instant::now() + WAIT;
@@ -594,9 +616,9 @@ pub fn ordered_mode_hands_each_stream_to_one_consumer_at_a_time<A: Adapter>() {
         assert!(Instant::now() < deadline, "b did not take a's shards over");
         std::thread::sleep(Duration::from_millis(20));
     }
-    for key in &keys {
+    for key in keys {
         let deadline = Instant::now() + WAIT;
-        while pending_on(&server, key) != 0 {
+        while pending(key) != 0 {
             assert!(Instant::now() < deadline, "{key}: entries left pending");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -611,7 +633,7 @@ pub fn ordered_mode_hands_each_stream_to_one_consumer_at_a_time<A: Adapter>() {
     assert_eq!(got, produced, "every entry handled");
     assert_eq!(ds.len(), produced.len(), "each handled once");
     ds.sort_by_key(|d| d.at);
-    for key in &keys {
+    for key in keys {
         let shard: Vec<&Delivery> = ds.iter().filter(|d| &d.stream == key).collect();
         let ids: Vec<StreamId> = shard.iter().map(|d| d.id.parse().expect("an id")).collect();
         assert!(
@@ -1860,6 +1882,7 @@ macro_rules! adapter_scenarios {
             separate_sentinel_and_data_passwords, follows_a_manual_failover);
         $crate::adapter_scenarios!(@cluster $adapter;
             consumes_through_any_seed_node, consumes_every_shard_of_a_sharded_stream,
+            ordered_mode_on_a_cluster,
             follows_a_slot_migration,
             follows_a_primary_killed_and_its_replica_promoted,
             resumes_after_the_whole_cluster_restarts);
