@@ -2005,3 +2005,74 @@ fn a_failed_message_is_reported_and_its_batch_goes_on() {
     assert!(s.events().is_empty());
     assert_eq!(s.c.stats().handler_failures, 1);
 }
+
+/// The ordered mode with `fenced`'s heartbeats: claiming on (it takes what
+/// previous lease holders left).
+fn ordered() -> ConsumerConfig {
+    cfg()
+        .heartbeat(Duration::from_secs(1), 3)
+        .ordered(true)
+        .build()
+        .unwrap()
+}
+
+const LEASE: &str = "EVAL LEASE_SCRIPT 3 {s}:xgroup:members:g {s}:xgroup:lease:g \
+                     {s}:xgroup:fence:g c 63cbe1e459320dd7 3000 0";
+
+fn lease_answer(held: bool, fence: &str, rightful: bool, free: bool) -> String {
+    format!(
+        "*4\r\n:{}\r\n{}:{}\r\n:{}\r\n",
+        u8::from(held),
+        bulk(fence),
+        u8::from(rightful),
+        u8::from(free)
+    )
+}
+
+#[test]
+fn ordered_mode_reads_only_under_the_lease_and_takes_the_previous_holders_entries_first() {
+    let mut s = Script::new(ordered());
+    s.sent();
+    s.reply("+OK\r\n+OK\r\n");
+    // The name's claim and the lease beat go together; nothing is read
+    // before both are answered.
+    let sent = s.sent().replace(xgroup_core::LEASE_SCRIPT, "LEASE_SCRIPT");
+    assert_eq!(sent, format!("{CLAIM}{LEASE} 0 | "));
+    s.reply("$-1\r\n");
+    // Another holds the lease: nothing is read.
+    s.reply(&lease_answer(false, "", false, false));
+    assert_eq!(s.sent(), "");
+    // The next beat: the lease is ours (fencing token 8).
+    s.advance(Duration::from_secs(1));
+    let sent = s.sent().replace(xgroup_core::LEASE_SCRIPT, "LEASE_SCRIPT");
+    assert!(sent.ends_with(&format!("{LEASE} 0 | ")), "{sent}");
+    assert!(!sent.contains("XPENDING"), "no liveness checks: {sent}");
+    s.reply(&bulk("63cbe1e459320dd7:1"));
+    s.reply(&lease_answer(true, "8", true, false));
+    // Our own pending entries first,
+    assert_eq!(s.sent(), "XREADGROUP GROUP g c COUNT 10 STREAMS s 0-0 | ");
+    s.reply("*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+    // then whatever the previous holders left, whatever its idle time,
+    assert_eq!(s.sent(), "XPENDING s g IDLE 0 0-0 + 10 | ");
+    s.reply(&rows(&[pending_row("1-1", "old", 5, 1)]));
+    assert_eq!(s.sent(), "XCLAIM s g c 0 1-1 | ");
+    s.reply(&format!("*1\r\n{}", entry("1-1", "k", "v")));
+    // (Its delivery count, as for every claim.)
+    assert_eq!(s.sent(), "XPENDING s g 1-1 1-1 17 c | ");
+    s.reply(&rows(&[pending_row("1-1", "c", 0, 2)]));
+    let events = s.events();
+    let [Event::Deliver(batch)] = &events[..] else {
+        panic!("{events:?}");
+    };
+    assert_eq!((batch.source, batch.lease), (Source::Claimed, Some(8)));
+    assert_eq!(batch.messages[0].attempt, 2);
+    // New entries only once that batch is done: one batch at a time.
+    assert_eq!(s.sent(), "");
+    s.c.handle_completion(s.now, batch.id, Outcome::AckAll);
+    let sent = s.sent();
+    assert!(
+        sent.starts_with("XACK s g 1-1 | XREADGROUP GROUP g c COUNT 10 BLOCK "),
+        "{sent}"
+    );
+    assert_eq!(s.c.lease(), Some(8));
+}
