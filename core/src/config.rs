@@ -238,7 +238,8 @@ impl ConsumerConfig {
 
     /// The options for reading the `i`th stream alone: a
     /// [`MultiConsumer`](crate::MultiConsumer) runs one part per stream.
-    /// Each part's random seed differs, so their heartbeat tokens do.
+    /// Each part's random seed differs (its backoff's jitter); the parts
+    /// share one heartbeat token.
     pub(crate) fn for_stream(&self, i: usize) -> ConsumerConfig {
         let stream = self.streams[i].clone();
         ConsumerConfig {

@@ -457,7 +457,8 @@ fn consume_and_ack_with<A: Adapter>(url_options: &str) {
 /// before another starts).
 pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
     let server = RedisServer::start();
-    let streams = ["s", "t", "u"];
+    // Two share the first one's hash tag, and so its heartbeat key.
+    let streams = ["s", "{s}:t", "{s}:u"];
     // Some entries are there before the start, the rest come while it
     // reads (interleaved, so each stream has entries waiting at once).
     let mut produced: BTreeSet<(String, String)> = streams
@@ -510,7 +511,7 @@ pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
     assert_eq!(ds.len(), produced.len(), "each delivered once");
     assert!(ds.iter().all(|d| d.attempt == 1 && d.source == Source::New));
     assert_eq!((stats.delivered, stats.acked), (75, 75));
-    assert_eq!(info.stream, "s,t,u");
+    assert_eq!(info.stream, "s,{s}:t,{s}:u");
     let most = seen.most_running();
     assert!(most <= 2, "{most} handlers ran at once, the limit is 2");
     // Among the entries produced while it read (interleaved), in the

@@ -57,9 +57,16 @@ impl MultiConsumer {
     /// of every one first.
     pub fn new(config: ConsumerConfig) -> Self {
         let n = config.streams().len().max(1);
-        let parts = (0..n)
+        let mut parts: Vec<Consumer> = (0..n)
             .map(|i| Consumer::part(config.for_stream(i), i, n))
             .collect();
+        // One process, one token: streams that share a hash tag share the
+        // name's heartbeat key, and their parts must not take each other
+        // for another process under the same name.
+        let token = parts[0].heartbeat.token.clone();
+        for p in &mut parts[1..] {
+            p.heartbeat.token = token.clone();
+        }
         MultiConsumer {
             cfg: config,
             parts,
@@ -415,9 +422,9 @@ mod tests {
     }
 
     #[test]
-    fn the_parts_heartbeat_tokens_differ() {
+    fn the_parts_share_the_processs_heartbeat_token() {
         let m = two();
-        assert_ne!(m.parts[0].heartbeat.token, m.parts[1].heartbeat.token);
+        assert_eq!(m.parts[0].heartbeat.token, m.parts[1].heartbeat.token);
     }
 
     #[test]
