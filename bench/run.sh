@@ -65,9 +65,11 @@
 # (c); on the clusters redis-rs's ClusterClient, one XREADGROUP and one XACK
 # per shard in turn). The table gives each one's median rate and its ratio
 # to xgroup-tokio on one server (the ceiling) and to redis-rs on one server;
-# server% sums the setup's servers (up to 200% for (b)); then each client's
-# CPU use (client CPU-s / wall-s). Needs taskset and redis-cli (REDIS_CLI,
-# default beside REDIS_SERVER).
+# server% sums the setup's servers (up to 200% for (b)). A second table says
+# where the time went: each client's CPU use (client CPU-s / wall-s) and how
+# long the servers had work but waited for a CPU (runnable, not running:
+# another process had the core), so that a run on a busy machine shows it.
+# Needs taskset and redis-cli (REDIS_CLI, default beside REDIS_SERVER).
 #
 # Memory: two streams are filled (BENCH_MEMORY_SMALL and BENCH_MEMORY_BIG
 # three-field messages, + HEADROOM); each client drains both at COUNT 1000,
@@ -595,16 +597,26 @@ if [ "$MODE" = scale-cluster ]; then
     "$BIN/bench_table" --baseline "xgroup-tokio / 1 server=vs 1 server" \
         --baseline "redis-rs / 1 server=vs rr 1 server" "$RESULTS"
     echo
-    echo "client CPU use (client CPU-s / wall-s, medians):"
+    echo "where the time went (medians): client% = client CPU-s / wall-s; server% as above; server wait% ="
+    echo "the time the setup's servers had work but waited for a CPU (their main threads runnable, not"
+    echo "running: /proc/PID/schedstat) / wall-s, summed; server% + server wait% near 100% per server: the"
+    echo "servers were never idle waiting for the client"
     awk -F'\t' '
-        { if (!($1 in n)) order[++k] = $1; u[$1, ++n[$1]] = 100 * $6 / $5 }
+        function median(key, m,    a, b, t, v) {
+            for (a = 1; a <= m; a++) v[a] = x[key, a]
+            for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
+            return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        }
+        {
+            if (!($1 in n)) order[++k] = $1
+            i = ++n[$1]
+            x[$1 "c", i] = 100 * $6 / $5; x[$1 "s", i] = 100 * $8 / $5; x[$1 "w", i] = 100 * $9 / $5
+        }
         END {
+            printf "  %-34s %8s %8s %13s\n", "client", "client%", "server%", "server wait%"
             for (i = 1; i <= k; i++) {
-                c = order[i]; m = n[c]
-                for (a = 1; a <= m; a++) v[a] = u[c, a]
-                for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
-                med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
-                printf "  %-32s %5.0f%%\n", c, med
+                c = order[i]
+                printf "  %-34s %7.0f%% %7.0f%% %12.0f%%\n", c, median(c "c", n[c]), median(c "s", n[c]), median(c "w", n[c])
             }
         }' "$RESULTS"
     exit 0
