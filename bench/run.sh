@@ -365,6 +365,10 @@ if [ "$MODE" = scale-cluster ]; then
         echo "scale-cluster pins each server to a core: no taskset (apt-get install util-linux)" >&2
         exit 1
     }
+    [ "$(nproc)" -ge 2 ] || {
+        echo "scale-cluster pins servers to cores 0 and 1: this machine has $(nproc) core" >&2
+        exit 1
+    }
     PIN=(taskset -c 0)
 fi
 "${PIN[@]}" "$REDIS_SERVER" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
