@@ -7,6 +7,9 @@
 #   bench/run.sh memory     peak RSS draining a small and a big backlog (must not grow)
 #   bench/run.sh tls        throughput over TLS and in plaintext, side by side, and
 #                           what TLS costs each client per million messages
+#   bench/run.sh scale-cluster  one consumer process draining a sharded stream on a
+#                           1-primary and a 2-primary local cluster, against the
+#                           single-server ceiling; redis-rs's cluster client alongside
 #
 # Builds everything in release, starts its own redis-server on a free
 # loopback port (never the machine's 6379), and measures every client the
@@ -44,6 +47,30 @@
 # the ratios over TLS and, per client, the CPU-s per million messages TLS
 # adds to the plaintext run's.
 #
+# Scale-cluster: how far one consumer process goes past one server when the
+# stream is sharded over a cluster. Three setups, all up at once: (a) a
+# 1-primary cluster, (b) a 2-primary cluster (no replicas; built here:
+# redis-server --cluster-enabled yes on free ports, CLUSTER ADDSLOTS, MEET,
+# then cluster_state:ok awaited), (c) one plain server (the ceiling). Each
+# redis-server is pinned with taskset: (b)'s first primary on core 0, its
+# second on core 1; (a)'s and (c)'s on core 0. (a) and (b) hold the sharded
+# stream of BENCH_SHARDS shards ({sc:0} ...), filled by xgroup-tokio's
+# throughput example with --fill --shards (round-robin, a pipeline per
+# shard); (c) one stream. Each setup holds BENCH_MESSAGES + spare entries
+# (HEADROOM per shard, so that no shard runs dry before a run ends).
+# Clients, each drained BENCH_MESSAGES at COUNT 1000 through a group of its
+# own, interleaved, BENCH_REPS times: xgroup-tokio (the throughput example,
+# --shards on the clusters, the library's defaults otherwise; BENCH_IN_FLIGHT
+# sets its --in-flight) and redis-rs (redisrs_consumer: the idiomatic loop on
+# (c); on the clusters redis-rs's ClusterClient, one XREADGROUP and one XACK
+# per shard in turn). The table gives each one's median rate and its ratio
+# to xgroup-tokio on one server (the ceiling) and to redis-rs on one server;
+# server% sums the setup's servers (up to 200% for (b)). A second table says
+# where the time went: each client's CPU use (client CPU-s / wall-s) and how
+# long the servers had work but waited for a CPU (runnable, not running:
+# another process had the core), so that a run on a busy machine shows it.
+# Needs taskset and redis-cli (REDIS_CLI, default beside REDIS_SERVER).
+#
 # Memory: two streams are filled (BENCH_MEMORY_SMALL and BENCH_MEMORY_BIG
 # three-field messages, + HEADROOM); each client drains both at COUNT 1000,
 # once each, through groups of its own; the table gives each drain's peak RSS
@@ -74,13 +101,17 @@
 #                       too), so a change is measured side by side with what it
 #                       changed, in one run
 #   BENCH_PYTHON        interpreter for the redis-py venv (default python3)
+#   BENCH_SHARDS        scale-cluster mode's shards (default 8)
+#   BENCH_IN_FLIGHT     scale-cluster mode: xgroup-tokio's --in-flight (default:
+#                       the library's)
 #   REDIS_SERVER        server binary (default /usr/bin/redis-server)
+#   REDIS_CLI           scale-cluster mode's redis-cli (default: beside REDIS_SERVER)
 #   CARGO_TARGET_DIR    build directory (default target/); BENCH_JOBS: -j (2)
 set -euo pipefail
 
 MODE=${1:-throughput}
-case "$MODE" in throughput | latency | scale | memory | tls) ;; *)
-    echo "usage: $0 [throughput|latency|scale|memory|tls]" >&2
+case "$MODE" in throughput | latency | scale | memory | tls | scale-cluster) ;; *)
+    echo "usage: $0 [throughput|latency|scale|memory|tls|scale-cluster]" >&2
     exit 2
     ;;
 esac
@@ -109,11 +140,12 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/xgroup-bench.XXXXXX")
 BIN=$WORK/bin
 mkdir -p "$BIN"
 SERVER_PID=
+NODE_PIDS=() # scale-cluster mode's cluster nodes
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for pid in $SERVER_PID "${NODE_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -327,7 +359,19 @@ if [ "$MODE" = tls ]; then
         --tls-key-file "$CERTS/server.key" --tls-ca-cert-file "$CERTS/ca.pem"
         --tls-auth-clients no)
 fi
-"$REDIS_SERVER" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+PIN=() # scale-cluster mode: the single server on core 0
+if [ "$MODE" = scale-cluster ]; then
+    command -v taskset >/dev/null || {
+        echo "scale-cluster pins each server to a core: no taskset (apt-get install util-linux)" >&2
+        exit 1
+    }
+    [ "$(nproc)" -ge 2 ] || {
+        echo "scale-cluster pins servers to cores 0 and 1: this machine has $(nproc) core" >&2
+        exit 1
+    }
+    PIN=(taskset -c 0)
+fi
+"${PIN[@]}" "$REDIS_SERVER" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK" --logfile "$WORK/server.log" --daemonize no "${TLS_ARGS[@]}" &
 SERVER_PID=$!
 for _ in $(seq 100); do
@@ -406,8 +450,183 @@ if [ "$MODE" = scale ]; then
     exit 0
 fi
 
-# --- throughput and memory -----------------------------------------------------
 HEADROOM=10000 # > in-flight batches x COUNT, see the top
+
+# --- scale-cluster -------------------------------------------------------------
+if [ "$MODE" = scale-cluster ]; then
+    SHARDS=${BENCH_SHARDS:-8}
+    REDIS_CLI=${REDIS_CLI:-$(dirname "$REDIS_SERVER")/redis-cli}
+    [ -x "$REDIS_CLI" ] || {
+        echo "no redis-cli at $REDIS_CLI (apt-get install redis-tools, or set REDIS_CLI)" >&2
+        exit 1
+    }
+    IN_FLIGHT=()
+    if [ -n "${BENCH_IN_FLIGHT:-}" ]; then IN_FLIGHT=(--in-flight "$BENCH_IN_FLIGHT"); fi
+    cli() { # PORT ARGS...
+        local port=$1
+        shift
+        "$REDIS_CLI" -h 127.0.0.1 -p "$port" "$@"
+    }
+    TAKEN=" $PORT "
+    free_port() { # sets FREE: a port free with its cluster bus port (+10000), not yet taken
+        local p
+        FREE=
+        for _ in $(seq 100); do
+            p=$((20000 + RANDOM % 20000))
+            case "$TAKEN" in *" $p "* | *" $((p + 10000)) "* | *" $((p - 10000)) "*) continue ;; esac
+            if ! port_in_use "$p" && ! port_in_use $((p + 10000)); then
+                FREE=$p
+                TAKEN="$TAKEN$p "
+                return 0
+            fi
+        done
+        echo "no free port found for a cluster node" >&2
+        exit 1
+    }
+    start_cluster() { # NAME CORE...: one primary per CORE, pinned to it, the slots split
+        # evenly in order; sets CLUSTER_URL and CLUSTER_PIDS (comma-separated)
+        local name=$1
+        shift
+        local cores=("$@") ports=() pids=() n=$# i port dir ok
+        for i in "${!cores[@]}"; do
+            free_port
+            port=$FREE
+            dir=$WORK/$name-$i
+            mkdir -p "$dir"
+            taskset -c "${cores[$i]}" "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 \
+                --save '' --appendonly no --cluster-enabled yes \
+                --cluster-config-file "$dir/nodes.conf" --dir "$dir" \
+                --logfile "$dir/server.log" --daemonize no &
+            NODE_PIDS+=($!)
+            pids+=($!)
+            ports+=("$port")
+        done
+        for i in "${!ports[@]}"; do
+            for _ in $(seq 100); do
+                [ "$(cli "${ports[$i]}" PING 2>/dev/null)" = PONG ] && break
+                sleep 0.1
+            done
+            [ "$(cli "${ports[$i]}" PING 2>/dev/null)" = PONG ] || {
+                echo "cluster node ${ports[$i]} did not start:" >&2
+                cat "$WORK/$name-$i/server.log" >&2
+                exit 1
+            }
+            cli "${ports[$i]}" CLUSTER SET-CONFIG-EPOCH $((i + 1)) >/dev/null
+            # ADDSLOTS with every slot (Redis 6.2 has no ADDSLOTSRANGE).
+            # shellcheck disable=SC2046
+            ok=$(cli "${ports[$i]}" CLUSTER ADDSLOTS $(seq $((i * 16384 / n)) $(((i + 1) * 16384 / n - 1))))
+            [ "$ok" = OK ] || {
+                echo "CLUSTER ADDSLOTS on ${ports[$i]}: $ok" >&2
+                exit 1
+            }
+        done
+        for port in "${ports[@]:1}"; do
+            cli "$port" CLUSTER MEET 127.0.0.1 "${ports[0]}" >/dev/null
+        done
+        settled() { # every node: state ok, every slot served, every node known
+            local port info
+            for port in "${ports[@]}"; do
+                info=$(cli "$port" CLUSTER INFO | tr -d '\r')
+                grep -qx cluster_state:ok <<<"$info" &&
+                    grep -qx cluster_slots_ok:16384 <<<"$info" &&
+                    grep -qx "cluster_known_nodes:$n" <<<"$info" || return 1
+            done
+        }
+        for _ in $(seq 200); do
+            settled && break
+            sleep 0.1
+        done
+        settled || {
+            echo "cluster $name did not settle:" >&2
+            cli "${ports[0]}" CLUSTER INFO >&2
+            exit 1
+        }
+        CLUSTER_URL=redis+cluster://$(printf '127.0.0.1:%s,' "${ports[@]}")
+        CLUSTER_URL=${CLUSTER_URL%,}
+        CLUSTER_PIDS=$(
+            IFS=,
+            echo "${pids[*]}"
+        )
+        log "cluster $name: ${#ports[@]} primaries on cores ${cores[*]}: $CLUSTER_URL"
+    }
+    start_cluster c1 0
+    URL_C1=$CLUSTER_URL
+    PIDS_C1=$CLUSTER_PIDS
+    start_cluster c2 0 1
+    URL_C2=$CLUSTER_URL
+    PIDS_C2=$CLUSTER_PIDS
+    SETUPS=("1 server" "1-primary cluster" "2-primary cluster")
+    setup() { # SETUP -> S_URL S_PIDS S_STREAM (the flags naming the stream)
+        case "$1" in
+        "1 server") S_URL=$URL S_PIDS=$SERVER_PID S_STREAM=(--stream sc-plain) ;;
+        "1-primary cluster") S_URL=$URL_C1 S_PIDS=$PIDS_C1 S_STREAM=(--stream sc --shards "$SHARDS") ;;
+        "2-primary cluster") S_URL=$URL_C2 S_PIDS=$PIDS_C2 S_STREAM=(--stream sc --shards "$SHARDS") ;;
+        esac
+    }
+    machine "before"
+    START=$(date +%s)
+    for s in "${SETUPS[@]}"; do
+        setup "$s"
+        spare=$HEADROOM
+        [ "${S_STREAM[2]:-}" != --shards ] || spare=$((HEADROOM * SHARDS))
+        log "scale-cluster: filling ${S_STREAM[*]} on the $s with $M+$spare messages (drained once by group 'fill')"
+        "$BIN/throughput-tokio" --url "$S_URL" "${S_STREAM[@]}" --group fill --consumer f \
+            --count 1000 --messages $((M + spare)) --fill >/dev/null
+    done
+    RESULTS=$WORK/results.tsv
+    : >"$RESULTS"
+    for rep in $(seq "$REPS"); do
+        for s in "${SETUPS[@]}"; do
+            setup "$s"
+            g=${s// /-}-$rep
+            log "scale-cluster run $rep: xgroup-tokio on the $s"
+            "$BIN/bench_measure" "xgroup-tokio / $s" 1000 "$S_PIDS" -- "$BIN/throughput-tokio" \
+                --url "$S_URL" "${S_STREAM[@]}" --group "g-x-$g" --consumer c --count 1000 \
+                "${IN_FLIGHT[@]}" --messages "$M" >>"$RESULTS"
+            log "scale-cluster run $rep: redis-rs on the $s"
+            "$BIN/bench_measure" "redis-rs / $s" 1000 "$S_PIDS" -- "$BIN/redisrs_consumer" \
+                --mode idiomatic --url "$S_URL" "${S_STREAM[@]}" --group "g-r-$g" --consumer c \
+                --count 1000 --messages "$M" >>"$RESULTS"
+        done
+    done
+    machine "after"
+    echo "scale-cluster: one consumer process drains $M messages (COUNT 1000) from one server's stream,"
+    echo "and from a sharded stream of $SHARDS shards on a 1-primary and a 2-primary cluster; $REPS runs each,"
+    echo "interleaved, each through its own group; servers pinned (1 server and the 1-primary cluster: core 0;"
+    options="with the library's defaults"
+    if [ -n "${IN_FLIGHT[*]}" ]; then options="with ${IN_FLIGHT[*]}"; fi
+    echo "2-primary cluster: cores 0 and 1); xgroup-tokio $options; values are medians;"
+    echo "took $(($(date +%s) - START)) s"
+    echo "server% = the setup's servers' CPU-s / client wall-s (summed); cpu-s/M = client CPU-s per million messages"
+    "$BIN/bench_table" --baseline "xgroup-tokio / 1 server=vs 1 server" \
+        --baseline "redis-rs / 1 server=vs rr 1 server" "$RESULTS"
+    echo
+    echo "where the time went (medians): client% = client CPU-s / wall-s; server% as above; server wait% ="
+    echo "the time the setup's servers had work but waited for a CPU (their main threads runnable, not"
+    echo "running: /proc/PID/schedstat) / wall-s, summed; server% + server wait% near 100% per server: the"
+    echo "servers were never idle waiting for the client"
+    awk -F'\t' '
+        function median(key, m,    a, b, t, v) {
+            for (a = 1; a <= m; a++) v[a] = x[key, a]
+            for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
+            return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        }
+        {
+            if (!($1 in n)) order[++k] = $1
+            i = ++n[$1]
+            x[$1 "c", i] = 100 * $6 / $5; x[$1 "s", i] = 100 * $8 / $5; x[$1 "w", i] = 100 * $9 / $5
+        }
+        END {
+            printf "  %-34s %8s %8s %13s\n", "client", "client%", "server%", "server wait%"
+            for (i = 1; i <= k; i++) {
+                c = order[i]
+                printf "  %-34s %7.0f%% %7.0f%% %12.0f%%\n", c, median(c "c", n[c]), median(c "s", n[c]), median(c "w", n[c])
+            }
+        }' "$RESULTS"
+    exit 0
+fi
+
+# --- throughput and memory -----------------------------------------------------
 [ "${#CLIENTS[@]}" -gt 0 ] || {
     echo "no client left to run" >&2
     exit 1

@@ -16,7 +16,7 @@ async fn main() {
     init_tracing();
     let args = worker::Args::parse_for("async-std");
     let w = Arc::new(worker::Worker::new(&args));
-    let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
+    let consumer = Consumer::builder(&args.url, args.stream(), &args.group, &args.consumer)
         .configure(|c| args.configure(c))
         .on_dead_letter(worker::dead_lettered)
         .handler_fn(move |batch| {

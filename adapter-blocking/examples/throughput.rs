@@ -1,5 +1,8 @@
 //! Drains a stream through a group and reports the rate. With `--fill`, first
 //! writes M messages of three fields (about 30 bytes of payload), pipelined.
+//! `--stream` may be repeated, and `--shards N` reads every shard of the
+//! sharded stream `--stream` names (filled in turn, a pipeline per shard);
+//! the group is created on each.
 //! The last line is exactly `consumed=M secs=S rate=R msgs/s`. Flags, fill
 //! and report are shared by every adapter (`xgroup_testkit::examples::throughput`).
 
@@ -24,11 +27,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         args.filled();
     }
-    throughput::group_created(conn.command(args.create_group()))?;
+    for create in args.create_groups() {
+        throughput::group_created(conn.command(create))?;
+    }
 
     let seen = Seen::new(&args);
     let (done_tx, done) = mpsc::channel();
-    let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
+    let consumer = Consumer::builder(&args.url, args.stream(), &args.group, &args.consumer)
         .configure(|c| args.configure(c))
         .handler_fn({
             let done_tx = done_tx.clone();

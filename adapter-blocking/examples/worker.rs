@@ -13,7 +13,7 @@ fn main() {
     init_tracing();
     let args = worker::Args::parse_for("blocking");
     let w = worker::Worker::new(&args);
-    let consumer = Consumer::builder(&args.url, &args.stream, &args.group, &args.consumer)
+    let consumer = Consumer::builder(&args.url, args.stream(), &args.group, &args.consumer)
         .configure(|c| args.configure(c))
         .on_dead_letter(worker::dead_lettered)
         .handler_fn(move |batch| w.handle_blocking(&batch, std::thread::sleep))

@@ -153,3 +153,21 @@ fn throughput_fills_and_drains_a_stream_on_a_cluster() {
         &[],
     ));
 }
+
+#[test]
+fn throughput_fills_and_drains_a_sharded_stream_on_a_cluster() {
+    xgroup_testkit::examples::on_a_cluster::throughput_fills_and_drains_a_sharded_stream(build(
+        "xgroup-tokio",
+        "throughput",
+        &[],
+    ));
+}
+
+#[test]
+fn worker_reads_every_stream_given() {
+    xgroup_testkit::examples::on_one_server::worker_reads_every_stream_given(build(
+        "xgroup-tokio",
+        "worker",
+        &[],
+    ));
+}

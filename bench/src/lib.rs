@@ -49,6 +49,16 @@ pub mod procfs {
         })
     }
 
+    /// How long the process's main thread has been runnable but waiting
+    /// for a CPU (`/proc/<pid>/schedstat`'s second field); `None` where the
+    /// kernel does not say. For a server whose main thread does all the
+    /// work, time it had work and no core to do it on.
+    pub fn cpu_wait(pid: u32) -> Option<Duration> {
+        let text = fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+        let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(Duration::from_nanos(ns))
+    }
+
     /// The peak resident set size (`VmHWM`) in bytes; `None` once the
     /// process exited (a zombie has no memory left to report).
     pub fn peak_rss(pid: u32) -> Option<u64> {

@@ -8,6 +8,8 @@
 //! - [`worker`]: the black-box worker: flags, config, per-message decisions
 //!   (with injected failures) and the `<stream> <id> <attempt>` lines.
 //! - [`throughput`]: flags, the fill commands and the final rate line.
+//! - [`StreamArgs`]: the streams `worker` and `throughput` read: `--stream`
+//!   (repeatable) and `--shards`.
 //! - [`TlsArgs`]: the TLS flags of all three (`--tls-ca-cert`, `--tls-cert`,
 //!   `--tls-key`), used with `rediss://` URLs.
 
@@ -15,7 +17,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches};
-use xgroup_core::{ConsumerConfigBuilder, TlsOptions};
+use xgroup_core::{shard_key, ConsumerConfigBuilder, ShardedStream, TlsOptions};
 use xgroup_driver::ConnectionOptions;
 
 use crate::{RedisServer, RedisServerBuilder};
@@ -59,6 +61,69 @@ impl TlsArgs {
     /// A `Connection`'s options with the flags.
     pub fn connection(&self) -> ConnectionOptions {
         connection_options(self.options())
+    }
+}
+
+/// The streams `worker` and `throughput` read: each `--stream` given (in
+/// order), or with `--shards N` every shard of each, as the sharded stream
+/// of that name in N shards (`{NAME:0}` to `{NAME:N-1}`, see
+/// [`ShardedStream`]). [`keys`](Self::keys) lists them; the examples' shared
+/// `configure` has the consumer read them all
+/// ([`ConsumerConfigBuilder::streams`]).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StreamArgs {
+    /// Stream to read; repeat to read several
+    #[arg(long = "stream", value_name = "KEY", required = true)]
+    pub streams: Vec<String>,
+    /// Each --stream is a sharded stream of N shards: read every shard
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+}
+
+impl StreamArgs {
+    /// Every stream key read, in order: each `--stream`, or with
+    /// `--shards N` its N shard keys.
+    pub fn keys(&self) -> Vec<String> {
+        match self.shards {
+            None => self.streams.clone(),
+            Some(n) => self
+                .streams
+                .iter()
+                .flat_map(|name| {
+                    (0..n).map(move |i| {
+                        String::from_utf8_lossy(&shard_key(name.as_bytes(), i)).into_owned()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The first key read: the stream a consumer's builder is given (its
+    /// options then name them all).
+    pub fn first_key(&self) -> String {
+        self.keys().into_iter().next().unwrap_or_default()
+    }
+
+    /// Applies the streams to a consumer's options.
+    pub fn configure(&self, c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+        c.streams(self.keys())
+    }
+
+    /// Refuses a `--shards` that makes no sharded stream of some `--stream`
+    /// (a count out of 1 to 1024, an empty name), as a usage error of `cmd`.
+    fn check(&self, cmd: &mut clap::Command) -> Result<(), clap::Error> {
+        let Some(n) = self.shards else {
+            return Ok(());
+        };
+        for name in &self.streams {
+            if let Err(e) = ShardedStream::new(name, n) {
+                return Err(cmd.error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("--stream {name:?} --shards {n}: {e}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -856,7 +921,9 @@ pub mod web_service {
 
 /// A consumer for real use and for black-box tests. For every message it
 /// handles it prints `<stream> <id> <attempt>` to stdout, flushed before the
-/// outcome is returned (so before the message's ack is sent).
+/// outcome is returned (so before the message's ack is sent). It reads
+/// every `--stream` given (with `--shards`, every shard): `<stream>` is the
+/// key the entry came from (a shard's own key).
 pub mod worker {
     use std::ffi::OsString;
     use std::future::Future;
@@ -881,8 +948,8 @@ pub mod worker {
     pub struct Args {
         #[arg(long)]
         pub url: String,
-        #[arg(long)]
-        pub stream: String,
+        #[command(flatten)]
+        pub streams: super::StreamArgs,
         #[arg(long)]
         pub group: String,
         #[arg(long)]
@@ -947,6 +1014,7 @@ pub mod worker {
         ) -> Result<Self, clap::Error> {
             let (parsed, mut cmd): (Self, _) =
                 super::parse_from(format!("xgroup worker ({runtime})"), args)?;
+            parsed.streams.check(&mut cmd)?;
             if parsed.max_deliveries.is_some() && parsed.dead_letter.is_none() {
                 return Err(cmd.error(
                     ErrorKind::MissingRequiredArgument,
@@ -957,7 +1025,14 @@ pub mod worker {
             Ok(parsed)
         }
 
-        /// Applies the flags to the consumer's options.
+        /// The stream to give the consumer's builder: the first of those
+        /// read ([`configure`](Self::configure) names them all).
+        pub fn stream(&self) -> String {
+            self.streams.first_key()
+        }
+
+        /// Applies the flags to the consumer's options: every stream
+        /// given (see [`StreamArgs`](super::StreamArgs)) and the rest.
         ///
         /// # Panics
         ///
@@ -965,6 +1040,7 @@ pub mod worker {
         /// [`parse_for`](Self::parse_for) rejects).
         pub fn configure(&self, b: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
             let ms = Duration::from_millis;
+            let b = self.streams.configure(b);
             let mut b = self
                 .tls
                 .configure(b)
@@ -1108,7 +1184,8 @@ pub mod worker {
     }
 }
 
-/// Drains a stream through a group and reports the rate.
+/// Drains a stream (or several, or a sharded stream's shards) through a
+/// group and reports the rate.
 pub mod throughput {
     use std::ffi::OsString;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -1126,8 +1203,8 @@ pub mod throughput {
     pub struct Args {
         #[arg(long)]
         pub url: String,
-        #[arg(long)]
-        pub stream: String,
+        #[command(flatten)]
+        pub streams: super::StreamArgs,
         #[arg(long)]
         pub group: String,
         #[arg(long)]
@@ -1158,27 +1235,40 @@ pub mod throughput {
             runtime: &str,
             args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
         ) -> Result<Self, clap::Error> {
-            super::parse_from(format!("xgroup throughput ({runtime})"), args).map(|(a, _)| a)
+            let (parsed, mut cmd): (Self, _) =
+                super::parse_from(format!("xgroup throughput ({runtime})"), args)?;
+            parsed.streams.check(&mut cmd)?;
+            Ok(parsed)
+        }
+
+        /// The stream to give the consumer's builder: the first of those
+        /// read ([`configure`](Self::configure) names them all).
+        pub fn stream(&self) -> String {
+            self.streams.first_key()
         }
 
         /// The `XADD`s of `--fill`, by pipelined round: `--messages` entries
-        /// of three fields (about 30 bytes of payload). See [`filled`](Self::filled).
+        /// of three fields (about 30 bytes of payload), spread over the
+        /// streams read in turn (entry `n` to the `n % K`th of K streams:
+        /// the shards of a sharded stream get as many each, give or take
+        /// one). Each round holds the `XADD`s of one stream only, so that on
+        /// a cluster each goes to one node (a cluster connection refuses a
+        /// pipeline whose keys are in two slots). See [`filled`](Self::filled).
         pub fn fill_rounds(&self) -> impl Iterator<Item = Result<Vec<Command>, ConfigError>> + '_ {
-            (0..self.messages).step_by(FILL_CHUNK as usize).map(|from| {
-                (from..(from + FILL_CHUNK).min(self.messages))
-                    .map(|n| {
-                        let fields = [
-                            ("user_id", format!("{:08}", n % 100_000_000)),
-                            ("item", format!("sku-{:06}", n % 1_000_000)),
-                            ("qty", format!("{}", 1 + n % 9)),
-                        ];
-                        xadd(
-                            &self.stream,
-                            fields.iter().map(|(f, v)| (*f, v.as_str())),
-                            &Default::default(),
-                        )
+            let keys = self.streams.keys();
+            let streams = keys.len().max(1) as u64;
+            let messages = self.messages;
+            keys.into_iter().zip(0..).flat_map(move |(key, first)| {
+                // Entries first, first + K, first + 2K, ... go to `key`.
+                let mine = messages.saturating_sub(first).div_ceil(streams);
+                (0..mine)
+                    .step_by(FILL_CHUNK as usize)
+                    .map(move |from| (key.clone(), from..(from + FILL_CHUNK).min(mine)))
+                    .map(move |(key, round)| {
+                        round
+                            .map(|j| fill_entry(&key, first + j * streams))
+                            .collect::<Result<Vec<Command>, ConfigError>>()
                     })
-                    .collect()
             })
         }
 
@@ -1187,22 +1277,30 @@ pub mod throughput {
             eprintln!("filled {} messages", self.messages);
         }
 
-        /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`; see [`group_created`].
-        pub fn create_group(&self) -> [&str; 6] {
-            [
-                "XGROUP",
-                "CREATE",
-                &self.stream,
-                &self.group,
-                "0",
-                "MKSTREAM",
-            ]
+        /// `XGROUP CREATE <stream> <group> 0 MKSTREAM` for every stream
+        /// read (each shard of a sharded stream); see [`group_created`].
+        pub fn create_groups(&self) -> Vec<[String; 6]> {
+            self.streams
+                .keys()
+                .into_iter()
+                .map(|key| {
+                    [
+                        "XGROUP".into(),
+                        "CREATE".into(),
+                        key,
+                        self.group.clone(),
+                        "0".into(),
+                        "MKSTREAM".into(),
+                    ]
+                })
+                .collect()
         }
 
         /// The consumer's options: the library's defaults but for what the
-        /// command line gives (TLS included), so a run measures what a user
-        /// gets.
+        /// command line gives (every stream given, TLS), so a run measures
+        /// what a user gets.
         pub fn configure(&self, c: ConsumerConfigBuilder) -> ConsumerConfigBuilder {
+            let c = self.streams.configure(c);
             let mut c = self.tls.configure(c);
             if let Some(count) = self.count {
                 c = c.count(count);
@@ -1214,8 +1312,22 @@ pub mod throughput {
         }
     }
 
-    /// The result of [`Args::create_group`], a group that already exists
-    /// being fine.
+    /// `XADD` of fill entry `n` to `key`: three fields.
+    fn fill_entry(key: &str, n: u64) -> Result<Command, ConfigError> {
+        let fields = [
+            ("user_id", format!("{:08}", n % 100_000_000)),
+            ("item", format!("sku-{:06}", n % 1_000_000)),
+            ("qty", format!("{}", 1 + n % 9)),
+        ];
+        xadd(
+            key,
+            fields.iter().map(|(f, v)| (*f, v.as_str())),
+            &Default::default(),
+        )
+    }
+
+    /// The result of one of [`Args::create_groups`], a group that already
+    /// exists being fine.
     pub fn group_created<T>(result: Result<T, Error>) -> Result<(), Error> {
         match result {
             Ok(_) => Ok(()),
@@ -1257,30 +1369,128 @@ pub mod throughput {
     }
 }
 
-/// For the tests that run an example as a user would: build it, run it with
-/// a time limit, read its output as it comes, signal it.
 /// The examples on a Redis Cluster: `throughput --fill` through a
-/// `redis+cluster://` URL whose only seed does not serve the stream.
+/// `redis+cluster://` URL whose only seed does not serve the stream, and
+/// through every primary with a sharded stream whose shards spread over
+/// them. The tests of one binary share one cluster.
 pub mod on_a_cluster {
     use std::process::Command;
+    use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
     use std::time::Duration;
 
+    use xgroup_core::ShardedStream;
+
     use super::harness::Running;
-    use crate::ClusterSet;
+    use crate::{ClusterSet, RedisServer, RespValue};
 
-    /// Entries filled and drained.
+    /// Entries filled and drained through one stream.
     const MESSAGES: usize = 5000;
+    /// Entries filled and drained through a sharded stream.
+    const SHARDED_MESSAGES: usize = 20_000;
+    /// Shards of that stream.
+    const SHARDS: usize = 4;
+    /// A run's time limit, from start to exit.
+    const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-    /// Runs `throughput` (built at `binary`) with `--fill` against a fresh
-    /// 3-primary cluster, seeded with a node that does not serve the
-    /// stream's slot; checks the run drained every entry and that they are
-    /// on the slot's primary, acknowledged.
+    /// The test binary's cluster (3 primaries, no replicas), started by the
+    /// first test that asks, held by one test at a time; each test uses
+    /// streams of its own.
+    fn shared_cluster() -> MutexGuard<'static, ClusterSet> {
+        static CLUSTER: OnceLock<Mutex<ClusterSet>> = OnceLock::new();
+        let cluster = CLUSTER
+            .get_or_init(|| Mutex::new(ClusterSet::builder().replicas_per_primary(0).start()))
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        cluster.wait_for_ok();
+        cluster
+    }
+
+    /// `throughput` (at `binary`) with `--fill` of `messages` entries and
+    /// group `g` through `url`, with `extra` flags (`--stream` among them);
+    /// its stdout, once it exited successfully.
+    fn fill_and_drain(
+        binary: std::path::PathBuf,
+        url: &str,
+        extra: &[&str],
+        messages: usize,
+    ) -> String {
+        let mut command = Command::new(binary);
+        command
+            .env_remove("REDIS_URL")
+            .args(["--url", url])
+            .args(extra);
+        command.args([
+            "--group",
+            "g",
+            "--consumer",
+            "c",
+            "--messages",
+            &messages.to_string(),
+            "--fill",
+        ]);
+        let (status, stdout, stderr) = Running::start(command).wait(RUN_LIMIT);
+        assert!(status.success(), "{stdout}\n{stderr}");
+        stdout
+    }
+
+    /// Checks that the last line of `stdout` is the rate line of `messages`
+    /// entries: `consumed=M secs=S rate=R msgs/s`, S and R positive.
+    fn assert_rate_line(stdout: &str, messages: usize) {
+        let last = stdout.lines().last().unwrap_or_default();
+        let fields: Vec<&str> = last.split(' ').collect();
+        let value = |i: usize, name: &str| -> f64 {
+            fields
+                .get(i)
+                .and_then(|f| f.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name}<number> in the rate line {last:?}"))
+        };
+        assert_eq!(fields.len(), 4, "not a rate line: {last:?}");
+        assert_eq!(value(0, "consumed="), messages as f64, "{last:?}");
+        assert!(value(1, "secs=") > 0.0, "{last:?}");
+        assert!(value(2, "rate=") > 0.0, "{last:?}");
+        assert_eq!(fields[3], "msgs/s", "{last:?}");
+    }
+
+    /// The entries of group `g` on `stream` still pending on `node`.
+    fn pending(node: &RedisServer, stream: &str) -> Option<i64> {
+        let reply = node.cmd(&["XPENDING", stream, "g"]);
+        reply.as_array().and_then(|p| p.first()?.as_int())
+    }
+
+    /// Group `g`'s `last-delivered-id` on `stream` (`XINFO GROUPS`).
+    fn last_delivered(node: &RedisServer, stream: &str) -> Option<String> {
+        let reply = node.cmd(&["XINFO", "GROUPS", stream]);
+        let group = reply.as_array()?.iter().find_map(|g| {
+            let fields = g.as_array()?;
+            let named = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|kv| kv[0].as_str() == Some(name))
+                    .and_then(|kv| kv.get(1))
+            };
+            (named("name")?.as_str() == Some("g")).then_some(named("last-delivered-id")?)
+        })?;
+        group.as_str().map(str::to_owned)
+    }
+
+    /// The id of the last entry of `stream`.
+    fn last_id(node: &RedisServer, stream: &str) -> Option<String> {
+        let reply = node.cmd(&["XREVRANGE", stream, "+", "-", "COUNT", "1"]);
+        let entry = reply.as_array()?.first()?.as_array()?;
+        entry.first().and_then(RespValue::as_str).map(str::to_owned)
+    }
+
+    /// Runs `throughput` (built at `binary`) with `--fill` against the
+    /// shared cluster, seeded with a node that does not serve the stream's
+    /// slot; checks the run drained every entry and that they are on the
+    /// slot's primary, acknowledged.
     ///
     /// # Panics
     ///
     /// If the run fails, times out, or leaves entries unconsumed.
     pub fn throughput_fills_and_drains(binary: std::path::PathBuf) {
-        let cluster = ClusterSet::builder().replicas_per_primary(0).start();
+        let cluster = shared_cluster();
         let stream = "tp-cluster";
         let owner = cluster.primary_for_key(stream);
         let seed = cluster
@@ -1288,25 +1498,11 @@ pub mod on_a_cluster {
             .into_iter()
             .find(|&p| p != owner)
             .expect("another primary");
-        let mut command = Command::new(binary);
-        command.env_remove("REDIS_URL").args([
-            "--url",
-            &format!("redis+cluster://127.0.0.1:{seed}"),
-            "--stream",
-            stream,
-            "--group",
-            "g",
-            "--consumer",
-            "c",
-            "--messages",
-            &MESSAGES.to_string(),
-            "--fill",
-        ]);
-        let (status, stdout, stderr) = Running::start(command).wait(Duration::from_secs(60));
-        assert!(status.success(), "{stdout}\n{stderr}");
+        let url = format!("redis+cluster://127.0.0.1:{seed}");
+        let stdout = fill_and_drain(binary, &url, &["--stream", stream], MESSAGES);
         assert!(
             stdout.contains(&format!("consumed={MESSAGES} ")),
-            "{stdout}\n{stderr}"
+            "{stdout}"
         );
         let node = cluster.node(owner);
         assert_eq!(
@@ -1314,12 +1510,125 @@ pub mod on_a_cluster {
             Some(MESSAGES as i64),
             "the stream is not on its slot's primary"
         );
-        let pending = node.cmd(&["XPENDING", stream, "g"]);
-        let pending = pending.as_array().and_then(|p| p.first()?.as_int());
-        assert_eq!(pending, Some(0));
+        assert_eq!(pending(node, stream), Some(0));
+    }
+
+    /// Runs `throughput --fill --shards 4` (built at `binary`) through the
+    /// shared cluster's URL (every primary a seed) on a sharded stream
+    /// whose shards are on more than one primary: the rate line counts
+    /// every entry; each shard, on its slot's primary, got its quarter (the
+    /// fill goes round the shards, a pipeline per shard); the group exists
+    /// on each and was delivered its last entry, and nothing is pending.
+    ///
+    /// # Panics
+    ///
+    /// If the run fails, times out, or a shard was not filled or drained.
+    pub fn throughput_fills_and_drains_a_sharded_stream(binary: std::path::PathBuf) {
+        let cluster = shared_cluster();
+        let name = "tp-sharded";
+        let sharded = ShardedStream::new(name, SHARDS).expect("a sharded stream");
+        let keys: Vec<String> = sharded
+            .keys()
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        let owners: Vec<u16> = keys.iter().map(|k| cluster.primary_for_key(k)).collect();
+        let mut distinct = owners.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 1, "every shard on one primary: {owners:?}");
+        let shards = SHARDS.to_string();
+        let stdout = fill_and_drain(
+            binary,
+            &cluster.url(),
+            &["--stream", name, "--shards", &shards],
+            SHARDED_MESSAGES,
+        );
+        assert_rate_line(&stdout, SHARDED_MESSAGES);
+        for (key, owner) in keys.iter().zip(owners) {
+            let node = cluster.node(owner);
+            assert_eq!(
+                node.cmd(&["XLEN", key]).as_int(),
+                Some((SHARDED_MESSAGES / SHARDS) as i64),
+                "shard {key} on its primary {owner}"
+            );
+            let last = last_id(node, key);
+            assert!(last.is_some(), "shard {key} is empty");
+            assert_eq!(last_delivered(node, key), last, "shard {key} not drained");
+            assert_eq!(pending(node, key), Some(0), "shard {key}");
+        }
     }
 }
 
+/// A worker reading several streams on one server.
+pub mod on_one_server {
+    use std::collections::BTreeSet;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use super::harness::Running;
+    use crate::RedisServer;
+
+    /// Entries produced to each stream.
+    const PER_STREAM: usize = 5;
+    /// How long the worker may take to print every line, then to stop.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// Produces to two streams on a fresh server, runs `worker` (built at
+    /// `binary`) with `--stream` given for each, and stops it with SIGTERM
+    /// once it printed a line per entry: it exits 0, its lines are exactly
+    /// `<stream> <id> 1` for each entry of both streams (both named), and
+    /// nothing is left pending on either.
+    ///
+    /// # Panics
+    ///
+    /// If the worker fails, times out, or misses or repeats an entry.
+    pub fn worker_reads_every_stream_given(binary: std::path::PathBuf) {
+        let server = RedisServer::start();
+        let streams = ["orders-eu", "orders-us"];
+        let mut expected = BTreeSet::new();
+        for stream in streams {
+            for n in 0..PER_STREAM {
+                let reply = server.cmd(&["XADD", stream, "*", "n", &n.to_string()]);
+                let id = reply.as_str().expect("an XADD id").to_owned();
+                expected.insert(format!("{stream} {id} 1"));
+            }
+        }
+        let mut command = Command::new(binary);
+        command.env_remove("REDIS_URL").args([
+            "--url",
+            &server.url(),
+            "--stream",
+            streams[0],
+            "--stream",
+            streams[1],
+            "--group",
+            "g",
+            "--consumer",
+            "c",
+        ]);
+        let mut run = Running::start(command);
+        for _ in 0..expected.len() {
+            run.wait_for_line(|l| l.starts_with("orders-"), WAIT);
+        }
+        run.signal("TERM");
+        let (status, stdout, stderr) = run.wait(WAIT);
+        assert!(status.success(), "{stdout}\n{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        let printed: BTreeSet<String> = lines.iter().map(|l| l.to_string()).collect();
+        assert_eq!(printed.len(), lines.len(), "an entry twice:\n{stdout}");
+        assert_eq!(printed, expected, "{stderr}");
+        for stream in streams {
+            assert!(stdout.contains(&format!("{stream} ")), "{stream}: {stdout}");
+            let pending = server.cmd(&["XPENDING", stream, "g"]);
+            let pending = pending.as_array().and_then(|p| p.first()?.as_int());
+            assert_eq!(pending, Some(0), "{stream}");
+        }
+    }
+}
+
+/// For the tests that run an example as a user would: build it, run it with
+/// a time limit, read its output as it comes, signal it.
 pub mod harness {
     use std::io::{BufRead, BufReader, Read};
     use std::path::PathBuf;
@@ -1703,13 +2012,7 @@ mod tests {
 
     #[test]
     fn fill_rounds_cover_every_message_once() {
-        let args = throughput::Args::try_parse_for(
-            "test",
-            BASE.iter()
-                .chain(&["--messages", "25001", "--fill"])
-                .map(|a| a.replace("worker", "throughput")),
-        )
-        .expect("valid flags");
+        let args = throughput_args(&["--messages", "25001", "--fill"]).expect("valid flags");
         let rounds: Vec<usize> = args
             .fill_rounds()
             .map(|r| r.expect("valid xadd").len())
@@ -1718,6 +2021,95 @@ mod tests {
         let seen = throughput::Seen::new(&args);
         assert!(!seen.add(25_000));
         assert!(seen.add(1));
+    }
+
+    fn throughput_args(extra: &[&str]) -> Result<throughput::Args, clap::Error> {
+        throughput::Args::try_parse_for(
+            "test",
+            BASE.iter()
+                .chain(extra)
+                .map(|a| a.replace("worker", "throughput")),
+        )
+    }
+
+    #[test]
+    fn every_stream_given_and_every_shard_is_read() {
+        let streams = |cfg: &ConsumerConfig| -> Vec<String> {
+            cfg.streams()
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        };
+        assert_eq!(streams(&config(&[])), ["s"]);
+        assert_eq!(streams(&config(&["--stream", "t"])), ["s", "t"]);
+        let sharded = config(&["--stream", "t", "--shards", "3"]);
+        let keys = ["{s:0}", "{s:1}", "{s:2}", "{t:0}", "{t:1}", "{t:2}"];
+        assert_eq!(streams(&sharded), keys);
+        let args = worker_args(&["--shards", "2"]).expect("valid flags");
+        assert_eq!(args.stream(), "{s:0}");
+        let args = throughput_args(&["--messages", "1", "--shards", "2"]).expect("valid flags");
+        assert_eq!(args.streams.keys(), ["{s:0}", "{s:1}"]);
+        let groups: Vec<String> = args.create_groups().iter().map(|c| c.join(" ")).collect();
+        assert_eq!(
+            groups,
+            [
+                "XGROUP CREATE {s:0} g 0 MKSTREAM",
+                "XGROUP CREATE {s:1} g 0 MKSTREAM"
+            ]
+        );
+        for bad in ["0", "1025"] {
+            let e = worker_args(&["--shards", bad]).expect_err("no such sharded stream");
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+            let e = throughput_args(&["--messages", "1", "--shards", bad]).expect_err("refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+        }
+    }
+
+    #[test]
+    fn fill_rounds_spread_over_the_shards_one_shard_a_round() {
+        let args = throughput_args(&["--messages", "50001", "--fill", "--shards", "4"])
+            .expect("valid flags");
+        let mut per_key = std::collections::BTreeMap::<String, usize>::new();
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        for round in args.fill_rounds() {
+            let round = round.expect("valid xadd");
+            sizes.push(round.len());
+            let key = round[0].args()[1].clone();
+            for command in &round {
+                let a = command.args();
+                assert_eq!(a[1], key, "a round holds one shard's XADDs only");
+                let at = a
+                    .iter()
+                    .position(|x| &x[..] == b"user_id")
+                    .expect("user_id");
+                let n: u64 = String::from_utf8_lossy(&a[at + 1])
+                    .parse()
+                    .expect("a number");
+                // In turn: entry n to shard n % 4.
+                assert_eq!(&key[..], format!("{{s:{}}}", n % 4).as_bytes());
+                seen.push(n);
+            }
+            *per_key
+                .entry(String::from_utf8_lossy(&key).into_owned())
+                .or_default() += round.len();
+        }
+        assert_eq!(
+            sizes,
+            [10_000, 2501, 10_000, 2500, 10_000, 2500, 10_000, 2500]
+        );
+        let counts: Vec<(&str, usize)> = per_key.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        assert_eq!(
+            counts,
+            [
+                ("{s:0}", 12_501),
+                ("{s:1}", 12_500),
+                ("{s:2}", 12_500),
+                ("{s:3}", 12_500)
+            ]
+        );
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50_001).collect::<Vec<u64>>());
     }
 
     #[test]

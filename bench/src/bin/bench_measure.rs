@@ -1,11 +1,15 @@
 //! Runs one benchmark client and measures it: its wall time, its CPU time
 //! (utime+stime of `/proc/<pid>/stat`, read once it exited but before it is
 //! reaped), its peak RSS (`VmHWM`, sampled while it runs) and the server's CPU
-//! time over the run (`/proc/<server pid>/stat` before and after). Prints the
-//! client's output to stderr and one tab-separated record to stdout:
-//! `client count messages rate wall_s cpu_s peak_rss_bytes server_cpu_s`.
+//! time over the run (`/proc/<server pid>/stat` before and after; with
+//! several pids, comma-separated (a cluster's nodes), the sum of theirs),
+//! and how long the servers' main threads were runnable but waiting for a
+//! CPU over the run (`/proc/<pid>/schedstat`, summed; 0 where the kernel
+//! does not say). Prints the client's output to stderr and one
+//! tab-separated record to stdout: `client count messages rate wall_s cpu_s
+//! peak_rss_bytes server_cpu_s server_cpu_wait_s`.
 //!
-//! Usage: `bench_measure CLIENT COUNT SERVER_PID -- PROGRAM ARGS...`
+//! Usage: `bench_measure CLIENT COUNT SERVER_PID[,PID...] -- PROGRAM ARGS...`
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
@@ -18,20 +22,37 @@ fn main() -> ExitCode {
     let (head, cmd) = match args.iter().position(|a| a == "--") {
         Some(i) if i == 3 && args.len() > 4 => (&args[..3], &args[4..]),
         _ => {
-            eprintln!("usage: bench_measure CLIENT COUNT SERVER_PID -- PROGRAM ARGS...");
+            eprintln!("usage: bench_measure CLIENT COUNT SERVER_PID[,PID...] -- PROGRAM ARGS...");
             return ExitCode::from(2);
         }
     };
     let (client, count) = (&head[0], &head[1]);
-    let Ok(server_pid) = head[2].parse::<u32>() else {
-        eprintln!("bench_measure: bad server pid {:?}", head[2]);
+    let Ok(server_pids) = head[2]
+        .split(',')
+        .map(str::parse::<u32>)
+        .collect::<Result<Vec<u32>, _>>()
+    else {
+        eprintln!("bench_measure: bad server pid list {:?}", head[2]);
         return ExitCode::from(2);
     };
-    let server_cpu = || procfs::stat(server_pid).map(|s| s.cpu);
+    // Every server's CPU time, summed; `None` if one is gone.
+    let server_cpu = || {
+        server_pids
+            .iter()
+            .map(|&pid| procfs::stat(pid).map(|s| s.cpu))
+            .sum::<Option<Duration>>()
+    };
     let Some(server_before) = server_cpu() else {
-        eprintln!("bench_measure: no server process {server_pid}");
+        eprintln!("bench_measure: no server process among {:?}", head[2]);
         return ExitCode::from(2);
     };
+    let server_wait = || {
+        server_pids
+            .iter()
+            .map(|&pid| procfs::cpu_wait(pid).unwrap_or_default())
+            .sum::<Duration>()
+    };
+    let wait_before = server_wait();
     let started = Instant::now();
     let mut child = match Command::new(&cmd[0])
         .args(&cmd[1..])
@@ -61,17 +82,19 @@ fn main() -> ExitCode {
         }
     };
     let server_after = server_cpu().unwrap_or(server_before);
+    let wait_after = server_wait();
     let last = reader.join().ok().flatten().unwrap_or_default();
     let Some((messages, _secs, rate)) = parse_report(&last).filter(|_| status.success()) else {
         eprintln!("bench_measure: {client} failed ({status}); last line {last:?}");
         return ExitCode::FAILURE;
     };
     println!(
-        "{client}\t{count}\t{messages}\t{rate:.0}\t{:.3}\t{:.3}\t{}\t{:.3}",
+        "{client}\t{count}\t{messages}\t{rate:.0}\t{:.3}\t{:.3}\t{}\t{:.3}\t{:.3}",
         usage.wall.as_secs_f64(),
         usage.cpu.as_secs_f64(),
         usage.peak_rss,
-        (server_after - server_before).as_secs_f64()
+        (server_after - server_before).as_secs_f64(),
+        wait_after.saturating_sub(wait_before).as_secs_f64()
     );
     ExitCode::SUCCESS
 }

@@ -6,6 +6,10 @@
 //! client did not run). Clients keep their first-seen order; COUNTs go from
 //! the largest down, `default` (the library's defaults) last.
 //!
+//! `--baseline NAME=HEADER` (repeatable, before the file) gives the ratio
+//! columns instead: to client NAME's median, headed HEADER
+//! (`bench/run.sh scale-cluster` compares with the single server's runs).
+//!
 //! A client named `NAME over TLS` (`bench/run.sh tls`) is compared with
 //! the baselines over TLS, and a second table gives what TLS costs each
 //! client that ran both ways: its msgs/s and client CPU-s per million
@@ -31,9 +35,11 @@ struct Run {
     server_cpu: f64,
 }
 
+/// A `bench_measure` record (its ninth field, the servers' CPU wait, is
+/// not in the table; records without it are read too).
 fn parse(line: &str) -> Option<Run> {
     let f: Vec<&str> = line.split('\t').collect();
-    if f.len() != 8 {
+    if f.len() != 8 && f.len() != 9 {
         return None;
     }
     Some(Run {
@@ -90,9 +96,52 @@ fn ratio(rate: f64, base: f64) -> String {
     }
 }
 
+/// What the command line asks for.
+#[derive(Debug)]
+struct Options {
+    /// The ratio columns: client and header (`--baseline NAME=HEADER`, else
+    /// [`BASELINES`]).
+    baselines: Vec<(String, String)>,
+    /// The records' file; `None` for stdin.
+    path: Option<String>,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut baselines = Vec::new();
+    let mut path = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--baseline" {
+            let value = args.next().ok_or("--baseline needs NAME=HEADER")?;
+            let (name, header) = value
+                .split_once('=')
+                .ok_or_else(|| format!("--baseline {value:?}: not NAME=HEADER"))?;
+            baselines.push((name.to_string(), header.to_string()));
+        } else if path.is_none() {
+            path = Some(arg);
+        } else {
+            return Err(format!("unexpected argument {arg:?}"));
+        }
+    }
+    if baselines.is_empty() {
+        baselines = BASELINES
+            .iter()
+            .map(|(n, h)| (n.to_string(), h.to_string()))
+            .collect();
+    }
+    Ok(Options { baselines, path })
+}
+
 fn main() -> std::io::Result<()> {
+    let Options { baselines, path } = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("bench_table: {e}\nusage: bench_table [--baseline NAME=HEADER]... [FILE]");
+            std::process::exit(2);
+        }
+    };
     let mut text = String::new();
-    match std::env::args().nth(1) {
+    match path {
         Some(path) => text = std::fs::read_to_string(path)?,
         None => {
             std::io::stdin().read_to_string(&mut text)?;
@@ -117,17 +166,10 @@ fn main() -> std::io::Result<()> {
     };
     // The client column fits the longest name ("redis-rs idiomatic over TLS").
     let w = keys.iter().map(|(_, c)| c.len()).max().unwrap_or(0).max(20);
+    let ratio_headers: String = baselines.iter().map(|(_, h)| format!(" {h}")).collect();
     println!(
-        "{:<w$} {:>7} {:>9} {:>10} {:>8} {:>13} {:>8} {:>9} {:>11}  runs (msgs/s)",
-        "client",
-        "COUNT",
-        "messages",
-        "msgs/s",
-        "server%",
-        "cpu-s/M msgs",
-        "RSS MB",
-        BASELINES[0].1,
-        BASELINES[1].1
+        "{:<w$} {:>7} {:>9} {:>10} {:>8} {:>13} {:>8}{ratio_headers}  runs (msgs/s)",
+        "client", "COUNT", "messages", "msgs/s", "server%", "cpu-s/M msgs", "RSS MB",
     );
     for (count, client) in &keys {
         let mine: Vec<&Run> = runs
@@ -135,16 +177,20 @@ fn main() -> std::io::Result<()> {
             .filter(|r| &r.count == count && &r.client == client)
             .collect();
         let rate = med(count, client, &|r| r.rate);
-        let [vs_rr, vs_py] = BASELINES.map(|(b, _)| {
-            let base = baseline_for(client, b);
-            ratio(rate, med(count, &base, &|r| r.rate))
-        });
+        let ratios: String = baselines
+            .iter()
+            .map(|(b, header)| {
+                let base = baseline_for(client, b);
+                let cell = ratio(rate, med(count, &base, &|r| r.rate));
+                format!(" {cell:>width$}", width = header.len())
+            })
+            .collect();
         let busy = med(count, client, &|r| 100.0 * r.server_cpu / r.wall);
         let cpu_per_m = med(count, client, &|r| r.cpu * 1e6 / r.messages as f64);
         let rss = med(count, client, &|r| r.rss / (1024.0 * 1024.0));
         let each: Vec<String> = mine.iter().map(|r| format!("{:.0}", r.rate)).collect();
         println!(
-            "{:<w$} {:>7} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1} {:>9} {:>11}  {}",
+            "{:<w$} {:>7} {:>9} {:>10.0} {:>7.0}% {:>13.2} {:>8.1}{ratios}  {}",
             client,
             count,
             mine[0].messages,
@@ -152,8 +198,6 @@ fn main() -> std::io::Result<()> {
             busy,
             cpu_per_m,
             rss,
-            vs_rr,
-            vs_py,
             each.join(" ")
         );
     }
@@ -228,6 +272,27 @@ mod tests {
             baseline_for("xgroup-tokio", "redis-rs idiomatic"),
             "redis-rs idiomatic"
         );
+    }
+
+    #[test]
+    fn baselines_default_or_given() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        let default = args(&["runs.tsv"]).expect("valid");
+        assert_eq!(default.baselines.len(), 2);
+        assert_eq!(default.baselines[0].0, "redis-rs idiomatic");
+        assert_eq!(default.path.as_deref(), Some("runs.tsv"));
+        let given = args(&["--baseline", "a b=vs a", "--baseline", "c=vs c"]).expect("ok");
+        assert_eq!(
+            given.baselines,
+            [
+                ("a b".to_string(), "vs a".to_string()),
+                ("c".to_string(), "vs c".to_string())
+            ]
+        );
+        assert_eq!(given.path, None);
+        assert!(args(&["--baseline"]).is_err());
+        assert!(args(&["--baseline", "no-header"]).is_err());
+        assert!(args(&["a", "b"]).is_err());
     }
 
     #[test]

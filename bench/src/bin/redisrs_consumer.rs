@@ -16,6 +16,16 @@
 //! certificate; redis-rs's `tls-rustls`, with ring as the process's crypto
 //! provider.
 //!
+//! - `--shards N` (idiomatic only): reads every shard of the sharded stream
+//!   `--stream` (keys `{NAME:0}` to `{NAME:N-1}`, as xgroup's
+//!   `ShardedStream`), a user's loop over them: one `XREADGROUP` (no
+//!   `BLOCK`) per shard in turn, each batch acked with one `XACK` to its
+//!   shard; a round that finds nothing anywhere waits 10 ms. On a
+//!   `redis+cluster://host:port[,host:port...]` URL it goes through
+//!   redis-rs's cluster client (`ClusterClient`, `cluster` feature), which
+//!   sends each call to the primary of its key's slot; on a `redis://` URL
+//!   through one connection. The group is created on every shard.
+//!
 //! `--in-flight` is accepted for flag compatibility and ignored: redis-rs's
 //! sync connection has one batch in hand (idiomatic) or one read overlapping
 //! one ack (pipelined).
@@ -23,9 +33,11 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use redis::cluster::ClusterClient;
 use redis::streams::{StreamReadOptions, StreamReadReply};
-use redis::{Commands, Connection, RedisResult};
+use redis::{Commands, Connection, ConnectionLike, RedisResult};
 use xgroup_bench::{now_ns, report, Latencies, SENT_FIELD};
+use xgroup_tokio::ShardedStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -71,6 +83,23 @@ struct Args {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Read every shard of the sharded stream --stream in N shards (idiomatic
+    /// loop; a redis+cluster:// URL goes through redis-rs's cluster client).
+    #[arg(long, value_name = "N", conflicts_with_all = ["latency", "fill"])]
+    shards: Option<usize>,
+}
+
+/// The seeds of a `redis+cluster://host:port[,host:port...]` URL as
+/// `redis://host:port` URLs; `None` for any other URL.
+fn cluster_seeds(url: &str) -> Option<Vec<String>> {
+    let hosts = url.strip_prefix("redis+cluster://")?;
+    Some(
+        hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{h}"))
+            .collect(),
+    )
 }
 
 /// The client for `args.url`: with the TLS files given, if any.
@@ -135,10 +164,10 @@ fn fill(con: &mut Connection, args: &Args) -> RedisResult<()> {
     Ok(())
 }
 
-fn create_group(con: &mut Connection, args: &Args) -> RedisResult<()> {
+fn create_group(con: &mut impl ConnectionLike, stream: &[u8], args: &Args) -> RedisResult<()> {
     let created: RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(&args.stream)
+        .arg(stream)
         .arg(&args.group)
         .arg("0")
         .arg("MKSTREAM")
@@ -208,6 +237,74 @@ fn pipelined(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> Red
     Ok(acked)
 }
 
+/// A round over the shards: per shard one read (no `BLOCK`) and one ack of
+/// what it returned; repeat, waiting 10 ms after a round that found nothing.
+fn sharded(
+    con: &mut impl ConnectionLike,
+    keys: &[&[u8]],
+    args: &Args,
+    opts: &StreamReadOptions,
+) -> RedisResult<u64> {
+    let mut acked = 0u64;
+    while acked < args.messages {
+        let mut found = false;
+        for key in keys {
+            let reply: Option<StreamReadReply> = con.xread_options(&[key], &[">"], opts)?;
+            let ids = ids_of(&reply);
+            if ids.is_empty() {
+                continue;
+            }
+            found = true;
+            let n: u64 = con.xack(key, &args.group, &ids)?;
+            acked += n;
+        }
+        if !found {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(acked)
+}
+
+/// `--shards`: every shard of the sharded stream, through redis-rs's
+/// cluster client on a `redis+cluster://` URL, else one connection.
+fn run_sharded(args: &Args, shards: usize) -> RedisResult<()> {
+    if args.mode != Mode::Idiomatic {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "--shards reads with the idiomatic loop only",
+        )));
+    }
+    let stream = ShardedStream::new(&args.stream, shards).map_err(|e| {
+        redis::RedisError::from((redis::ErrorKind::Client, "bad --shards", e.to_string()))
+    })?;
+    let keys: Vec<&[u8]> = stream.keys().iter().map(|k| &k[..]).collect();
+    let opts = StreamReadOptions::default()
+        .group(&args.group, &args.consumer)
+        .count(args.count);
+    // The clock starts once the groups exist, as in the other loops.
+    let start;
+    let acked = match cluster_seeds(&args.url) {
+        Some(seeds) => {
+            let mut con = ClusterClient::new(seeds)?.get_connection()?;
+            for key in &keys {
+                create_group(&mut con, key, args)?;
+            }
+            start = Instant::now();
+            sharded(&mut con, &keys, args, &opts)?
+        }
+        None => {
+            let mut con = client(args)?.get_connection()?;
+            for key in &keys {
+                create_group(&mut con, key, args)?;
+            }
+            start = Instant::now();
+            sharded(&mut con, &keys, args, &opts)?
+        }
+    };
+    report(start, acked);
+    Ok(())
+}
+
 /// Read with BLOCK, note each message's produce→read latency, ack.
 fn latency(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> RedisResult<()> {
     let mut lat = Latencies::with_capacity(args.messages as usize);
@@ -232,11 +329,14 @@ fn latency(con: &mut Connection, args: &Args, opts: &StreamReadOptions) -> Redis
 
 fn main() -> RedisResult<()> {
     let args = Args::parse();
+    if let Some(shards) = args.shards {
+        return run_sharded(&args, shards);
+    }
     let mut con = client(&args)?.get_connection()?;
     if args.fill {
         fill(&mut con, &args)?;
     }
-    create_group(&mut con, &args)?;
+    create_group(&mut con, args.stream.as_bytes(), &args)?;
     let opts = StreamReadOptions::default()
         .group(&args.group, &args.consumer)
         .count(args.count)
