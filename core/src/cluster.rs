@@ -115,7 +115,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
 ///   a hash tag inside the name is overridden (its purpose, one slot,
 ///   is what sharding undoes);
 /// - keys derived from a shard's key by its hash tag (its heartbeat keys,
-///   `{orders:2}:xgroup:hb:...`) share the shard's slot.
+///   `{orders:2}:xgroup:{orders:2}:hb:...`) share the shard's slot.
 ///
 /// Distinct slots are not distinct nodes, and for large shard counts not
 /// even certain: shards 0 to 9 of any name are on 10 distinct slots (their

@@ -506,15 +506,21 @@ impl Consumer {
     }
 }
 
-/// The liveness key of `consumer`: it carries the stream's hash tag, so in a
-/// cluster it lives on the stream's slot (and can share a `MULTI`).
+/// The liveness key of `consumer` on `stream`: it carries the stream's
+/// hash tag, so in a cluster it lives on the stream's slot (and can share
+/// a `MULTI`), and names the stream unless the tag is the whole key (see
+/// `slot_key`): `{orders}:xgroup:hb:g:c` for `orders`,
+/// `{t}:xgroup:{t}.orders:hb:g:c` for `{t}.orders`.
 pub fn heartbeat_key(stream: &[u8], group: &[u8], consumer: &[u8]) -> Bytes {
     slot_key(stream, &[b"hb:", group, b":", consumer])
 }
 
 /// `{<tag>}:xgroup:<parts...>`, a key in `stream`'s hash slot: its hash
 /// tag, or the whole key in braces (which a `}` in it would cut short:
-/// then another tag in the same slot).
+/// then another tag in the same slot). Unless the tag is the whole stream
+/// key, the key names the stream too (`{<tag>}:xgroup:<stream>:<parts...>`):
+/// streams that share a tag (`{tenant}.orders`, `{tenant}.refunds`) must
+/// not share a consumer's heartbeat key or a lease.
 pub(super) fn slot_key(stream: &[u8], parts: &[&[u8]]) -> Bytes {
     let whole;
     let tag = match crate::cluster::hash_tag(stream) {
@@ -530,6 +536,10 @@ pub(super) fn slot_key(stream: &[u8], parts: &[&[u8]]) -> Bytes {
     key.push(b'{');
     key.extend_from_slice(tag);
     key.extend_from_slice(b"}:xgroup:");
+    if tag != stream {
+        key.extend_from_slice(stream);
+        key.push(b':');
+    }
     for part in parts {
         key.extend_from_slice(part);
     }
@@ -572,7 +582,16 @@ mod tests {
         );
         assert_eq!(
             &heartbeat_key(b"{tenant1}.orders", b"g", b"c")[..],
-            b"{tenant1}:xgroup:hb:g:c"
+            b"{tenant1}:xgroup:{tenant1}.orders:hb:g:c"
+        );
+        // Streams that share a tag do not share a key.
+        assert_ne!(
+            heartbeat_key(b"{tenant1}.orders", b"g", b"c"),
+            heartbeat_key(b"{tenant1}.refunds", b"g", b"c")
+        );
+        assert_ne!(
+            heartbeat_key(b"orders", b"g", b"c"),
+            heartbeat_key(b"{orders}", b"g", b"c")
         );
         for stream in [&b"orders"[..], b"{tenant1}.orders", b"a{}b", b"x{y}z{w}"] {
             assert_eq!(
