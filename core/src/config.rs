@@ -750,6 +750,13 @@ impl ConsumerConfigBuilder {
                 ));
             }
         }
+        if c.streams.len() > 1 && c.read_ahead.is_none() {
+            return Err(ConfigError::new(
+                "read_ahead",
+                "several streams need read-ahead: their one in-flight limit is shared by handing \
+                 read-ahead entries out in turn (without it a stream's blocked read would hold a slot)",
+            ));
+        }
         if c.ordered && c.heartbeat.is_none() {
             return Err(ConfigError::new(
                 "ordered",

@@ -100,6 +100,13 @@ pub(super) struct Heartbeat {
     /// Where this consumer releases the entries of hung handlers: a name
     /// that never beats (see [`released_name`]).
     released: Bytes,
+    /// A stream after the first of a consumer of several: the first
+    /// stream's part fences the name for the whole process; this one only
+    /// keeps its own liveness key, and works while the first holds the
+    /// name (`leader_holds`). Two processes under one name then cannot
+    /// each win some streams and both stop.
+    follower: bool,
+    leader_holds: bool,
 }
 
 /// Whose the name is, as far as this instance knows.
@@ -155,7 +162,22 @@ impl Heartbeat {
             releasing: false,
             dead: VecDeque::new(),
             released: released_name(&cfg.consumer),
+            follower: false,
+            leader_holds: false,
         }
+    }
+
+    /// This stream follows the first stream's fence of the name (see
+    /// `follower`).
+    pub(super) fn follow(&mut self) {
+        self.follower = true;
+        self.name = Name::Held;
+    }
+
+    /// Whether the first stream's part holds the name now; returns
+    /// whether that changed.
+    pub(super) fn set_leader_holds(&mut self, holds: bool) -> bool {
+        std::mem::replace(&mut self.leader_holds, holds) != holds
     }
 
     /// A new connection: liveness is checked afresh, and (with heartbeats)
@@ -164,6 +186,9 @@ impl Heartbeat {
         self.dead.clear();
         self.answer_due = false;
         self.releasing = false;
+        if self.follower {
+            return;
+        }
         if self.name != Name::Held || self.held_before {
             self.name = Name::Claiming;
         }
@@ -172,7 +197,10 @@ impl Heartbeat {
     /// Whether this instance holds the name (reads, replays and claims may
     /// go out).
     pub(super) fn holds_name(&self) -> bool {
-        self.name == Name::Held
+        match self.follower {
+            true => self.leader_holds,
+            false => self.name == Name::Held,
+        }
     }
 
     /// The next value for the key: our token and the next beat.
@@ -194,6 +222,11 @@ impl Heartbeat {
     /// A beat, claim or takeover answered with what the key held; `watch`
     /// is how long to watch another token.
     fn answered(&mut self, now: Instant, previous: Option<Bytes>, watch: Duration) -> Beat {
+        if self.follower {
+            // The first stream's part decides the name; another token here
+            // is a loser's, and lapses when it stops.
+            return Beat::Fine;
+        }
         let takeover = match &self.name {
             Name::TakingOver { expected } => Some(expected.clone()),
             _ => None,
@@ -302,6 +335,13 @@ impl Consumer {
             return;
         };
         if self.heartbeat.releasing || !self.timers.take_due(Timer::Heartbeat) {
+            return;
+        }
+        if self.heartbeat.follower && !self.heartbeat.leader_holds {
+            // Not before the process holds the name: a losing process
+            // must not keep liveness keys alive under it.
+            self.timers
+                .set(Timer::Heartbeat, now + hb.interval.min(Duration::from_millis(100)));
             return;
         }
         let ttl = hb.timeout().as_millis().max(1) as u64;

@@ -83,6 +83,12 @@ impl Consumer {
             }
         } else if self.cfg.read_ahead.is_none() {
             return;
+        } else if self.others_in_flight > 0 && self.reads.replay_from().is_some() {
+            // A stream of several whose replay waits for a slot the others
+            // hold: no read of new entries meanwhile (on one connection it
+            // would hold the connection whenever a slot frees), and new
+            // entries come after its own pending ones anyway.
+            return;
         }
         let Some(count) = self.new_entries_room() else {
             return;

@@ -64,8 +64,11 @@ impl MultiConsumer {
         // name's heartbeat key, and their parts must not take each other
         // for another process under the same name.
         let token = parts[0].heartbeat.token.clone();
+        let leader_holds = parts[0].heartbeat.holds_name();
         for p in &mut parts[1..] {
             p.heartbeat.token = token.clone();
+            p.heartbeat.follow();
+            p.heartbeat.set_leader_holds(leader_holds);
         }
         MultiConsumer {
             cfg: config,
@@ -333,6 +336,16 @@ impl MultiConsumer {
         if self.parts[i].is_stopped() {
             self.handle_shutdown(now);
         }
+        // The first stream's part fences the name for all: the others
+        // start (or stop) working with it.
+        let holds = self.parts[0].heartbeat.holds_name();
+        for j in 1..self.parts.len() {
+            if self.parts[j].heartbeat.set_leader_holds(holds) && holds {
+                let part = &mut self.parts[j];
+                part.timers.set_due(super::timers::Timer::Heartbeat, true);
+                part.pump(now);
+            }
+        }
         let taken = self.share();
         if taken >= before {
             return;
@@ -437,6 +450,12 @@ mod tests {
             .streams(["a", "b"])
             .dead_letter(DeadLetter::Stream("b".into()));
         assert_eq!(dead.build().unwrap_err().option, "dead_letter");
+        let unbuffered = ConsumerConfig::builder("a", "g", "c")
+            .streams(["a", "b"])
+            .no_read_ahead();
+        assert_eq!(unbuffered.build().unwrap_err().option, "read_ahead");
+        let one = ConsumerConfig::builder("a", "g", "c").no_read_ahead();
+        assert!(one.build().is_ok(), "one stream needs none");
     }
 
     #[test]
