@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use xgroup_core::{Consumer, Error};
+use xgroup_core::{Error, MultiConsumer};
 
 #[path = "support/world.rs"]
 mod world;
@@ -25,6 +25,7 @@ fn features() -> impl Strategy<Value = Features> {
         one_connection: o,
         no_read_ahead: r,
         cluster: false,
+        streams: 1,
     })
 }
 
@@ -290,7 +291,7 @@ fn a_second_live_process_with_the_same_name_stops_and_the_first_goes_on() {
     world.advance(100);
     // A second process under c0's name, while c0 runs.
     world.workers[1].name = "c0".into();
-    world.workers[1].consumer = Consumer::new(config("c0", 10, 1, 42, hb_only()));
+    world.workers[1].consumer = MultiConsumer::new(config("c0", 10, 1, 42, hb_only()));
     world.settle(1);
     let started = world.now;
     while world.workers[1].stopped.is_none() && world.now - started < Duration::from_secs(2) {
@@ -580,7 +581,7 @@ fn a_hung_handlers_entries_go_to_another_and_the_released_name_goes_away() {
         .seed(5)
         .build()
         .unwrap();
-    world.workers[0].consumer = Consumer::new(hung);
+    world.workers[0].consumer = MultiConsumer::new(hung);
     world.run(&[Op::Produce(3)]);
     world.settle(0);
     assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
@@ -604,7 +605,7 @@ fn a_hung_handlers_entries_go_to_another_and_the_released_name_goes_away() {
     );
     for id in &held {
         assert!(
-            world.handled.get(id) == Some(&2),
+            world.handled.get(&(0, *id)) == Some(&2),
             "{id:?} not handled by c1: {:#?}",
             world.log
         );
@@ -703,7 +704,10 @@ fn a_migration_and_a_failover_on_the_model_cluster_are_followed() {
             .iter()
             .filter(|wk| {
                 wk.consumer
-                    .connect_address(xgroup_core::Conn::Control)
+                    .connect_address(xgroup_core::StreamConn {
+                        stream: 0,
+                        conn: xgroup_core::Conn::Control,
+                    })
                     .map(|a| a.port)
                     == Some(NODE_PORT + target as u16)
             })
