@@ -26,6 +26,7 @@ fn features() -> impl Strategy<Value = Features> {
         no_read_ahead: r,
         cluster: false,
         streams: 1,
+        own_tags: false,
     })
 }
 

@@ -743,6 +743,7 @@ pub fn model(data: &[u8]) {
         // the property tests'.)
         cluster: false,
         streams: 1,
+        own_tags: false,
     };
     let consumers = 1 + usize::from(input.consumers % 3);
     let count = 1 + u64::from(input.count % 4);

@@ -18,8 +18,13 @@ use xgroup_core::{
 };
 
 /// The streams a consumer may read (the first alone unless
-/// [`Features::streams`] says more), all in one hash slot.
+/// [`Features::streams`] says more): one hash tag for all, as streams
+/// are put in one slot.
 pub(crate) const STREAMS: [&[u8]; 3] = [b"orders", b"{orders}:b", b"{orders}:c"];
+/// [`STREAMS`] with a hash tag of its own for each ([`Features::own_tags`]),
+/// all of them in the slot of `orders` still.
+pub(crate) const OWN_TAG_STREAMS: [&[u8]; 3] =
+    [b"orders", b"{orders-29231}:b", b"{orders-38270}:c"];
 pub(crate) const STREAM: &[u8] = STREAMS[0];
 pub(crate) const GROUP: &[u8] = b"workers";
 pub(crate) const MIN_IDLE: Duration = Duration::from_millis(1000);
@@ -47,6 +52,8 @@ pub(crate) struct Features {
     /// How many of [`STREAMS`] every consumer reads, in one group, under
     /// its one in-flight limit (0 or 1: the first alone).
     pub(crate) streams: usize,
+    /// The streams are [`OWN_TAG_STREAMS`]: each its own hash tag.
+    pub(crate) own_tags: bool,
 }
 
 impl Features {
@@ -54,19 +61,28 @@ impl Features {
     pub(crate) fn stream_count(&self) -> usize {
         self.streams.clamp(1, STREAMS.len())
     }
+
+    /// The keys of the streams read, in order.
+    pub(crate) fn stream_keys(&self) -> &'static [&'static [u8]] {
+        let all = match self.own_tags {
+            true => &OWN_TAG_STREAMS,
+            false => &STREAMS,
+        };
+        &all[..self.stream_count()]
+    }
+
+    /// The index of a stream key among those read.
+    pub(crate) fn stream_index(&self, key: &[u8]) -> usize {
+        self.stream_keys()
+            .iter()
+            .position(|s| *s == key)
+            .unwrap_or_else(|| panic!("a stream nobody reads: {:?}", String::from_utf8_lossy(key)))
+    }
 }
 
-/// An entry of one of the streams: the stream's index in [`STREAMS`] and
+/// An entry of one of the streams: the stream's index in the keys read and
 /// the id (two streams may hold the same id).
 pub(crate) type Key = (usize, StreamId);
-
-/// The index in [`STREAMS`] of a stream key.
-pub(crate) fn stream_index(key: &[u8]) -> usize {
-    STREAMS
-        .iter()
-        .position(|s| *s == key)
-        .unwrap_or_else(|| panic!("a stream nobody reads: {:?}", String::from_utf8_lossy(key)))
-}
 
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -292,7 +308,7 @@ pub(crate) fn config_with_claims(
     let (min_idle, every) = claims.unwrap_or((MIN_IDLE, CLAIM_EVERY));
     let mut b = ConsumerConfig::builder(STREAM, GROUP, name);
     if f.stream_count() > 1 {
-        b = b.streams(&STREAMS[..f.stream_count()]);
+        b = b.streams(f.stream_keys());
     }
     b = b
         .count(count)
@@ -349,6 +365,10 @@ impl World {
         v62: bool,
         features: Features,
     ) -> Self {
+        // One slot for every key (the cluster in front of the model has one).
+        for key in features.stream_keys() {
+            assert_eq!(xgroup_core::key_slot(key), xgroup_core::key_slot(DLQ));
+        }
         let now = Instant::now();
         let sim = SimServer::new(
             SimOptions {
@@ -406,6 +426,11 @@ impl World {
     /// How many streams each consumer reads.
     pub(crate) fn streams(&self) -> usize {
         self.features.stream_count()
+    }
+
+    /// The key of stream `s`.
+    pub(crate) fn key(&self, s: usize) -> &'static [u8] {
+        self.features.stream_keys()[s]
     }
 
     pub(crate) fn next_chunk(&mut self) -> usize {
@@ -467,6 +492,7 @@ impl World {
 
     /// Event `event` of worker `i` about its stream `s`.
     pub(crate) fn on_event(&mut self, i: usize, s: usize, event: Event) {
+        let f = self.features;
         let t = self.now - self.sim_start;
         match self.streams() {
             1 => self.log.push(format!("{t:?} {i}: {event:?}")),
@@ -501,7 +527,7 @@ impl World {
                     self.count
                 );
                 // The batch names its stream three ways, which agree.
-                assert_eq!(stream_index(&batch.stream), s, "the stream of {batch:?}");
+                assert_eq!(f.stream_index(&batch.stream), s, "the stream of {batch:?}");
                 assert_eq!(
                     self.workers[i].consumer.stream_of(batch.id),
                     s,
@@ -509,11 +535,11 @@ impl World {
                     batch.id
                 );
                 let name = self.workers[i].name.clone();
-                let pending = self.sim.pending(STREAMS[s], GROUP);
+                let pending = self.sim.pending(self.key(s), GROUP);
                 // An entry a handler still holds is never handed out again
                 // to the same consumer (replay and self-claims skip it).
                 for held in &self.workers[i].batches {
-                    if stream_index(&held.stream) != s {
+                    if f.stream_index(&held.stream) != s {
                         continue;
                     }
                     for m in &batch.messages {
@@ -571,7 +597,7 @@ impl World {
                     w.batches.len(),
                     w.batches
                         .iter()
-                        .map(|b| stream_index(&b.stream))
+                        .map(|b| f.stream_index(&b.stream))
                         .collect::<Vec<_>>(),
                     w.max_in_flight
                 );
@@ -595,6 +621,7 @@ impl World {
     /// completed) is within the limit over all streams, and matches the
     /// consumer's, in sum and per stream.
     pub(crate) fn check_in_flight(&self, i: usize) {
+        let f = self.features;
         let w = &self.workers[i];
         if w.stopped.is_some() {
             return;
@@ -610,7 +637,7 @@ impl World {
             let here = w
                 .batches
                 .iter()
-                .filter(|b| stream_index(&b.stream) == s)
+                .filter(|b| f.stream_index(&b.stream) == s)
                 .count();
             let part = w.consumer.part(s).expect("a part per stream");
             assert_eq!(part.in_flight(), here, "c{i}: in flight on stream {s}");
@@ -684,7 +711,7 @@ impl World {
             return;
         }
         let batch = self.workers[i].batches.remove(0);
-        let s = stream_index(&batch.stream);
+        let s = self.features.stream_index(&batch.stream);
         // The entries this worker held without a break since their
         // delivery (no disconnect of their stream's connections or crash
         // since): only those are still its own to make promises about.
@@ -900,7 +927,7 @@ impl World {
             let v = format!("{n}");
             let id = self
                 .sim
-                .xadd(self.now, STREAMS[s], &[(b"n", v.as_bytes()), (b"x", b"y")]);
+                .xadd(self.now, self.key(s), &[(b"n", v.as_bytes()), (b"x", b"y")]);
             self.produced.insert((s, id));
         }
         for i in 0..self.workers.len() {
@@ -917,7 +944,7 @@ impl World {
             .iter()
             .nth(pick as usize % self.produced.len())
             .unwrap();
-        if self.sim.xdel(STREAMS[s], id) {
+        if self.sim.xdel(self.key(s), id) {
             self.deleted.insert((s, id));
             self.may_ack.insert((s, id));
         }
@@ -1185,17 +1212,18 @@ impl World {
     /// was not deleted and that is not in the dead-letter stream; and no
     /// entry is both in the dead-letter stream and still pending.
     pub(crate) fn check_acks(&self) {
+        let f = self.features;
         let dead = self.dead_lettered();
         for (stream, group, id, _) in self.sim.acks() {
             assert_eq!(&group[..], GROUP, "XACK in another group");
-            let key = (stream_index(stream), *id);
+            let key = (f.stream_index(stream), *id);
             assert!(
                 self.may_ack.contains(&key) || dead.contains(&key),
                 "XACK of {id:?} on {:?}, never acked by a handler nor dead-lettered",
                 String::from_utf8_lossy(stream)
             );
         }
-        for (s, stream) in STREAMS.iter().enumerate().take(self.streams()) {
+        for (s, stream) in self.features.stream_keys().iter().enumerate() {
             for p in self.sim.pending(stream, GROUP) {
                 assert!(
                     !dead.contains(&(s, p.id)),
@@ -1224,6 +1252,7 @@ impl World {
     /// Entries in the dead-letter stream (by the stream and id they name),
     /// each with its original fields first.
     pub(crate) fn dead_lettered(&self) -> BTreeSet<Key> {
+        let f = self.features;
         self.sim
             .entries(DLQ)
             .into_iter()
@@ -1232,9 +1261,8 @@ impl World {
                 let stream = fields
                     .iter()
                     .find(|(f, _)| &f[..] == b"dlq_stream")
-                    .map(|(_, v)| stream_index(v))
+                    .map(|(_, v)| f.stream_index(v))
                     .expect("dlq_stream field");
-                assert!(stream < self.streams(), "a stream nobody reads");
                 let id = fields
                     .iter()
                     .find(|(f, _)| &f[..] == b"dlq_id")
@@ -1253,7 +1281,7 @@ impl World {
 
     /// Whether nothing is pending in any stream.
     pub(crate) fn nothing_pending(&self) -> bool {
-        (0..self.streams()).all(|s| self.sim.pending(STREAMS[s], GROUP).is_empty())
+        (0..self.streams()).all(|s| self.sim.pending(self.key(s), GROUP).is_empty())
     }
 
     /// Healthy handlers, time passing: everything must end acknowledged.
@@ -1283,7 +1311,7 @@ impl World {
             }
             self.advance(100);
         }
-        let streams = &STREAMS[..self.streams()];
+        let streams = self.features.stream_keys();
         panic!(
             "not quiescent: pending {:?}, last delivered {:?}, produced {}, all delivered {}, in hand {:?}, last events {:#?}",
             streams.iter().map(|s| self.sim.pending(s, GROUP)).collect::<Vec<_>>(),
@@ -1306,7 +1334,7 @@ impl World {
                 .iter()
                 .rev()
                 .find(|key| key.0 == s && !self.deleted.contains(key));
-            match (last_live, self.sim.group_last_delivered(STREAMS[s], GROUP)) {
+            match (last_live, self.sim.group_last_delivered(self.key(s), GROUP)) {
                 (None, _) => true,
                 (Some(&(_, last)), Some(delivered)) => delivered >= last,
                 (Some(_), None) => false,
