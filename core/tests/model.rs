@@ -979,3 +979,73 @@ fn of_two_processes_under_one_name_over_several_streams_one_goes_on() {
     world.quiesce();
     world.check_final();
 }
+
+/// Found by the property test (1,500 cases, streams with their own hash
+/// tags): consumers crash and restart under their names while the others
+/// fail over the dead ones. A consumer taken for dead on a stream, whose
+/// new process reads entries there under its name, must not be removed
+/// from the group with them (`XGROUP DELCONSUMER` drops its pending
+/// entries, which nobody would ever get again): every entry is handled.
+#[test]
+fn regression_a_dead_names_removal_keeps_what_its_new_process_read() {
+    use Op::*;
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        own_tags: true,
+        ..Features::default()
+    };
+    let mut world = World::with(3, 1, Vec::new(), false, features);
+    world.run(&[
+        Advance(200),
+        Produce(19),
+        Produce(1),
+        Advance(1),
+        Disconnect(7),
+        Produce(10),
+        Complete(0, 2),
+        Complete(2, 2),
+        Step(0),
+        Step(0),
+        Step(0),
+        Step(0),
+        Crash(0),
+        Complete(2, 1),
+        Produce(20),
+        Delete(24335),
+        Advance(99),
+        Produce(1),
+        Crash(0),
+        Advance(1099),
+        Complete(0, 0),
+        Produce(1),
+        Produce(21),
+        Produce(3),
+        Complete(1, 1),
+        Complete(0, 0),
+        Step(0),
+        Advance(400),
+        Disconnect(14),
+        Disconnect(0),
+        Produce(21),
+        Produce(19),
+        Crash(1),
+        Step(0),
+        Produce(9),
+        Step(0),
+        Produce(12),
+        Produce(5),
+        Crash(0),
+        Advance(200),
+        Produce(12),
+        Crash(2),
+        Advance(300),
+        Complete(1, 0),
+        Produce(21),
+        Delete(19936),
+        Crash(2),
+        Advance(99),
+    ]);
+    world.quiesce();
+    world.check_final();
+}
