@@ -1,6 +1,8 @@
 //! The world the property tests, the stateful fuzz target and the
-//! deterministic scenarios drive: several consumers against the in-memory
-//! model of Redis Streams, with the invariants checked as it runs. Shared by
+//! deterministic scenarios drive: several consumers (each a
+//! `MultiConsumer`, of one stream or of several under one in-flight
+//! limit) against the in-memory model of Redis Streams, with the
+//! invariants checked as it runs, per stream and id. Shared by
 //! `core/tests/model.rs` and `fuzz/src/lib.rs` (target `model`).
 // Each includer uses its own part of it.
 #![allow(dead_code)]
