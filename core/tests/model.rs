@@ -1106,3 +1106,48 @@ fn regression_a_sweep_does_not_claim_what_its_own_read_brought() {
     world.quiesce();
     world.check_final();
 }
+
+/// Streams with one hash tag share the name's heartbeat key. A graceful
+/// stop while one stream's handler still works: the streams with nothing
+/// in hand finish first, and the name must stay alive until the last one
+/// has drained (no lapse of its heartbeat, its held entries to nobody
+/// else), then go.
+#[test]
+fn a_graceful_stop_keeps_the_name_alive_while_a_stream_drains() {
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 1, Vec::new(), false, features);
+    world.check_held = true;
+    world.run(&[Op::Produce(2), Op::Produce(8 | 2)]);
+    world.settle(0);
+    world.settle(1);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    world.workers[0].consumer.handle_shutdown(world.now);
+    world.drain(0);
+    for _ in 0..30 {
+        world.advance(100);
+        while !world.workers[1].batches.is_empty() {
+            world.complete(1, 0);
+        }
+    }
+    assert!(
+        !world.log.iter().any(|l| l.contains("HeartbeatLapsed")),
+        "{:#?}",
+        world.log
+    );
+    world.complete(0, 0);
+    world.settle(0);
+    assert!(
+        matches!(world.workers[0].stopped, Some(None)),
+        "{:?}: {:#?}",
+        world.workers[0].stopped,
+        world.log
+    );
+    // A new process under the name finishes the work with the other.
+    world.crash(0);
+    world.quiesce();
+    world.check_final();
+}
