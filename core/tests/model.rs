@@ -1151,3 +1151,30 @@ fn a_graceful_stop_keeps_the_name_alive_while_a_stream_drains() {
     world.quiesce();
     world.check_final();
 }
+
+/// Found by the property test over streams sharing a hash tag (so the
+/// name's heartbeat key): consumers crash and come back under their
+/// names, one stream's connection is cut. No second process ever shares
+/// a name, so none stops.
+#[test]
+fn a_restart_over_streams_sharing_a_hash_tag_is_not_taken_for_a_duplicate() {
+    use Op::*;
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 1, Vec::new(), false, features);
+    // `run` checks after every op that only a duplicate name stops.
+    world.run(&[
+        Produce(1),
+        Crash(1),
+        Produce(1),
+        Disconnect(5),
+        Produce(1),
+        Crash(0),
+    ]);
+    world.run(&[Advance(1000)]);
+    world.quiesce();
+    world.check_final();
+}
