@@ -1178,3 +1178,46 @@ fn a_restart_over_streams_sharing_a_hash_tag_is_not_taken_for_a_duplicate() {
     world.quiesce();
     world.check_final();
 }
+
+/// Found by the property test (polling, several streams): a consumer's
+/// handler holds a batch of one stream while the shared slots are taken,
+/// that stream's connection is cut and comes back, and the handler asks
+/// for a retry after 2.5 s. The entries it holds, then promised, are its
+/// own all along: nobody else gets them before the promised time (one
+/// stream gets this right).
+#[test]
+fn regression_a_retry_after_is_kept_over_several_streams_when_polling() {
+    use Op::*;
+    let features = Features {
+        polling: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(3, 2, Vec::new(), false, features);
+    world.run(&[
+        Step(0),
+        Step(2),
+        Step(2),
+        Step(0),
+        Step(0),
+        Step(2),
+        Advance(499),
+        Advance(250),
+        Advance(550),
+        Produce(3),
+        Advance(800),
+        Advance(157),
+        Advance(442),
+        Advance(750),
+        Disconnect(16),
+        Produce(9),
+        Advance(299),
+        Produce(1),
+        Disconnect(4),
+        Produce(1),
+        Complete(1, 4),
+        Advance(500),
+    ]);
+    world.quiesce();
+    world.check_final();
+}
