@@ -51,7 +51,7 @@ pub use consumer::{
 #[doc(hidden)] // for the model-vs-server tests
 pub use consumer::{
     DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT, LEASE_RELEASE_SCRIPT,
-    LEASE_SCRIPT,
+    LEASE_SCRIPT, REMOVE_DEAD_SCRIPT,
 };
 pub use error::{
     ConfigError, Error, FieldsError, FieldsErrorKind, ProtocolError, ServerError, ServerErrorKind,

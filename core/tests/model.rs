@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use xgroup_core::{Consumer, Error};
+use xgroup_core::{Error, MultiConsumer};
 
 #[path = "support/world.rs"]
 mod world;
@@ -25,6 +25,8 @@ fn features() -> impl Strategy<Value = Features> {
         one_connection: o,
         no_read_ahead: r,
         cluster: false,
+        streams: 1,
+        own_tags: false,
     })
 }
 
@@ -48,6 +50,24 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3).prop_map(Op::Crash),
         3 => (1u16..1500).prop_map(Op::Advance),
         1 => any::<u16>().prop_map(Op::Delete),
+    ]
+}
+
+/// The ops of [`op`] over several streams: each production goes to one of
+/// them, a disconnect cuts any stream's connection; and a cluster's (no-ops
+/// on one server).
+fn several_streams_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u8..6, 0u8..3).prop_map(|(n, s)| Op::Produce(s << 3 | n)),
+        8 => (0usize..3).prop_map(Op::Step),
+        6 => (0usize..3, 0u8..7).prop_map(|(c, o)| Op::Complete(c, o)),
+        1 => (0usize..18).prop_map(Op::Disconnect),
+        1 => (0usize..3).prop_map(Op::Crash),
+        3 => (1u16..1500).prop_map(Op::Advance),
+        1 => any::<u16>().prop_map(Op::Delete),
+        1 => (0usize..3).prop_map(Op::Failover),
+        1 => (0usize..3).prop_map(Op::Migrate),
+        1 => Just(Op::Recover),
     ]
 }
 
@@ -142,6 +162,79 @@ proptest! {
         features in features(),
     ) {
         let features = Features { heartbeat: true, ..features };
+        let mut world = World::with(consumers, count, chunks, v62, features);
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// Every consumer reads 2 or 3 streams of one group under its one
+    /// in-flight limit, on one server or a cluster, with every fault of the
+    /// first property: everything holds per stream and id (two streams
+    /// hold the same ids): each entry ends acknowledged or dead-lettered,
+    /// nothing is acked that no handler acked, delivery counts match the
+    /// stream's, retry-after promises are kept, and a consumer never has
+    /// more batches in flight over all its streams than its limit.
+    #[test]
+    fn at_least_once_over_several_streams_under_faults(
+        (consumers, count) in consumers_and_count(),
+        streams in 2usize..=3,
+        ops in proptest::collection::vec(several_streams_op(), 1..200),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+        features in features(),
+        (cluster, own_tags) in any::<(bool, bool)>(),
+    ) {
+        let features = Features { streams, cluster, own_tags, ..features };
+        let mut world = World::with(consumers, count, chunks, v62, features);
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// [`group_wide_promises_with_mixed_claim_settings`] with every
+    /// consumer reading 2 or 3 streams: a live handler's entries go to
+    /// nobody else and retry-after promises are kept, per stream and id.
+    #[test]
+    fn group_wide_promises_over_several_streams(
+        (consumers, count) in (2usize..=3, 1u64..=4),
+        streams in 2usize..=3,
+        ops in proptest::collection::vec(several_streams_op(), 1..200),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+        features in features(),
+        own_tags in any::<bool>(),
+        tunings in proptest::collection::vec((20u64..1200, 20u64..800), 3),
+    ) {
+        let features = Features { heartbeat: true, streams, own_tags, ..features };
+        let mut world = World::with(consumers, count, chunks, v62, features);
+        world.check_held = true;
+        world.tune_claims(0, Duration::from_millis(100), Duration::from_millis(50));
+        for (i, &(idle, every)) in tunings.iter().enumerate().skip(1).take(consumers - 1) {
+            world.tune_claims(i, Duration::from_millis(idle), Duration::from_millis(every));
+        }
+        world.run(&ops);
+        world.quiesce();
+        world.check_final();
+    }
+
+    /// [`duplicate_names_and_crash_restarts`] with every consumer reading 2
+    /// or 3 streams (each stream fences the name on its own), on one
+    /// server or a cluster.
+    #[test]
+    fn duplicate_names_over_several_streams(
+        (consumers, count) in consumers_and_count(),
+        streams in 2usize..=3,
+        ops in proptest::collection::vec(
+            prop_oneof![12 => several_streams_op(), 1 => (0usize..3).prop_map(Op::Duplicate)],
+            1..200,
+        ),
+        chunks in proptest::collection::vec(1usize..64, 0..4),
+        v62 in any::<bool>(),
+        features in features(),
+        (cluster, own_tags) in any::<(bool, bool)>(),
+    ) {
+        let features = Features { heartbeat: true, streams, cluster, own_tags, ..features };
         let mut world = World::with(consumers, count, chunks, v62, features);
         world.run(&ops);
         world.quiesce();
@@ -290,7 +383,7 @@ fn a_second_live_process_with_the_same_name_stops_and_the_first_goes_on() {
     world.advance(100);
     // A second process under c0's name, while c0 runs.
     world.workers[1].name = "c0".into();
-    world.workers[1].consumer = Consumer::new(config("c0", 10, 1, 42, hb_only()));
+    world.workers[1].consumer = MultiConsumer::new(config("c0", 10, 1, 42, hb_only()));
     world.settle(1);
     let started = world.now;
     while world.workers[1].stopped.is_none() && world.now - started < Duration::from_secs(2) {
@@ -580,7 +673,7 @@ fn a_hung_handlers_entries_go_to_another_and_the_released_name_goes_away() {
         .seed(5)
         .build()
         .unwrap();
-    world.workers[0].consumer = Consumer::new(hung);
+    world.workers[0].consumer = MultiConsumer::new(hung);
     world.run(&[Op::Produce(3)]);
     world.settle(0);
     assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
@@ -604,7 +697,7 @@ fn a_hung_handlers_entries_go_to_another_and_the_released_name_goes_away() {
     );
     for id in &held {
         assert!(
-            world.handled.get(id) == Some(&2),
+            world.handled.get(&(0, *id)) == Some(&2),
             "{id:?} not handled by c1: {:#?}",
             world.log
         );
@@ -703,7 +796,10 @@ fn a_migration_and_a_failover_on_the_model_cluster_are_followed() {
             .iter()
             .filter(|wk| {
                 wk.consumer
-                    .connect_address(xgroup_core::Conn::Control)
+                    .connect_address(xgroup_core::StreamConn {
+                        stream: 0,
+                        conn: xgroup_core::Conn::Control,
+                    })
                     .map(|a| a.port)
                     == Some(NODE_PORT + target as u16)
             })
@@ -722,4 +818,378 @@ fn a_migration_and_a_failover_on_the_model_cluster_are_followed() {
     let cluster = world.cluster.as_ref().unwrap();
     assert!(cluster.redirects >= 2, "{} redirects", cluster.redirects);
     assert_eq!(world.produced.len(), 20);
+}
+
+/// One consumer with room for one batch reading three streams, each with
+/// a backlog: the slot goes round the streams (none starved while another
+/// has entries waiting), it never holds two batches at once, and every
+/// entry of every stream is handled once.
+#[test]
+fn one_slot_over_three_streams_goes_round_them_all() {
+    let features = Features {
+        streams: 3,
+        ..Features::default()
+    };
+    let mut world = World::with(1, 1, Vec::new(), false, features);
+    assert_eq!(world.workers[0].max_in_flight, 1);
+    // Four entries in each stream, the first stream's first.
+    world.run(&[Op::Produce(4), Op::Produce(8 | 4), Op::Produce(16 | 4)]);
+    let mut order = Vec::new();
+    for _ in 0..40 {
+        world.settle(0);
+        assert!(world.workers[0].batches.len() <= 1, "{:#?}", world.log);
+        let Some(batch) = world.workers[0].batches.first() else {
+            break;
+        };
+        order.push(world.features.stream_index(&batch.stream));
+        world.complete(0, 0);
+    }
+    assert_eq!(order.len(), 12, "{order:?}: {:#?}", world.log);
+    // Every stream has entries waiting all along: each slot freed goes to
+    // the next stream in turn, so any three batches in a row are of three
+    // streams (no stream waits behind another's backlog).
+    for three in order.windows(3) {
+        let mut streams = three.to_vec();
+        streams.sort_unstable();
+        assert_eq!(streams, [0, 1, 2], "{order:?}");
+    }
+    for s in 0..3 {
+        assert_eq!(order.iter().filter(|&&o| o == s).count(), 4, "{order:?}");
+    }
+    world.quiesce();
+    world.check_final();
+    assert_eq!(world.handled.len(), 12);
+    assert!(
+        world.handled.values().all(|&n| n == 1),
+        "{:?}",
+        world.handled
+    );
+}
+
+/// Streams put in one slot share a hash tag: a consumer of two of them,
+/// alone under its name with heartbeats, is never taken for a second
+/// process of that name (each stream's heartbeat is its own), and goes on
+/// consuming both.
+#[test]
+fn a_consumer_of_streams_sharing_a_hash_tag_is_not_its_own_duplicate() {
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(1, 1, Vec::new(), false, features);
+    // `run` checks after every op that no process stopped but a duplicate.
+    world.run(&[Op::Advance(300), Op::Produce(1), Op::Produce(8 | 1)]);
+    world.run(&[Op::Advance(1000)]);
+    world.quiesce();
+    world.check_final();
+    assert_eq!(world.handled.len(), 2);
+}
+
+/// Without read-ahead a read of new entries takes a handler slot while
+/// it waits. One slot over two streams, entries in the first only: the
+/// empty stream's blocking reads, each sent again as the last comes back
+/// empty, must not keep the slot from the stream with entries waiting.
+#[test]
+fn an_empty_streams_blocking_reads_do_not_keep_the_only_slot() {
+    // (Read-ahead stays on: several streams refuse to go without it.)
+    let features = Features {
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(1, 1, Vec::new(), false, features);
+    world.run(&[Op::Produce(2)]);
+    world.quiesce();
+    world.check_final();
+}
+
+/// One slot over three streams, one connection each, heartbeats on (so an
+/// entry of a live consumer is that consumer's to redeliver): the first
+/// stream's sweeps (every 50 ms) and the others' reads come back in step.
+/// An entry the handler left pending (ack none) on the second stream must
+/// still come back: that stream's replay and sweeps get the slot in turn.
+#[test]
+fn every_stream_gets_the_slot_for_its_own_pending_entries() {
+    let features = Features {
+        heartbeat: true,
+        one_connection: true,
+        streams: 3,
+        own_tags: true,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 1, Vec::new(), false, features);
+    world.tune_claims(0, Duration::from_millis(100), Duration::from_millis(50));
+    world.tune_claims(1, Duration::from_millis(20), Duration::from_millis(20));
+    world.run(&[
+        Op::Produce(1),
+        Op::Produce(8 | 1),
+        Op::Produce(1),
+        Op::Produce(1),
+        Op::Complete(0, 1),
+    ]);
+    world.quiesce();
+    world.check_final();
+}
+
+/// Found by the property test: second processes under running consumers'
+/// names, crashes and a cut connection of one stream. The processes
+/// sharing a name come to the streams at different times, so one can hold
+/// the name on some streams and find another holding it on the rest. Of
+/// the processes sharing a name one must go on (the others stop with
+/// `DuplicateConsumer`), as with one stream.
+#[test]
+fn of_two_processes_under_one_name_over_several_streams_one_goes_on() {
+    use Op::*;
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        own_tags: true,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 1, Vec::new(), false, features);
+    // `run` checks after every op that a name sharing processes lives.
+    world.run(&[
+        Produce(1),
+        Duplicate(1),
+        Crash(1),
+        Produce(1),
+        Duplicate(0),
+        Produce(1),
+        Disconnect(9),
+        Advance(99),
+        Produce(1),
+        Produce(1),
+        Crash(0),
+    ]);
+    world.run(&[Advance(1000)]);
+    world.quiesce();
+    world.check_final();
+}
+
+/// The same on a cluster failing over, where a process is cut off from
+/// the streams' node for a while.
+#[test]
+fn of_two_processes_under_one_name_over_several_streams_on_a_cluster_one_goes_on() {
+    use Op::*;
+    let features = Features {
+        heartbeat: true,
+        streams: 3,
+        cluster: true,
+        own_tags: true,
+        ..Features::default()
+    };
+    let mut world = World::with(1, 1, Vec::new(), false, features);
+    world.run(&[
+        Migrate(2),
+        Produce(1),
+        Produce(1),
+        Failover(0),
+        Recover,
+        Failover(0),
+        Advance(120),
+        Advance(478),
+        Failover(0),
+        Migrate(0),
+        Duplicate(0),
+        Produce(1),
+        Advance(350),
+        Produce(1),
+        Produce(1),
+        Produce(1),
+    ]);
+    // The handlers finish what they hold (a process that stops drains
+    // first), time passes: `run` checks that the name still lives.
+    for i in 0..world.workers.len() {
+        while !world.workers[i].batches.is_empty() {
+            world.complete(i, 0);
+        }
+    }
+    world.run(&[Advance(1000)]);
+    world.quiesce();
+    world.check_final();
+}
+
+/// Found by the property test (1,500 cases, streams with their own hash
+/// tags): consumers crash and restart under their names while the others
+/// fail over the dead ones. A consumer taken for dead on a stream, whose
+/// new process reads entries there under its name, must not be removed
+/// from the group with them (`XGROUP DELCONSUMER` drops its pending
+/// entries, which nobody would ever get again): every entry is handled.
+#[test]
+fn regression_a_dead_names_removal_keeps_what_its_new_process_read() {
+    use Op::*;
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        own_tags: true,
+        ..Features::default()
+    };
+    let mut world = World::with(3, 1, Vec::new(), false, features);
+    world.run(&[
+        Advance(200),
+        Produce(19),
+        Produce(1),
+        Advance(1),
+        Disconnect(7),
+        Produce(10),
+        Complete(0, 2),
+        Complete(2, 2),
+        Step(0),
+        Step(0),
+        Step(0),
+        Step(0),
+        Crash(0),
+        Complete(2, 1),
+        Produce(20),
+        Delete(24335),
+        Advance(99),
+        Produce(1),
+        Crash(0),
+        Advance(1099),
+        Complete(0, 0),
+        Produce(1),
+        Produce(21),
+        Produce(3),
+        Complete(1, 1),
+        Complete(0, 0),
+        Step(0),
+        Advance(400),
+        Disconnect(14),
+        Disconnect(0),
+        Produce(21),
+        Produce(19),
+        Crash(1),
+        Step(0),
+        Produce(9),
+        Step(0),
+        Produce(12),
+        Produce(5),
+        Crash(0),
+        Advance(200),
+        Produce(12),
+        Crash(2),
+        Advance(300),
+        Complete(1, 0),
+        Produce(21),
+        Delete(19936),
+        Crash(2),
+        Advance(99),
+    ]);
+    world.quiesce();
+    world.check_final();
+}
+
+/// Streams with one hash tag share the name's heartbeat key. A graceful
+/// stop while one stream's handler still works: the streams with nothing
+/// in hand finish first, and the name must stay alive until the last one
+/// has drained (no lapse of its heartbeat, its held entries to nobody
+/// else), then go.
+#[test]
+fn a_graceful_stop_keeps_the_name_alive_while_a_stream_drains() {
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 1, Vec::new(), false, features);
+    world.check_held = true;
+    world.run(&[Op::Produce(2), Op::Produce(8 | 2)]);
+    world.settle(0);
+    world.settle(1);
+    assert_eq!(world.workers[0].batches.len(), 1, "{:#?}", world.log);
+    world.workers[0].consumer.handle_shutdown(world.now);
+    world.drain(0);
+    for _ in 0..30 {
+        world.advance(100);
+        while !world.workers[1].batches.is_empty() {
+            world.complete(1, 0);
+        }
+    }
+    assert!(
+        !world.log.iter().any(|l| l.contains("HeartbeatLapsed")),
+        "{:#?}",
+        world.log
+    );
+    world.complete(0, 0);
+    world.settle(0);
+    assert!(
+        matches!(world.workers[0].stopped, Some(None)),
+        "{:?}: {:#?}",
+        world.workers[0].stopped,
+        world.log
+    );
+    // A new process under the name finishes the work with the other.
+    world.crash(0);
+    world.quiesce();
+    world.check_final();
+}
+
+/// Found by the property test over streams sharing a hash tag (so the
+/// name's heartbeat key): consumers crash and come back under their
+/// names, one stream's connection is cut. No second process ever shares
+/// a name, so none stops.
+#[test]
+fn a_restart_over_streams_sharing_a_hash_tag_is_not_taken_for_a_duplicate() {
+    use Op::*;
+    let features = Features {
+        heartbeat: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(2, 1, Vec::new(), false, features);
+    // `run` checks after every op that only a duplicate name stops.
+    world.run(&[
+        Produce(1),
+        Crash(1),
+        Produce(1),
+        Disconnect(5),
+        Produce(1),
+        Crash(0),
+    ]);
+    world.run(&[Advance(1000)]);
+    world.quiesce();
+    world.check_final();
+}
+
+/// Found by the property test (polling, several streams): a consumer's
+/// handler holds a batch of one stream while the shared slots are taken,
+/// that stream's connection is cut and comes back, and the handler asks
+/// for a retry after 2.5 s. The entries it holds, then promised, are its
+/// own all along: nobody else gets them before the promised time (one
+/// stream gets this right).
+#[test]
+fn regression_a_retry_after_is_kept_over_several_streams_when_polling() {
+    use Op::*;
+    let features = Features {
+        polling: true,
+        streams: 2,
+        ..Features::default()
+    };
+    let mut world = World::with(3, 2, Vec::new(), false, features);
+    world.run(&[
+        Step(0),
+        Step(2),
+        Step(2),
+        Step(0),
+        Step(0),
+        Step(2),
+        Advance(499),
+        Advance(250),
+        Advance(550),
+        Produce(3),
+        Advance(800),
+        Advance(157),
+        Advance(442),
+        Advance(750),
+        Disconnect(16),
+        Produce(9),
+        Advance(299),
+        Produce(1),
+        Disconnect(4),
+        Produce(1),
+        Complete(1, 4),
+        Advance(500),
+    ]);
+    world.quiesce();
+    world.check_final();
 }

@@ -739,8 +739,11 @@ pub fn model(data: &[u8]) {
         polling,
         one_connection,
         no_read_ahead,
-        // (The cluster in front of the model is the property tests'.)
+        // (The cluster in front of the model, and several streams, are
+        // the property tests'.)
         cluster: false,
+        streams: 1,
+        own_tags: false,
     };
     let consumers = 1 + usize::from(input.consumers % 3);
     let count = 1 + u64::from(input.count % 4);

@@ -76,6 +76,22 @@ end
 return 0
 ";
 
+/// Removes a consumer taken for dead from the group, only if it is still
+/// dead (no heartbeat key) and holds nothing (no pending entry): a new
+/// process under its name may have started and read entries since it was
+/// found dead, and `XGROUP DELCONSUMER` would drop them from the pending
+/// list. KEYS: the stream, the consumer's heartbeat key. ARGV: group,
+/// consumer. Answers the entries it dropped (0), or -1 when it left the
+/// consumer there.
+pub const REMOVE_DEAD_SCRIPT: &str = "\
+-- xgroup dead consumer removal. KEYS: stream, heartbeat key. ARGV: group,
+-- consumer. Only a consumer still dead and holding nothing is removed.
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #held > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+";
+
 /// This consumer's heartbeat, and the consumers taken for dead.
 #[derive(Debug)]
 pub(super) struct Heartbeat {
@@ -107,6 +123,10 @@ pub(super) struct Heartbeat {
     /// each win some streams and both stop.
     follower: bool,
     leader_holds: bool,
+    /// The first stream's part has held the name since this process
+    /// started: from then on this one beats whatever the first's state
+    /// (its handler may hold entries that a lapsed key would expose).
+    leader_held: bool,
 }
 
 /// Whose the name is, as far as this instance knows.
@@ -164,6 +184,7 @@ impl Heartbeat {
             released: released_name(&cfg.consumer),
             follower: false,
             leader_holds: false,
+            leader_held: false,
         }
     }
 
@@ -177,6 +198,7 @@ impl Heartbeat {
     /// Whether the first stream's part holds the name now; returns
     /// whether that changed.
     pub(super) fn set_leader_holds(&mut self, holds: bool) -> bool {
+        self.leader_held |= holds;
         std::mem::replace(&mut self.leader_holds, holds) != holds
     }
 
@@ -337,11 +359,13 @@ impl Consumer {
         if self.heartbeat.releasing || !self.timers.take_due(Timer::Heartbeat) {
             return;
         }
-        if self.heartbeat.follower && !self.heartbeat.leader_holds {
+        if self.heartbeat.follower && !self.heartbeat.leader_held {
             // Not before the process holds the name: a losing process
             // must not keep liveness keys alive under it.
-            self.timers
-                .set(Timer::Heartbeat, now + hb.interval.min(Duration::from_millis(100)));
+            self.timers.set(
+                Timer::Heartbeat,
+                now + hb.interval.min(Duration::from_millis(100)),
+            );
             return;
         }
         let ttl = hb.timeout().as_millis().max(1) as u64;
@@ -350,6 +374,17 @@ impl Consumer {
         self.timers.set(Timer::Heartbeat, now + hb.interval);
         match self.heartbeat.name.clone() {
             Name::Claiming | Name::TakingOver { .. } if self.heartbeat.answer_due => {}
+            // The first stream's part holds the name for the process: a
+            // follower's key is simply written (a crashed predecessor's
+            // token in it must not leave it to lapse under a live handler).
+            Name::Held if self.heartbeat.follower => {
+                let value = self.heartbeat.next_value();
+                self.outbox.heartbeat_set(now, &key, &value, ttl);
+                if self.state == State::Running && self.lease.is_none() {
+                    self.outbox.pending_summary(now);
+                }
+                self.lease_beat(now, ttl);
+            }
             Name::Held => {
                 let value = self.heartbeat.next_value();
                 self.outbox
@@ -515,9 +550,11 @@ impl Consumer {
     pub(super) fn on_dead_pending(&mut self, now: Instant, consumer: Bytes, frame: Frame) {
         match reply::xpending_extended(frame) {
             Ok(rows) if rows.is_empty() => {
-                // Nothing pending left: now it may go.
+                // Nothing pending left: now it may go (if it is still dead
+                // and holds nothing: see `REMOVE_DEAD_SCRIPT`).
                 self.heartbeat.forget_dead(&consumer);
-                self.outbox.del_consumer(now, consumer);
+                let key = self.liveness_key(&consumer);
+                self.outbox.del_consumer(now, consumer, &key);
             }
             Ok(rows) => {
                 let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
@@ -530,7 +567,9 @@ impl Consumer {
     }
 
     pub(super) fn on_del_consumer(&mut self, now: Instant, consumer: Bytes, frame: Frame) {
-        match reply::integer(frame, "XGROUP DELCONSUMER") {
+        match reply::integer(frame, "EVAL") {
+            // Alive again, or holding entries: left in the group.
+            Ok(n) if n < 0 => {}
             Ok(_) => self.warn(Warning::ConsumerRemoved { consumer }),
             Err(ReplyError::Server(e)) if e.kind == ServerErrorKind::NoGroup => {}
             Err(e) => self.command_failed(now, e),

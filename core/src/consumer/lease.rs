@@ -484,7 +484,10 @@ mod tests {
                 crate::cluster::key_slot(b"{orders:1}")
             );
         }
-        assert_eq!(l.keys()[1].as_ref(), b"{orders:1}:xgroup:{orders:1}:lease:g");
+        assert_eq!(
+            l.keys()[1].as_ref(),
+            b"{orders:1}:xgroup:{orders:1}:lease:g"
+        );
         assert_eq!(l.index(), 1);
     }
 

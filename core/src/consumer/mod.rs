@@ -42,7 +42,9 @@ mod several;
 mod timers;
 
 pub use batch::{Batch, BatchId, Disposition, Message, Outcome, Source};
-pub use heartbeat::{heartbeat_key, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
+pub use heartbeat::{
+    heartbeat_key, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT, REMOVE_DEAD_SCRIPT,
+};
 pub use lifecycle::Conn;
 pub use report::{
     panic_message, ConsumerInfo, DeadLetterAction, DeadLettered, Event, Stats, Warning,

@@ -13,7 +13,7 @@ use crate::handshake::{self, HandshakeStep};
 use crate::id::{IdBuf, ReadFrom, StreamId};
 use crate::reply::ReplyError;
 
-use super::heartbeat::{HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
+use super::heartbeat::{HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT, REMOVE_DEAD_SCRIPT};
 use super::lease::{LEASE_RELEASE_SCRIPT, LEASE_SCRIPT};
 use super::ledger::DeadItem;
 use super::lifecycle::Conn;
@@ -671,6 +671,19 @@ impl Outbox {
         self.push(now, Sent::LeaseRelease, Duration::ZERO);
     }
 
+    /// `SET key value PX ttl_ms`: a follower's heartbeat (the name is
+    /// held by the first stream's part); answered like [`heartbeat`](Self::heartbeat).
+    pub(super) fn heartbeat_set(&mut self, now: Instant, key: &[u8], value: &[u8], ttl_ms: u64) {
+        self.wire
+            .begin(5)
+            .arg(b"SET")
+            .arg(key)
+            .arg(value)
+            .arg(b"PX")
+            .arg_u64(ttl_ms);
+        self.push(now, Sent::Heartbeat, Duration::ZERO);
+    }
+
     /// `GET key`: has the holder of this consumer's name beaten since?
     pub(super) fn name_watch(&mut self, now: Instant, key: &[u8]) {
         self.wire.begin(2).arg(b"GET").arg(key);
@@ -730,13 +743,16 @@ impl Outbox {
         self.push(now, Sent::GroupStats, Duration::ZERO);
     }
 
-    /// `XGROUP DELCONSUMER s g consumer`.
-    pub(super) fn del_consumer(&mut self, now: Instant, consumer: Bytes) {
+    /// `consumer` removed from the group if it is still dead (no key at
+    /// `heartbeat_key`) and holds nothing ([`REMOVE_DEAD_SCRIPT`]).
+    pub(super) fn del_consumer(&mut self, now: Instant, consumer: Bytes, heartbeat_key: &[u8]) {
         self.wire
-            .begin(5)
-            .arg(b"XGROUP")
-            .arg(b"DELCONSUMER")
+            .begin(7)
+            .arg(b"EVAL")
+            .arg(REMOVE_DEAD_SCRIPT.as_bytes())
+            .arg(b"2")
             .arg(&self.stream)
+            .arg(heartbeat_key)
             .arg(&self.group)
             .arg(&consumer);
         self.push(now, Sent::DelConsumer(consumer), Duration::ZERO);
@@ -825,7 +841,7 @@ impl Sent {
             Sent::NameWatch => "GET",
             Sent::PendingSummary | Sent::DeadPending(_) => "XPENDING",
             Sent::Liveness(_) => "GET",
-            Sent::DelConsumer(_) => "XGROUP DELCONSUMER",
+            Sent::DelConsumer(_) => "EVAL",
             Sent::Refresh(_) | Sent::Release(_) => "XCLAIM",
             Sent::SweepPage => "XPENDING",
             Sent::SweepLiveness(_) => "GET",

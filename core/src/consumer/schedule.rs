@@ -83,11 +83,12 @@ impl Consumer {
             }
         } else if self.cfg.read_ahead.is_none() {
             return;
-        } else if self.others_in_flight > 0 && self.reads.replay_from().is_some() {
-            // A stream of several whose replay waits for a slot the others
-            // hold: no read of new entries meanwhile (on one connection it
-            // would hold the connection whenever a slot frees), and new
-            // entries come after its own pending ones anyway.
+        } else if self.others_in_flight > 0 && self.control_work_waiting() {
+            // A stream of several whose replay, retries or sweep wait for a
+            // slot the others hold: no read of new entries meanwhile (on one
+            // connection it would hold the connection whenever a slot
+            // frees, in step with the others' timers), and new entries come
+            // after its own pending ones anyway.
             return;
         }
         let Some(count) = self.new_entries_room() else {
@@ -224,12 +225,18 @@ impl Consumer {
     /// more new-entries read goes out behind the one in flight, so the server
     /// has the next batch ready while this one travels and is parsed. It has
     /// no BLOCK: if the backlog just ran out it returns at once.
-    fn prefetch(&mut self, now: Instant, out: usize) {
-        let other_work = self.reads.replay_from().is_some()
+    /// Whether a fetch on the control connection is waiting: the replay,
+    /// due retries, a dead consumer's entries, the sweep.
+    fn control_work_waiting(&self) -> bool {
+        self.reads.replay_from().is_some()
             || self.ledger.has_redeliveries()
             || self.heartbeat.any_dead()
             || self.timers.is_due(Timer::ClaimSweep)
-            || self.claims.is_active();
+            || self.claims.is_active()
+    }
+
+    fn prefetch(&mut self, now: Instant, out: usize) {
+        let other_work = self.control_work_waiting();
         if out == 1
             && self.outbox.only_new_reads_out()
             && self.reads.backlog()

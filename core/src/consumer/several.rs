@@ -336,6 +336,7 @@ impl MultiConsumer {
         if self.parts[i].is_stopped() {
             self.handle_shutdown(now);
         }
+        let taken = self.share();
         // The first stream's part fences the name for all: the others
         // start (or stop) working with it.
         let holds = self.parts[0].heartbeat.holds_name();
@@ -344,9 +345,9 @@ impl MultiConsumer {
                 let part = &mut self.parts[j];
                 part.timers.set_due(super::timers::Timer::Heartbeat, true);
                 part.pump(now);
+                self.share();
             }
         }
-        let taken = self.share();
         if taken >= before {
             return;
         }

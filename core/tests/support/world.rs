@@ -1,6 +1,8 @@
 //! The world the property tests, the stateful fuzz target and the
-//! deterministic scenarios drive: several consumers against the in-memory
-//! model of Redis Streams, with the invariants checked as it runs. Shared by
+//! deterministic scenarios drive: several consumers (each a
+//! `MultiConsumer`, of one stream or of several under one in-flight
+//! limit) against the in-memory model of Redis Streams, with the
+//! invariants checked as it runs, per stream and id. Shared by
 //! `core/tests/model.rs` and `fuzz/src/lib.rs` (target `model`).
 // Each includer uses its own part of it.
 #![allow(dead_code)]
@@ -13,16 +15,24 @@ use std::collections::{HashMap, VecDeque};
 
 use xgroup_core::sim::{ConnId, SimOptions, SimServer};
 use xgroup_core::{
-    Batch, Conn, Consumer, ConsumerConfig, DeadLetter, Decoder, Disposition, Error, Event, Outcome,
-    StreamId, Value,
+    Batch, Conn, ConsumerConfig, DeadLetter, Decoder, Disposition, Error, Event, MultiConsumer,
+    Outcome, StreamConn, StreamId, Value,
 };
 
-pub(crate) const STREAM: &[u8] = b"orders";
+/// The streams a consumer may read (the first alone unless
+/// [`Features::streams`] says more): one hash tag for all, as streams
+/// are put in one slot.
+pub(crate) const STREAMS: [&[u8]; 3] = [b"orders", b"{orders}:b", b"{orders}:c"];
+/// [`STREAMS`] with a hash tag of its own for each ([`Features::own_tags`]),
+/// all of them in the slot of `orders` still.
+pub(crate) const OWN_TAG_STREAMS: [&[u8]; 3] =
+    [b"orders", b"{orders-29231}:b", b"{orders-38270}:c"];
+pub(crate) const STREAM: &[u8] = STREAMS[0];
 pub(crate) const GROUP: &[u8] = b"workers";
 pub(crate) const MIN_IDLE: Duration = Duration::from_millis(1000);
 pub(crate) const CLAIM_EVERY: Duration = Duration::from_millis(700);
-/// In the stream's hash slot (its hash tag is the stream's key), as a
-/// cluster needs.
+/// In the streams' hash slot (its hash tag is the first stream's key), as
+/// a cluster needs; none of them.
 pub(crate) const DLQ: &[u8] = b"{orders}:dlq";
 pub(crate) const MAX_DELIVERIES: u64 = 4;
 pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(2500);
@@ -41,19 +51,56 @@ pub(crate) struct Features {
     pub(crate) no_read_ahead: bool,
     /// The consumers follow a cluster ([`ClusterModel`]).
     pub(crate) cluster: bool,
+    /// How many of [`STREAMS`] every consumer reads, in one group, under
+    /// its one in-flight limit (0 or 1: the first alone).
+    pub(crate) streams: usize,
+    /// The streams are [`OWN_TAG_STREAMS`]: each its own hash tag.
+    pub(crate) own_tags: bool,
 }
+
+impl Features {
+    /// How many streams are read: 1 to [`STREAMS`]' length.
+    pub(crate) fn stream_count(&self) -> usize {
+        self.streams.clamp(1, STREAMS.len())
+    }
+
+    /// The keys of the streams read, in order.
+    pub(crate) fn stream_keys(&self) -> &'static [&'static [u8]] {
+        let all = match self.own_tags {
+            true => &OWN_TAG_STREAMS,
+            false => &STREAMS,
+        };
+        &all[..self.stream_count()]
+    }
+
+    /// The index of a stream key among those read.
+    pub(crate) fn stream_index(&self, key: &[u8]) -> usize {
+        self.stream_keys()
+            .iter()
+            .position(|s| *s == key)
+            .unwrap_or_else(|| panic!("a stream nobody reads: {:?}", String::from_utf8_lossy(key)))
+    }
+}
+
+/// An entry of one of the streams: the stream's index in the keys read and
+/// the id (two streams may hold the same id).
+pub(crate) type Key = (usize, StreamId);
 
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
+    /// `k & 7` entries added to stream `(k >> 3) % streams`.
     Produce(u8),
     Step(usize),
     /// Complete the oldest batch of a consumer: 0 ack all, 1 ack none,
     /// 2 ack every other message, 3 retry every other message and ack the
     /// rest, 4 retry after `RETRY_AFTER`, 5 dead-letter all.
     Complete(usize, u8),
+    /// Cut a connection of a consumer: `i % consumers` which, `i /
+    /// consumers` which connection (see [`World::disconnect`]).
     Disconnect(usize),
     Crash(usize),
     Advance(u16),
+    /// Delete an entry produced (of any stream), picked by its place.
     Delete(u16),
     /// A second process starts under worker `i`'s name (with heartbeats):
     /// one of them must stop with `DuplicateConsumer`, the other go on.
@@ -69,20 +116,62 @@ pub(crate) enum Op {
 
 pub(crate) struct Worker {
     pub(crate) name: String,
-    pub(crate) consumer: Consumer,
-    /// The model's connection for each of the consumer's (control, read).
-    pub(crate) conns: [Option<ConnId>; 2],
-    /// In a cluster: the replies waiting on its discovery link, when open.
-    pub(crate) discovery: Option<Vec<u8>>,
+    pub(crate) consumer: MultiConsumer,
+    /// The model's connection for each of the consumer's data connections,
+    /// at its [`StreamConn::index`] (a discovery link's place stays empty).
+    pub(crate) conns: Vec<Option<ConnId>>,
+    /// In a cluster, per stream: the replies waiting on its discovery link,
+    /// when open.
+    pub(crate) discovery: Vec<Option<Vec<u8>>>,
+    /// Batches with the handler, of every stream.
     pub(crate) batches: Vec<Batch>,
+    /// The in-flight limit, shared by the streams.
     pub(crate) max_in_flight: usize,
-    /// Bumped on every crash or disconnect: "alive since".
-    pub(crate) epoch: u64,
+    /// Per stream: bumped on every crash, and on every disconnect of one of
+    /// that stream's connections: "alive since" (each stream has its own
+    /// connections, refreshes and claims).
+    pub(crate) epoch: Vec<u64>,
     /// Expected to stop (duplicate-name tests).
     pub(crate) stopped: Option<Option<Error>>,
     /// Its own claim min idle and sweep interval, instead of the shared
     /// `MIN_IDLE` and `CLAIM_EVERY` (see [`World::tune_claims`]).
     pub(crate) claims: Option<(Duration, Duration)>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        name: String,
+        consumer: MultiConsumer,
+        max_in_flight: usize,
+        claims: Option<(Duration, Duration)>,
+    ) -> Self {
+        let streams = consumer.streams();
+        Worker {
+            name,
+            consumer,
+            conns: vec![None; streams * Conn::COUNT],
+            discovery: vec![None; streams],
+            batches: Vec::new(),
+            max_in_flight,
+            epoch: vec![0; streams],
+            stopped: None,
+            claims,
+        }
+    }
+
+    /// Whether any data connection of stream `s` is open.
+    fn stream_connected(&self, s: usize) -> bool {
+        Conn::ALL
+            .into_iter()
+            .any(|conn| self.conns[StreamConn { stream: s, conn }.index()].is_some())
+    }
+
+    /// Every stream's epoch moves on (the process, or its handlers, gone).
+    fn bump_all(&mut self) {
+        for e in &mut self.epoch {
+            *e += 1;
+        }
+    }
 }
 
 pub(crate) struct World {
@@ -94,22 +183,24 @@ pub(crate) struct World {
     pub(crate) chunk_at: usize,
     /// Every event, for split-invariance comparison.
     pub(crate) log: Vec<String>,
-    /// Ids a handler completed with an ack, or that were deleted.
-    pub(crate) may_ack: HashSet<StreamId>,
-    pub(crate) handled: BTreeMap<StreamId, u32>,
-    pub(crate) produced: BTreeSet<StreamId>,
-    pub(crate) deleted: BTreeSet<StreamId>,
+    /// Entries a handler completed with an ack, or that were deleted.
+    pub(crate) may_ack: HashSet<Key>,
+    pub(crate) handled: BTreeMap<Key, u32>,
+    pub(crate) produced: BTreeSet<Key>,
+    pub(crate) deleted: BTreeSet<Key>,
     pub(crate) count: u64,
     pub(crate) features: Features,
-    /// Retry-after promises: id -> (worker, epoch then, not before).
-    pub(crate) retry_after: BTreeMap<StreamId, (usize, u64, Instant)>,
+    /// Retry-after promises: entry -> (worker, its stream's epoch then, not
+    /// before).
+    pub(crate) retry_after: BTreeMap<Key, (usize, u64, Instant)>,
     pub(crate) sim_start: Instant,
     pub(crate) trace: bool,
     pub(crate) tx_log: Vec<String>,
     /// Check that no entry a live handler holds goes to another consumer.
     pub(crate) check_held: bool,
-    /// Entries with a handler: id -> (worker, its epoch at delivery).
-    pub(crate) held: BTreeMap<StreamId, (usize, u64)>,
+    /// Entries with a handler: entry -> (worker, its stream's epoch at
+    /// delivery).
+    pub(crate) held: BTreeMap<Key, (usize, u64)>,
     /// The consumers follow a cluster (see [`ClusterModel`]); `None`: one
     /// server.
     pub(crate) cluster: Option<ClusterModel>,
@@ -121,7 +212,7 @@ pub(crate) const NODES: usize = 3;
 
 /// A 3-node Redis Cluster in front of the model: one keyspace (the model
 /// server, as if every write reached the replicas), served by the node
-/// that owns the stream's slot. A node that does not answers `MOVED`;
+/// that owns the streams' slot (every key used is in that one slot). A node that does not answers `MOVED`;
 /// while the slot is migrating (its keys already at the target) the owner
 /// answers `ASK` and the target serves commands sent after `ASKING`. A
 /// failover kills the owner (its connections cut, connects refused until
@@ -130,8 +221,9 @@ pub(crate) struct ClusterModel {
     pub(crate) owner: usize,
     pub(crate) migrating_to: Option<usize>,
     pub(crate) down: [bool; NODES],
-    /// Each data connection's node and what its replies wait on.
-    pub(crate) routes: HashMap<(usize, usize), Route>,
+    /// Each data connection's node and what its replies wait on, by
+    /// worker and connection.
+    pub(crate) routes: HashMap<(usize, StreamConn), Route>,
     /// Redirects answered, for the run's summary.
     pub(crate) redirects: u64,
 }
@@ -216,7 +308,11 @@ pub(crate) fn config_with_claims(
     claims: Option<(Duration, Duration)>,
 ) -> ConsumerConfig {
     let (min_idle, every) = claims.unwrap_or((MIN_IDLE, CLAIM_EVERY));
-    let mut b = ConsumerConfig::builder(STREAM, GROUP, name)
+    let mut b = ConsumerConfig::builder(STREAM, GROUP, name);
+    if f.stream_count() > 1 {
+        b = b.streams(f.stream_keys());
+    }
+    b = b
         .count(count)
         .block(Duration::from_millis(500))
         .claim_interval(every)
@@ -228,7 +324,9 @@ pub(crate) fn config_with_claims(
         .delete_on_ack(f.delete_on_ack)
         .separate_read_connection(!f.one_connection)
         .seed(seed);
-    b = if f.no_read_ahead {
+    // Several streams need read-ahead (their shared slots are handed out
+    // from it): the switch applies to one stream only.
+    b = if f.no_read_ahead && f.stream_count() <= 1 {
         b.no_read_ahead()
     } else {
         b.read_ahead(3 * count as usize, 40)
@@ -271,6 +369,10 @@ impl World {
         v62: bool,
         features: Features,
     ) -> Self {
+        // One slot for every key (the cluster in front of the model has one).
+        for key in features.stream_keys() {
+            assert_eq!(xgroup_core::key_slot(key), xgroup_core::key_slot(DLQ));
+        }
         let now = Instant::now();
         let sim = SimServer::new(
             SimOptions {
@@ -283,17 +385,8 @@ impl World {
             .map(|i| {
                 let name = format!("c{i}");
                 let in_flight = 1 + i % 2;
-                Worker {
-                    consumer: Consumer::new(config(&name, count, in_flight, i as u64, features)),
-                    name,
-                    conns: [None; 2],
-                    discovery: None,
-                    batches: Vec::new(),
-                    max_in_flight: in_flight,
-                    epoch: 0,
-                    stopped: None,
-                    claims: None,
-                }
+                let cfg = config(&name, count, in_flight, i as u64, features);
+                Worker::new(name, MultiConsumer::new(cfg), in_flight, None)
             })
             .collect();
         World {
@@ -324,7 +417,7 @@ impl World {
     pub(crate) fn tune_claims(&mut self, i: usize, min_idle: Duration, every: Duration) {
         let w = &mut self.workers[i];
         w.claims = Some((min_idle, every));
-        w.consumer = Consumer::new(config_with_claims(
+        w.consumer = MultiConsumer::new(config_with_claims(
             &w.name,
             self.count,
             w.max_in_flight,
@@ -332,6 +425,16 @@ impl World {
             self.features,
             w.claims,
         ));
+    }
+
+    /// How many streams each consumer reads.
+    pub(crate) fn streams(&self) -> usize {
+        self.features.stream_count()
+    }
+
+    /// The key of stream `s`.
+    pub(crate) fn key(&self, s: usize) -> &'static [u8] {
+        self.features.stream_keys()[s]
     }
 
     pub(crate) fn next_chunk(&mut self) -> usize {
@@ -347,9 +450,9 @@ impl World {
     pub(crate) fn drain(&mut self, i: usize) {
         loop {
             let mut progressed = false;
-            while let Some(event) = self.workers[i].consumer.poll_event() {
+            while let Some((s, event)) = self.workers[i].consumer.poll_event() {
                 progressed = true;
-                self.on_event(i, event);
+                self.on_event(i, s, event);
             }
             while let Some((to, bytes)) = self.workers[i].consumer.poll_transmit() {
                 progressed = true;
@@ -374,35 +477,50 @@ impl World {
         }
         self.check_in_flight(i);
         // With a read connection nothing ever waits behind a blocked read:
-        // the control connection never blocks.
-        if let Some(control) = self.workers[i].conns[0] {
-            if self.workers[i].consumer.config().uses_read_connection() {
-                assert!(
-                    !self.sim.is_blocked(control),
-                    "c{i}'s control connection is blocked"
-                );
+        // no stream's control connection ever blocks.
+        for s in 0..self.workers[i].consumer.streams() {
+            let at = StreamConn {
+                stream: s,
+                conn: Conn::Control,
+            };
+            if let Some(control) = self.workers[i].conns[at.index()] {
+                if self.workers[i].consumer.config().uses_read_connection() {
+                    assert!(
+                        !self.sim.is_blocked(control),
+                        "c{i}'s control connection of stream {s} is blocked"
+                    );
+                }
             }
         }
     }
 
-    pub(crate) fn on_event(&mut self, i: usize, event: Event) {
-        self.log
-            .push(format!("{:?} {i}: {event:?}", self.now - self.sim_start));
+    /// Event `event` of worker `i` about its stream `s`.
+    pub(crate) fn on_event(&mut self, i: usize, s: usize, event: Event) {
+        let f = self.features;
+        let t = self.now - self.sim_start;
+        match self.streams() {
+            1 => self.log.push(format!("{t:?} {i}: {event:?}")),
+            _ => self.log.push(format!("{t:?} {i}: {event:?} @{s}")),
+        }
         match event {
-            Event::Connect(to) if self.cluster.is_some() => self.cluster_connect(i, to),
-            Event::Connect(to) => {
-                let conn = self.sim.connect(self.now);
-                self.workers[i].conns[to.index()] = Some(conn);
+            Event::Connect(conn) if self.cluster.is_some() => {
+                self.cluster_connect(i, StreamConn { stream: s, conn });
+            }
+            Event::Connect(conn) => {
+                let to = StreamConn { stream: s, conn };
+                let id = self.sim.connect(self.now);
+                self.workers[i].conns[to.index()] = Some(id);
                 self.workers[i].consumer.handle_connected(self.now, to);
             }
-            Event::Disconnect(Conn::Discovery) => self.workers[i].discovery = None,
-            Event::Disconnect(to) => {
+            Event::Disconnect(Conn::Discovery) => self.workers[i].discovery[s] = None,
+            Event::Disconnect(conn) => {
+                let to = StreamConn { stream: s, conn };
                 if let Some(c) = self.cluster.as_mut() {
-                    c.routes.remove(&(i, to.index()));
+                    c.routes.remove(&(i, to));
                 }
-                self.workers[i].epoch += 1;
-                if let Some(conn) = self.workers[i].conns[to.index()].take() {
-                    self.sim.disconnect(conn);
+                self.workers[i].epoch[s] += 1;
+                if let Some(id) = self.workers[i].conns[to.index()].take() {
+                    self.sim.disconnect(id);
                 }
             }
             Event::Deliver(batch) => {
@@ -412,35 +530,47 @@ impl World {
                     batch.messages.len(),
                     self.count
                 );
+                // The batch names its stream three ways, which agree.
+                assert_eq!(f.stream_index(&batch.stream), s, "the stream of {batch:?}");
+                assert_eq!(
+                    self.workers[i].consumer.stream_of(batch.id),
+                    s,
+                    "the stream {:?} encodes",
+                    batch.id
+                );
                 let name = self.workers[i].name.clone();
-                let pending = self.sim.pending(STREAM, GROUP);
+                let pending = self.sim.pending(self.key(s), GROUP);
                 // An entry a handler still holds is never handed out again
                 // to the same consumer (replay and self-claims skip it).
                 for held in &self.workers[i].batches {
+                    if f.stream_index(&held.stream) != s {
+                        continue;
+                    }
                     for m in &batch.messages {
                         assert!(
                             held.messages.iter().all(|h| h.id != m.id),
-                            "{:?} delivered while its handler still holds it",
+                            "{:?} of stream {s} delivered while its handler still holds it",
                             m.id
                         );
                     }
                 }
                 for m in &batch.messages {
+                    let key = (s, m.id);
                     // A live handler's entries go to nobody else.
-                    if let Some(&(w, epoch)) = self.held.get(&m.id) {
-                        if self.check_held && w != i && self.workers[w].epoch == epoch {
-                            panic!("{:?} went to c{i} while c{w}'s handler (alive) holds it, at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
+                    if let Some(&(w, epoch)) = self.held.get(&key) {
+                        if self.check_held && w != i && self.workers[w].epoch[s] == epoch {
+                            panic!("{:?} of stream {s} went to c{i} while c{w}'s handler (alive) holds it, at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
                         }
                     }
-                    self.held.insert(m.id, (i, self.workers[i].epoch));
+                    self.held.insert(key, (i, self.workers[i].epoch[s]));
                     // Retry-after: no consumer gets it before the promised
                     // time while the one that asked is alive.
-                    if let Some(&(w, epoch, at)) = self.retry_after.get(&m.id) {
-                        if self.now < at && w != i && self.workers[w].epoch == epoch {
-                            panic!("{:?} went to c{i} before its retry-after time (c{w} alive) at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
+                    if let Some(&(w, epoch, at)) = self.retry_after.get(&key) {
+                        if self.now < at && w != i && self.workers[w].epoch[s] == epoch {
+                            panic!("{:?} of stream {s} went to c{i} before its retry-after time (c{w} alive) at {:?}: {:#?}", m.id, self.now - self.sim_start, &self.log[self.log.len().saturating_sub(30)..]);
                         }
                     }
-                    *self.handled.entry(m.id).or_default() += 1;
+                    *self.handled.entry(key).or_default() += 1;
                     // Delivery counts come from the server and match it.
                     // While another live process shares the name (one took
                     // it over while this one's beats did not get through),
@@ -461,20 +591,41 @@ impl World {
                     }
                     assert!(m.attempt >= 1);
                 }
-                self.workers[i].batches.push(batch);
+                let w = &mut self.workers[i];
+                w.batches.push(batch);
+                // One limit over every stream: never more batches with the
+                // handler than it allows, whichever streams they are of.
+                assert!(
+                    w.batches.len() <= w.max_in_flight,
+                    "c{i}: {} batches in flight over its streams ({:?}), limit {}",
+                    w.batches.len(),
+                    w.batches
+                        .iter()
+                        .map(|b| f.stream_index(&b.stream))
+                        .collect::<Vec<_>>(),
+                    w.max_in_flight
+                );
             }
             Event::Stopped(e) => {
                 assert!(self.workers[i].stopped.is_none(), "stopped twice");
+                assert!(
+                    self.workers[i].consumer.is_stopped(),
+                    "stopped before every stream did"
+                );
                 // The process is gone, and its handlers with it.
                 self.workers[i].stopped = Some(e);
-                self.workers[i].epoch += 1;
+                self.workers[i].bump_all();
                 self.workers[i].batches.clear();
             }
             _ => {}
         }
     }
 
+    /// The handler-side count of batches in flight (delivered and not
+    /// completed) is within the limit over all streams, and matches the
+    /// consumer's, in sum and per stream.
     pub(crate) fn check_in_flight(&self, i: usize) {
+        let f = self.features;
         let w = &self.workers[i];
         if w.stopped.is_some() {
             return;
@@ -486,20 +637,38 @@ impl World {
             w.max_in_flight
         );
         assert_eq!(w.consumer.in_flight(), w.batches.len());
+        for s in 0..w.consumer.streams() {
+            let here = w
+                .batches
+                .iter()
+                .filter(|b| f.stream_index(&b.stream) == s)
+                .count();
+            let part = w.consumer.part(s).expect("a part per stream");
+            assert_eq!(part.in_flight(), here, "c{i}: in flight on stream {s}");
+        }
     }
 
-    /// Server output to a worker, in chunks, the control connection's
-    /// first.
+    /// Server output to a worker, in chunks, stream by stream: each one's
+    /// discovery link's first, then its control connection's.
     pub(crate) fn deliver_output(&mut self, i: usize) {
-        if let Some(out) = self.workers[i].discovery.as_mut().map(std::mem::take) {
+        for s in 0..self.workers[i].consumer.streams() {
+            self.deliver_stream_output(i, s);
+        }
+    }
+
+    fn deliver_stream_output(&mut self, i: usize, s: usize) {
+        if let Some(out) = self.workers[i].discovery[s].as_mut().map(std::mem::take) {
             if !out.is_empty() {
-                self.workers[i]
-                    .consumer
-                    .handle_input(self.now, Conn::Discovery, &out);
+                let to = StreamConn {
+                    stream: s,
+                    conn: Conn::Discovery,
+                };
+                self.workers[i].consumer.handle_input(self.now, to, &out);
                 self.drain(i);
             }
         }
-        for to in Conn::ALL {
+        for conn in Conn::ALL {
+            let to = StreamConn { stream: s, conn };
             let Some(conn) = self.workers[i].conns[to.index()] else {
                 continue;
             };
@@ -532,12 +701,10 @@ impl World {
     pub(crate) fn settle(&mut self, i: usize) {
         for _ in 0..50 {
             self.step(i);
-            let conns = self.workers[i].conns;
-            let discovery = self.workers[i]
-                .discovery
-                .as_ref()
-                .is_some_and(|d| !d.is_empty());
-            if !discovery && !conns.into_iter().flatten().any(|c| self.sim.has_output(c)) {
+            let w = &self.workers[i];
+            let discovery = w.discovery.iter().flatten().any(|d| !d.is_empty());
+            let data = w.conns.iter().flatten().any(|&c| self.sim.has_output(c));
+            if !discovery && !data {
                 return;
             }
         }
@@ -548,16 +715,18 @@ impl World {
             return;
         }
         let batch = self.workers[i].batches.remove(0);
+        let s = self.features.stream_index(&batch.stream);
         // The entries this worker held without a break since their
-        // delivery (no disconnect or crash since): only those are still
-        // its own to make promises about.
+        // delivery (no disconnect of their stream's connections or crash
+        // since): only those are still its own to make promises about.
         let mut held_since_delivery = HashSet::new();
         for m in &batch.messages {
-            if let Some(&(w, epoch)) = self.held.get(&m.id).filter(|&&(w, _)| w == i) {
-                if epoch == self.workers[w].epoch {
+            let key = (s, m.id);
+            if let Some(&(w, epoch)) = self.held.get(&key).filter(|&&(w, _)| w == i) {
+                if epoch == self.workers[w].epoch[s] {
                     held_since_delivery.insert(m.id);
                 }
-                self.held.remove(&m.id);
+                self.held.remove(&key);
             }
         }
         let each = |f: &dyn Fn(usize) -> Disposition| {
@@ -603,13 +772,15 @@ impl World {
             }
         };
         match &outcome {
-            Outcome::AckAll => self.may_ack.extend(batch.messages.iter().map(|m| m.id)),
-            Outcome::AckOnly(ids) => self.may_ack.extend(ids.iter().copied()),
+            Outcome::AckAll => self
+                .may_ack
+                .extend(batch.messages.iter().map(|m| (s, m.id))),
+            Outcome::AckOnly(ids) => self.may_ack.extend(ids.iter().map(|&id| (s, id))),
             Outcome::Each(list) => {
                 for (id, d) in list {
                     match d {
                         Disposition::Ack => {
-                            self.may_ack.insert(*id);
+                            self.may_ack.insert((s, *id));
                         }
                         Disposition::RetryAt(at) => {
                             // In a cluster, a promise about an entry another
@@ -620,13 +791,13 @@ impl World {
                             // nobody. (On one server a cut connection
                             // comes back at once: no time passes.)
                             let cut_off = self.cluster.is_some()
-                                && (self.workers[i].conns.iter().all(Option::is_none)
+                                && (!self.workers[i].stream_connected(s)
                                     || !held_since_delivery.contains(id));
                             let epoch = match cut_off {
                                 true => u64::MAX,
-                                false => self.workers[i].epoch,
+                                false => self.workers[i].epoch[s],
                             };
-                            self.retry_after.insert(*id, (i, epoch, *at));
+                            self.retry_after.insert((s, *id), (i, epoch, *at));
                         }
                         _ => {}
                     }
@@ -675,22 +846,27 @@ impl World {
         }
     }
 
-    /// Cuts one of worker `i`'s connections (`which`: 0 control, 1 read,
-    /// or the other when that one is not open).
+    /// Cuts one of worker `i`'s connections: of stream `which / 2` (modulo
+    /// the streams), `which % 2` (0 control, 1 read, or the other when that
+    /// one is not open).
     pub(crate) fn disconnect(&mut self, i: usize, which: usize) {
-        let open = |w: &Worker, k: usize| w.conns[k].is_some();
-        let k = if open(&self.workers[i], which % 2) {
+        let stream = (which / 2) % self.streams();
+        let at = |k: usize| StreamConn {
+            stream,
+            conn: Conn::ALL[k],
+        };
+        let k = if self.workers[i].conns[at(which % 2).index()].is_some() {
             which % 2
         } else {
             (which + 1) % 2
         };
-        if let Some(conn) = self.workers[i].conns[k].take() {
-            self.workers[i].epoch += 1;
+        let to = at(k);
+        if let Some(conn) = self.workers[i].conns[to.index()].take() {
+            self.workers[i].epoch[stream] += 1;
             self.sim.disconnect(conn);
             if let Some(c) = self.cluster.as_mut() {
-                c.routes.remove(&(i, k));
+                c.routes.remove(&(i, to));
             }
-            let to = Conn::ALL[k];
             self.workers[i]
                 .consumer
                 .handle_disconnected(self.now, to, "cut");
@@ -704,7 +880,9 @@ impl World {
         for conn in self.workers[i].conns.iter_mut().filter_map(Option::take) {
             self.sim.disconnect(conn);
         }
-        self.workers[i].discovery = None;
+        for d in &mut self.workers[i].discovery {
+            *d = None;
+        }
         if let Some(c) = self.cluster.as_mut() {
             c.routes.retain(|(w, _), _| *w != i);
         }
@@ -714,9 +892,9 @@ impl World {
         self.drop_connections(i);
         let w = &mut self.workers[i];
         w.batches.clear();
-        w.epoch += 1;
+        w.bump_all();
         w.stopped = None;
-        w.consumer = Consumer::new(config_with_claims(
+        w.consumer = MultiConsumer::new(config_with_claims(
             &w.name,
             self.count,
             w.max_in_flight,
@@ -736,34 +914,25 @@ impl World {
         let w = &self.workers[i];
         let (name, claims, in_flight) = (w.name.clone(), w.claims, w.max_in_flight);
         let seed = 500 + self.workers.len() as u64;
-        self.workers.push(Worker {
-            consumer: Consumer::new(config_with_claims(
-                &name,
-                self.count,
-                in_flight,
-                seed,
-                self.features,
-                claims,
-            )),
+        let cfg = config_with_claims(&name, self.count, in_flight, seed, self.features, claims);
+        self.workers.push(Worker::new(
             name,
-            conns: [None; 2],
-            discovery: None,
-            batches: Vec::new(),
-            max_in_flight: in_flight,
-            epoch: 0,
-            stopped: None,
+            MultiConsumer::new(cfg),
+            in_flight,
             claims,
-        });
+        ));
         self.drain(self.workers.len() - 1);
     }
 
-    pub(crate) fn produce(&mut self, n: u8) {
-        for k in 0..n {
-            let v = format!("{k}");
+    /// `k & 7` entries added to stream `(k >> 3)` (modulo the streams).
+    pub(crate) fn produce(&mut self, k: u8) {
+        let s = usize::from(k >> 3) % self.streams();
+        for n in 0..k & 7 {
+            let v = format!("{n}");
             let id = self
                 .sim
-                .xadd(self.now, STREAM, &[(b"n", v.as_bytes()), (b"x", b"y")]);
-            self.produced.insert(id);
+                .xadd(self.now, self.key(s), &[(b"n", v.as_bytes()), (b"x", b"y")]);
+            self.produced.insert((s, id));
         }
         for i in 0..self.workers.len() {
             self.step(i);
@@ -774,21 +943,21 @@ impl World {
         if self.produced.is_empty() {
             return;
         }
-        let id = *self
+        let (s, id) = *self
             .produced
             .iter()
             .nth(pick as usize % self.produced.len())
             .unwrap();
-        if self.sim.xdel(STREAM, id) {
-            self.deleted.insert(id);
-            self.may_ack.insert(id);
+        if self.sim.xdel(self.key(s), id) {
+            self.deleted.insert((s, id));
+            self.may_ack.insert((s, id));
         }
     }
 
     // ----- the cluster in front of the model -----
 
     /// The node `conn` of worker `i` is to be opened to, by its port.
-    fn node_of(&self, i: usize, conn: Conn) -> usize {
+    fn node_of(&self, i: usize, conn: StreamConn) -> usize {
         let port = self.workers[i]
             .consumer
             .connect_address(conn)
@@ -802,27 +971,28 @@ impl World {
         node
     }
 
-    fn cluster_connect(&mut self, i: usize, to: Conn) {
+    fn cluster_connect(&mut self, i: usize, to: StreamConn) {
         let node = self.node_of(i, to);
         let c = self.cluster.as_mut().expect("a cluster");
         if c.down[node] {
             // Cut off from the server, as after a disconnect: its promises
-            // (retry-after, a live handler's entries) lapse.
-            if to != Conn::Discovery {
-                self.workers[i].epoch += 1;
+            // about the stream's entries (retry-after, a live handler's
+            // entries) lapse.
+            if to.conn != Conn::Discovery {
+                self.workers[i].epoch[to.stream] += 1;
             }
             self.workers[i]
                 .consumer
                 .handle_connect_failed(self.now, to, "connection refused");
             return;
         }
-        if to == Conn::Discovery {
-            self.workers[i].discovery = Some(Vec::new());
+        if to.conn == Conn::Discovery {
+            self.workers[i].discovery[to.stream] = Some(Vec::new());
         } else {
             let conn = self.sim.connect(self.now);
             self.workers[i].conns[to.index()] = Some(conn);
             c.routes.insert(
-                (i, to.index()),
+                (i, to),
                 Route {
                     node,
                     commands: Decoder::new(),
@@ -838,9 +1008,9 @@ impl World {
 
     /// Commands from worker `i` on `to`: the discovery link's answered at
     /// once, a data connection's served by the model or redirected.
-    fn cluster_transmit(&mut self, i: usize, to: Conn, bytes: &[u8]) {
+    fn cluster_transmit(&mut self, i: usize, to: StreamConn, bytes: &[u8]) {
         let c = self.cluster.as_mut().expect("a cluster");
-        if to == Conn::Discovery {
+        if to.conn == Conn::Discovery {
             let mut d = Decoder::new();
             d.feed(bytes);
             while let Ok(Some(raw)) = d.next_raw() {
@@ -852,8 +1022,7 @@ impl World {
                     "CLUSTER" => c.slots_reply(),
                     _ => b"+OK\r\n".to_vec(),
                 };
-                let out = self.workers[i]
-                    .discovery
+                let out = self.workers[i].discovery[to.stream]
                     .as_mut()
                     .expect("bytes on a discovery link that is not open");
                 out.extend_from_slice(&reply);
@@ -863,7 +1032,7 @@ impl World {
         let conn = self.workers[i].conns[to.index()].expect("bytes without a connection");
         let route = c
             .routes
-            .get_mut(&(i, to.index()))
+            .get_mut(&(i, to))
             .expect("a data connection without a route");
         route.commands.feed(bytes);
         let mut forward = Vec::new();
@@ -910,10 +1079,10 @@ impl World {
 
     /// Replies on worker `i`'s data connection `to`, in command order: the
     /// model's and the node's own redirects.
-    fn cluster_output(&mut self, i: usize, to: Conn, conn: ConnId) -> Bytes {
+    fn cluster_output(&mut self, i: usize, to: StreamConn, conn: ConnId) -> Bytes {
         let from_model = self.sim.take_output(conn);
         let c = self.cluster.as_mut().expect("a cluster");
-        let Some(route) = c.routes.get_mut(&(i, to.index())) else {
+        let Some(route) = c.routes.get_mut(&(i, to)) else {
             return from_model;
         };
         route.replies.feed(&from_model);
@@ -931,7 +1100,7 @@ impl World {
         Bytes::from(out)
     }
 
-    /// The owner of the stream's slot dies: its connections are cut (each
+    /// The owner of the streams' slot dies: its connections are cut (each
     /// consumer sees them fail), it refuses new ones until [`recover`], and
     /// another node (its replica, with every write) takes the slot.
     pub(crate) fn cluster_failover(&mut self, pick: usize) {
@@ -955,7 +1124,7 @@ impl World {
         }
     }
 
-    /// The stream's slot starts migrating to another live node (its key
+    /// The streams' slot starts migrating to another live node (its key
     /// moved already), or the migration under way ends (the target owns
     /// the slot).
     pub(crate) fn cluster_migrate(&mut self, pick: usize) {
@@ -975,7 +1144,7 @@ impl World {
     /// Every connection to `node` (data and discovery) fails.
     fn cut_node(&mut self, node: usize) {
         for i in 0..self.workers.len() {
-            let open: Vec<usize> = self
+            let mut open: Vec<StreamConn> = self
                 .cluster
                 .as_ref()
                 .map(|c| {
@@ -986,33 +1155,36 @@ impl World {
                         .collect()
                 })
                 .unwrap_or_default();
+            // In connection order, not the map's.
+            open.sort_by_key(|k| k.index());
             for k in open {
-                if let Some(conn) = self.workers[i].conns[k].take() {
+                if let Some(conn) = self.workers[i].conns[k.index()].take() {
                     self.sim.disconnect(conn);
                 }
                 if let Some(c) = self.cluster.as_mut() {
                     c.routes.remove(&(i, k));
                 }
-                self.workers[i].epoch += 1;
+                self.workers[i].epoch[k.stream] += 1;
                 self.workers[i]
                     .consumer
-                    .handle_disconnected(self.now, Conn::ALL[k], "node killed");
+                    .handle_disconnected(self.now, k, "node killed");
                 self.drain(i);
             }
-            if self.workers[i].discovery.is_some()
-                && self.workers[i]
-                    .consumer
-                    .connect_address(Conn::Discovery)
-                    .map(|a| a.port)
-                    == Some(NODE_PORT + node as u16)
-            {
-                self.workers[i].discovery = None;
-                self.workers[i].consumer.handle_disconnected(
-                    self.now,
-                    Conn::Discovery,
-                    "node killed",
-                );
-                self.drain(i);
+            for stream in 0..self.workers[i].discovery.len() {
+                let to = StreamConn {
+                    stream,
+                    conn: Conn::Discovery,
+                };
+                if self.workers[i].discovery[stream].is_some()
+                    && self.workers[i].consumer.connect_address(to).map(|a| a.port)
+                        == Some(NODE_PORT + node as u16)
+                {
+                    self.workers[i].discovery[stream] = None;
+                    self.workers[i]
+                        .consumer
+                        .handle_disconnected(self.now, to, "node killed");
+                    self.drain(i);
+                }
             }
         }
     }
@@ -1040,23 +1212,29 @@ impl World {
         }
     }
 
-    /// No XACK for an id that no handler acked, that was not deleted and
-    /// that is not in the dead-letter stream; and no entry is both in the
-    /// dead-letter stream and still pending.
+    /// No XACK for an entry (of its stream) that no handler acked, that
+    /// was not deleted and that is not in the dead-letter stream; and no
+    /// entry is both in the dead-letter stream and still pending.
     pub(crate) fn check_acks(&self) {
+        let f = self.features;
         let dead = self.dead_lettered();
-        for (_, _, id, _) in self.sim.acks() {
+        for (stream, group, id, _) in self.sim.acks() {
+            assert_eq!(&group[..], GROUP, "XACK in another group");
+            let key = (f.stream_index(stream), *id);
             assert!(
-                self.may_ack.contains(id) || dead.contains(id),
-                "XACK of {id:?}, never acked by a handler nor dead-lettered"
+                self.may_ack.contains(&key) || dead.contains(&key),
+                "XACK of {id:?} on {:?}, never acked by a handler nor dead-lettered",
+                String::from_utf8_lossy(stream)
             );
         }
-        for p in self.sim.pending(STREAM, GROUP) {
-            assert!(
-                !dead.contains(&p.id),
-                "{:?} dead-lettered and still pending",
-                p.id
-            );
+        for (s, stream) in self.features.stream_keys().iter().enumerate() {
+            for p in self.sim.pending(stream, GROUP) {
+                assert!(
+                    !dead.contains(&(s, p.id)),
+                    "{:?} of stream {s} dead-lettered and still pending",
+                    p.id
+                );
+            }
         }
         // Only a duplicate name stops a process, and never all of those
         // sharing it.
@@ -1075,13 +1253,20 @@ impl World {
         }
     }
 
-    /// Ids in the dead-letter stream, each with its original fields first.
-    pub(crate) fn dead_lettered(&self) -> BTreeSet<StreamId> {
+    /// Entries in the dead-letter stream (by the stream and id they name),
+    /// each with its original fields first.
+    pub(crate) fn dead_lettered(&self) -> BTreeSet<Key> {
+        let f = self.features;
         self.sim
             .entries(DLQ)
             .into_iter()
             .map(|(_, fields)| {
                 assert_eq!(&fields[0].0[..], b"n", "original fields first: {fields:?}");
+                let stream = fields
+                    .iter()
+                    .find(|(f, _)| &f[..] == b"dlq_stream")
+                    .map(|(_, v)| f.stream_index(v))
+                    .expect("dlq_stream field");
                 let id = fields
                     .iter()
                     .find(|(f, _)| &f[..] == b"dlq_id")
@@ -1093,9 +1278,14 @@ impl World {
                     .map(|(_, v)| String::from_utf8_lossy(v).parse::<u64>().unwrap())
                     .expect("dlq_deliveries field");
                 assert!(deliveries >= 1);
-                id
+                (stream, id)
             })
             .collect()
+    }
+
+    /// Whether nothing is pending in any stream.
+    pub(crate) fn nothing_pending(&self) -> bool {
+        (0..self.streams()).all(|s| self.sim.pending(self.key(s), GROUP).is_empty())
     }
 
     /// Healthy handlers, time passing: everything must end acknowledged.
@@ -1117,7 +1307,7 @@ impl World {
                     self.step(i);
                 }
             }
-            if self.sim.pending(STREAM, GROUP).is_empty()
+            if self.nothing_pending()
                 && self.all_delivered()
                 && self.workers.iter().all(|w| w.batches.is_empty())
             {
@@ -1125,10 +1315,11 @@ impl World {
             }
             self.advance(100);
         }
+        let streams = self.features.stream_keys();
         panic!(
             "not quiescent: pending {:?}, last delivered {:?}, produced {}, all delivered {}, in hand {:?}, last events {:#?}",
-            self.sim.pending(STREAM, GROUP),
-            self.sim.group_last_delivered(STREAM, GROUP),
+            streams.iter().map(|s| self.sim.pending(s, GROUP)).collect::<Vec<_>>(),
+            streams.iter().map(|s| self.sim.group_last_delivered(s, GROUP)).collect::<Vec<_>>(),
             self.produced.len(),
             self.all_delivered(),
             self.workers.iter().map(|w| w.batches.len()).collect::<Vec<_>>(),
@@ -1136,39 +1327,44 @@ impl World {
         );
     }
 
+    /// Whether the group's last delivered id reached every stream's last
+    /// live entry.
     pub(crate) fn all_delivered(&self) -> bool {
-        // Deleted entries are never delivered by `>`: only live ones count.
-        let last_live = self
-            .produced
-            .iter()
-            .rev()
-            .find(|id| !self.deleted.contains(id));
-        match (last_live, self.sim.group_last_delivered(STREAM, GROUP)) {
-            (None, _) => true,
-            (Some(last), Some(delivered)) => delivered >= *last,
-            (Some(_), None) => false,
-        }
+        (0..self.streams()).all(|s| {
+            // Deleted entries are never delivered by `>`: only live ones
+            // count.
+            let last_live = self
+                .produced
+                .iter()
+                .rev()
+                .find(|key| key.0 == s && !self.deleted.contains(key));
+            match (last_live, self.sim.group_last_delivered(self.key(s), GROUP)) {
+                (None, _) => true,
+                (Some(&(_, last)), Some(delivered)) => delivered >= last,
+                (Some(_), None) => false,
+            }
+        })
     }
 
     pub(crate) fn check_final(&self) {
         self.check_acks();
-        assert!(self.sim.pending(STREAM, GROUP).is_empty());
+        assert!(self.nothing_pending());
         // Server-side delivery counts also count deliveries lost with a
         // connection before any handler saw them: such an entry can reach
         // the dead letters unhandled. Anything else must have been handled.
         let dead = self.dead_lettered();
-        for id in &self.produced {
-            if !self.deleted.contains(id) && !dead.contains(id) {
-                assert!(self.handled.contains_key(id), "{id:?} never handled");
+        for key in &self.produced {
+            if !self.deleted.contains(key) && !dead.contains(key) {
+                assert!(self.handled.contains_key(key), "{key:?} never handled");
             }
         }
         if self.features.dead_letters {
             // Dead-lettered for too many deliveries: never past the limit
             // by more than the deliveries in flight at a crash.
-            for (id, n) in &self.handled {
+            for (key, n) in &self.handled {
                 assert!(
                     u64::from(*n) <= MAX_DELIVERIES * 4,
-                    "{id:?} handled {n} times with max_deliveries {MAX_DELIVERIES}"
+                    "{key:?} handled {n} times with max_deliveries {MAX_DELIVERIES}"
                 );
             }
         }

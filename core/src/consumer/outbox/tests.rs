@@ -125,12 +125,16 @@ fn failover_commands_name_the_dead_consumer_not_this_one() {
     let dead = Bytes::from_static(b"gone");
     o.dead_pending(now(), dead.clone(), 10);
     o.liveness(now(), dead.clone(), b"{s}:xgroup:hb:g:gone");
-    o.del_consumer(now(), dead);
+    o.del_consumer(now(), dead, b"{s}:xgroup:hb:g:gone");
+    let script = REMOVE_DEAD_SCRIPT;
     assert_eq!(
         written(&mut o),
-        "*7 $8 XPENDING $1 s $1 g $1 - $1 + $2 10 $4 gone \
-         *2 $3 GET $20 {s}:xgroup:hb:g:gone \
-         *5 $6 XGROUP $11 DELCONSUMER $1 s $1 g $4 gone "
+        format!(
+            "*7 $8 XPENDING $1 s $1 g $1 - $1 + $2 10 $4 gone \
+             *2 $3 GET $20 {{s}}:xgroup:hb:g:gone \
+             *7 $4 EVAL ${} {script} $1 2 $1 s $20 {{s}}:xgroup:hb:g:gone $1 g $4 gone ",
+            script.len()
+        )
     );
 }
 

@@ -6,7 +6,9 @@
 use bytes::Bytes;
 
 use super::{arg, parse_i64, Core, Reply, Value};
-use crate::consumer::{DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT};
+use crate::consumer::{
+    DEAD_LETTER_SCRIPT, HEARTBEAT_RELEASE_SCRIPT, HEARTBEAT_SCRIPT, REMOVE_DEAD_SCRIPT,
+};
 
 impl Core {
     /// `EVAL <script> ...`: one of xgroup's scripts.
@@ -17,6 +19,9 @@ impl Core {
         }
         if script == HEARTBEAT_RELEASE_SCRIPT.as_bytes() {
             return self.heartbeat_release_script(db, args);
+        }
+        if script == REMOVE_DEAD_SCRIPT.as_bytes() {
+            return self.remove_dead_script(db, args);
         }
         if script != DEAD_LETTER_SCRIPT.as_bytes() {
             return Reply::err("ERR the model runs no script but xgroup's own");
@@ -76,6 +81,41 @@ impl Core {
             Err(e) => return e,
         };
         Reply::Int(i64::from(ours && self.remove_key(db, key)))
+    }
+
+    /// `EVAL <removal script> 2 <stream> <heartbeat key> <group>
+    /// <consumer>`: `XGROUP DELCONSUMER` only when the key is gone and the
+    /// consumer holds nothing; else -1.
+    fn remove_dead_script(&mut self, db: usize, args: &[Bytes]) -> Reply {
+        if parse_i64(arg(args, 2)) != Some(2) || args.len() != 7 {
+            return Reply::err("ERR the removal script takes 2 keys and 2 arguments");
+        }
+        let (stream, key, group, consumer) = (&args[3], &args[4], &args[5], &args[6]);
+        if self.live(db, key).is_some() {
+            return Reply::Int(-1);
+        }
+        let pending = [
+            Bytes::from_static(b"XPENDING"),
+            stream.clone(),
+            group.clone(),
+            Bytes::from_static(b"-"),
+            Bytes::from_static(b"+"),
+            Bytes::from_static(b"1"),
+            consumer.clone(),
+        ];
+        match self.xpending_cmd(db, &pending) {
+            Ok(Reply::Array(rows)) if rows.is_empty() => {}
+            Ok(Reply::Array(_)) => return Reply::Int(-1),
+            Ok(other) | Err(other) => return other,
+        }
+        let del = [
+            Bytes::from_static(b"XGROUP"),
+            Bytes::from_static(b"DELCONSUMER"),
+            stream.clone(),
+            group.clone(),
+            consumer.clone(),
+        ];
+        self.xgroup_cmd(db, &del).unwrap_or_else(|e| e)
     }
 
     /// `EVAL <dead-letter script> 2 <stream> <dead-letter stream> <group>
