@@ -44,8 +44,9 @@
 //!
 //! And on a sharded stream in a Redis Cluster
 //! ([`chaos_on_a_sharded_cluster`]): the same 6 nodes, the stream `chaos`
-//! in 4 shards (`{chaos:0}` to `{chaos:3}`, each its own hash tag; a name
-//! whose shards are on at least two primaries), every worker reading every
+//! in 4 shards (`{chaos:0}` to `{chaos:3}`, each its own hash tag; they
+//! must be on at least two primaries, else the first of `chaos-1`,
+//! `chaos-2`... whose shards are is used), every worker reading every
 //! shard (`--stream chaos --shards 4`). The producer sends each batch to
 //! one shard, in turn, on the primary of that shard's slot (asked again
 //! after every refusal or broken connection), and counts an entry once the
@@ -55,7 +56,8 @@
 //! entry is its shard key and its id (two shards may hold the same id);
 //! nothing may be pending on any shard at the end, each asked on its
 //! primary then; a fault's time to resume is until the first entry added
-//! after it is handled, on any shard.
+//! after it is handled, on any shard, and a failover's or migration's also
+//! until one of the shard it hit is (both within the same bound).
 //!
 //! The tests take turns, never run at once.
 //!
@@ -449,6 +451,12 @@ struct Seen {
     watchers: Vec<(usize, Instant, u64)>,
     /// Time to resume of each fault, once known.
     resumes: HashMap<usize, Duration>,
+    /// On a sharded stream, failovers and migrations waiting for their time
+    /// to resume on the shard they hit: (fault index, the shard's key, when,
+    /// and when as Unix milliseconds).
+    shard_watchers: Vec<(usize, String, Instant, u64)>,
+    /// Time to resume on the shard it hit of each of those, once known.
+    shard_resumes: HashMap<usize, Duration>,
 }
 
 impl Seen {
@@ -486,6 +494,15 @@ impl Seen {
             self.watchers.retain(|&(fault, at, at_ms)| {
                 if id_ms > at_ms {
                     resumes.insert(fault, now.saturating_duration_since(at));
+                    false
+                } else {
+                    true
+                }
+            });
+            let shard_resumes = &mut self.shard_resumes;
+            self.shard_watchers.retain(|(fault, key, at, at_ms)| {
+                if key == stream && id_ms > *at_ms {
+                    shard_resumes.insert(*fault, now.saturating_duration_since(*at));
                     false
                 } else {
                     true
@@ -1177,6 +1194,9 @@ fn run_chaos(run: &'static Run) {
     // On a sharded stream, the shards a failover or a migration already
     // hit: each hits another.
     let mut hit: Vec<usize> = Vec::new();
+    // And (fault index, the key of the shard it hit), whose time to resume
+    // on that shard is watched too.
+    let mut shard_hits: Vec<(usize, String)> = Vec::new();
     for (at, kind) in &schedule {
         let due = produce_started + *at;
         let now = Instant::now();
@@ -1218,6 +1238,12 @@ fn run_chaos(run: &'static Run) {
                     unreachable!("a cluster run has a cluster")
                 };
                 let key = &keys[pick_shard(&mut rng, keys.len(), &mut hit)];
+                if keys.len() > 1 {
+                    lock(&seen)
+                        .shard_watchers
+                        .push((index, key.clone(), t0, t0_ms));
+                    shard_hits.push((index, key.clone()));
+                }
                 let old = set.primary_for_key(key);
                 set.kill(old);
                 let new = set.wait_for_promotion(old);
@@ -1235,6 +1261,12 @@ fn run_chaos(run: &'static Run) {
                     unreachable!("slot migrations only in cluster runs")
                 };
                 let key = &keys[pick_shard(&mut rng, keys.len(), &mut hit)];
+                if keys.len() > 1 {
+                    lock(&seen)
+                        .shard_watchers
+                        .push((index, key.clone(), t0, t0_ms));
+                    shard_hits.push((index, key.clone()));
+                }
                 let slot = set.key_slot(key);
                 let from = set.primary_for_slot(slot);
                 let to = set
@@ -1420,6 +1452,28 @@ fn run_chaos(run: &'static Run) {
             by_stream(&keys, &produced.entries, &seen, &pending)
         );
     }
+    // On a sharded stream, a failover's or migration's time to resume on
+    // the shard it hit (the other shards may go on meanwhile).
+    let mut shard_resumes = Vec::new();
+    let mut shard_unresumed = Vec::new();
+    for (i, key) in &shard_hits {
+        let (kind, at, detail) = &injected[*i];
+        match seen.shard_resumes.get(i) {
+            Some(d) => shard_resumes.push((*d, *i, key)),
+            None => shard_unresumed.push(format!(
+                "#{i} {} at {} on {key} ({detail})",
+                kind.name(),
+                secs(*at)
+            )),
+        }
+    }
+    if !shard_hits.is_empty() {
+        let lines: Vec<String> = shard_resumes
+            .iter()
+            .map(|(d, i, key)| format!("#{i} {} {key} {}", injected[*i].0.name(), secs(*d)))
+            .collect();
+        eprintln!("chaos: resume on the shard hit: {}", lines.join(", "));
+    }
 
     assert!(
         lost.is_empty(),
@@ -1447,6 +1501,19 @@ fn run_chaos(run: &'static Run) {
         unresumed.is_empty(),
         "no new id was handled after these faults: {unresumed:?}"
     );
+    assert!(
+        shard_unresumed.is_empty(),
+        "no new entry of the shard hit was handled after these faults: {shard_unresumed:?}"
+    );
+    if let Some((slowest, i, key)) = shard_resumes.iter().max() {
+        assert!(
+            *slowest <= RESUME_BOUND,
+            "fault #{i} ({:?}) took {} to resume on {key}, more than {}",
+            injected[*i],
+            secs(*slowest),
+            secs(RESUME_BOUND)
+        );
+    }
     let (worst, worst_index) = worst.expect("at least one fault");
     assert!(
         worst <= RESUME_BOUND,
