@@ -40,8 +40,26 @@
 //! and the stream's slot migrated live to another primary. The producer
 //! writes to the slot's primary (asked of the cluster again after every
 //! refusal: `MOVED`, `ASK`, `CLUSTERDOWN`) and counts an entry once its
-//! replica confirmed it (`WAIT 1`). The tests take turns, never run at
-//! once.
+//! replica confirmed it (`WAIT 1`).
+//!
+//! And on a sharded stream in a Redis Cluster
+//! ([`chaos_on_a_sharded_cluster`]): the same 6 nodes, the stream `chaos`
+//! in 4 shards (`{chaos:0}` to `{chaos:3}`, each its own hash tag; they
+//! must be on at least two primaries, else the first of `chaos-1`,
+//! `chaos-2`... whose shards are is used), every worker reading every
+//! shard (`--stream chaos --shards 4`). The producer sends each batch to
+//! one shard, in turn, on the primary of that shard's slot (asked again
+//! after every refusal or broken connection), and counts an entry once the
+//! replica confirmed it. The faults are a worker kill, a stall, the primary
+//! of one shard killed (its replica promoted, the old primary back as a
+//! replica) and another shard's slot migrated live to another primary. An
+//! entry is its shard key and its id (two shards may hold the same id);
+//! nothing may be pending on any shard at the end, each asked on its
+//! primary then; a fault's time to resume is until the first entry added
+//! after it is handled, on any shard, and a failover's or migration's also
+//! until one of the shard it hit is (both within the same bound).
+//!
+//! The tests take turns, never run at once.
 //!
 //! `XGROUP_CHAOS_SEED` overrides the seed of the fault schedule;
 //! `XGROUP_CHAOS_KEEP=1` keeps the temporary directory with the workers'
@@ -49,7 +67,7 @@
 //! `XGROUP_CHAOS_RELEASE=1` builds the workers in release mode and
 //! `XGROUP_CHAOS_JOBS` sets the build's `-j` (default 2).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{hash_map, BTreeMap, HashMap, HashSet, VecDeque};
 use std::env;
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
@@ -62,11 +80,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use xgroup_core::shard_key;
 use xgroup_testkit::tls::TlsServer;
 use xgroup_testkit::{
     encode_command, ClusterSet, FaultProxy, RedisServer, RespConnection, RespValue, SentinelSet,
 };
 
+/// The stream of the runs on one stream, and the name of the sharded
+/// stream of the sharded run (if its shards spread over the primaries).
 const STREAM: &str = "chaos";
 const GROUP: &str = "g";
 
@@ -120,9 +141,11 @@ enum Fault {
     /// The master killed; the sentinels promote the replica; the old master
     /// comes back as a replica and syncs (Sentinel runs). In a cluster: the
     /// primary of the stream's slot killed, its replica promoted, the old
-    /// primary back as a replica.
+    /// primary back as a replica (of one shard's slot, on a sharded
+    /// stream).
     Failover,
-    /// The stream's slot migrated live to another primary (cluster runs).
+    /// The stream's slot migrated live to another primary (cluster runs; on
+    /// a sharded stream, another shard's slot than a failover's).
     SlotMigration,
 }
 
@@ -145,6 +168,9 @@ struct Run {
     /// Whether the servers are a Redis Cluster (3 primaries, a replica
     /// each).
     cluster: bool,
+    /// The stream is a sharded stream of this many shards (`None`: the one
+    /// stream [`STREAM`]).
+    shards: Option<usize>,
 }
 
 /// The main run, in plaintext.
@@ -161,6 +187,7 @@ static PLAINTEXT: Run = Run {
     tls: false,
     sentinel: false,
     cluster: false,
+    shards: None,
 };
 
 /// The same over TLS, shorter (CI's time is short): every kind of fault
@@ -178,6 +205,7 @@ static OVER_TLS: Run = Run {
     tls: true,
     sentinel: false,
     cluster: false,
+    shards: None,
 };
 
 /// Through Sentinel: two failovers, a worker kill and a stall.
@@ -194,6 +222,7 @@ static THROUGH_SENTINEL: Run = Run {
     tls: false,
     sentinel: true,
     cluster: false,
+    shards: None,
 };
 
 /// On a Redis Cluster: the primary of the stream's slot killed and its
@@ -212,6 +241,26 @@ static ON_A_CLUSTER: Run = Run {
     tls: false,
     sentinel: false,
     cluster: true,
+    shards: None,
+};
+
+/// On a Redis Cluster, a sharded stream of 4 shards spread over the
+/// primaries: one shard's primary killed and its replica promoted, another
+/// shard's slot migrated live, a worker kill and a stall.
+static ON_A_SHARDED_CLUSTER: Run = Run {
+    messages: 20_000,
+    produce_time: Duration::from_secs(20),
+    faults_until: Duration::from_secs(17),
+    faults: [
+        (Fault::WorkerKill, 1),
+        (Fault::Failover, 1),
+        (Fault::SlotMigration, 1),
+        (Fault::Stall, 1),
+    ],
+    tls: false,
+    sentinel: false,
+    cluster: true,
+    shards: Some(4),
 };
 
 impl Fault {
@@ -256,6 +305,68 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
+}
+
+/// An entry: its stream key (a shard's key, on a sharded stream) and its id.
+/// Two shards may hold the same id: an id alone names no entry.
+type Entry = (String, String);
+
+/// The stream keys of a run: the one stream, or every shard of a sharded
+/// stream.
+#[derive(Debug, Clone)]
+struct Streams {
+    /// The workers' `--stream`: the stream's key, or the sharded stream's
+    /// name.
+    name: String,
+    /// The workers' `--shards`, on a sharded stream.
+    shards: Option<usize>,
+    /// Every key: the stream's, or each shard's in order.
+    keys: Vec<String>,
+}
+
+impl Streams {
+    fn new(name: &str, shards: Option<usize>) -> Streams {
+        let keys = match shards {
+            None => vec![name.to_owned()],
+            Some(n) => (0..n)
+                .map(|i| String::from_utf8_lossy(&shard_key(name.as_bytes(), i)).into_owned())
+                .collect(),
+        };
+        Streams {
+            name: name.to_owned(),
+            shards,
+            keys,
+        }
+    }
+
+    /// The workers' flags naming the streams.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--stream".to_owned(), self.name.clone()];
+        if let Some(n) = self.shards {
+            args.push("--shards".to_owned());
+            args.push(n.to_string());
+        }
+        args
+    }
+}
+
+/// The sharded stream of `shards` shards the sharded cluster run uses:
+/// [`STREAM`] if its shards are on at least two primaries, else the first
+/// of `chaos-1`, `chaos-2`... whose shards are.
+fn spread_streams(set: &ClusterSet, shards: usize) -> Streams {
+    let names = std::iter::once(STREAM.to_owned()).chain((1..100).map(|i| format!("{STREAM}-{i}")));
+    for name in names {
+        let streams = Streams::new(&name, Some(shards));
+        let primaries: HashSet<u16> = streams
+            .keys
+            .iter()
+            .map(|key| set.primary_for_key(key))
+            .collect();
+        if primaries.len() >= 2 {
+            return streams;
+        }
+    }
+    panic!("no name found whose {shards} shards are on two primaries or more");
 }
 
 // ---------------------------------------------------------------------------
@@ -326,8 +437,10 @@ fn build_workers(dir: &Path) -> HashMap<&'static str, PathBuf> {
 
 #[derive(Default)]
 struct Seen {
-    /// Times each id was printed, by any worker.
-    counts: HashMap<String, u32>,
+    /// The run's stream keys: a line naming another is malformed.
+    keys: HashSet<String>,
+    /// Times each entry was printed, by any worker.
+    counts: HashMap<Entry, u32>,
     lines: u64,
     malformed: Vec<String>,
     max_attempt: u64,
@@ -338,6 +451,12 @@ struct Seen {
     watchers: Vec<(usize, Instant, u64)>,
     /// Time to resume of each fault, once known.
     resumes: HashMap<usize, Duration>,
+    /// On a sharded stream, failovers and migrations waiting for their time
+    /// to resume on the shard they hit: (fault index, the shard's key, when,
+    /// and when as Unix milliseconds).
+    shard_watchers: Vec<(usize, String, Instant, u64)>,
+    /// Time to resume on the shard it hit of each of those, once known.
+    shard_resumes: HashMap<usize, Duration>,
 }
 
 impl Seen {
@@ -345,14 +464,14 @@ impl Seen {
         self.lines += 1;
         let parts: Vec<&str> = line.split_whitespace().collect();
         let parsed = match parts.as_slice() {
-            [STREAM, id, attempt] => id
+            [stream, id, attempt] if self.keys.contains(*stream) => id
                 .split_once('-')
                 .and_then(|(ms, _)| ms.parse::<u64>().ok())
                 .zip(attempt.parse::<u64>().ok())
-                .map(|(ms, attempt)| (id, ms, attempt)),
+                .map(|(ms, attempt)| (stream, id, ms, attempt)),
             _ => None,
         };
-        let Some((id, id_ms, attempt)) = parsed else {
+        let Some((stream, id, id_ms, attempt)) = parsed else {
             self.malformed.push(line.to_owned());
             return;
         };
@@ -360,17 +479,30 @@ impl Seen {
         if attempt > 1 {
             self.redelivered += 1;
         }
-        let count = self.counts.entry((*id).to_owned()).or_insert(0);
+        let count = self
+            .counts
+            .entry(((*stream).to_owned(), (*id).to_owned()))
+            .or_insert(0);
         *count += 1;
-        // Time to resume: the first id handled that was added after the
-        // fault (its id's milliseconds are later), so that batches already
-        // read before the fault and printed just after it do not count.
+        // Time to resume: the first entry handled (on any stream) that was
+        // added after the fault (its id's milliseconds are later), so that
+        // batches already read before the fault and printed just after it do
+        // not count.
         if *count == 1 {
             let now = Instant::now();
             let resumes = &mut self.resumes;
             self.watchers.retain(|&(fault, at, at_ms)| {
                 if id_ms > at_ms {
                     resumes.insert(fault, now.saturating_duration_since(at));
+                    false
+                } else {
+                    true
+                }
+            });
+            let shard_resumes = &mut self.shard_resumes;
+            self.shard_watchers.retain(|(fault, key, at, at_ms)| {
+                if key == stream && id_ms > *at_ms {
+                    shard_resumes.insert(*fault, now.saturating_duration_since(*at));
                     false
                 } else {
                     true
@@ -402,6 +534,8 @@ struct Workers {
     bins: HashMap<&'static str, PathBuf>,
     dir: PathBuf,
     url: String,
+    /// The flags naming the streams (`--stream`, `--shards`).
+    stream_args: Vec<String>,
     /// More flags for every worker (the TLS files).
     extra_args: Vec<String>,
     seen: Arc<Mutex<Seen>>,
@@ -423,11 +557,9 @@ impl Workers {
         let interval = CLAIM_INTERVAL_MS.to_string();
         let idle = CLAIM_MIN_IDLE_MS.to_string();
         let mut child = Command::new(&self.bins[adapter])
+            .args(["--url", &self.url])
+            .args(&self.stream_args)
             .args([
-                "--url",
-                &self.url,
-                "--stream",
-                STREAM,
                 "--group",
                 GROUP,
                 "--consumer",
@@ -527,8 +659,9 @@ fn signal(pid: &str, sig: &str) {
 // The producer
 
 struct Produced {
-    /// Ids whose `XADD` reply arrived.
-    ids: Vec<String>,
+    /// Entries whose `XADD` reply arrived (and, through Sentinel or on a
+    /// cluster, that the replica confirmed): stream key and id.
+    entries: Vec<Entry>,
     /// `XADD`s sent again because their fate was unknown (or refused).
     resent: u64,
     /// Problems met, and how often (connect errors, refused `XADD`s...).
@@ -543,25 +676,24 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Adds the run's `messages` entries at a steady rate, retrying through server
-/// restarts. Sequence numbers whose `XADD` failed or got no reply are added
-/// again (with a new id).
 /// Where the producer writes: one server, or the master the sentinels name
-/// (asked again after every broken connection).
+/// (asked again after every broken connection), or the primary of a key's
+/// slot.
 #[derive(Debug, Clone)]
 enum Upstream {
     Server(SocketAddr),
     Sentinels(Vec<SocketAddr>),
-    /// The cluster's nodes: the primary of the stream's slot is asked for.
+    /// The cluster's nodes: the primary of the key's slot is asked for.
     Cluster(Vec<SocketAddr>),
 }
 
 impl Upstream {
-    fn master(&self) -> Result<SocketAddr, String> {
+    /// The server to write `key` to.
+    fn master(&self, key: &str) -> Result<SocketAddr, String> {
         let sentinels = match self {
             Upstream::Server(addr) => return Ok(*addr),
             Upstream::Sentinels(sentinels) => sentinels,
-            Upstream::Cluster(nodes) => return slot_owner(nodes),
+            Upstream::Cluster(nodes) => return slot_owner(nodes, key),
         };
         for sentinel in sentinels {
             let Ok(mut c) = RespConnection::connect(*sentinel) else {
@@ -583,15 +715,15 @@ impl Upstream {
     }
 }
 
-/// The primary serving the stream's slot, as the first node that answers
+/// The primary serving `key`'s slot, as the first node that answers
 /// `CLUSTER SLOTS` says.
-fn slot_owner(nodes: &[SocketAddr]) -> Result<SocketAddr, String> {
+fn slot_owner(nodes: &[SocketAddr], key: &str) -> Result<SocketAddr, String> {
     for node in nodes {
         let Ok(mut c) = RespConnection::connect(*node) else {
             continue;
         };
         let slot = c
-            .cmd(&["CLUSTER", "KEYSLOT", STREAM])
+            .cmd(&["CLUSTER", "KEYSLOT", key])
             .ok()
             .and_then(|r| r.as_int());
         let Some(slot) = slot else {
@@ -618,47 +750,71 @@ fn slot_owner(nodes: &[SocketAddr]) -> Result<SocketAddr, String> {
             }
         }
     }
-    Err("no cluster node named the stream's primary".into())
+    Err(format!("no cluster node named the primary of {key}"))
 }
 
-fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
+/// Adds the run's `messages` entries at a steady rate, retrying through
+/// server restarts and failovers. Each pipelined batch goes to one of
+/// `keys`, in turn, on the server that takes that key's writes (asked
+/// again after a broken connection or a refusal). Sequence numbers whose
+/// `XADD` failed, got no reply or (through Sentinel or on a cluster) was
+/// not confirmed by the replica are added again (with a new id, in a later
+/// batch, maybe to another key).
+fn produce(upstream: Upstream, keys: &[String], stop: &AtomicBool, run: &Run) -> Produced {
     let started = Instant::now();
     let per_message = run.produce_time.as_secs_f64() / run.messages as f64;
     let mut out = Produced {
-        ids: Vec::with_capacity(run.messages),
+        entries: Vec::with_capacity(run.messages),
         resent: 0,
         errors: BTreeMap::new(),
     };
     let mut retry: VecDeque<u64> = VecDeque::new();
     let mut next_seq: u64 = 0;
-    let mut conn: Option<RespConnection> = None;
-    while out.ids.len() < run.messages {
+    // Where each key's writes go, once asked; the connections, by server
+    // (keys on one server share one).
+    let mut owners: HashMap<&str, SocketAddr> = HashMap::new();
+    let mut conns: HashMap<SocketAddr, RespConnection> = HashMap::new();
+    let mut turn = 0usize;
+    while out.entries.len() < run.messages {
         if stop.load(Ordering::SeqCst) || started.elapsed() > PRODUCE_DEADLINE {
             break;
         }
-        let due = started + Duration::from_secs_f64(out.ids.len() as f64 * per_message);
+        let due = started + Duration::from_secs_f64(out.entries.len() as f64 * per_message);
         let now = Instant::now();
         if due > now {
             thread::sleep(due - now);
         }
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match upstream
-                .master()
-                .and_then(|addr| RespConnection::connect(addr).map_err(|e| e.to_string()))
-            {
+        let key = keys[turn % keys.len()].as_str();
+        turn += 1;
+        let addr = match owners.get(key) {
+            Some(addr) => Ok(*addr),
+            None => upstream.master(key),
+        };
+        let addr = match addr {
+            Ok(addr) => addr,
+            Err(e) => {
+                *out.errors.entry(format!("connect: {e}")).or_default() += 1;
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let c = match conns.entry(addr) {
+            hash_map::Entry::Occupied(c) => c.into_mut(),
+            hash_map::Entry::Vacant(slot) => match RespConnection::connect(addr) {
                 Ok(c) => {
                     let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                    conn.insert(c)
+                    slot.insert(c)
                 }
                 Err(e) => {
                     *out.errors.entry(format!("connect: {e}")).or_default() += 1;
+                    owners.remove(key);
                     thread::sleep(Duration::from_millis(100));
                     continue;
                 }
             },
         };
-        let want = PRODUCE_BATCH.min(run.messages - out.ids.len());
+        owners.insert(key, addr);
+        let want = PRODUCE_BATCH.min(run.messages - out.entries.len());
         let mut batch = Vec::with_capacity(want);
         while batch.len() < want {
             batch.push(retry.pop_front().unwrap_or_else(|| {
@@ -671,13 +827,13 @@ fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
         for seq in &batch {
             let seq = seq.to_string();
             bytes.extend(encode_command(&[
-                "XADD", STREAM, "*", "seq", &seq, "src", "chaos", "ts", &ts,
+                "XADD", key, "*", "seq", &seq, "src", "chaos", "ts", &ts,
             ]));
         }
         let mut sent = c.stream().write_all(&bytes);
         let mut broken = false;
         let mut refused = false;
-        let before = out.ids.len();
+        let before = out.entries.len();
         let mut landed = Vec::new();
         for (i, seq) in batch.iter().enumerate() {
             let reply = match sent {
@@ -686,11 +842,13 @@ fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
             };
             match reply {
                 Ok(RespValue::Bulk(id)) => {
-                    out.ids.push(String::from_utf8_lossy(&id).into_owned());
+                    let id = String::from_utf8_lossy(&id).into_owned();
+                    out.entries.push((key.to_owned(), id));
                     landed.push(*seq);
                 }
                 Ok(other) => {
-                    // Refused (e.g. -LOADING): not added; add it again.
+                    // Refused (e.g. -LOADING, -MOVED): not added; add it
+                    // again.
                     *out.errors
                         .entry(format!("XADD answered {other:?}"))
                         .or_default() += 1;
@@ -711,14 +869,15 @@ fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
             }
             sent = Ok(());
         }
-        // Through Sentinel an entry counts once the replica has it: what
-        // a killed master had not passed on is lost by the server.
+        // Through Sentinel or on a cluster an entry counts once the replica
+        // has it: what a killed master had not passed on is lost by the
+        // server.
         if (run.sentinel || run.cluster) && !landed.is_empty() {
             let confirmed =
                 !broken && matches!(c.cmd(&["WAIT", "1", "1000"]), Ok(RespValue::Int(n)) if n >= 1);
             if !confirmed {
-                // Fate unknown: added again, these ids not counted.
-                out.ids.truncate(before);
+                // Fate unknown: added again, these entries not counted.
+                out.entries.truncate(before);
                 *out.errors
                     .entry("XADD not confirmed by the replica".into())
                     .or_default() += landed.len() as u64;
@@ -727,13 +886,15 @@ fn produce(upstream: Upstream, stop: &AtomicBool, run: &Run) -> Produced {
                 refused = true;
             }
         }
-        // Through Sentinel a refusal (READONLY: the node was demoted) or an
-        // unconfirmed write sends the producer to ask for the master again.
+        // Through Sentinel or on a cluster a refusal (READONLY: the node was
+        // demoted; MOVED, ASK, CLUSTERDOWN) or an unconfirmed write sends the
+        // producer to ask again where the key's writes go.
         if (run.sentinel || run.cluster) && refused {
             broken = true;
         }
         if broken {
-            conn = None;
+            conns.remove(&addr);
+            owners.remove(key);
         }
         if broken || refused {
             thread::sleep(Duration::from_millis(100));
@@ -754,24 +915,48 @@ impl Drop for StopOnDrop {
 // ---------------------------------------------------------------------------
 // Checks
 
-/// Pending entries of the group (`XPENDING s g`), or `None` if the server
+/// Pending entries of the group on each key (`XPENDING key g`, asked of
+/// the server that serves the key now), `None` for a key whose server
 /// cannot be asked right now.
-fn pending_count(server: &RedisServer) -> Option<i64> {
-    let reply = server.try_cmd(&["XPENDING", STREAM, GROUP]).ok()?;
-    reply.as_array()?.first()?.as_int()
+fn pending_counts(servers: &Servers, keys: &[String]) -> Vec<Option<i64>> {
+    keys.iter()
+        .map(|key| {
+            let reply = servers
+                .server_for(key)
+                .try_cmd(&["XPENDING", key, GROUP])
+                .ok()?;
+            reply.as_array()?.first()?.as_int()
+        })
+        .collect()
 }
 
-fn pending_detail(server: &RedisServer) -> String {
-    match server.try_cmd(&["XPENDING", STREAM, GROUP, "-", "+", "10"]) {
-        Ok(v) => format!("{v:?}"),
-        Err(e) => format!("<XPENDING failed: {e}>"),
+/// Whether every key was asked and has nothing pending.
+fn none_pending(counts: &[Option<i64>]) -> bool {
+    counts.iter().all(|&n| n == Some(0))
+}
+
+/// The first pending entries of each key (with its server, on a cluster).
+fn pending_detail(servers: &Servers, keys: &[String]) -> String {
+    let mut out = String::new();
+    for key in keys {
+        let server = servers.server_for(key);
+        let detail = match server.try_cmd(&["XPENDING", key, GROUP, "-", "+", "10"]) {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => format!("<XPENDING failed: {e}>"),
+        };
+        if keys.len() == 1 {
+            return detail;
+        }
+        let _ = write!(out, "\n  {key} on {}: {detail}", server.port());
     }
+    out
 }
 
-fn missing_ids(produced: &[String], seen: &Seen) -> Vec<String> {
+/// The produced entries no worker printed.
+fn missing_entries(produced: &[Entry], seen: &Seen) -> Vec<Entry> {
     produced
         .iter()
-        .filter(|id| !seen.counts.contains_key(*id))
+        .filter(|entry| !seen.counts.contains_key(*entry))
         .cloned()
         .collect()
 }
@@ -823,6 +1008,15 @@ fn chaos_on_a_cluster() {
     run_chaos(&ON_A_CLUSTER);
 }
 
+/// The same workers reading every shard of a sharded stream spread over a
+/// Redis Cluster's primaries, under a failover of one shard's primary and
+/// a live migration of another shard's slot.
+#[test]
+fn chaos_on_a_sharded_cluster() {
+    let _turn = lock(&ONE_AT_A_TIME);
+    run_chaos(&ON_A_SHARDED_CLUSTER);
+}
+
 /// The servers of a run: one behind the fault proxy, or a Sentinel set.
 enum Servers {
     Single {
@@ -834,13 +1028,13 @@ enum Servers {
 }
 
 impl Servers {
-    /// The server the producer and the checks talk to: the master now (in
-    /// a cluster, the primary of the stream's slot).
-    fn master(&self) -> &RedisServer {
+    /// The server the checks ask about `key`: the master now (in a
+    /// cluster, the primary of the key's slot).
+    fn server_for(&self, key: &str) -> &RedisServer {
         match self {
             Servers::Single { server, .. } => server,
             Servers::Sentinel(set) => set.master(),
-            Servers::Cluster(set) => set.node(set.primary_for_key(STREAM)),
+            Servers::Cluster(set) => set.node(set.primary_for_key(key)),
         }
     }
 }
@@ -906,21 +1100,49 @@ fn run_chaos(run: &'static Run) {
             (proxy.url(), Vec::new(), Upstream::Server(server.addr()))
         }
     };
+    // The streams: the one stream, or a sharded stream whose shards are on
+    // at least two primaries.
+    let streams = match (&servers, run.shards) {
+        (_, None) => Streams::new(STREAM, None),
+        (Servers::Cluster(set), Some(n)) => spread_streams(set, n),
+        (_, Some(n)) => Streams::new(STREAM, Some(n)),
+    };
+    let keys = streams.keys.clone();
+    let first = servers.server_for(&keys[0]);
     eprintln!(
         "chaos: {} at {}, workers at {url}; {run:?}",
-        servers.master().version(),
-        servers.master().addr(),
+        first.version(),
+        first.addr(),
     );
-    let created = servers
-        .master()
-        .cmd(&["XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM"]);
-    assert!(!created.is_error(), "XGROUP CREATE: {created:?}");
+    if let (Servers::Cluster(set), Some(_)) = (&servers, run.shards) {
+        let placed: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                format!(
+                    "{key} (slot {}) on {}",
+                    set.key_slot(key),
+                    set.primary_for_key(key)
+                )
+            })
+            .collect();
+        eprintln!("chaos: shards: {}", placed.join(", "));
+    }
+    for key in &keys {
+        let created = servers
+            .server_for(key)
+            .cmd(&["XGROUP", "CREATE", key, GROUP, "0", "MKSTREAM"]);
+        assert!(!created.is_error(), "XGROUP CREATE {key}: {created:?}");
+    }
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen = Arc::new(Mutex::new(Seen {
+        keys: keys.iter().cloned().collect(),
+        ..Seen::default()
+    }));
     let mut workers = Workers {
         bins,
         dir: tmp.clone(),
         url,
+        stream_args: streams.args(),
         extra_args,
         seen: Arc::clone(&seen),
         live: Vec::new(),
@@ -960,14 +1182,21 @@ fn run_chaos(run: &'static Run) {
     let produce_started = Instant::now();
     let producer = {
         let stop = Arc::clone(&stop);
+        let keys = keys.clone();
         thread::Builder::new()
             .name("producer".into())
-            .spawn(move || produce(upstream, &stop, run))
+            .spawn(move || produce(upstream, &keys, &stop, run))
             .expect("spawn the producer")
     };
 
     // Inject the faults.
     let mut injected: Vec<(Fault, Duration, String)> = Vec::new();
+    // On a sharded stream, the shards a failover or a migration already
+    // hit: each hits another.
+    let mut hit: Vec<usize> = Vec::new();
+    // And (fault index, the key of the shard it hit), whose time to resume
+    // on that shard is watched too.
+    let mut shard_hits: Vec<(usize, String)> = Vec::new();
     for (at, kind) in &schedule {
         let due = produce_started + *at;
         let now = Instant::now();
@@ -1008,13 +1237,21 @@ fn run_chaos(run: &'static Run) {
                 let Servers::Cluster(set) = &mut servers else {
                     unreachable!("a cluster run has a cluster")
                 };
-                let old = set.primary_for_key(STREAM);
+                let key = &keys[pick_shard(&mut rng, keys.len(), &mut hit)];
+                if keys.len() > 1 {
+                    lock(&seen)
+                        .shard_watchers
+                        .push((index, key.clone(), t0, t0_ms));
+                    shard_hits.push((index, key.clone()));
+                }
+                let old = set.primary_for_key(key);
                 set.kill(old);
                 let new = set.wait_for_promotion(old);
                 let promoted = t0.elapsed();
                 set.restart(old);
                 format!(
-                    "primary {old} killed, {new} promoted after {}, {old} back as a replica after {}",
+                    "primary {old} of {key} killed, {new} promoted after {}, {old} back as a \
+                     replica after {}",
                     secs(promoted),
                     secs(t0.elapsed())
                 )
@@ -1023,7 +1260,14 @@ fn run_chaos(run: &'static Run) {
                 let Servers::Cluster(set) = &mut servers else {
                     unreachable!("slot migrations only in cluster runs")
                 };
-                let slot = set.key_slot(STREAM);
+                let key = &keys[pick_shard(&mut rng, keys.len(), &mut hit)];
+                if keys.len() > 1 {
+                    lock(&seen)
+                        .shard_watchers
+                        .push((index, key.clone(), t0, t0_ms));
+                    shard_hits.push((index, key.clone()));
+                }
+                let slot = set.key_slot(key);
                 let from = set.primary_for_slot(slot);
                 let to = set
                     .primary_ports()
@@ -1032,7 +1276,7 @@ fn run_chaos(run: &'static Run) {
                     .expect("another primary");
                 set.migrate_slot(slot, to);
                 format!(
-                    "slot {slot} moved from {from} to {to} in {}",
+                    "slot {slot} of {key} moved from {from} to {to} in {}",
                     secs(t0.elapsed())
                 )
             }
@@ -1081,44 +1325,46 @@ fn run_chaos(run: &'static Run) {
     let produced = producer.join().expect("the producer panicked");
     let production = produce_started.elapsed();
     assert_eq!(
-        produced.ids.len(),
+        produced.entries.len(),
         run.messages,
         "the producer got only {} ids in {}; errors: {:?}",
-        produced.ids.len(),
+        produced.entries.len(),
         secs(production),
         produced.errors
     );
     eprintln!(
         "chaos: produced {} in {} ({} XADDs sent again; errors: {:?})",
-        produced.ids.len(),
+        produced.entries.len(),
         secs(production),
         produced.resent,
         produced.errors
     );
-    let unique: HashSet<&String> = produced.ids.iter().collect();
+    let unique: HashSet<&Entry> = produced.entries.iter().collect();
     assert_eq!(
         unique.len(),
-        produced.ids.len(),
-        "XADD returned an id twice"
+        produced.entries.len(),
+        "XADD returned an id twice on one stream"
     );
 
-    // Quiet period: every produced id handled, nothing pending.
+    // Quiet period: every produced entry handled, nothing pending on any
+    // stream.
     let quiet_started = Instant::now();
     loop {
-        let missing = missing_ids(&produced.ids, &lock(&seen));
-        let pending = pending_count(servers.master());
-        if missing.is_empty() && pending == Some(0) {
+        let missing = missing_entries(&produced.entries, &lock(&seen));
+        let pending = pending_counts(&servers, &keys);
+        if missing.is_empty() && none_pending(&pending) {
             break;
         }
         if quiet_started.elapsed() >= QUIET_TIMEOUT {
             panic!(
-                "after {} of quiet: {} produced ids never printed (first: {:?}), XPENDING {:?}: {}\n\
-                 faults: {injected:#?}\n{}",
+                "after {} of quiet: {} produced entries never printed (first: {:?}), \
+                 XPENDING {:?}: {}\n{}\nfaults: {injected:#?}\n{}",
                 secs(QUIET_TIMEOUT),
                 missing.len(),
                 &missing[..missing.len().min(10)],
                 pending,
-                pending_detail(servers.master()),
+                pending_detail(&servers, &keys),
+                missing_by_stream(&keys, &produced.entries, &missing),
                 workers.stderr_tails()
             );
         }
@@ -1156,14 +1402,14 @@ fn run_chaos(run: &'static Run) {
 
     // The checks.
     let seen = lock(&seen);
-    let produced_set: HashSet<&str> = produced.ids.iter().map(String::as_str).collect();
-    let lost = missing_ids(&produced.ids, &seen);
-    let pending = pending_count(servers.master());
+    let produced_set: HashSet<&Entry> = produced.entries.iter().collect();
+    let lost = missing_entries(&produced.entries, &seen);
+    let pending = pending_counts(&servers, &keys);
     let duplicates = seen.counts.values().filter(|&&n| n > 1).count();
     let extra = seen
         .counts
         .keys()
-        .filter(|id| !produced_set.contains(id.as_str()))
+        .filter(|entry| !produced_set.contains(entry))
         .count();
     let faults = injected.len();
     // Duplicates come from messages in flight at a fault: a worker holds at
@@ -1200,18 +1446,46 @@ fn run_chaos(run: &'static Run) {
         seen.redelivered,
         seen.malformed.len()
     );
+    if keys.len() > 1 {
+        eprintln!(
+            "chaos: by stream: {}",
+            by_stream(&keys, &produced.entries, &seen, &pending)
+        );
+    }
+    // On a sharded stream, a failover's or migration's time to resume on
+    // the shard it hit (the other shards may go on meanwhile).
+    let mut shard_resumes = Vec::new();
+    let mut shard_unresumed = Vec::new();
+    for (i, key) in &shard_hits {
+        let (kind, at, detail) = &injected[*i];
+        match seen.shard_resumes.get(i) {
+            Some(d) => shard_resumes.push((*d, *i, key)),
+            None => shard_unresumed.push(format!(
+                "#{i} {} at {} on {key} ({detail})",
+                kind.name(),
+                secs(*at)
+            )),
+        }
+    }
+    if !shard_hits.is_empty() {
+        let lines: Vec<String> = shard_resumes
+            .iter()
+            .map(|(d, i, key)| format!("#{i} {} {key} {}", injected[*i].0.name(), secs(*d)))
+            .collect();
+        eprintln!("chaos: resume on the shard hit: {}", lines.join(", "));
+    }
 
     assert!(
         lost.is_empty(),
-        "{} produced ids were never handled (first: {:?})\nfaults: {injected:#?}",
+        "{} produced entries were never handled (first: {:?}){}\nfaults: {injected:#?}",
         lost.len(),
-        &lost[..lost.len().min(10)]
+        &lost[..lost.len().min(10)],
+        missing_by_stream(&keys, &produced.entries, &lost)
     );
-    assert_eq!(
-        pending,
-        Some(0),
-        "pending entries left: {}",
-        pending_detail(servers.master())
+    assert!(
+        none_pending(&pending),
+        "pending entries left ({pending:?}): {}",
+        pending_detail(&servers, &keys)
     );
     assert!(
         seen.malformed.is_empty(),
@@ -1220,13 +1494,26 @@ fn run_chaos(run: &'static Run) {
     );
     assert!(
         duplicates <= duplicate_bound,
-        "{duplicates} ids handled more than once, more than {duplicate_bound} \
+        "{duplicates} entries handled more than once, more than {duplicate_bound} \
          ({faults} faults x {WORKERS} workers x count {COUNT} x 2)"
     );
     assert!(
         unresumed.is_empty(),
         "no new id was handled after these faults: {unresumed:?}"
     );
+    assert!(
+        shard_unresumed.is_empty(),
+        "no new entry of the shard hit was handled after these faults: {shard_unresumed:?}"
+    );
+    if let Some((slowest, i, key)) = shard_resumes.iter().max() {
+        assert!(
+            *slowest <= RESUME_BOUND,
+            "fault #{i} ({:?}) took {} to resume on {key}, more than {}",
+            injected[*i],
+            secs(*slowest),
+            secs(RESUME_BOUND)
+        );
+    }
     let (worst, worst_index) = worst.expect("at least one fault");
     assert!(
         worst <= RESUME_BOUND,
@@ -1250,12 +1537,59 @@ fn run_chaos(run: &'static Run) {
         run.tls,
         run.sentinel,
         run.cluster,
-        produced.ids.len(),
+        produced.entries.len(),
         summary_faults.join(","),
         lost.len(),
         secs(worst),
         secs(test_started.elapsed())
     );
+}
+
+/// A shard for a failover or a migration on a sharded stream: one at random
+/// that no earlier one hit (any, once every shard was hit), noted in `hit`.
+/// The one stream draws nothing (the fault schedule of a seed stays as it
+/// was).
+fn pick_shard(rng: &mut Rng, shards: usize, hit: &mut Vec<usize>) -> usize {
+    if shards == 1 {
+        return 0;
+    }
+    let fresh: Vec<usize> = (0..shards).filter(|i| !hit.contains(i)).collect();
+    let shard = if fresh.is_empty() {
+        rng.below(shards as u64) as usize
+    } else {
+        fresh[rng.below(fresh.len() as u64) as usize]
+    };
+    hit.push(shard);
+    shard
+}
+
+/// On several streams, how many of `missing` each stream has (of how many
+/// produced on it); nothing on one stream.
+fn missing_by_stream(keys: &[String], produced: &[Entry], missing: &[Entry]) -> String {
+    if keys.len() == 1 {
+        return String::new();
+    }
+    let mut out = String::from("\nmissing by stream:");
+    for key in keys {
+        let of = produced.iter().filter(|(k, _)| k == key).count();
+        let gone = missing.iter().filter(|(k, _)| k == key).count();
+        let _ = write!(out, " {key}={gone}/{of}");
+    }
+    out
+}
+
+/// Each stream's produced entries, distinct entries handled and pending
+/// count at the end.
+fn by_stream(keys: &[String], produced: &[Entry], seen: &Seen, pending: &[Option<i64>]) -> String {
+    let mut parts = Vec::new();
+    for (key, pending) in keys.iter().zip(pending) {
+        let of = produced.iter().filter(|(k, _)| k == key).count();
+        let handled = seen.counts.keys().filter(|(k, _)| k == key).count();
+        parts.push(format!(
+            "{key} produced={of} handled={handled} pending={pending:?}"
+        ));
+    }
+    parts.join(", ")
 }
 
 /// Removes a directory on drop, unless `XGROUP_CHAOS_KEEP` is set (to read
