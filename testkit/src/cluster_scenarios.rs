@@ -101,16 +101,9 @@ fn pending(node: &RedisServer, stream: &str) -> i64 {
 /// Waits until the group of `stream` has nothing pending on the primary of
 /// its slot.
 fn wait_nothing_pending(cluster: &ClusterSet, stream: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let node = cluster.node(cluster.primary_for_key(stream));
-        let got = pending(node, stream);
-        if got == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{stream}: {got} still pending");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::scenarios::wait_nothing_pending_on([stream], |key| {
+        pending(cluster.node(cluster.primary_for_key(key)), key)
+    });
 }
 
 /// A URL whose only seed is a node that does not serve `stream`'s slot.
@@ -165,10 +158,7 @@ pub fn consumes_every_shard_of_a_sharded_stream<A: Adapter>() {
     }
     let stats = stop_ok(running);
     let ds = seen.deliveries();
-    let got: BTreeSet<(String, String)> = ds
-        .iter()
-        .map(|d| (d.stream.clone(), d.id.clone()))
-        .collect();
+    let got = crate::scenarios::stream_ids(&ds);
     assert_eq!(got, produced, "each entry from its own shard");
     assert_eq!(ds.len(), produced.len(), "each delivered once");
     assert_eq!(stats.acked, produced.len() as u64);

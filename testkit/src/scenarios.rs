@@ -348,6 +348,30 @@ pub(crate) fn produce(server: &RedisServer, n: usize) -> Vec<String> {
     produce_to(server, "s", n)
 }
 
+/// Waits until nothing is pending on any of `keys`, as `pending` counts
+/// a key's group's pending entries.
+pub(crate) fn wait_nothing_pending_on<K: AsRef<str>>(
+    keys: impl IntoIterator<Item = K>,
+    pending: impl Fn(&str) -> i64,
+) {
+    for key in keys {
+        let key = key.as_ref();
+        let deadline = Instant::now() + WAIT;
+        while pending(key) != 0 {
+            assert!(Instant::now() < deadline, "{key}: entries left pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The (stream, id) of each delivery: an id alone names no entry when
+/// several streams are read.
+pub(crate) fn stream_ids(ds: &[Delivery]) -> BTreeSet<(String, String)> {
+    ds.iter()
+        .map(|d| (d.stream.clone(), d.id.clone()))
+        .collect()
+}
+
 pub(crate) fn produce_to(server: &RedisServer, stream: &str, n: usize) -> Vec<String> {
     let mut conn = server.connect().expect("connect to the test server");
     (0..n)
@@ -493,20 +517,11 @@ pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
         seen.deliveries().len(),
         produced.len()
     );
-    for key in streams {
-        let deadline = Instant::now() + WAIT;
-        while pending_on(&server, key) != 0 {
-            assert!(Instant::now() < deadline, "{key}: entries left pending");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    wait_nothing_pending_on(streams, |key| pending_on(&server, key));
     let info = running.info();
     let stats = stop_ok(running);
     let ds = seen.deliveries();
-    let got: BTreeSet<(String, String)> = ds
-        .iter()
-        .map(|d| (d.stream.clone(), d.id.clone()))
-        .collect();
+    let got = stream_ids(&ds);
     assert_eq!(got, produced, "each entry from its own stream");
     assert_eq!(ds.len(), produced.len(), "each delivered once");
     assert!(ds.iter().all(|d| d.attempt == 1 && d.source == Source::New));
@@ -617,20 +632,11 @@ pub(crate) fn ordered_hand_over<A: Adapter>(
         assert!(Instant::now() < deadline, "b did not take a's shards over");
         std::thread::sleep(Duration::from_millis(20));
     }
-    for key in keys {
-        let deadline = Instant::now() + WAIT;
-        while pending(key) != 0 {
-            assert!(Instant::now() < deadline, "{key}: entries left pending");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    wait_nothing_pending_on(keys, &pending);
     stop_ok(running_b);
     let mut ds: Vec<Delivery> = seen_a.deliveries();
     ds.extend(seen_b.deliveries());
-    let got: BTreeSet<(String, String)> = ds
-        .iter()
-        .map(|d| (d.stream.clone(), d.id.clone()))
-        .collect();
+    let got = stream_ids(&ds);
     assert_eq!(got, produced, "every entry handled");
     assert_eq!(ds.len(), produced.len(), "each handled once");
     ds.sort_by_key(|d| d.at);
@@ -723,19 +729,10 @@ pub fn ordered_mode_takes_over_a_dead_consumers_streams<A: Adapter>() {
     let took = killed.elapsed();
     // The lease lapses 300 ms after the last beat; a beat or two more.
     assert!(took < Duration::from_secs(5), "takeover took {took:?}");
-    for key in &keys {
-        let deadline = Instant::now() + WAIT;
-        while pending_on(&server, key) != 0 {
-            assert!(Instant::now() < deadline, "{key}: entries left pending");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    wait_nothing_pending_on(&keys, |key| pending_on(&server, key));
     stop_ok(alive);
     let ds = seen.deliveries();
-    let got: BTreeSet<(String, String)> = ds
-        .iter()
-        .map(|d| (d.stream.clone(), d.id.clone()))
-        .collect();
+    let got = stream_ids(&ds);
     assert_eq!(got, produced);
     assert_eq!(ds.len(), produced.len(), "each handled once");
     for key in &keys {
