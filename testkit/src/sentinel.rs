@@ -136,13 +136,16 @@ impl SentinelSet {
         self.sentinels
             .iter()
             .filter(|s| s.is_running())
-            .find_map(|s| {
-                let reply = s
-                    .try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER_NAME])
-                    .ok()?;
-                reply.as_array()?.get(1)?.as_str()?.parse().ok()
-            })
+            .find_map(Self::named_master)
             .expect("no sentinel named the master")
+    }
+
+    /// The master's port as `sentinel` names it, if it answers.
+    fn named_master(sentinel: &RedisServer) -> Option<u16> {
+        let reply = sentinel
+            .try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER_NAME])
+            .ok()?;
+        reply.as_array()?.get(1)?.as_str()?.parse().ok()
     }
 
     /// The data node on `port`.
@@ -187,8 +190,8 @@ impl SentinelSet {
         node.expect("a node of the set").restart();
     }
 
-    /// Waits until the sentinels name a master other than `old` and it
-    /// says it is one; returns its port.
+    /// Waits until every running sentinel names the same master other than
+    /// `old` and it says it is one; returns its port.
     ///
     /// # Panics
     ///
@@ -197,7 +200,16 @@ impl SentinelSet {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let port = self.master_port();
+            // Every running sentinel names it: a sentinel still naming the
+            // old master when it comes back would make the promoted node
+            // its replica again (and, without persistence, empty).
+            let agreed = self
+                .sentinels
+                .iter()
+                .filter(|s| s.is_running())
+                .all(|s| Self::named_master(s) == Some(port));
             let is_master = port != old
+                && agreed
                 && self
                     .node(port)
                     .try_cmd(&["ROLE"])
@@ -239,8 +251,10 @@ impl SentinelSet {
             }
             assert!(
                 Instant::now() < deadline,
-                "the node on {port} did not sync within 30 s; its log:\n{}",
-                self.node(port).log_tail()
+                "the node on {port} did not sync within 30 s; its log:\n{}\nthe first \
+                 sentinel's log:\n{}",
+                self.node(port).log_tail(),
+                self.sentinels[0].log_tail()
             );
             thread::sleep(Duration::from_millis(50));
         }
