@@ -196,15 +196,24 @@ pub fn group_create(frame: Frame) -> Result<GroupCreated, ReplyError> {
 /// `XREADGROUP` entries of `stream`: RESP2 array or RESP3 map shape; a null
 /// reply (timeout, nothing new) is an empty list.
 pub fn xreadgroup(frame: Frame, stream: &[u8]) -> Result<Vec<Entry>, ReplyError> {
+    let mut found = xreadgroup_streams(frame, &[stream])?;
+    Ok(found.pop().unwrap_or_default())
+}
+
+/// The entries of each of `streams` (in that order) in the reply to one
+/// `XREADGROUP ... STREAMS a b c`: RESP2 array or RESP3 map shape; a
+/// stream the reply leaves out, or a null reply (timeout, nothing new),
+/// has none. Streams not asked for are ignored.
+pub fn xreadgroup_streams(frame: Frame, streams: &[&[u8]]) -> Result<Vec<Vec<Entry>>, ReplyError> {
     const CMD: &str = "XREADGROUP";
-    let mut found = Vec::new();
+    let mut found = vec![Vec::new(); streams.len()];
     let mut take = |name: Frame, entries: Frame| -> Result<(), ReplyError> {
         let name = string(name, CMD, "stream name")?;
-        if name.as_ref() == stream {
+        if let Some(i) = streams.iter().position(|s| *s == name.as_ref()) {
             let list = array(entries, CMD, "stream entries")?;
-            found.reserve(list.len());
+            found[i].reserve(list.len());
             for item in list {
-                found.push(entry(item, CMD)?);
+                found[i].push(entry(item, CMD)?);
             }
         }
         Ok(())
@@ -1100,6 +1109,33 @@ mod tests {
                 vec![entry("5-0", &[("x", "y")])]
             );
         }
+    }
+
+    #[test]
+    fn one_reply_for_several_streams_is_split_in_the_order_asked() {
+        for (bytes, s, t) in [
+            (R2_XREADGROUP_TWO_STREAMS, "s2", "t2"),
+            (R3_XREADGROUP_TWO_STREAMS, "s3", "t3"),
+        ] {
+            let asked: [&[u8]; 3] = [t.as_bytes(), b"absent", s.as_bytes()];
+            assert_eq!(
+                xreadgroup_streams(frame(bytes), &asked).unwrap(),
+                vec![
+                    vec![entry("5-0", &[("x", "y")])],
+                    Vec::new(),
+                    vec![entry("4-0", &[("z", "w")])],
+                ]
+            );
+        }
+        let none = xreadgroup_streams(frame(R2_XREADGROUP_TIMEOUT), &[b"a", b"b"]).unwrap();
+        assert_eq!(none, vec![Vec::new(), Vec::new()]);
+        let err = xreadgroup_streams(frame(b"-NOGROUP No such key 'b'\r\n"), &[b"a", b"b"]);
+        assert!(matches!(err, Err(ReplyError::Server(_))), "{err:?}");
+        let garbage = xreadgroup_streams(frame(b":3\r\n"), &[b"a"]);
+        assert!(
+            matches!(garbage, Err(ReplyError::Protocol(_))),
+            "{garbage:?}"
+        );
     }
 
     #[test]

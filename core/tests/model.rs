@@ -1193,3 +1193,32 @@ fn regression_a_retry_after_is_kept_over_several_streams_when_polling() {
     world.quiesce();
     world.check_final();
 }
+
+/// On one server a consumer of three streams opens one read connection,
+/// not one per stream: when every stream is drained, one blocked
+/// `XREADGROUP` waits on all three, beside a control connection each.
+#[test]
+fn several_streams_on_one_server_wait_in_one_blocked_read() {
+    let features = Features {
+        streams: 3,
+        ..Features::default()
+    };
+    let mut world = World::with(1, 2, Vec::new(), false, features);
+    world.run(&[Op::Produce(3), Op::Produce(8 | 2), Op::Produce(16 | 4)]);
+    world.quiesce();
+    world.check_final();
+    world.advance(10);
+    let open: Vec<_> = world.workers[0].conns.iter().flatten().copied().collect();
+    assert_eq!(
+        open.len(),
+        4,
+        "a control connection per stream and one read"
+    );
+    let blocked = open.iter().filter(|&&c| world.sim.is_blocked(c)).count();
+    assert_eq!(blocked, 1, "one read waits on every stream");
+    // An entry on the last stream ends that wait and is delivered.
+    world.run(&[Op::Produce(16 | 1)]);
+    world.quiesce();
+    world.check_final();
+    assert_eq!(world.handled.len(), 10);
+}

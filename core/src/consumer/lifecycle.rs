@@ -53,6 +53,10 @@ impl Conn {
 pub(super) struct Links {
     control: Link,
     read: Option<Link>,
+    /// Reads of new entries go in a consumer of several streams' combined
+    /// read, on one read connection for all: whether it is ready (see
+    /// [`combine_reads`](Self::combine_reads)).
+    combined: Option<bool>,
 }
 
 /// The connection.
@@ -128,6 +132,7 @@ impl Links {
         Links {
             control: Link::Connecting,
             read: read_connection.then_some(Link::Connecting),
+            combined: None,
         }
     }
 
@@ -143,6 +148,7 @@ impl Links {
         Links {
             control: Link::Down,
             read: read_connection.then_some(Link::Down),
+            combined: None,
         }
     }
 
@@ -188,13 +194,41 @@ impl Links {
         self.control.session_mut()
     }
 
-    /// Whether reads of new entries have a connection of their own.
+    /// Whether reads of new entries have a connection of their own (or
+    /// one shared by the streams of a combined read).
     pub(super) fn has_read(&self) -> bool {
-        self.read.is_some()
+        self.read.is_some() || self.combined.is_some()
     }
 
-    /// Whether the read connection is up and set up (or not used).
+    /// Reads of new entries go in a combined read, on the read connection
+    /// this part opens (`own`) or another part's: not ready until
+    /// [`set_combined_ready`](Self::set_combined_ready).
+    pub(super) fn combine_reads(&mut self, own: bool) {
+        if !own {
+            self.read = None;
+        }
+        self.combined = Some(false);
+    }
+
+    /// Reads of new entries no longer go in a combined read: on this
+    /// part's own read connection if it has one, else on the control one.
+    pub(super) fn uncombine_reads(&mut self) {
+        self.combined = None;
+    }
+
+    /// Whether the combined read's connection is ready; returns whether
+    /// that changed.
+    pub(super) fn set_combined_ready(&mut self, ready: bool) -> bool {
+        let was = self.combined.replace(ready);
+        was.is_some_and(|was| was != ready)
+    }
+
+    /// Whether the read connection is up and set up (or not used; with a
+    /// combined read, whether that is ready).
     pub(super) fn read_ready(&self) -> bool {
+        if let Some(ready) = self.combined {
+            return ready;
+        }
         self.read
             .as_ref()
             .map_or(true, |r| r.phase() == Some(Phase::Running))
@@ -350,5 +384,27 @@ mod tests {
         assert!(matches!(two.get(Conn::Control), Link::Down));
         assert_eq!(two.all_connecting(), [Conn::Control, Conn::Read]);
         assert!(matches!(two.get(Conn::Read), Link::Connecting));
+    }
+
+    #[test]
+    fn a_combined_read_is_ready_when_its_owner_says_so() {
+        // A part reading through another part's connection opens none.
+        let mut borrower = Links::connecting(true);
+        borrower.combine_reads(false);
+        assert_eq!(borrower.used().collect::<Vec<_>>(), [Conn::Control]);
+        assert!(borrower.has_read() && !borrower.read_ready());
+        assert!(borrower.set_combined_ready(true));
+        assert!(!borrower.set_combined_ready(true), "no change");
+        assert!(borrower.read_ready());
+        // The part whose connection carries it still opens it.
+        let mut owner = Links::connecting(true);
+        owner.combine_reads(true);
+        assert_eq!(
+            owner.used().collect::<Vec<_>>(),
+            [Conn::Control, Conn::Read]
+        );
+        owner.set(Conn::Read, Link::Up(Session::new(0)));
+        owner.session_mut(Conn::Read).unwrap().phase = Phase::Running;
+        assert!(!owner.read_ready(), "ready when the combined read says so");
     }
 }

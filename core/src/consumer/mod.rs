@@ -27,6 +27,7 @@ use crate::id::StreamId;
 mod acks;
 mod batch;
 mod claims;
+mod combined;
 mod discovery;
 mod group_stats;
 mod heartbeat;

@@ -95,6 +95,9 @@ pub(super) enum Sent {
     LeaseBeat,
     /// The ordered mode's lease released ([`LEASE_RELEASE_SCRIPT`]).
     LeaseRelease,
+    /// `CLIENT UNBLOCK` of the combined read of a consumer of several
+    /// streams (see [`MultiConsumer`](super::MultiConsumer)).
+    Unblock,
 }
 
 /// Which read or claim a fetch is.
@@ -128,6 +131,27 @@ pub(super) struct Outbox {
     wire: Wire,
     sent: VecDeque<SentCmd>,
     read: Lane,
+    /// Reads of new entries made through a consumer of several streams'
+    /// combined read instead of `read`'s wire (see `combined`).
+    asks: Option<ReadAsks>,
+}
+
+/// A read of new entries a part of a consumer of several streams asks the
+/// combined read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReadAsk {
+    pub(super) count: u64,
+    pub(super) block: Option<Duration>,
+}
+
+/// The reads of new entries asked for and not yet answered: those waiting
+/// to go into a combined read, then those in one out. `epoch` counts the
+/// connections lost: an answer to a read asked before is not one of these.
+#[derive(Debug, Default)]
+struct ReadAsks {
+    waiting: VecDeque<ReadAsk>,
+    out: usize,
+    epoch: u64,
 }
 
 /// One connection's bytes to write and replies awaited.
@@ -189,7 +213,57 @@ impl Outbox {
             wire: Wire::default(),
             sent: VecDeque::new(),
             read: Lane::default(),
+            asks: None,
         }
+    }
+
+    // ----- reads combined with other streams' -----
+
+    /// Reads of new entries are asked for (see [`read_ask`](Self::read_ask))
+    /// instead of written.
+    pub(super) fn ask_reads(&mut self) {
+        self.asks.get_or_insert_with(ReadAsks::default);
+    }
+
+    /// Reads of new entries are written again (what was asked is lost).
+    pub(super) fn stop_asking(&mut self) {
+        self.asks = None;
+    }
+
+    /// The oldest read asked for and not yet in a combined read.
+    pub(super) fn read_ask(&self) -> Option<ReadAsk> {
+        self.asks.as_ref()?.waiting.front().copied()
+    }
+
+    /// The oldest read asked for goes out in a combined read; returns the
+    /// epoch its answer must name.
+    pub(super) fn take_read_ask(&mut self) -> Option<u64> {
+        let asks = self.asks.as_mut()?;
+        asks.waiting.pop_front()?;
+        asks.out += 1;
+        Some(asks.epoch)
+    }
+
+    /// Reads asked for and in a combined read out, not yet answered.
+    pub(super) fn read_asks_out(&self) -> usize {
+        self.asks.as_ref().map_or(0, |a| a.out)
+    }
+
+    /// The oldest read out is answered: `false` if the answer is not to one
+    /// of ours (asked before the connection was lost).
+    pub(super) fn read_ask_answered(&mut self, epoch: u64) -> bool {
+        match self.asks.as_mut() {
+            Some(a) if a.epoch == epoch && a.out > 0 => {
+                a.out -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Reads asked for, waiting or out.
+    fn asked(&self) -> usize {
+        self.asks.as_ref().map_or(0, |a| a.waiting.len() + a.out)
     }
 
     // ----- what was sent -----
@@ -213,6 +287,11 @@ impl Outbox {
         self.sent.clear();
         self.read.wire.clear();
         self.read.sent.clear();
+        if let Some(asks) = self.asks.as_mut() {
+            asks.waiting.clear();
+            asks.out = 0;
+            asks.epoch += 1;
+        }
     }
 
     /// Whether every command from now on goes after an `ASKING` (the
@@ -266,17 +345,18 @@ impl Outbox {
             .all(|c| matches!(c.what, Sent::Fetch(_)))
     }
 
-    /// Reads and claims whose reply has not come yet.
+    /// Reads and claims whose reply has not come yet (reads asked of a
+    /// combined read among them).
     pub(super) fn fetches_out(&self) -> usize {
-        self.count(Sent::is_fetch)
+        self.count(Sent::is_fetch) + self.asked()
     }
 
-    /// Reads and claims on `conn` whose reply has not come yet.
+    /// Reads and claims on `conn` whose reply has not come yet (on the read
+    /// connection, reads asked of a combined read too).
     pub(super) fn fetches_out_on(&mut self, conn: Conn) -> usize {
-        self.sent_on(conn)
-            .iter()
-            .filter(|c| c.what.is_fetch())
-            .count()
+        let asked = if conn == Conn::Read { self.asked() } else { 0 };
+        let sent = self.sent_on(conn);
+        sent.iter().filter(|c| c.what.is_fetch()).count() + asked
     }
 
     /// Whether only new-entries reads are out among the fetches.
@@ -364,6 +444,10 @@ impl Outbox {
         count: u64,
         block: Option<Duration>,
     ) {
+        if let (Conn::Read, Some(asks)) = (conn, self.asks.as_mut()) {
+            asks.waiting.push_back(ReadAsk { count, block });
+            return;
+        }
         // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
         let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
         let wire = match conn {
@@ -796,6 +880,17 @@ impl Outbox {
         self.push(now, Sent::Tx { left, failed: None }, Duration::ZERO);
     }
 
+    /// `CLIENT UNBLOCK <id>`: a combined read blocked on the other
+    /// streams returns, so one that asks to read now joins the next.
+    pub(super) fn client_unblock(&mut self, now: Instant, id: u64) {
+        self.wire
+            .begin(3)
+            .arg(b"CLIENT")
+            .arg(b"UNBLOCK")
+            .arg_u64(id);
+        self.push(now, Sent::Unblock, Duration::ZERO);
+    }
+
     fn xack(&mut self, ids: &[StreamId]) {
         let mut w = self.wire.begin(3 + ids.len());
         w.arg(b"XACK").arg(&self.stream).arg(&self.group);
@@ -847,6 +942,7 @@ impl Sent {
             Sent::SweepLiveness(_) => "GET",
             Sent::GroupStats => "XINFO GROUPS",
             Sent::Asking => "ASKING",
+            Sent::Unblock => "CLIENT UNBLOCK",
         }
     }
 }

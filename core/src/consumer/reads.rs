@@ -62,6 +62,19 @@ impl Reads {
         self.requested.push_back(count);
     }
 
+    /// The new-entries read `index` (0: the oldest out) asks for at most
+    /// `count` (a combined read asks every stream for the least any asks).
+    pub(super) fn asked_at_most(&mut self, index: usize, count: u64) {
+        if let Some(asked) = self.requested.get_mut(index) {
+            *asked = (*asked).min(count);
+        }
+    }
+
+    /// The oldest new-entries read out is lost, unanswered.
+    pub(super) fn read_lost(&mut self) {
+        self.requested.pop_front();
+    }
+
     /// Entries asked for by the new-entries reads out.
     pub(super) fn requested(&self) -> u64 {
         self.requested.iter().sum()

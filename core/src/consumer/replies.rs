@@ -120,6 +120,9 @@ impl Consumer {
             Sent::Heartbeat => self.on_heartbeat(now, frame),
             Sent::LeaseBeat => self.on_lease(now, frame),
             Sent::LeaseRelease => self.on_lease_released(now, frame),
+            // 1 or 0 (the read had returned already); a server that refuses
+            // it leaves the combined read to return at its BLOCK time.
+            Sent::Unblock => {}
             Sent::NameWatch => self.on_name_watch(now, frame),
             Sent::NameRelease => self.on_name_released(now, frame),
             Sent::PendingSummary => self.on_pending_summary(now, frame),

@@ -7,6 +7,10 @@
 //! part told how many the others take. A slot freed by a completion goes
 //! to the next stream in turn (the completing one last), so one busy
 //! stream cannot starve the others.
+//!
+//! On one server (no cluster), reads of new entries of every stream go in
+//! one combined read on the first stream's read connection (see
+//! `combined`); in a cluster each stream reads on its own.
 
 use std::time::Instant;
 
@@ -18,6 +22,7 @@ use crate::id::StreamId;
 use crate::reply::GroupCounts;
 use crate::url::ServerAddr;
 
+use super::combined::{Answer, CombinedReads, Plan};
 use super::{BatchId, Conn, Consumer, Event, Outcome, Stats, TimerKind};
 
 /// One connection of one stream of a [`MultiConsumer`]: `stream` is the
@@ -50,6 +55,8 @@ pub struct MultiConsumer {
     error: Option<Error>,
     /// [`Event::Stopped`] has been handed out.
     stop_reported: bool,
+    /// On one server, every stream's reads of new entries in one command.
+    combined: Option<CombinedReads>,
 }
 
 impl MultiConsumer {
@@ -70,11 +77,24 @@ impl MultiConsumer {
             p.heartbeat.follow();
             p.heartbeat.set_leader_holds(leader_holds);
         }
+        // One server, blocking reads beside the control connection's work:
+        // one read connection (the first stream's) reads every stream.
+        let combined = (n > 1
+            && config.cluster.is_none()
+            && config.uses_read_connection()
+            && config.read_ahead.is_some())
+        .then(|| CombinedReads::new(&config));
+        if combined.is_some() {
+            for (i, p) in parts.iter_mut().enumerate() {
+                p.combine_reads(i == 0);
+            }
+        }
         MultiConsumer {
             cfg: config,
             parts,
             error: None,
             stop_reported: false,
+            combined,
         }
     }
 
@@ -194,6 +214,10 @@ impl MultiConsumer {
 
     /// See [`Consumer::handle_input`].
     pub fn handle_input(&mut self, now: Instant, conn: StreamConn, bytes: &[u8]) {
+        let combined = self.combined.as_ref().is_some_and(CombinedReads::is_live);
+        if combined && conn == Self::COMBINED_CONN {
+            return self.combined_input(now, bytes);
+        }
         self.on(now, conn.stream, |p| p.handle_input(now, conn.conn, bytes));
     }
 
@@ -202,6 +226,7 @@ impl MultiConsumer {
     pub fn handle_completion(&mut self, now: Instant, batch: BatchId, outcome: Outcome) {
         let i = self.stream_of(batch);
         self.completed(now, i, |p| p.handle_completion(now, batch, outcome));
+        self.combine(now);
     }
 
     /// See [`Consumer::handle_handler_failed`].
@@ -214,6 +239,7 @@ impl MultiConsumer {
         let i = self.stream_of(batch);
         let reason = reason.into();
         self.completed(now, i, |p| p.handle_handler_failed(now, batch, reason));
+        self.combine(now);
     }
 
     /// See [`Consumer::handle_message_failed`].
@@ -245,9 +271,18 @@ impl MultiConsumer {
                 .poll_timeout()
                 .is_some_and(|(at, _)| at <= now);
             if due || self.parts.len() == 1 {
-                self.on(now, i, |p| p.handle_timeout(now));
+                self.run(now, i, |p| p.handle_timeout(now));
             }
         }
+        let late = self
+            .combined
+            .as_ref()
+            .and_then(CombinedReads::deadline)
+            .is_some_and(|at| at <= now);
+        if late {
+            self.run(now, 0, |p| p.combined_read_timed_out(now));
+        }
+        self.combine(now);
     }
 
     /// See [`Consumer::handle_shutdown`]: every stream drains.
@@ -255,6 +290,7 @@ impl MultiConsumer {
         for p in &mut self.parts {
             p.handle_shutdown(now);
         }
+        self.combine(now);
     }
 
     // ----- outputs -----
@@ -262,9 +298,13 @@ impl MultiConsumer {
     /// Bytes to write, and the connection to write them on.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(StreamConn, Bytes)> {
-        self.parts.iter_mut().enumerate().find_map(|(stream, p)| {
+        let parts = self.parts.iter_mut().enumerate().find_map(|(stream, p)| {
             p.poll_transmit()
                 .map(|(conn, bytes)| (StreamConn { stream, conn }, bytes))
+        });
+        parts.or_else(|| {
+            let bytes = self.combined.as_mut()?.take_bytes()?;
+            Some((Self::COMBINED_CONN, bytes))
         })
     }
 
@@ -295,18 +335,31 @@ impl MultiConsumer {
     /// The next deadline over all streams.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<(Instant, TimerKind)> {
+        let combined = self
+            .combined
+            .as_ref()
+            .and_then(CombinedReads::deadline)
+            .map(|at| (at, TimerKind::Reply));
         self.parts
             .iter()
             .filter_map(Consumer::poll_timeout)
+            .chain(combined)
             .min_by_key(|&(at, _)| at)
     }
 
     // ----- sharing -----
 
+    /// Runs one input on stream `i` (see [`run`](Self::run)), then puts
+    /// the reads it asks for in a combined read.
+    fn on(&mut self, now: Instant, i: usize, input: impl FnOnce(&mut Consumer)) {
+        self.run(now, i, input);
+        self.combine(now);
+    }
+
     /// Runs one input on stream `i`, then shares the slots again: slots it
     /// freed go to the others in turn, and a stream that stopped on an
     /// error stops the others (they drain).
-    fn on(&mut self, now: Instant, i: usize, input: impl FnOnce(&mut Consumer)) {
+    fn run(&mut self, now: Instant, i: usize, input: impl FnOnce(&mut Consumer)) {
         if self.parts.len() == 1 {
             return input(&mut self.parts[0]);
         }
@@ -378,6 +431,101 @@ impl MultiConsumer {
         }
     }
 
+    // ----- the combined read -----
+
+    /// The connection the combined read goes on: the first stream's read
+    /// connection.
+    const COMBINED_CONN: StreamConn = StreamConn {
+        stream: 0,
+        conn: Conn::Read,
+    };
+
+    /// Follows the combined read's connection (its loss loses every read
+    /// in it; once set up, each stream may read), then sends the reads
+    /// the streams ask for.
+    fn combine(&mut self, now: Instant) {
+        let Some(mut combined) = self.combined.take() else {
+            return;
+        };
+        // A cluster behind a plain URL: its streams live on different
+        // nodes, and each reads on its own connections from now on.
+        if self.parts.iter().any(Consumer::in_cluster) {
+            for (i, epoch) in combined.stop() {
+                self.run(now, i, |p| p.combined_read_answered(now, epoch, None));
+            }
+            for p in &mut self.parts {
+                p.uncombine_reads();
+            }
+            return;
+        }
+        let ready = self.parts[0].read_connection_running();
+        if combined.is_live() && !ready {
+            for (i, epoch) in combined.stop() {
+                self.run(now, i, |p| p.combined_read_answered(now, epoch, None));
+            }
+        } else if ready && !combined.is_live() {
+            combined.start(now);
+        }
+        for j in 0..self.parts.len() {
+            if self.parts[j].set_combined_ready(ready) && ready {
+                let before = self.taken();
+                self.parts[j].pump(now);
+                self.after(now, j, before);
+            }
+        }
+        loop {
+            let asks: Vec<_> = (self.parts.iter().enumerate())
+                .filter_map(|(i, p)| p.read_ask().map(|ask| (i, ask)))
+                .collect();
+            match combined.plan(&asks) {
+                Plan::Wait => break,
+                Plan::Send { count, block } => {
+                    let parts = (asks.iter())
+                        .filter_map(|&(i, _)| Some((i, self.parts[i].take_read_ask(count)?)))
+                        .collect();
+                    combined.send(now, parts, count, block);
+                }
+                Plan::Unblock(id) => {
+                    if self.parts[0].control_running() {
+                        self.parts[0].outbox.client_unblock(now, id);
+                        combined.unblock_sent();
+                    }
+                    break;
+                }
+            }
+        }
+        self.combined = Some(combined);
+    }
+
+    /// Replies on the combined read's connection: each part in a read gets
+    /// its stream's entries.
+    fn combined_input(&mut self, now: Instant, bytes: &[u8]) {
+        if let Some(combined) = self.combined.as_mut() {
+            combined.feed(bytes);
+        }
+        loop {
+            let Some(combined) = self.combined.as_mut() else {
+                return;
+            };
+            match combined.next_answer() {
+                Ok(None) => break,
+                Ok(Some(Answer::ClientId)) => {}
+                Ok(Some(Answer::Read(answers))) => {
+                    for (i, epoch, result) in answers {
+                        self.run(now, i, |p| {
+                            p.combined_read_answered(now, epoch, Some(result));
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.run(now, 0, |p| p.protocol_failure(now, e));
+                    break;
+                }
+            }
+        }
+        self.combine(now);
+    }
+
     /// The slots every stream takes, summed.
     fn taken(&self) -> usize {
         self.parts.iter().map(Consumer::slots_taken).sum()
@@ -408,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn each_stream_asks_for_its_own_connections() {
+    fn each_stream_asks_for_a_control_connection_and_the_first_for_the_read_one() {
         let mut m = two();
         let mut asked = Vec::new();
         while let Some((stream, event)) = m.poll_event() {
@@ -416,10 +564,14 @@ mod tests {
                 asked.push(StreamConn { stream, conn });
             }
         }
-        let want = [0, 1]
-            .into_iter()
-            .flat_map(|stream| [Conn::Control, Conn::Read].map(|conn| StreamConn { stream, conn }));
-        assert_eq!(asked, want.collect::<Vec<_>>());
+        let conn = |stream, conn| StreamConn { stream, conn };
+        let want = [
+            conn(0, Conn::Control),
+            conn(0, Conn::Read),
+            conn(1, Conn::Control),
+        ];
+        assert_eq!(asked, want, "one read connection reads both streams");
+        assert!(m.combined.is_some());
         assert_eq!(m.part(1).unwrap().config().stream().as_ref(), b"{b}");
         assert_eq!(m.config().streams().len(), 2);
     }

@@ -61,7 +61,7 @@ const COMMANDS: &[Spec] = &[
         name: "CLIENT",
         arity: -2,
         no_auth: false,
-        subs: &[("SETNAME", 3), ("GETNAME", 2), ("ID", 2)],
+        subs: &[("SETNAME", 3), ("GETNAME", 2), ("ID", 2), ("UNBLOCK", -3)],
     },
     Spec {
         name: "AUTH",

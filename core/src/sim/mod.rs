@@ -545,6 +545,32 @@ impl SimServer {
         }
     }
 
+    /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: another connection's blocked
+    /// read returns as if it timed out (or with an `UNBLOCKED` error); 1 if
+    /// one was blocked, else 0.
+    fn client_unblock(&mut self, args: &[Bytes]) -> Reply {
+        let id = std::str::from_utf8(&args[2])
+            .ok()
+            .and_then(|t| t.parse::<ConnId>().ok());
+        let Some(id) = id else {
+            return Reply::err("ERR value is not an integer or out of range");
+        };
+        let reply = match args.get(3).map(|a| commands::upper(a)).as_deref() {
+            None | Some("TIMEOUT") => Reply::NilArray,
+            Some("ERROR") => Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        };
+        match self.conns.get_mut(&id) {
+            Some(c) if c.blocked.is_some() => {
+                c.blocked = None;
+                c.write(&reply);
+                self.runnable.push_back(id);
+                Reply::Int(1)
+            }
+            _ => Reply::Int(0),
+        }
+    }
+
     /// Executes pending input of runnable connections until none is left.
     fn pump(&mut self) {
         while let Some(id) = self.runnable.pop_front() {
@@ -616,6 +642,10 @@ impl SimServer {
                 conn.write(&Reply::Simple("QUEUED"));
                 return;
             }
+        }
+        if spec.name == "CLIENT" && commands::upper(&args[1]) == "UNBLOCK" {
+            let reply = self.client_unblock(&args);
+            return conn.write(&reply);
         }
         match self.core.dispatch(conn, &args, false) {
             Outcome::Reply(r) => conn.write(&r),

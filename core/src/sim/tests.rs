@@ -1156,3 +1156,85 @@ fn the_dead_letter_script_moves_and_acks_each_entry_only_if_its_add_worked() {
         "{other}"
     );
 }
+
+#[test]
+fn client_unblock_returns_a_blocked_read_and_its_pipeline_goes_on() {
+    let mut h = H::new();
+    let c = h.conn();
+    let other = h.conn();
+    h.run(other, &["XGROUP", "CREATE", "a", "g", "$", "MKSTREAM"]);
+    h.run(other, &["XGROUP", "CREATE", "b", "g", "$", "MKSTREAM"]);
+    let id = h.run(c, &["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').trim_end().to_owned();
+    let mut buf = enc(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "a",
+        "b",
+        ">",
+        ">",
+    ]);
+    buf.extend(enc(&["PING"]));
+    h.s.receive(c, h.now, &buf);
+    assert!(h.s.is_blocked(c));
+    assert_eq!(h.run(other, &["CLIENT", "UNBLOCK", &id]), ":1\r\n");
+    assert_eq!(
+        h.out(c),
+        "*-1\r\n+PONG\r\n",
+        "a timeout's null, then the rest"
+    );
+    assert!(!h.s.is_blocked(c));
+    assert_eq!(
+        h.run(other, &["CLIENT", "UNBLOCK", &id]),
+        ":0\r\n",
+        "not blocked"
+    );
+    // With ERROR, the read fails instead.
+    h.send(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "b",
+            ">",
+        ],
+    );
+    assert_eq!(h.run(other, &["CLIENT", "UNBLOCK", &id, "error"]), ":1\r\n");
+    assert!(h.out(c).starts_with("-UNBLOCKED"));
+    assert!(h
+        .run(other, &["CLIENT", "UNBLOCK", "x"])
+        .starts_with("-ERR value is not an integer"));
+    assert!(h
+        .run(other, &["CLIENT", "UNBLOCK", &id, "later"])
+        .starts_with("-ERR CLIENT UNBLOCK reason"));
+    // Several streams, one blocked read: an entry on any of them serves it.
+    h.send(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "a",
+            "b",
+            ">",
+            ">",
+        ],
+    );
+    h.s.xadd(h.now, b"b", &[(b"f", b"v")]);
+    let served = h.out(c);
+    assert!(served.starts_with("*1\r\n*2\r\n$1\r\nb\r\n"), "{served}");
+}
