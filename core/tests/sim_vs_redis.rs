@@ -1002,3 +1002,65 @@ fn the_heartbeat_scripts_match_redis() {
     let sim = parse_all(&p.sim.take_output(p.sim_conns[0]));
     assert_eq!(sim, [V::Int(60_000)]);
 }
+
+#[test]
+fn client_unblock_of_a_read_on_several_streams_matches_redis() {
+    let mut p = Pair::new(2);
+    p.check(&["XGROUP", "CREATE", "a", "g", "$", "MKSTREAM"]);
+    p.check(&["XGROUP", "CREATE", "b", "g", "$", "MKSTREAM"]);
+    // Each side's id of connection 1, to unblock it from connection 0.
+    p.real[1].send(&["CLIENT", "ID"]);
+    let V::Int(real_id) = p.real[1].read() else {
+        panic!("CLIENT ID")
+    };
+    let now = p.sim_now();
+    let sim_conn = p.sim_conns[1];
+    p.sim.receive(sim_conn, now, &encode(&["CLIENT", "ID"]));
+    let V::Int(sim_id) = parse_all(&p.sim.take_output(sim_conn))[0].clone() else {
+        panic!("the sim's CLIENT ID")
+    };
+    let read = [
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "a",
+        "b",
+        ">",
+        ">",
+    ];
+    let unblock = |p: &mut Pair, reason: Option<&str>| {
+        let (real, sim) = (real_id.to_string(), sim_id.to_string());
+        let mut real_args = vec!["CLIENT", "UNBLOCK", real.as_str()];
+        let mut sim_args = vec!["CLIENT", "UNBLOCK", sim.as_str()];
+        real_args.extend(reason);
+        sim_args.extend(reason);
+        p.real[0].send(&real_args);
+        let real_reply = p.real[0].read();
+        let now = p.sim_now();
+        let sim_conn = p.sim_conns[0];
+        p.sim.receive(sim_conn, now, &encode(&sim_args));
+        let sim_reply = parse_all(&p.sim.take_output(sim_conn));
+        assert_eq!(sim_reply, [real_reply], "CLIENT UNBLOCK {reason:?}");
+    };
+    p.send(1, &read);
+    p.send(1, &["PING"]);
+    std::thread::sleep(Duration::from_millis(20));
+    p.expect_silent(1);
+    unblock(&mut p, None);
+    p.expect_same(1, "unblocked read", Norm::Exact);
+    p.expect_same(1, "PING behind it", Norm::Exact);
+    unblock(&mut p, None);
+    p.send(1, &read);
+    std::thread::sleep(Duration::from_millis(20));
+    unblock(&mut p, Some("ERROR"));
+    p.expect_same(1, "read unblocked with an error", Norm::Exact);
+    // An entry on either stream serves a read of both.
+    p.send(1, &read);
+    std::thread::sleep(Duration::from_millis(20));
+    p.check(&["XADD", "b", "1-1", "f", "v"]);
+    p.expect_same(1, "read woken by the second stream", Norm::Exact);
+}

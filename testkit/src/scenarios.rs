@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use xgroup_core::{
@@ -518,6 +519,28 @@ pub fn consumes_several_streams_under_one_in_flight_limit<A: Adapter>() {
         produced.len()
     );
     wait_nothing_pending_on(streams, |key| pending_on(&server, key));
+    // On one server every stream waits in one blocked read: a control
+    // connection per stream and one read connection. (The model server
+    // has no `CLIENT LIST`; the model's own tests count its blocked reads.)
+    let deadline = Instant::now() + WAIT;
+    while !server.is_model() {
+        let clients = match server.cmd(&["CLIENT", "LIST"]) {
+            RespValue::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("CLIENT LIST: {other:?}"),
+        };
+        let ours: Vec<String> = (clients.lines())
+            .filter(|l| l.contains(" name=c1 "))
+            .map(str::to_owned)
+            .collect();
+        let blocked = ours.iter().filter(|l| l.contains(" flags=b ")).count();
+        assert!(blocked <= 1, "a read per stream: {clients}");
+        if blocked == 1 {
+            assert_eq!(ours.len(), 4, "{clients}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no read waits: {clients}");
+        thread::sleep(Duration::from_millis(20));
+    }
     let info = running.info();
     let stats = stop_ok(running);
     let ds = seen.deliveries();
