@@ -360,7 +360,7 @@ pub(crate) fn wait_nothing_pending_on<K: AsRef<str>>(
         let deadline = Instant::now() + WAIT;
         while pending(key) != 0 {
             assert!(Instant::now() < deadline, "{key}: entries left pending");
-            std::thread::sleep(Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -417,7 +417,7 @@ pub(crate) fn wait_pending(server: &RedisServer, want: i64) {
             Instant::now() < deadline,
             "pending stayed {got}, wanted {want}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -631,7 +631,7 @@ pub(crate) fn ordered_hand_over<A: Adapter>(
     while seen_b.deliveries().is_empty() {
         assert!(Instant::now() < deadline, "b got no shard");
         produce_all(&mut produced, 2);
-        std::thread::sleep(Duration::from_millis(100));
+        thread::sleep(Duration::from_millis(100));
     }
     // Then both hold shards: each handles entries added while both run.
     let both_from = seen_a.deliveries().len();
@@ -641,7 +641,7 @@ pub(crate) fn ordered_hand_over<A: Adapter>(
     let deadline = Instant::now() + WAIT;
     while all(&[&seen_a, &seen_b]) < total {
         assert!(Instant::now() < deadline, "not all handled while both run");
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     assert!(
         seen_a.deliveries().len() > both_from,
@@ -653,7 +653,7 @@ pub(crate) fn ordered_hand_over<A: Adapter>(
     let deadline = Instant::now() + WAIT;
     while all(&[&seen_a, &seen_b]) < total {
         assert!(Instant::now() < deadline, "b did not take a's shards over");
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     wait_nothing_pending_on(keys, &pending);
     stop_ok(running_b);
@@ -735,7 +735,7 @@ pub fn ordered_mode_takes_over_a_dead_consumers_streams<A: Adapter>() {
                 .map(|id| (key.clone(), id)),
         );
     }
-    std::thread::sleep(Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(300));
     assert!(
         seen.deliveries().is_empty(),
         "nothing while the other holds the leases"
@@ -825,7 +825,7 @@ pub fn creates_group_and_stream<A: Adapter>() {
     let deadline = Instant::now() + WAIT;
     while server.cmd(&["EXISTS", "s"]).as_int() != Some(1) {
         assert!(Instant::now() < deadline, "stream never created");
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     let ids = produce(&server, 3);
     assert!(seen.wait_for(WAIT, all_seen(&ids)));
@@ -1056,7 +1056,7 @@ pub fn server_restart_loses_nothing<A: Adapter>() {
     assert!(seen.wait_for(WAIT, all_seen(&ids)));
     wait_pending(&server, 0);
     server.kill();
-    std::thread::sleep(Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(300));
     server.restart();
     ids.extend(produce(&server, 10));
     assert!(seen.wait_for(WAIT, all_seen(&ids)), "{:?}", seen.ids());
@@ -1123,7 +1123,7 @@ fn delete_stream_while_blocked(
     running: &mut Box<dyn Running>,
 ) -> Option<Result<(), Error>> {
     // Let the consumer settle into its blocking read.
-    std::thread::sleep(Duration::from_millis(500));
+    thread::sleep(Duration::from_millis(500));
     assert_eq!(server.cmd(&["DEL", "s"]).as_int(), Some(1));
     running.wait(Duration::from_secs(1))
 }
@@ -1222,7 +1222,7 @@ pub fn failed_dead_letter_move_keeps_the_entry_pending<A: Adapter>() {
             Instant::now() < deadline,
             "never moved once the key was free"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     wait_pending(&server, 0);
     assert_eq!(stop_ok(running).dead_lettered, 1);
@@ -1243,7 +1243,7 @@ pub fn idle_consumer_stops_without_waiting_out_its_blocked_read<A: Adapter>() {
     let mut running = A::start(s);
     assert!(seen.wait_for(WAIT, all_seen(&ids)));
     wait_pending(&server, 0);
-    std::thread::sleep(Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(300));
     running.stop();
     // Well under the 10 s the read may block for.
     match running.wait(Duration::from_secs(3)) {
@@ -1268,7 +1268,7 @@ fn pending_gone_within(server: &RedisServer, within: Duration) -> Option<Duratio
         if pending(server) == 0 {
             return Some(start.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     None
 }
@@ -1348,7 +1348,7 @@ pub fn info_shows_the_groups_counts<A: Adapter>() {
                 return;
             }
             assert!(Instant::now() < deadline, "{info:?}");
-            std::thread::sleep(Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(20));
         }
     };
     // The handler holds all three for 1.5 s: all delivered, none acked.
@@ -1372,7 +1372,7 @@ pub fn read_ahead_hands_out_batches_of_count<A: Adapter>() {
     while !all_seen(&ids)(&seen.deliveries()) {
         assert!(Instant::now() < deadline, "{:?}", running.info());
         most_held = most_held.max(running.info().held_entries);
-        std::thread::sleep(Duration::from_millis(10));
+        thread::sleep(Duration::from_millis(10));
     }
     assert!(
         most_held > 10,
@@ -1491,7 +1491,7 @@ pub fn always_failing_entry_is_dead_lettered<A: Adapter>() {
             "never dead-lettered: {:?}",
             seen.deliveries()
         );
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     wait_pending(&server, 0);
     let attempts: Vec<u64> = seen.deliveries().iter().map(|d| d.attempt).collect();
@@ -1601,7 +1601,7 @@ pub fn retry_after_holds_against_a_shorter_claim_min_idle<A: Adapter>() {
     );
     let first_seen = first.seen.clone();
     let c1 = A::start(first);
-    std::thread::sleep(Duration::from_millis(200));
+    thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     let ids = produce(&server, 3);
     assert!(first_seen.wait_for(WAIT, all_seen(&ids)));
@@ -1655,7 +1655,7 @@ pub fn delete_on_ack_empties_the_stream<A: Adapter>() {
     let deadline = Instant::now() + WAIT;
     while server.cmd(&["XLEN", "s"]).as_int() != Some(0) {
         assert!(Instant::now() < deadline, "stream not emptied");
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     }
     let stats = stop_ok(running);
     assert_eq!(stats.acked, 10);
@@ -1795,7 +1795,7 @@ pub fn unreachable_server_is_retried_without_spinning<A: Adapter>() {
     };
     let url = format!("redis://127.0.0.1:{port}");
     let mut running = A::start(spec(&url, "c1", Behavior::AckAll, opts(fast)));
-    std::thread::sleep(Duration::from_millis(1500));
+    thread::sleep(Duration::from_millis(1500));
     assert!(
         running.wait(Duration::ZERO).is_none(),
         "gave up on a server that may come back"
@@ -1850,7 +1850,7 @@ pub fn polling_mode_consumes<A: Adapter>() {
     );
     let seen = s.seen.clone();
     let running = A::start(s);
-    std::thread::sleep(Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(300));
     let ids = produce(&server, 4);
     assert!(seen.wait_for(WAIT, all_seen(&ids)));
     wait_pending(&server, 0);
