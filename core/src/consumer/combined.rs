@@ -313,10 +313,16 @@ impl Consumer {
 
     /// The oldest read this part asks for and no combined read carries yet.
     pub(super) fn read_ask(&self) -> Option<ReadAsk> {
-        if self.state == State::Stopped {
+        if self.state != State::Running {
             return None;
         }
         self.outbox.read_ask()
+    }
+
+    /// Stopping: reads asked for and not yet sent never will be.
+    pub(super) fn forget_read_asks(&mut self) {
+        let dropped = self.outbox.drop_waiting_asks();
+        self.reads.unsent(dropped);
     }
 
     /// That read goes out in a combined read asking for `count` entries per

@@ -521,6 +521,7 @@ impl Consumer {
         }
         self.state = State::Draining;
         self.timers.set(Timer::Drain, now + self.cfg.drain_timeout);
+        self.forget_read_asks();
         self.reads.stop_replay();
         self.claims.stop();
         self.ledger.drop_read_ahead();

@@ -244,6 +244,14 @@ impl Outbox {
         Some(asks.epoch)
     }
 
+    /// Forgets the reads asked for that no combined read carries yet;
+    /// returns how many.
+    pub(super) fn drop_waiting_asks(&mut self) -> usize {
+        self.asks
+            .as_mut()
+            .map_or(0, |a| a.waiting.drain(..).count())
+    }
+
     /// Reads asked for and in a combined read out, not yet answered.
     pub(super) fn read_asks_out(&self) -> usize {
         self.asks.as_ref().map_or(0, |a| a.out)

@@ -70,6 +70,12 @@ impl Reads {
         }
     }
 
+    /// The newest `n` new-entries reads were never sent.
+    pub(super) fn unsent(&mut self, n: usize) {
+        let keep = self.requested.len().saturating_sub(n);
+        self.requested.truncate(keep);
+    }
+
     /// The oldest new-entries read out is lost, unanswered.
     pub(super) fn read_lost(&mut self) {
         self.requested.pop_front();
@@ -440,6 +446,24 @@ mod tests {
             .expect("valid config");
         reads.connected(&off);
         assert_eq!(reads.replay_from(), None);
+    }
+
+    #[test]
+    fn reads_of_new_entries_are_counted_as_asked_sent_and_answered() {
+        let mut reads = Reads::default();
+        for count in [10, 20, 30] {
+            reads.read_sent(count);
+        }
+        reads.asked_at_most(1, 5);
+        reads.asked_at_most(0, 50);
+        reads.asked_at_most(9, 1);
+        assert_eq!(reads.requested(), 45);
+        reads.unsent(1);
+        assert_eq!(reads.requested(), 15);
+        reads.read_lost();
+        assert_eq!(reads.requested(), 5);
+        reads.unsent(4);
+        assert_eq!(reads.requested(), 0);
     }
 
     #[test]

@@ -182,3 +182,42 @@ fn reads_on_the_read_connection_are_written_and_answered_there() {
     o.clear();
     assert!(o.take_bytes().is_none() && o.oldest().is_none());
 }
+
+#[test]
+fn reads_asked_of_a_combined_read_are_counted_until_answered_in_their_epoch() {
+    let mut o = outbox();
+    o.ask_reads();
+    let t = now();
+    let block = Some(Duration::from_secs(2));
+    o.read(t, (Conn::Read, Fetch::Read), ReadFrom::New, 10, block);
+    o.read(t, (Conn::Read, Fetch::Read), ReadFrom::New, 7, None);
+    assert!(o.take_bytes().is_none(), "asked, not written");
+    assert!(o.oldest().is_none(), "no reply of its own to time out");
+    assert_eq!((o.fetches_out(), o.fetches_out_on(Conn::Read)), (2, 2));
+    assert_eq!(o.read_ask(), Some(ReadAsk { count: 10, block }));
+    let epoch = o.take_read_ask().expect("one waiting");
+    assert_eq!(o.read_asks_out(), 1);
+    assert_eq!(o.read_ask().map(|a| a.count), Some(7));
+    assert!(o.read_ask_answered(epoch));
+    assert!(!o.read_ask_answered(epoch), "none out");
+    // The connections lost: an answer asked before is not ours.
+    let old = o.take_read_ask().expect("the second");
+    o.clear();
+    assert_eq!(o.fetches_out(), 0);
+    assert!(!o.read_ask_answered(old));
+    o.read(t, (Conn::Read, Fetch::Read), ReadFrom::New, 3, block);
+    assert_eq!(o.drop_waiting_asks(), 1);
+    assert_eq!(o.fetches_out(), 0);
+    // Control fetches are still written.
+    o.read(
+        t,
+        (Conn::Control, Fetch::Replay),
+        ReadFrom::PendingAfter(StreamId::ZERO),
+        5,
+        None,
+    );
+    assert!(written(&mut o).starts_with("*9 $10 XREADGROUP"));
+    o.stop_asking();
+    o.read(t, (Conn::Read, Fetch::Read), ReadFrom::New, 3, None);
+    assert!(written_on(&mut o, Conn::Read).starts_with("*9 $10 XREADGROUP"));
+}
