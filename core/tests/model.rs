@@ -1222,3 +1222,52 @@ fn several_streams_on_one_server_wait_in_one_blocked_read() {
     world.check_final();
     assert_eq!(world.handled.len(), 10);
 }
+
+/// Two slots over three streams with a backlog each: once every stream
+/// has entries waiting, each slot freed goes to the stream whose turn it
+/// is (not the next one after the completing stream, which may hold the
+/// other slot already), so any three batches in a row are of three streams
+/// until the backlogs run out; each stream gets its share.
+#[test]
+fn two_slots_over_three_streams_go_round_them_all() {
+    let features = Features {
+        streams: 3,
+        ..Features::default()
+    };
+    let mut world = World::with(1, 1, Vec::new(), false, features);
+    let name = world.workers[0].name.clone();
+    let consumer = MultiConsumer::new(config(&name, 1, 2, 0, features));
+    world.workers[0] = Worker::new(name, consumer, 2, None);
+    // Every stream's backlog is there before the consumer's first read.
+    for s in 0..3 {
+        for n in 0..6u8 {
+            let id = world
+                .sim
+                .xadd(world.now, world.key(s), &[(b"n", &[b'0' + n])]);
+            world.produced.insert((s, id));
+        }
+    }
+    // Each batch's stream, in the order they were handed out.
+    let (mut order, mut seen) = (Vec::new(), std::collections::HashSet::new());
+    for _ in 0..40 {
+        world.settle(0);
+        let batches = &world.workers[0].batches;
+        assert!(batches.len() <= 2, "{:#?}", world.log);
+        if batches.is_empty() {
+            break;
+        }
+        for b in batches.iter().filter(|b| seen.insert(b.id)) {
+            order.push(world.features.stream_index(&b.stream));
+        }
+        world.complete(0, 0);
+    }
+    assert_eq!(order.len(), 18, "{order:?}");
+    for three in order[3..15].windows(3) {
+        let mut streams = three.to_vec();
+        streams.sort_unstable();
+        assert_eq!(streams, [0, 1, 2], "{order:?}");
+    }
+    world.quiesce();
+    world.check_final();
+    assert_eq!(world.handled.len(), 18);
+}

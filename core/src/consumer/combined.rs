@@ -77,6 +77,10 @@ pub(super) enum Plan {
     Unblock(u64),
 }
 
+/// One part's share of a combined read's reply: the part, the epoch it
+/// asked in, its stream's entries (or the error every part gets).
+pub(super) type ReadAnswer = (usize, u64, Result<Vec<Entry>, ReplyError>);
+
 /// A reply on the combined read's connection.
 #[derive(Debug)]
 pub(super) enum Answer {
@@ -84,7 +88,7 @@ pub(super) enum Answer {
     ClientId,
     /// A combined read's reply, split: each part in it and its entries (or
     /// the error every part gets).
-    Read(Vec<(usize, u64, Result<Vec<Entry>, ReplyError>)>),
+    Read(Vec<ReadAnswer>),
 }
 
 impl CombinedReads {

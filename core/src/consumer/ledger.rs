@@ -201,6 +201,15 @@ impl Ledger {
         self.in_flight.iter().any(|b| b.id == batch)
     }
 
+    /// The handler finished `batch` after the consumer stopped: its slot
+    /// is free, its entries stay pending (for a replay or another's claim);
+    /// returns whether it was held.
+    pub(super) fn forget(&mut self, batch: BatchId) -> bool {
+        let held = self.has_batch(batch);
+        self.in_flight.retain(|b| b.id != batch);
+        held
+    }
+
     /// The handler finished `batch` with `outcome`.
     pub(super) fn complete(
         &mut self,

@@ -400,9 +400,12 @@ impl Consumer {
         self.try_finish(now);
     }
 
-    /// The handler finished a batch.
+    /// The handler finished a batch. After the consumer stopped (on an
+    /// error, with batches out), the batch's slot is freed and nothing is
+    /// acknowledged: its entries stay pending.
     pub fn handle_completion(&mut self, now: Instant, batch: BatchId, outcome: Outcome) {
         if self.state == State::Stopped {
+            self.ledger.forget(batch);
             return;
         }
         match self.ledger.complete(now, batch, outcome, &self.cfg) {

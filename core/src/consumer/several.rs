@@ -4,9 +4,10 @@
 //!
 //! The handler slots are shared through each part's `others_in_flight`:
 //! after every input the slots each part takes are summed again and each
-//! part told how many the others take. A slot freed by a completion goes
-//! to the next stream in turn (the completing one last), so one busy
-//! stream cannot starve the others.
+//! part told how many the others take. Free slots go round the streams
+//! in turn (a cursor: after a stream takes one, the next stream is first
+//! in line), and a completing stream does not take back the slot it
+//! frees, so one busy stream cannot starve the others.
 //!
 //! On one server (no cluster), reads of new entries of every stream go in
 //! one combined read on the first stream's read connection (see
@@ -22,7 +23,7 @@ use crate::id::StreamId;
 use crate::reply::GroupCounts;
 use crate::url::ServerAddr;
 
-use super::combined::{Answer, CombinedReads, Plan};
+use super::combined::{Answer, CombinedReads, Plan, ReadAnswer};
 use super::{BatchId, Conn, Consumer, Event, Outcome, Stats, TimerKind};
 
 /// One connection of one stream of a [`MultiConsumer`]: `stream` is the
@@ -57,6 +58,11 @@ pub struct MultiConsumer {
     stop_reported: bool,
     /// On one server, every stream's reads of new entries in one command.
     combined: Option<CombinedReads>,
+    /// The stream first in line for a free slot.
+    turn: usize,
+    /// The stream whose completion freed the slots being shared: last in
+    /// line for them.
+    completing: Option<usize>,
 }
 
 impl MultiConsumer {
@@ -95,6 +101,8 @@ impl MultiConsumer {
             error: None,
             stop_reported: false,
             combined,
+            turn: 0,
+            completing: None,
         }
     }
 
@@ -222,7 +230,7 @@ impl MultiConsumer {
     }
 
     /// See [`Consumer::handle_completion`]. The slot it frees goes to the
-    /// next stream in turn with entries waiting, this one's last.
+    /// stream whose turn it is among those with entries waiting.
     pub fn handle_completion(&mut self, now: Instant, batch: BatchId, outcome: Outcome) {
         let i = self.stream_of(batch);
         self.completed(now, i, |p| p.handle_completion(now, batch, outcome));
@@ -372,7 +380,7 @@ impl MultiConsumer {
     }
 
     /// Runs a completion on stream `i`: it acks without taking the freed
-    /// slot, then every stream in turn from the next one may take it.
+    /// slot, then the streams in turn may take it.
     fn completed(&mut self, now: Instant, i: usize, input: impl FnOnce(&mut Consumer)) {
         if self.parts.len() == 1 {
             return input(&mut self.parts[0]);
@@ -382,7 +390,9 @@ impl MultiConsumer {
         };
         part.others_in_flight = self.cfg.max_in_flight_batches;
         input(part);
+        self.completing = Some(i);
         self.after(now, i, usize::MAX);
+        self.completing = None;
     }
 
     fn after(&mut self, now: Instant, i: usize, before: usize) {
@@ -404,13 +414,20 @@ impl MultiConsumer {
         if taken >= before {
             return;
         }
-        // Free slots go round: each stream in turn, from the next one,
-        // may take one per round, until a round takes none.
+        // Free slots go round: each stream in turn, from the one whose
+        // turn it is, may take one per round, until a round takes none.
         let n = self.parts.len();
         let max = self.cfg.max_in_flight_batches;
         loop {
             let round_start = self.taken();
-            for j in (1..=n).map(|k| (i + k) % n) {
+            let first = self.turn;
+            // A completing stream comes last in its round.
+            let last = self.completing.filter(|&c| c < n);
+            let order = (0..n)
+                .map(|k| (first + k) % n)
+                .filter(|&j| Some(j) != last)
+                .chain(last);
+            for j in order {
                 let total = self.taken();
                 if total >= max {
                     return;
@@ -420,9 +437,13 @@ impl MultiConsumer {
                     continue;
                 }
                 // One free slot for this stream.
-                part.others_in_flight = max - 1 - part.slots_taken().min(max - 1);
+                let had = part.slots_taken();
+                part.others_in_flight = max - 1 - had.min(max - 1);
                 part.pump(now);
                 part.try_finish(now);
+                if self.parts[j].slots_taken() > had {
+                    self.turn = (j + 1) % n;
+                }
                 self.share();
             }
             if self.taken() <= round_start {
@@ -510,13 +531,7 @@ impl MultiConsumer {
             match combined.next_answer() {
                 Ok(None) => break,
                 Ok(Some(Answer::ClientId)) => {}
-                Ok(Some(Answer::Read(answers))) => {
-                    for (i, epoch, result) in answers {
-                        self.run(now, i, |p| {
-                            p.combined_read_answered(now, epoch, Some(result));
-                        });
-                    }
-                }
+                Ok(Some(Answer::Read(answers))) => self.answer_read(now, answers),
                 Err(e) => {
                     self.run(now, 0, |p| p.protocol_failure(now, e));
                     break;
@@ -524,6 +539,26 @@ impl MultiConsumer {
             }
         }
         self.combine(now);
+    }
+
+    /// Every stream in a combined read gets its entries, none taking a
+    /// free slot yet; then the free slots go round the streams in turn
+    /// (the first stream answered would otherwise take them all).
+    fn answer_read(&mut self, now: Instant, answers: Vec<ReadAnswer>) {
+        let max = self.cfg.max_in_flight_batches;
+        let mut stopped = false;
+        for (i, epoch, result) in answers {
+            let Some(part) = self.parts.get_mut(i) else {
+                continue;
+            };
+            part.others_in_flight = max;
+            part.combined_read_answered(now, epoch, Some(result));
+            stopped |= part.is_stopped();
+        }
+        if stopped {
+            self.handle_shutdown(now);
+        }
+        self.after(now, self.turn, usize::MAX);
     }
 
     /// The slots every stream takes, summed.

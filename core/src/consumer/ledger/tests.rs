@@ -281,3 +281,16 @@ fn entries_waiting_for_counts_are_held_until_answered_or_the_connection_drops() 
     assert!(!ledger.awaiting_counts());
     assert!(ledger.held_ids().is_empty());
 }
+
+#[test]
+fn a_batch_completed_after_a_stop_is_forgotten_without_acks() {
+    let mut l = Ledger::default();
+    let now = t0();
+    l.hold(BatchId(4), now, &[message(1, 1), message(2, 1)], false);
+    l.hold(BatchId(6), now, &[message(3, 1)], false);
+    assert!(l.forget(BatchId(4)));
+    assert!(!l.forget(BatchId(4)), "once");
+    assert_eq!(l.batches(), 1);
+    assert!(l.send_acks(10).is_none(), "nothing acknowledged");
+    assert_eq!(l.held_ids(), ids(&[3]));
+}
