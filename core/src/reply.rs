@@ -266,6 +266,47 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
             }
         }
     }
+    let entries = match raw_entries(&mut c, raw)? {
+        Ok(entries) => entries,
+        Err(e) => return Some(Err(e)),
+    };
+    c.done().then_some(Ok(entries))
+}
+
+/// [`xreadgroup_raw`] for the reply to one `XREADGROUP ... STREAMS a b c`:
+/// the entries of each of `streams`, in that order (see
+/// [`xreadgroup_streams`]). `None` for any other shape (an error, a stream
+/// not asked for, ...): decode the frame and use [`xreadgroup_streams`].
+pub fn xreadgroup_streams_raw(
+    raw: &Bytes,
+    streams: &[&[u8]],
+) -> Option<Result<Vec<Vec<Entry>>, ReplyError>> {
+    let mut c = RawCursor { buf: raw, pos: 0 };
+    let mut found = vec![Vec::new(); streams.len()];
+    let (listed, map) = match c.peek()? {
+        b'_' => return (raw.as_ref() == b"_\r\n").then_some(Ok(found)),
+        b'%' => (c.header(b'%')?, true),
+        _ => match c.array_len()? {
+            -1 => return c.done().then_some(Ok(found)),
+            n => (n, false),
+        },
+    };
+    for _ in 0..usize::try_from(listed).ok()? {
+        if !map && c.array_len()? != 2 {
+            return None;
+        }
+        let name = c.bulk()?;
+        let i = streams.iter().position(|s| *s == name.as_ref())?;
+        match raw_entries(&mut c, raw)? {
+            Ok(entries) => found[i].extend(entries),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    c.done().then_some(Ok(found))
+}
+
+/// One stream's entries in a raw `XREADGROUP` reply, at the cursor.
+fn raw_entries(c: &mut RawCursor<'_>, raw: &Bytes) -> Option<Result<Vec<Entry>, ReplyError>> {
     let count = usize::try_from(c.array_len()?).ok()?;
     let mut entries = Vec::with_capacity(count.min(raw.len() / 8));
     for _ in 0..count {
@@ -315,7 +356,7 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
         };
         entries.push(Entry { id, fields });
     }
-    c.done().then_some(Ok(entries))
+    Some(Ok(entries))
 }
 
 /// Reads RESP2 headers and bulk strings from a complete frame.
@@ -1126,6 +1167,22 @@ mod tests {
                     vec![entry("4-0", &[("z", "w")])],
                 ]
             );
+        }
+        // The raw path agrees, and leaves a stream not asked for to the
+        // frame path.
+        for bytes in [R2_XREADGROUP_TWO_STREAMS, R3_XREADGROUP_TWO_STREAMS] {
+            let raw = Bytes::from_static(bytes);
+            let names: [&[u8]; 4] = [b"t2", b"s2", b"t3", b"s3"];
+            let fast = xreadgroup_streams_raw(&raw, &names).unwrap().unwrap();
+            assert_eq!(fast, xreadgroup_streams(frame(bytes), &names).unwrap());
+            assert!(xreadgroup_streams_raw(&raw, &[b"s2", b"s3"]).is_none());
+        }
+        for nothing in [R2_XREADGROUP_TIMEOUT, R3_XREADGROUP_TIMEOUT] {
+            let raw = Bytes::from_static(nothing);
+            let fast = xreadgroup_streams_raw(&raw, &[b"a", b"b"])
+                .unwrap()
+                .unwrap();
+            assert_eq!(fast, vec![Vec::new(), Vec::new()]);
         }
         let none = xreadgroup_streams(frame(R2_XREADGROUP_TIMEOUT), &[b"a", b"b"]).unwrap();
         assert_eq!(none, vec![Vec::new(), Vec::new()]);

@@ -120,12 +120,15 @@ pub fn parse_replies(data: &[u8]) {
         // The XREADGROUP fast path, where it applies, agrees with the frame
         // path exactly.
         let fast = reply::xreadgroup_raw(raw.bytes(), b"s");
+        // And the one for several streams (a combined read's).
+        let streams: [&[u8]; 2] = [b"s", b"t"];
+        let fast_streams = reply::xreadgroup_streams_raw(raw.bytes(), &streams);
         let Ok(frame) = raw.decode() else {
             // Both may refuse a broken frame, each in its own words (the
             // consumer drops the connection either way); the fast path must
             // never return entries from one.
             assert!(
-                !matches!(fast, Some(Ok(_))),
+                !matches!(fast, Some(Ok(_))) && !matches!(fast_streams, Some(Ok(_))),
                 "fast path accepted a frame the decoder rejects"
             );
             continue;
@@ -135,6 +138,13 @@ pub fn parse_replies(data: &[u8]) {
                 fast,
                 reply::xreadgroup(frame.clone(), b"s"),
                 "fast and frame paths differ"
+            );
+        }
+        if let Some(fast) = fast_streams {
+            assert_eq!(
+                fast,
+                reply::xreadgroup_streams(frame.clone(), &streams),
+                "fast and frame paths differ over several streams"
             );
         }
         let _ = reply::check_error(frame.clone());

@@ -241,9 +241,9 @@ impl CombinedReads {
             .out
             .pop_front()
             .ok_or(ProtocolError::UnsolicitedReply)?;
-        let frame = raw.decode()?;
         match out.what {
             OutKind::ClientId => {
+                let frame = raw.decode()?;
                 // A server that will not say leaves reads to their BLOCK.
                 self.client_id = reply::integer(frame, "CLIENT ID")
                     .ok()
@@ -255,7 +255,12 @@ impl CombinedReads {
                     self.unblocking = false;
                 }
                 let keys: Vec<&[u8]> = parts.iter().map(|(i, _)| self.keys[*i].as_ref()).collect();
-                let answers = match reply::xreadgroup_streams(frame, &keys) {
+                // Hot path: entries parsed straight from the bytes.
+                let split = match reply::xreadgroup_streams_raw(raw.bytes(), &keys) {
+                    Some(split) => split,
+                    None => reply::xreadgroup_streams(raw.decode()?, &keys),
+                };
+                let answers = match split {
                     Ok(split) => parts
                         .into_iter()
                         .zip(split)
