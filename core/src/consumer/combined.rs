@@ -71,10 +71,14 @@ enum OutKind {
 pub(super) enum Plan {
     /// Nothing now.
     Wait,
-    /// One combined read of every stream that asks.
-    Send { count: u64, block: Option<Duration> },
-    /// The blocked read out leaves an asking stream out: unblock it.
-    Unblock(u64),
+    /// One combined read of every stream that asks; `unblock`: first
+    /// unblock the read out (`CLIENT UNBLOCK` of this id), which leaves
+    /// one of them out.
+    Send {
+        count: u64,
+        block: Option<Duration>,
+        unblock: Option<u64>,
+    },
 }
 
 /// One part's share of a combined read's reply: the part, the epoch it
@@ -149,30 +153,36 @@ impl CombinedReads {
         })
     }
 
-    /// What to do with `asks` (each asking part's oldest waiting ask): a
-    /// read when none is out (or a second one behind a read that does not
-    /// block, for parts that prefetch); a blocked read that leaves an
-    /// asking part out is unblocked.
+    /// What to do with `asks` (each asking part's oldest waiting ask): at
+    /// most two reads out, so the server has the next one queued while the
+    /// client takes in the last. Behind a read that may block, the next
+    /// one does not, and if it reads a stream that one leaves out, that
+    /// one is unblocked (else it would hold this one back for its whole
+    /// `BLOCK`).
     pub(super) fn plan(&self, asks: &[(usize, ReadAsk)]) -> Plan {
-        if !self.live || asks.is_empty() {
+        let reads: Vec<_> = self.reads().collect();
+        if !self.live || asks.is_empty() || reads.len() >= 2 {
             return Plan::Wait;
         }
-        let reads: Vec<_> = self.reads().collect();
-        let blocked = reads.iter().find(|(_, blocking)| *blocking);
-        let prefetch_only = asks.iter().all(|(_, a)| a.block.is_none());
-        if reads.is_empty() || (reads.len() == 1 && blocked.is_none() && prefetch_only) {
-            let count = asks.iter().map(|(_, a)| a.count).min().unwrap_or(1);
+        let count = asks.iter().map(|(_, a)| a.count).min().unwrap_or(1);
+        let Some((parts, _)) = reads.iter().find(|(_, blocking)| *blocking) else {
             let blocks: Option<Vec<Duration>> = asks.iter().map(|(_, a)| a.block).collect();
             let block = blocks.and_then(|b| b.into_iter().min());
-            return Plan::Send { count, block };
+            return Plan::Send {
+                count,
+                block,
+                unblock: None,
+            };
+        };
+        let left_out = asks
+            .iter()
+            .any(|&(i, _)| parts.iter().all(|&(p, _)| p != i));
+        let unblock = self.client_id.filter(|_| left_out && !self.unblocking);
+        Plan::Send {
+            count,
+            block: None,
+            unblock,
         }
-        if let (Some((parts, _)), Some(id), false) = (blocked, self.client_id, self.unblocking) {
-            let left_out = asks.iter().any(|(i, _)| parts.iter().all(|(p, _)| p != i));
-            if left_out {
-                return Plan::Unblock(id);
-            }
-        }
-        Plan::Wait
     }
 
     /// `CLIENT UNBLOCK` went out for the blocked read.
@@ -427,7 +437,8 @@ mod tests {
             c.plan(&asks),
             Plan::Send {
                 count: 6,
-                block: Some(Duration::from_millis(500))
+                block: Some(Duration::from_millis(500)),
+                unblock: None,
             }
         );
         c.send(
@@ -451,25 +462,45 @@ mod tests {
             d.plan(&mixed),
             Plan::Send {
                 count: 10,
-                block: None
+                block: None,
+                unblock: None,
             }
         );
     }
 
     #[test]
     #[allow(clippy::disallowed_methods)] // a test's instant
-    fn a_stream_left_out_of_a_blocked_read_has_it_unblocked_once() {
+    fn behind_a_read_that_may_block_the_next_does_not_and_unblocks_it_once() {
         let now = Instant::now();
         let mut c = combined();
         c.start(now);
         c.feed(b":42\r\n");
         assert!(matches!(c.next_answer(), Ok(Some(Answer::ClientId))));
         c.send(now, vec![(0, 0)], 10, Some(Duration::from_secs(2)));
-        // The stream in it asking to prefetch waits for it.
-        assert_eq!(c.plan(&[(0, ask(10, None))]), Plan::Wait);
-        assert_eq!(c.plan(&[(1, ask(10, Some(2000)))]), Plan::Unblock(42));
+        let send = |block, unblock| Plan::Send {
+            count: 10,
+            block,
+            unblock,
+        };
+        // A prefetch of its own stream goes behind it as it is.
+        assert_eq!(c.plan(&[(0, ask(10, None))]), send(None, None));
+        // Another stream's read goes behind it without BLOCK, and unblocks
+        // it: it would hold that read back for its whole BLOCK.
+        assert_eq!(c.plan(&[(1, ask(10, Some(2000)))]), send(None, Some(42)));
+        let mixed = [(0, ask(10, None)), (1, ask(10, Some(2000)))];
+        assert_eq!(c.plan(&mixed), send(None, Some(42)));
         c.unblock_sent();
-        assert_eq!(c.plan(&[(1, ask(10, Some(2000)))]), Plan::Wait);
+        assert_eq!(
+            c.plan(&[(1, ask(10, Some(2000)))]),
+            send(None, None),
+            "once"
+        );
+        c.send(now, vec![(1, 0)], 10, None);
+        assert_eq!(
+            c.plan(&[(2, ask(10, Some(2000)))]),
+            Plan::Wait,
+            "two out at most"
+        );
         // Unblocked: a timeout's null answers every part with nothing.
         c.feed(b"*-1\r\n");
         let Ok(Some(Answer::Read(answers))) = c.next_answer() else {
@@ -477,26 +508,20 @@ mod tests {
         };
         assert_eq!(answers.len(), 1);
         assert!(matches!(&answers[0], (0, 0, Ok(e)) if e.is_empty()));
-        assert!(matches!(
-            c.plan(&[(1, ask(10, Some(2000)))]),
-            Plan::Send { .. }
-        ));
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // a test's instant
-    fn a_second_read_goes_behind_one_that_does_not_block_for_prefetches_only() {
-        let now = Instant::now();
-        let mut c = combined();
-        c.start(now);
-        c.send(now, vec![(0, 0), (1, 0)], 10, None);
-        assert!(matches!(c.plan(&[(0, ask(10, None))]), Plan::Send { .. }));
+        // Behind a read that does not block, one that may.
         assert_eq!(
-            c.plan(&[(0, ask(10, None)), (2, ask(10, Some(5)))]),
-            Plan::Wait
+            c.plan(&[(2, ask(4, Some(2000)))]),
+            Plan::Send {
+                count: 4,
+                block: Some(Duration::from_secs(2)),
+                unblock: None,
+            }
         );
-        c.send(now, vec![(0, 0)], 10, None);
-        assert_eq!(c.plan(&[(1, ask(10, None))]), Plan::Wait, "two out at most");
+        // No id known (not yet, or refused): no unblocking.
+        let mut b = combined();
+        b.start(now);
+        b.send(now, vec![(0, 0)], 10, Some(Duration::from_secs(1)));
+        assert_eq!(b.plan(&[(2, ask(10, None))]), send(None, None));
     }
 
     #[test]
@@ -509,7 +534,6 @@ mod tests {
         assert!(matches!(c.next_answer(), Ok(Some(Answer::ClientId))));
         assert_eq!(c.client_id, None, "no id: no unblocking");
         c.send(now, vec![(1, 3), (2, 4)], 10, Some(Duration::from_secs(1)));
-        assert_eq!(c.plan(&[(0, ask(10, Some(5)))]), Plan::Wait);
         c.feed(b"*1\r\n*2\r\n$1\r\nc\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nk\r\n$1\r\nv\r\n");
         let Ok(Some(Answer::Read(answers))) = c.next_answer() else {
             panic!("a read's answer")

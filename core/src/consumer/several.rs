@@ -500,18 +500,19 @@ impl MultiConsumer {
                 .collect();
             match combined.plan(&asks) {
                 Plan::Wait => break,
-                Plan::Send { count, block } => {
+                Plan::Send {
+                    count,
+                    block,
+                    unblock,
+                } => {
+                    if let Some(id) = unblock.filter(|_| self.parts[0].control_running()) {
+                        self.parts[0].outbox.client_unblock(now, id);
+                        combined.unblock_sent();
+                    }
                     let parts = (asks.iter())
                         .filter_map(|&(i, _)| Some((i, self.parts[i].take_read_ask(count)?)))
                         .collect();
                     combined.send(now, parts, count, block);
-                }
-                Plan::Unblock(id) => {
-                    if self.parts[0].control_running() {
-                        self.parts[0].outbox.client_unblock(now, id);
-                        combined.unblock_sent();
-                    }
-                    break;
                 }
             }
         }
