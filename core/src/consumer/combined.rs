@@ -219,12 +219,15 @@ impl CombinedReads {
             w.arg(b">");
         }
         let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
+        // Behind another read, its reply comes after that one's.
+        let behind = self.out.back().map(|o| o.deadline + self.reply_timeout);
+        let own = now + self.reply_timeout + extra;
         self.out.push_back(Out {
             what: OutKind::Read {
                 parts,
                 blocking: block_ms.is_some(),
             },
-            deadline: now + self.reply_timeout + extra,
+            deadline: behind.map_or(own, |b| b.max(own)),
         });
     }
 
@@ -560,9 +563,12 @@ mod tests {
         let now = Instant::now();
         let mut c = combined();
         c.start(now);
-        c.send(now, vec![(0, 0), (2, 5)], 10, None);
+        c.send(now, vec![(0, 0), (2, 5)], 10, Some(Duration::from_secs(30)));
         c.send(now, vec![(2, 5)], 10, None);
-        assert!(c.deadline().is_some());
+        // A read behind a blocked one is not due before that one.
+        let due: Vec<Instant> = c.out.iter().map(|o| o.deadline).collect();
+        assert!(due[1] > due[0], "{due:?}");
+        assert_eq!(c.deadline(), Some(due[0]));
         assert_eq!(c.stop(), [(0, 0), (2, 5), (2, 5)]);
         assert!(!c.is_live() && c.deadline().is_none() && c.take_bytes().is_none());
     }
