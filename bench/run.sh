@@ -10,6 +10,9 @@
 #   bench/run.sh scale-cluster  one consumer process draining a sharded stream on a
 #                           1-primary and a 2-primary local cluster, against the
 #                           single-server ceiling; redis-rs's cluster client alongside
+#   bench/run.sh several    one consumer process reading several streams on one
+#                           server (one combined read), against one stream; with
+#                           BENCH_BASELINE, that revision's xgroup-tokio alongside
 #
 # Builds everything in release, starts its own redis-server on a free
 # loopback port (never the machine's 6379), and measures every client the
@@ -71,6 +74,13 @@
 # another process had the core), so that a run on a busy machine shows it.
 # Needs taskset and redis-cli (REDIS_CLI, default beside REDIS_SERVER).
 #
+# Several: one server holds one stream and a sharded stream of BENCH_SEVERAL
+# (default 4) streams, each with BENCH_MESSAGES + spare entries; xgroup-tokio
+# (the throughput example, --shards for the several) drains each at COUNT
+# 1000 and at the library's default, interleaved, BENCH_REPS times, each run
+# through its own group; with BENCH_BASELINE, xgroup-tokio@base drains the
+# several streams too. The table's ratios are to one stream at that COUNT.
+#
 # Memory: two streams are filled (BENCH_MEMORY_SMALL and BENCH_MEMORY_BIG
 # three-field messages, + HEADROOM); each client drains both at COUNT 1000,
 # once each, through groups of its own; the table gives each drain's peak RSS
@@ -110,8 +120,8 @@
 set -euo pipefail
 
 MODE=${1:-throughput}
-case "$MODE" in throughput | latency | scale | memory | tls | scale-cluster) ;; *)
-    echo "usage: $0 [throughput|latency|scale|memory|tls|scale-cluster]" >&2
+case "$MODE" in throughput | latency | scale | memory | tls | scale-cluster | several) ;; *)
+    echo "usage: $0 [throughput|latency|scale|memory|tls|scale-cluster|several]" >&2
     exit 2
     ;;
 esac
@@ -623,6 +633,46 @@ if [ "$MODE" = scale-cluster ]; then
                 printf "  %-34s %7.0f%% %7.0f%% %12.0f%%\n", c, median(c "c", n[c]), median(c "s", n[c]), median(c "w", n[c])
             }
         }' "$RESULTS"
+    exit 0
+fi
+
+# --- several streams on one server ---------------------------------------------
+if [ "$MODE" = several ]; then
+    N=${BENCH_SEVERAL:-4}
+    machine "before"
+    START=$(date +%s)
+    log "several: filling stream sv-one with $M+$HEADROOM and $N streams (sharded stream sv) with $M+$((HEADROOM * N))"
+    "$BIN/throughput-tokio" --url "$URL" --stream sv-one --group fill --consumer f \
+        --count 1000 --messages $((M + HEADROOM)) --fill >/dev/null
+    "$BIN/throughput-tokio" --url "$URL" --stream sv --shards "$N" --group fill --consumer f \
+        --count 1000 --messages $((M + HEADROOM * N)) --fill >/dev/null
+    RUNS=("xgroup-tokio / 1 stream" "xgroup-tokio / $N streams")
+    if [ -n "$BASELINE" ]; then RUNS+=("xgroup-tokio@base / $N streams"); fi
+    RESULTS=$WORK/results.tsv
+    : >"$RESULTS"
+    for count in 1000 default; do
+        c=(--count "$count")
+        if [ "$count" = default ]; then c=(); fi
+        for rep in $(seq "$REPS"); do
+            for run in "${RUNS[@]}"; do
+                bin=$BIN/throughput-tokio
+                if [[ $run == *@base* ]]; then bin=$BIN/throughput-tokio-base; fi
+                stream=(--stream sv --shards "$N")
+                if [[ $run == *"1 stream" ]]; then stream=(--stream sv-one); fi
+                g=${run//[^a-z0-9]/-}-$count-$rep
+                log "several run $rep: $run, COUNT $count"
+                "$BIN/bench_measure" "$run" "$count" "$SERVER_PID" -- "$bin" --url "$URL" \
+                    "${stream[@]}" --group "g-$g" --consumer c "${c[@]}" --messages "$M" >>"$RESULTS"
+            done
+        done
+    done
+    machine "after"
+    echo "several: one xgroup-tokio consumer process drains $M messages from one stream and from $N streams"
+    echo "on one server (one combined XREADGROUP ... STREAMS for all), at COUNT 1000 and the library's"
+    echo "default; $REPS runs each, interleaved, each through its own group; values are medians;"
+    echo "took $(($(date +%s) - START)) s"
+    echo "server% = server CPU-s / client wall-s; cpu-s/M = client CPU-s per million messages"
+    "$BIN/bench_table" --baseline "xgroup-tokio / 1 stream=vs 1 stream" "$RESULTS"
     exit 0
 fi
 
