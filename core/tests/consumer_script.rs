@@ -385,6 +385,36 @@ fn connection_loss_reconnects_with_growing_backoff_and_resends_acks() {
 }
 
 #[test]
+fn held_entries_are_refreshed_first_thing_after_a_reconnect() {
+    // Claim min idle 60 s: held entries are refreshed every 30 s.
+    let mut s = Script::started(cfg().build().unwrap());
+    s.reply(&read_reply(&[entry("1-1", "a", "1")]));
+    assert!(matches!(s.events()[..], [Event::Deliver(_)]));
+    // 25 s later, before the first refresh, the connection drops.
+    s.advance(Duration::from_secs(25));
+    s.sent();
+    s.c.handle_disconnected(s.now, Conn::Control, "reset by peer");
+    s.events();
+    let (at, kind) = s.c.poll_timeout().unwrap();
+    assert_eq!(kind, TimerKind::Reconnect);
+    s.now = at;
+    s.c.handle_timeout(s.now);
+    assert_eq!(s.events(), vec![Event::Connect(Conn::Control)]);
+    s.c.handle_connected(s.now, Conn::Control);
+    assert_eq!(
+        s.sent(),
+        "CLIENT SETNAME c | XGROUP CREATE s g 0 MKSTREAM | "
+    );
+    s.reply("+OK\r\n+OK\r\n");
+    // The entry's idle time ran on at the server: it is refreshed at once,
+    // not 30 s after the reconnect (55 s idle by then, 5 s short of the
+    // min idle at which another consumer may claim it).
+    let sent = s.sent();
+    assert!(sent.starts_with("XCLAIM s g c 25"), "{sent}");
+    assert!(sent.contains(" 1-1 JUSTID | "), "{sent}");
+}
+
+#[test]
 fn malformed_reply_drops_the_connection() {
     let mut s = Script::started(cfg().build().unwrap());
     s.reply("?what\r\n");

@@ -296,8 +296,13 @@ impl Consumer {
             .set_due(Timer::Heartbeat, self.cfg.heartbeat.is_some() && !draining);
         self.timers
             .set_due(Timer::GroupStats, self.cfg.group_stats_interval.is_some());
-        self.timers
-            .set(Timer::Refresh, now + self.refresh_interval());
+        // Entries the handler still holds were last refreshed on the lost
+        // connection: refresh them first thing (their idle time ran on).
+        let refresh_at = match self.ledger.held() {
+            0 => now + self.refresh_interval(),
+            _ => now,
+        };
+        self.timers.set(Timer::Refresh, refresh_at);
         let mut handshake = self
             .outbox
             .handshake(now, conn, &self.cfg.connect, check_role);
