@@ -276,7 +276,8 @@ pub fn xreadgroup_raw(raw: &Bytes, stream: &[u8]) -> Option<Result<Vec<Entry>, R
 /// [`xreadgroup_raw`] for the reply to one `XREADGROUP ... STREAMS a b c`:
 /// the entries of each of `streams`, in that order (see
 /// [`xreadgroup_streams`]). `None` for any other shape (an error, a stream
-/// not asked for, ...): decode the frame and use [`xreadgroup_streams`].
+/// not asked for or named twice, a bad entry, ...): decode the frame and
+/// use [`xreadgroup_streams`].
 pub fn xreadgroup_streams_raw(
     raw: &Bytes,
     streams: &[&[u8]],
@@ -291,16 +292,20 @@ pub fn xreadgroup_streams_raw(
             n => (n, false),
         },
     };
+    // A stream named twice is left to the frame path (a map keeps one).
+    let mut seen = vec![false; streams.len()];
     for _ in 0..usize::try_from(listed).ok()? {
         if !map && c.array_len()? != 2 {
             return None;
         }
         let name = c.bulk()?;
         let i = streams.iter().position(|s| *s == name.as_ref())?;
-        match raw_entries(&mut c, raw)? {
-            Ok(entries) => found[i].extend(entries),
-            Err(e) => return Some(Err(e)),
+        if std::mem::replace(&mut seen[i], true) {
+            return None;
         }
+        // A bad entry is the frame path's to report: which of two bad
+        // streams it names depends on the order it meets them in.
+        found[i] = raw_entries(&mut c, raw)?.ok()?;
     }
     c.done().then_some(Ok(found))
 }
@@ -1177,6 +1182,9 @@ mod tests {
             assert_eq!(fast, xreadgroup_streams(frame(bytes), &names).unwrap());
             assert!(xreadgroup_streams_raw(&raw, &[b"s2", b"s3"]).is_none());
         }
+        // A stream named twice goes to the frame path.
+        let twice = Bytes::from_static(b"*2\r\n*2\r\n$1\r\ns\r\n*0\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+        assert!(xreadgroup_streams_raw(&twice, &[b"s"]).is_none());
         for nothing in [R2_XREADGROUP_TIMEOUT, R3_XREADGROUP_TIMEOUT] {
             let raw = Bytes::from_static(nothing);
             let fast = xreadgroup_streams_raw(&raw, &[b"a", b"b"])
