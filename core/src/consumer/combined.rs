@@ -21,11 +21,12 @@ use bytes::{Bytes, BytesMut};
 use crate::command::CommandWriter;
 use crate::config::ConsumerConfig;
 use crate::error::{Error, ProtocolError};
+use crate::id::ReadFrom;
 use crate::reply::{self, Entry, ReplyError};
 use crate::resp::Decoder;
 
 use super::lifecycle::{Conn, Phase};
-use super::outbox::{Fetch, ReadAsk};
+use super::outbox::{block_ms, Fetch, ReadAsk, XReadGroup};
 use super::{Consumer, Event, State};
 
 /// The combined read's connection, commands out and what each answers.
@@ -199,25 +200,16 @@ impl CombinedReads {
         count: u64,
         block: Option<Duration>,
     ) {
-        let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
-        let argc = 7 + 2 * usize::from(block_ms.is_some()) + 2 * parts.len();
-        let mut w = CommandWriter::begin(&mut self.wire, argc);
-        w.arg(b"XREADGROUP")
-            .arg(b"GROUP")
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg(b"COUNT")
-            .arg_u64(count);
-        if let Some(ms) = block_ms {
-            w.arg(b"BLOCK").arg_u64(ms);
-        }
-        w.arg(b"STREAMS");
-        for (i, _) in &parts {
-            w.arg(&self.keys[*i]);
-        }
-        for _ in &parts {
-            w.arg(b">");
-        }
+        let block_ms = block_ms(block);
+        let read = XReadGroup {
+            group: &self.group,
+            consumer: &self.consumer,
+            count,
+            block_ms,
+        };
+        let keys: Vec<&[u8]> = parts.iter().map(|(i, _)| self.keys[*i].as_ref()).collect();
+        let w = CommandWriter::begin(&mut self.wire, read.argc(keys.len()));
+        read.write(w, &keys, ReadFrom::New);
         let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
         // Behind another read, its reply comes after that one's.
         let behind = self.out.back().map(|o| o.deadline + self.reply_timeout);

@@ -456,28 +456,18 @@ impl Outbox {
             asks.waiting.push_back(ReadAsk { count, block });
             return;
         }
-        // Whole milliseconds, at least 1: BLOCK 0 would wait forever.
-        let block_ms = block.map(|b| (b.as_millis() as u64).max(1));
+        let block_ms = block_ms(block);
         let wire = match conn {
             Conn::Control | Conn::Discovery => &mut self.wire,
             Conn::Read => &mut self.read.wire,
         };
-        let mut w = wire.begin(if block_ms.is_some() { 11 } else { 9 });
-        w.arg(b"XREADGROUP")
-            .arg(b"GROUP")
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg(b"COUNT")
-            .arg_u64(count);
-        if let Some(ms) = block_ms {
-            w.arg(b"BLOCK").arg_u64(ms);
-        }
-        w.arg(b"STREAMS").arg(&self.stream);
-        match from {
-            ReadFrom::New => w.arg(b">"),
-            ReadFrom::PendingAfter(id) => w.arg_id(id),
+        let read = XReadGroup {
+            group: &self.group,
+            consumer: &self.consumer,
+            count,
+            block_ms,
         };
-        drop(w);
+        read.write(wire.begin(read.argc(1)), &[&self.stream], from);
         let extra = block_ms.map_or(Duration::ZERO, Duration::from_millis);
         self.push_on(conn, now, Sent::Fetch(kind), extra);
     }
@@ -912,6 +902,51 @@ impl Outbox {
         w.arg(b"XDEL").arg(&self.stream);
         for id in ids {
             w.arg_id(*id);
+        }
+    }
+}
+
+/// `BLOCK` in whole milliseconds, at least 1 (`BLOCK 0` would wait forever).
+pub(super) fn block_ms(block: Option<Duration>) -> Option<u64> {
+    block.map(|b| (b.as_millis() as u64).max(1))
+}
+
+/// `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS <keys> <ids>`, for one
+/// stream (`Outbox::read`) or several (a combined read).
+pub(super) struct XReadGroup<'a> {
+    pub(super) group: &'a [u8],
+    pub(super) consumer: &'a [u8],
+    pub(super) count: u64,
+    pub(super) block_ms: Option<u64>,
+}
+
+impl XReadGroup<'_> {
+    /// Its argument count for `streams` keys.
+    pub(super) fn argc(&self, streams: usize) -> usize {
+        7 + 2 * usize::from(self.block_ms.is_some()) + 2 * streams
+    }
+
+    /// Writes it on `w` (begun with [`argc`](Self::argc)): every key read
+    /// from `from`.
+    pub(super) fn write(&self, mut w: CommandWriter<'_>, keys: &[&[u8]], from: ReadFrom) {
+        w.arg(b"XREADGROUP")
+            .arg(b"GROUP")
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg(b"COUNT")
+            .arg_u64(self.count);
+        if let Some(ms) = self.block_ms {
+            w.arg(b"BLOCK").arg_u64(ms);
+        }
+        w.arg(b"STREAMS");
+        for key in keys {
+            w.arg(key);
+        }
+        for _ in keys {
+            match from {
+                ReadFrom::New => w.arg(b">"),
+                ReadFrom::PendingAfter(id) => w.arg_id(id),
+            };
         }
     }
 }

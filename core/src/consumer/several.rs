@@ -60,9 +60,6 @@ pub struct MultiConsumer {
     combined: Option<CombinedReads>,
     /// The stream first in line for a free slot.
     turn: usize,
-    /// The stream whose completion freed the slots being shared: last in
-    /// line for them.
-    completing: Option<usize>,
 }
 
 impl MultiConsumer {
@@ -102,7 +99,6 @@ impl MultiConsumer {
             stop_reported: false,
             combined,
             turn: 0,
-            completing: None,
         }
     }
 
@@ -376,7 +372,7 @@ impl MultiConsumer {
         }
         let before = self.taken();
         input(&mut self.parts[i]);
-        self.after(now, i, before);
+        self.after(now, i, before, None);
     }
 
     /// Runs a completion on stream `i`: it acks without taking the freed
@@ -390,12 +386,13 @@ impl MultiConsumer {
         };
         part.others_in_flight = self.cfg.max_in_flight_batches;
         input(part);
-        self.completing = Some(i);
-        self.after(now, i, usize::MAX);
-        self.completing = None;
+        self.after(now, i, usize::MAX, Some(i));
     }
 
-    fn after(&mut self, now: Instant, i: usize, before: usize) {
+    /// After an input on stream `i`: shares the slots again; if fewer are
+    /// taken than `before`, the free ones go round (`completing`, the
+    /// stream whose completion freed them, last).
+    fn after(&mut self, now: Instant, i: usize, before: usize, completing: Option<usize>) {
         if self.parts[i].is_stopped() {
             self.handle_shutdown(now);
         }
@@ -422,7 +419,7 @@ impl MultiConsumer {
             let round_start = self.taken();
             let first = self.turn;
             // A completing stream comes last in its round.
-            let last = self.completing.filter(|&c| c < n);
+            let last = completing.filter(|&c| c < n);
             let order = (0..n)
                 .map(|k| (first + k) % n)
                 .filter(|&j| Some(j) != last)
@@ -491,7 +488,7 @@ impl MultiConsumer {
             if self.parts[j].set_combined_ready(ready) && ready {
                 let before = self.taken();
                 self.parts[j].pump(now);
-                self.after(now, j, before);
+                self.after(now, j, before, None);
             }
         }
         loop {
@@ -559,7 +556,7 @@ impl MultiConsumer {
         if stopped {
             self.handle_shutdown(now);
         }
-        self.after(now, self.turn, usize::MAX);
+        self.after(now, self.turn, usize::MAX, None);
     }
 
     /// The slots every stream takes, summed.
