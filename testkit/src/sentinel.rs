@@ -183,11 +183,20 @@ impl SentinelSet {
         port
     }
 
-    /// Starts a killed node again (the sentinels make it a replica of the
-    /// current master).
+    /// Starts a killed node again as a replica of the current master, and
+    /// one the sentinels may not promote until
+    /// [`wait_for_sync`](Self::wait_for_sync) sees it in sync: it comes back
+    /// empty (no persistence), and a failover the sentinels start on a
+    /// loaded machine must not make it the master.
     pub fn restart_node(&mut self, port: u16) {
+        let master = self.master_port();
         let node = self.nodes.iter_mut().find(|n| n.port() == port);
-        node.expect("a node of the set").restart();
+        let node = node.expect("a node of the set");
+        node.restart();
+        if master != port {
+            node.cmd(&["CONFIG", "SET", "replica-priority", "0"]);
+            node.cmd(&["REPLICAOF", "127.0.0.1", &master.to_string()]);
+        }
     }
 
     /// Waits until every running sentinel names the same master other than
@@ -247,6 +256,9 @@ impl SentinelSet {
                 })
                 .unwrap_or(false);
             if synced {
+                // Promotable again (see `restart_node`).
+                self.node(port)
+                    .cmd(&["CONFIG", "SET", "replica-priority", "100"]);
                 return;
             }
             assert!(
